@@ -103,7 +103,7 @@ pub fn compile(src: &str, env: &mut Env, scope: Scope, expected: Expected) -> Re
 }
 
 fn wrong_type(expected: &'static str, found: &Value) -> EvalError {
-    EvalError::WrongType { expected, found: found.type_of().to_string() }
+    EvalError::WrongType(format!("expected {expected}, found {}", found.type_of()).into())
 }
 
 /// A compiled sub-expression, kept open while its parent may specialise on it.
@@ -124,7 +124,7 @@ impl SlotRef {
     fn read<'a>(&self, ctx: &Ctx<'a>) -> Result<&'a Value, EvalError> {
         ctx.act
             .get(self.root, self.slot)
-            .ok_or_else(|| EvalError::NoSuchField(self.name.to_string()))
+            .ok_or_else(|| EvalError::NoSuchField(self.name.clone()))
     }
 }
 
@@ -283,9 +283,9 @@ impl Compiler<'_> {
             result_ty,
             compiled.unary(move |v| match v {
                 Value::Map(_) => {
-                    v.map_get(&key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string()))
+                    v.map_get(&key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string().into()))
                 }
-                other => Err(EvalError::WrongType { expected: "map", found: other.type_of().to_string() }),
+                other => Err(wrong_type("map", other)),
             }),
         ))
     }
@@ -369,7 +369,7 @@ impl Compiler<'_> {
                         return Err(wrong_type("map key", &key));
                     }
                     if pairs.iter().any(|(existing, _)| *existing == key) {
-                        return Err(EvalError::Conversion(format!("duplicate map key {key}")));
+                        return Err(EvalError::Conversion(format!("duplicate map key {key}").into()));
                     }
                     pairs.push((key, v(ctx)?));
                 }
@@ -462,18 +462,15 @@ impl Compiler<'_> {
                 if !orderable(&lt, &rt) {
                     return err(span, format!("cannot order {lt} and {rt}"));
                 }
-                let accept: fn(Ordering) -> bool = match op {
-                    BinaryOp::Lt => Ordering::is_lt,
-                    BinaryOp::Le => Ordering::is_le,
-                    BinaryOp::Gt => Ordering::is_gt,
-                    _ => Ordering::is_ge,
-                };
+                // One monomorphic closure per operator: no indirect call to pick the ordering.
                 let symbol = op.symbol();
-                Ok((Type::Bool, l.binary(r, move |a, b| match a.compare(b) {
-                    Some(ord) => Ok(Value::Bool(accept(ord))),
-                    None if matches!((a, b), (Value::Double(_), _) | (_, Value::Double(_))) => Ok(Value::Bool(false)),
-                    None => Err(no_overload(symbol, a, b)),
-                })))
+                let compiled = match op {
+                    BinaryOp::Lt => ordered(l, r, symbol, Ordering::is_lt),
+                    BinaryOp::Le => ordered(l, r, symbol, Ordering::is_le),
+                    BinaryOp::Gt => ordered(l, r, symbol, Ordering::is_gt),
+                    _ => ordered(l, r, symbol, Ordering::is_ge),
+                };
+                Ok((Type::Bool, compiled))
             }
             BinaryOp::In => {
                 let ok = match &rt {
@@ -842,7 +839,7 @@ fn arithmetic_type(op: BinaryOp, a: &Type, b: &Type) -> Option<Type> {
 }
 
 fn no_overload(op: &'static str, a: &Value, b: &Value) -> EvalError {
-    EvalError::NoOverload { op, lhs: a.type_of().to_string(), rhs: b.type_of().to_string() }
+    EvalError::NoOverload(format!("no operator '{op}' for {} and {}", a.type_of(), b.type_of()).into())
 }
 
 fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
@@ -891,6 +888,27 @@ fn as_double(v: &Value) -> f64 {
         Value::Double(d) => *d,
         _ => f64::NAN,
     }
+}
+
+fn ordered<A>(l: Compiled, r: Compiled, symbol: &'static str, accept: A) -> Compiled
+where
+    A: Fn(Ordering) -> bool + Copy + Send + Sync + 'static,
+{
+    let compare = move |a: &Value, b: &Value| match a.compare(b) {
+        Some(ord) => Ok(Value::Bool(accept(ord))),
+        // NaN is unordered: every comparison with it is false.
+        None if matches!((a, b), (Value::Double(_), _) | (_, Value::Double(_))) => Ok(Value::Bool(false)),
+        None => Err(no_overload(symbol, a, b)),
+    };
+    // The commonest rule shape, `profile.age > 30`: compare the borrowed slot with the integer.
+    if let (Compiled::Slot(slot), Compiled::Const(Value::Int(c))) = (&l, &r) {
+        let (slot, c) = (slot.clone(), *c);
+        return Compiled::Node(Box::new(move |ctx| match slot.read(ctx)? {
+            Value::Int(a) => Ok(Value::Bool(accept(a.cmp(&c)))),
+            other => compare(other, &Value::Int(c)),
+        }));
+    }
+    l.binary(r, compare)
 }
 
 /// `lhs in rhs`, with a fast path for a constant list of strings (`country in ['US', 'CA']`).
@@ -960,7 +978,7 @@ fn index_value(target: &Value, index: &Value) -> Result<Value, EvalError> {
             index_value(&Value::List(items.clone()), &Value::Int(*d as i64))
         }
         (Value::Map(_), key) => {
-            target.map_get(key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string()))
+            target.map_get(key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string().into()))
         }
         (other, _) => Err(wrong_type("list or map", other)),
     }
@@ -973,13 +991,13 @@ fn to_int(v: &Value) -> Result<Value, EvalError> {
             if d.is_finite() && *d > -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_807e18 {
                 Ok(Value::Int(d.trunc() as i64))
             } else {
-                Err(EvalError::Conversion(format!("{d} does not fit in an int")))
+                Err(EvalError::Conversion(format!("{d} does not fit in an int").into()))
             }
         }
         Value::String(s) => s
             .parse()
             .map(Value::Int)
-            .map_err(|_| EvalError::Conversion(format!("'{s}' is not an integer"))),
+            .map_err(|_| EvalError::Conversion(format!("'{s}' is not an integer").into())),
         Value::Timestamp(t) => Ok(Value::Int(t.unix_seconds())),
         other => Err(wrong_type("number or string", other)),
     }
@@ -992,7 +1010,7 @@ fn to_double(v: &Value) -> Result<Value, EvalError> {
         Value::String(s) => s
             .parse()
             .map(Value::Double)
-            .map_err(|_| EvalError::Conversion(format!("'{s}' is not a number"))),
+            .map_err(|_| EvalError::Conversion(format!("'{s}' is not a number").into())),
         other => Err(wrong_type("number or string", other)),
     }
 }
@@ -1014,7 +1032,7 @@ fn to_timestamp(v: &Value) -> Result<Value, EvalError> {
         Value::Timestamp(t) => Ok(Value::Timestamp(*t)),
         Value::String(s) => crate::time::parse_instant(s)
             .map(|p| Value::Timestamp(p.at))
-            .map_err(EvalError::Conversion),
+            .map_err(|e| EvalError::Conversion(e.into())),
         other => Err(wrong_type("string", other)),
     }
 }
@@ -1022,7 +1040,7 @@ fn to_timestamp(v: &Value) -> Result<Value, EvalError> {
 fn to_duration(v: &Value) -> Result<Value, EvalError> {
     match v {
         Value::Duration(d) => Ok(Value::Duration(*d)),
-        Value::String(s) => crate::time::parse_duration(s).map(Value::Duration).map_err(EvalError::Conversion),
+        Value::String(s) => crate::time::parse_duration(s).map(Value::Duration).map_err(|e| EvalError::Conversion(e.into())),
         other => Err(wrong_type("string", other)),
     }
 }

@@ -25,23 +25,26 @@ impl ExprError {
 }
 
 /// Why an evaluation failed. The engine treats any of these as "false" for a condition and
-/// counts it; it never reaches a caller as a panic.
+/// counts it; it never reaches a caller as a panic. Kept to two words (messages are boxed):
+/// every closure returns it, so its size is paid on every evaluation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
     #[error("no such field '{0}'")]
-    NoSuchField(String),
+    NoSuchField(std::sync::Arc<str>),
     #[error("no such key {0}")]
-    NoSuchKey(String),
+    NoSuchKey(Box<str>),
     #[error("index {0} is out of range")]
     IndexOutOfRange(i64),
     #[error("division by zero")]
     DivisionByZero,
     #[error("integer overflow")]
     Overflow,
-    #[error("no operator '{op}' for {lhs} and {rhs}")]
-    NoOverload { op: &'static str, lhs: String, rhs: String },
-    #[error("expected {expected}, found {found}")]
-    WrongType { expected: &'static str, found: String },
+    /// "no operator '+' for string and int"
     #[error("{0}")]
-    Conversion(String),
+    NoOverload(Box<str>),
+    /// "expected bool, found int"
+    #[error("{0}")]
+    WrongType(Box<str>),
+    #[error("{0}")]
+    Conversion(Box<str>),
 }
