@@ -1,3 +1,64 @@
-fn main() {
-    println!("Hello, world!");
+//! `kairos`: one binary for every Kairos process and command.
+
+mod demo;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kairos",
+    version,
+    about = "Kairos: real-time interaction management"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check channel files offline and print every error as file:line:column: message
+    Validate(validate::Args),
+    /// Demo data for the example channel
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Write the seeded demo profile tables (customers.csv, accounts.csv) into a folder
+    Profiles {
+        /// Folder to write into
+        #[arg(long, default_value = "examples/bank")]
+        out: PathBuf,
+        /// Seed of the generator: the same seed writes the same files
+        #[arg(long, default_value_t = demo::DEFAULT_SEED)]
+        seed: u64,
+        /// How many customers
+        #[arg(long, default_value_t = demo::DEFAULT_CUSTOMERS)]
+        customers: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Demo(DemoCommand::Profiles {
+            out,
+            seed,
+            customers,
+        }) => demo::write_profiles(&out, seed, customers),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -30,8 +30,12 @@ fn evaluate(c: &mut Criterion) {
     assert_eq!(cel_program.execute(&ctx).unwrap(), cel::Value::Bool(true));
 
     let mut group = c.benchmark_group("age_and_country");
-    group.bench_function("kairos", |b| b.iter(|| program.eval_bool(black_box(&bindings))));
-    group.bench_function("cel_crate", |b| b.iter(|| cel_program.execute(black_box(&ctx))));
+    group.bench_function("kairos", |b| {
+        b.iter(|| program.eval_bool(black_box(&bindings)))
+    });
+    group.bench_function("cel_crate", |b| {
+        b.iter(|| cel_program.execute(black_box(&ctx)))
+    });
     group.finish();
 }
 

@@ -70,14 +70,35 @@ pub enum ExprKind {
     Literal(Literal),
     Ident(String),
     /// `operand.field`
-    Select { operand: Box<Expr>, field: String },
+    Select {
+        operand: Box<Expr>,
+        field: String,
+    },
     /// `operand[index]`
-    Index { operand: Box<Expr>, index: Box<Expr> },
+    Index {
+        operand: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `function(args)` or `target.function(args)`; macros (`has`, `exists`, ...) are calls too.
-    Call { target: Option<Box<Expr>>, function: String, args: Vec<Expr> },
+    Call {
+        target: Option<Box<Expr>>,
+        function: String,
+        args: Vec<Expr>,
+    },
     List(Vec<Expr>),
     Map(Vec<(Expr, Expr)>),
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Conditional { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Conditional {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
 }

@@ -13,7 +13,7 @@ use crate::ast::{BinaryOp, Expr, ExprKind, Literal, Span, UnaryOp};
 use crate::env::{Activation, Env, Root, Scope};
 use crate::error::{EvalError, ExprError};
 use crate::time::{Duration, NANOS_PER_SECOND, Timestamp, format_duration, format_timestamp};
-use crate::value::{Type, Value};
+use crate::value::{TWO_POW_63, Type, Value};
 use crate::{parser, suggest};
 
 type Node = Box<dyn Fn(&Ctx<'_>) -> Result<Value, EvalError> + Send + Sync>;
@@ -55,7 +55,9 @@ pub struct Program {
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").field("result_type", &self.result_type).finish_non_exhaustive()
+        f.debug_struct("Program")
+            .field("result_type", &self.result_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,9 +88,18 @@ impl Program {
 }
 
 /// Parses, type-checks and compiles `src`.
-pub fn compile(src: &str, env: &mut Env, scope: Scope, expected: Expected) -> Result<Program, ExprError> {
+pub fn compile(
+    src: &str,
+    env: &mut Env,
+    scope: Scope,
+    expected: Expected,
+) -> Result<Program, ExprError> {
     let expr = parser::parse(src)?;
-    let mut compiler = Compiler { env, scope, locals: Vec::new() };
+    let mut compiler = Compiler {
+        env,
+        scope,
+        locals: Vec::new(),
+    };
     let (ty, compiled) = compiler.expr(&expr)?;
     let fits = match expected {
         Expected::Bool => ty.fits(&Type::Bool),
@@ -96,10 +107,20 @@ pub fn compile(src: &str, env: &mut Env, scope: Scope, expected: Expected) -> Re
         Expected::Any => true,
     };
     if !fits {
-        let want = if expected == Expected::Bool { "a condition (bool)" } else { "a number" };
-        return Err(ExprError::new(expr.span, format!("expression must be {want}, but it is {ty}")));
+        let want = if expected == Expected::Bool {
+            "a condition (bool)"
+        } else {
+            "a number"
+        };
+        return Err(ExprError::new(
+            expr.span,
+            format!("expression must be {want}, but it is {ty}"),
+        ));
     }
-    Ok(Program { node: compiled.into_node(), result_type: ty })
+    Ok(Program {
+        node: compiled.into_node(),
+        result_type: ty,
+    })
 }
 
 fn wrong_type(expected: &'static str, found: &Value) -> EvalError {
@@ -198,16 +219,20 @@ impl Compiler<'_> {
             ExprKind::Ident(name) => self.ident(name, span),
             ExprKind::Select { operand, field } => self.select(operand, field, span),
             ExprKind::Index { operand, index } => self.index(operand, index, span),
-            ExprKind::Call { target, function, args } => {
-                self.call(target.as_deref(), function, args, span)
-            }
+            ExprKind::Call {
+                target,
+                function,
+                args,
+            } => self.call(target.as_deref(), function, args, span),
             ExprKind::List(items) => self.list(items),
             ExprKind::Map(entries) => self.map(entries),
             ExprKind::Unary { op, operand } => self.unary(*op, operand),
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
-            ExprKind::Conditional { cond, then, otherwise } => {
-                self.conditional(cond, then, otherwise)
-            }
+            ExprKind::Conditional {
+                cond,
+                then,
+                otherwise,
+            } => self.conditional(cond, then, otherwise),
         }
     }
 
@@ -215,10 +240,16 @@ impl Compiler<'_> {
         if let Some(pos) = self.locals.iter().rposition(|(n, _)| n == name) {
             let depth = self.locals.len() - 1 - pos;
             let ty = self.locals[pos].1.clone();
-            return Ok((ty, Compiled::Node(Box::new(move |ctx| Ok(ctx.local(depth).clone())))));
+            return Ok((
+                ty,
+                Compiled::Node(Box::new(move |ctx| Ok(ctx.local(depth).clone()))),
+            ));
         }
         match name {
-            "now" => Ok((Type::Timestamp, Compiled::Node(Box::new(|ctx| Ok(Value::Timestamp(ctx.act.now())))))),
+            "now" => Ok((
+                Type::Timestamp,
+                Compiled::Node(Box::new(|ctx| Ok(Value::Timestamp(ctx.act.now())))),
+            )),
             "segments" => Ok((
                 Type::List(Box::new(Type::String)),
                 Compiled::Node(Box::new(|ctx| Ok(ctx.act.segments()))),
@@ -226,9 +257,14 @@ impl Compiler<'_> {
             _ => {
                 if let Some(root) = Root::from_name(name) {
                     self.check_root_in_scope(root, span)?;
-                    return err(span, format!("{name} is not a value on its own; use {name}.<field>"));
+                    return err(
+                        span,
+                        format!("{name} is not a value on its own; use {name}.<field>"),
+                    );
                 }
-                let known = ["profile", "session", "event", "offer", "patterns", "segments", "now"];
+                let known = [
+                    "profile", "session", "event", "offer", "patterns", "segments", "now",
+                ];
                 match suggest::closest(name, known) {
                     Some(s) => err(span, format!("unknown name '{name}' (did you mean '{s}'?)")),
                     None => err(
@@ -245,12 +281,14 @@ impl Compiler<'_> {
 
     fn check_root_in_scope(&self, root: Root, span: &Span) -> Result<(), ExprError> {
         match root {
-            Root::Event if !self.scope.event => {
-                err(span, "event is only available in event actions and their conditions")
-            }
-            Root::Offer if !self.scope.offer => {
-                err(span, "offer is only available in rule eligibility and score expressions")
-            }
+            Root::Event if !self.scope.event => err(
+                span,
+                "event is only available in event actions and their conditions",
+            ),
+            Root::Offer if !self.scope.offer => err(
+                span,
+                "offer is only available in rule eligibility and score expressions",
+            ),
             _ => Ok(()),
         }
     }
@@ -268,7 +306,10 @@ impl Compiler<'_> {
     fn select(&mut self, operand: &Expr, field: &str, span: &Span) -> Checked {
         if let Some(root) = self.root_field(operand) {
             self.check_root_in_scope(root, &operand.span)?;
-            let (slot, ty) = self.env.resolve(root, field).map_err(|m| ExprError::new(span.clone(), m))?;
+            let (slot, ty) = self
+                .env
+                .resolve(root, field)
+                .map_err(|m| ExprError::new(span.clone(), m))?;
             let name: Arc<str> = format!("{}.{field}", root.name()).into();
             return Ok((ty, Compiled::Slot(SlotRef { root, slot, name })));
         }
@@ -282,9 +323,10 @@ impl Compiler<'_> {
         Ok((
             result_ty,
             compiled.unary(move |v| match v {
-                Value::Map(_) => {
-                    v.map_get(&key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string().into()))
-                }
+                Value::Map(_) => v
+                    .map_get(&key)
+                    .cloned()
+                    .ok_or_else(|| EvalError::NoSuchKey(key.to_string().into())),
                 other => Err(wrong_type("map", other)),
             }),
         ))
@@ -296,7 +338,10 @@ impl Compiler<'_> {
         let result_ty = match &ty {
             Type::List(elem) => {
                 if !ity.fits(&Type::Int) {
-                    return err(&index.span, format!("a list index must be an int, not {ity}"));
+                    return err(
+                        &index.span,
+                        format!("a list index must be an int, not {ity}"),
+                    );
                 }
                 (**elem).clone()
             }
@@ -348,7 +393,10 @@ impl Compiler<'_> {
         for (k, v) in entries {
             let (kt, kc) = self.expr(k)?;
             if !matches!(kt, Type::String | Type::Int | Type::Bool | Type::Dyn) {
-                return err(&k.span, format!("a map key must be a string, int or bool, not {kt}"));
+                return err(
+                    &k.span,
+                    format!("a map key must be a string, int or bool, not {kt}"),
+                );
             }
             let (vt, vc) = self.expr(v)?;
             key_ty = Some(key_ty.map_or(kt.clone(), |p| p.join(&kt)));
@@ -369,7 +417,9 @@ impl Compiler<'_> {
                         return Err(wrong_type("map key", &key));
                     }
                     if pairs.iter().any(|(existing, _)| *existing == key) {
-                        return Err(EvalError::Conversion(format!("duplicate map key {key}").into()));
+                        return Err(EvalError::Conversion(
+                            format!("duplicate map key {key}").into(),
+                        ));
                     }
                     pairs.push((key, v(ctx)?));
                 }
@@ -385,23 +435,31 @@ impl Compiler<'_> {
                 if !ty.fits(&Type::Bool) {
                     return err(&operand.span, format!("'!' needs a bool, not {ty}"));
                 }
-                Ok((Type::Bool, c.unary(|v| match v {
-                    Value::Bool(b) => Ok(Value::Bool(!b)),
-                    other => Err(wrong_type("bool", other)),
-                })))
+                Ok((
+                    Type::Bool,
+                    c.unary(|v| match v {
+                        Value::Bool(b) => Ok(Value::Bool(!b)),
+                        other => Err(wrong_type("bool", other)),
+                    }),
+                ))
             }
             UnaryOp::Neg => {
                 if !matches!(ty, Type::Int | Type::Double | Type::Duration | Type::Dyn) {
                     return err(&operand.span, format!("'-' needs a number, not {ty}"));
                 }
-                Ok((ty, c.unary(|v| match v {
-                    Value::Int(i) => i.checked_neg().map(Value::Int).ok_or(EvalError::Overflow),
-                    Value::Double(d) => Ok(Value::Double(-d)),
-                    Value::Duration(d) => {
-                        d.0.checked_neg().map(|n| Value::Duration(Duration(n))).ok_or(EvalError::Overflow)
-                    }
-                    other => Err(wrong_type("number", other)),
-                })))
+                Ok((
+                    ty,
+                    c.unary(|v| match v {
+                        Value::Int(i) => i.checked_neg().map(Value::Int).ok_or(EvalError::Overflow),
+                        Value::Double(d) => Ok(Value::Double(-d)),
+                        Value::Duration(d) => {
+                            d.0.checked_neg()
+                                .map(|n| Value::Duration(Duration(n)))
+                                .ok_or(EvalError::Overflow)
+                        }
+                        other => Err(wrong_type("number", other)),
+                    }),
+                ))
             }
         }
     }
@@ -409,11 +467,20 @@ impl Compiler<'_> {
     fn conditional(&mut self, cond: &Expr, then: &Expr, otherwise: &Expr) -> Checked {
         let (cty, c) = self.expr(cond)?;
         if !cty.fits(&Type::Bool) {
-            return err(&cond.span, format!("the condition before '?' must be a bool, not {cty}"));
+            return err(
+                &cond.span,
+                format!("the condition before '?' must be a bool, not {cty}"),
+            );
         }
         let (tty, t) = self.expr(then)?;
         let (oty, o) = self.expr(otherwise)?;
-        let ty = if tty == Type::Null { oty.clone() } else if oty == Type::Null { tty.clone() } else { tty.join(&oty) };
+        let ty = if tty == Type::Null {
+            oty.clone()
+        } else if oty == Type::Null {
+            tty.clone()
+        } else {
+            tty.join(&oty)
+        };
         if let Compiled::Const(Value::Bool(b)) = c {
             return Ok((ty, if b { t } else { o }));
         }
@@ -440,7 +507,10 @@ impl Compiler<'_> {
         let (lt, l) = self.expr(lhs)?;
         let (rt, r) = self.expr(rhs)?;
         let mismatch = || {
-            err(span, format!("no operator '{}' for {lt} and {rt}", op.symbol()))
+            err(
+                span,
+                format!("no operator '{}' for {lt} and {rt}", op.symbol()),
+            )
         };
         match op {
             BinaryOp::And | BinaryOp::Or => {
@@ -456,7 +526,10 @@ impl Compiler<'_> {
                     return err(span, format!("cannot compare {lt} with {rt}"));
                 }
                 let negate = op == BinaryOp::Ne;
-                Ok((Type::Bool, l.binary(r, move |a, b| Ok(Value::Bool((a == b) != negate)))))
+                Ok((
+                    Type::Bool,
+                    l.binary(r, move |a, b| Ok(Value::Bool((a == b) != negate))),
+                ))
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                 if !orderable(&lt, &rt) {
@@ -485,7 +558,9 @@ impl Compiler<'_> {
                 Ok((Type::Bool, membership(l, r)))
             }
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                let Some(ty) = arithmetic_type(op, &lt, &rt) else { return mismatch() };
+                let Some(ty) = arithmetic_type(op, &lt, &rt) else {
+                    return mismatch();
+                };
                 Ok((ty, l.binary(r, move |a, b| arithmetic(op, a, b))))
             }
         }
@@ -495,20 +570,30 @@ impl Compiler<'_> {
         match self.env.segment_index(segment) {
             Some(Some(index)) => Ok((
                 Type::Bool,
-                Compiled::Node(Box::new(move |ctx| Ok(Value::Bool(ctx.act.has_segment(index))))),
+                Compiled::Node(Box::new(move |ctx| {
+                    Ok(Value::Bool(ctx.act.has_segment(index)))
+                })),
             )),
             Some(None) => {
                 let name = segment.to_string();
                 Ok((
                     Type::Bool,
-                    Compiled::Node(Box::new(move |ctx| Ok(Value::Bool(ctx.act.has_segment_named(&name))))),
+                    Compiled::Node(Box::new(move |ctx| {
+                        Ok(Value::Bool(ctx.act.has_segment_named(&name)))
+                    })),
                 ))
             }
             None => err(span, format!("unknown segment '{segment}'")),
         }
     }
 
-    fn call(&mut self, target: Option<&Expr>, function: &str, args: &[Expr], span: &Span) -> Checked {
+    fn call(
+        &mut self,
+        target: Option<&Expr>,
+        function: &str,
+        args: &[Expr],
+        span: &Span,
+    ) -> Checked {
         match (target, function) {
             (None, "has") => return self.has(args, span),
             (Some(t), "exists" | "all" | "exists_one" | "map" | "filter") => {
@@ -528,7 +613,13 @@ impl Compiler<'_> {
             if given == n {
                 Ok(())
             } else {
-                err(span, format!("{function}() takes {} argument(s)", n - usize::from(target.is_some())))
+                err(
+                    span,
+                    format!(
+                        "{function}() takes {} argument(s)",
+                        n - usize::from(target.is_some())
+                    ),
+                )
             }
         };
         let tys: Vec<Type> = typed.iter().map(|(t, _)| t.clone()).collect();
@@ -536,20 +627,32 @@ impl Compiler<'_> {
         match function {
             "size" => {
                 arity(1)?;
-                if !matches!(tys[0], Type::String | Type::List(_) | Type::Map(..) | Type::Dyn) {
-                    return err(span, format!("size() needs a string, list or map, not {}", tys[0]));
+                if !matches!(
+                    tys[0],
+                    Type::String | Type::List(_) | Type::Map(..) | Type::Dyn
+                ) {
+                    return err(
+                        span,
+                        format!("size() needs a string, list or map, not {}", tys[0]),
+                    );
                 }
-                Ok((Type::Int, parts.next().expect("arity").unary(|v| match v {
-                    Value::String(s) => Ok(Value::Int(s.chars().count() as i64)),
-                    Value::List(l) => Ok(Value::Int(l.len() as i64)),
-                    Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-                    other => Err(wrong_type("string, list or map", other)),
-                })))
+                Ok((
+                    Type::Int,
+                    parts.next().expect("arity").unary(|v| match v {
+                        Value::String(s) => Ok(Value::Int(s.chars().count() as i64)),
+                        Value::List(l) => Ok(Value::Int(l.len() as i64)),
+                        Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+                        other => Err(wrong_type("string, list or map", other)),
+                    }),
+                ))
             }
             "contains" | "startsWith" | "endsWith" => {
                 arity(2)?;
                 if target.is_none() {
-                    return err(span, format!("{function}() is a method: write text.{function}(part)"));
+                    return err(
+                        span,
+                        format!("{function}() is a method: write text.{function}(part)"),
+                    );
                 }
                 for t in &tys {
                     if !t.fits(&Type::String) {
@@ -562,35 +665,53 @@ impl Compiler<'_> {
                     _ => |a, b| a.ends_with(b),
                 };
                 let (a, b) = (parts.next().expect("arity"), parts.next().expect("arity"));
-                Ok((Type::Bool, a.binary(b, move |a, b| match (a, b) {
-                    (Value::String(a), Value::String(b)) => Ok(Value::Bool(test(a, b))),
-                    (Value::String(_), other) | (other, _) => Err(wrong_type("string", other)),
-                })))
+                Ok((
+                    Type::Bool,
+                    a.binary(b, move |a, b| match (a, b) {
+                        (Value::String(a), Value::String(b)) => Ok(Value::Bool(test(a, b))),
+                        (Value::String(_), other) | (other, _) => Err(wrong_type("string", other)),
+                    }),
+                ))
             }
             "matches" => {
                 arity(2)?;
                 let pattern_expr = operands[1];
                 let ExprKind::Literal(Literal::String(pattern)) = &pattern_expr.kind else {
-                    return err(&pattern_expr.span, "matches() needs a literal pattern, compiled once");
+                    return err(
+                        &pattern_expr.span,
+                        "matches() needs a literal pattern, compiled once",
+                    );
                 };
-                let re = Regex::new(pattern)
-                    .map_err(|e| ExprError::new(pattern_expr.span.clone(), format!("invalid pattern: {e}")))?;
+                let re = Regex::new(pattern).map_err(|e| {
+                    ExprError::new(pattern_expr.span.clone(), format!("invalid pattern: {e}"))
+                })?;
                 if !tys[0].fits(&Type::String) {
                     return err(span, format!("matches() works on strings, not {}", tys[0]));
                 }
-                Ok((Type::Bool, parts.next().expect("arity").unary(move |v| match v {
-                    Value::String(s) => Ok(Value::Bool(re.is_match(s))),
-                    other => Err(wrong_type("string", other)),
-                })))
+                Ok((
+                    Type::Bool,
+                    parts.next().expect("arity").unary(move |v| match v {
+                        Value::String(s) => Ok(Value::Bool(re.is_match(s))),
+                        other => Err(wrong_type("string", other)),
+                    }),
+                ))
             }
             "int" | "double" | "string" | "timestamp" | "duration" => {
                 arity(1)?;
                 if target.is_some() {
-                    return err(span, format!("{function}() is a function: write {function}(value)"));
+                    return err(
+                        span,
+                        format!("{function}() is a function: write {function}(value)"),
+                    );
                 }
                 let accepted = match function {
-                    "int" => matches!(tys[0], Type::Int | Type::Double | Type::String | Type::Timestamp | Type::Dyn),
-                    "double" => matches!(tys[0], Type::Int | Type::Double | Type::String | Type::Dyn),
+                    "int" => matches!(
+                        tys[0],
+                        Type::Int | Type::Double | Type::String | Type::Timestamp | Type::Dyn
+                    ),
+                    "double" => {
+                        matches!(tys[0], Type::Int | Type::Double | Type::String | Type::Dyn)
+                    }
                     "string" => !matches!(tys[0], Type::List(_) | Type::Map(..) | Type::Null),
                     "timestamp" => matches!(tys[0], Type::String | Type::Timestamp | Type::Dyn),
                     _ => matches!(tys[0], Type::String | Type::Duration | Type::Dyn),
@@ -598,7 +719,8 @@ impl Compiler<'_> {
                 if !accepted {
                     return err(span, format!("{function}() cannot convert {}", tys[0]));
                 }
-                let (ty, convert): (Type, fn(&Value) -> Result<Value, EvalError>) = match function {
+                type Conversion = fn(&Value) -> Result<Value, EvalError>;
+                let (ty, convert): (Type, Conversion) = match function {
                     "int" => (Type::Int, to_int),
                     "double" => (Type::Double, to_double),
                     "string" => (Type::String, to_string),
@@ -608,7 +730,10 @@ impl Compiler<'_> {
                 let compiled = parts.next().expect("arity").unary(convert);
                 // A literal that does not convert is a mistake the author should see now.
                 if let (ExprKind::Literal(_), Compiled::Node(node)) = (&operands[0].kind, &compiled)
-                    && let Err(e) = node(&Ctx { act: &NoActivation, locals: None })
+                    && let Err(e) = node(&Ctx {
+                        act: &NoActivation,
+                        locals: None,
+                    })
                 {
                     return err(&operands[0].span, e.to_string());
                 }
@@ -617,28 +742,61 @@ impl Compiler<'_> {
             "getFullYear" | "getMonth" | "getDayOfMonth" | "getDate" | "getDayOfWeek"
             | "getDayOfYear" | "getHours" | "getMinutes" | "getSeconds" => {
                 if target.is_none() {
-                    return err(span, format!("{function}() is a method: write time.{function}()"));
+                    return err(
+                        span,
+                        format!("{function}() is a method: write time.{function}()"),
+                    );
                 }
                 if !args.is_empty() {
-                    return err(span, format!("{function}() takes no time zone: times are in UTC"));
+                    return err(
+                        span,
+                        format!("{function}() takes no time zone: times are in UTC"),
+                    );
                 }
                 if !tys[0].fits(&Type::Timestamp) {
-                    return err(span, format!("{function}() works on timestamps, not {}", tys[0]));
+                    return err(
+                        span,
+                        format!("{function}() works on timestamps, not {}", tys[0]),
+                    );
                 }
                 let part = timestamp_part(function);
-                Ok((Type::Int, parts.next().expect("arity").unary(move |v| match v {
-                    Value::Timestamp(t) => Ok(Value::Int(part(*t))),
-                    other => Err(wrong_type("timestamp", other)),
-                })))
+                Ok((
+                    Type::Int,
+                    parts.next().expect("arity").unary(move |v| match v {
+                        Value::Timestamp(t) => Ok(Value::Int(part(*t))),
+                        other => Err(wrong_type("timestamp", other)),
+                    }),
+                ))
             }
             _ => {
                 let known = [
-                    "has", "size", "contains", "startsWith", "endsWith", "matches", "int", "double",
-                    "string", "timestamp", "duration", "exists", "all", "exists_one", "map",
-                    "filter", "getFullYear", "getMonth", "getDayOfMonth", "getDayOfWeek", "getHours",
+                    "has",
+                    "size",
+                    "contains",
+                    "startsWith",
+                    "endsWith",
+                    "matches",
+                    "int",
+                    "double",
+                    "string",
+                    "timestamp",
+                    "duration",
+                    "exists",
+                    "all",
+                    "exists_one",
+                    "map",
+                    "filter",
+                    "getFullYear",
+                    "getMonth",
+                    "getDayOfMonth",
+                    "getDayOfWeek",
+                    "getHours",
                 ];
                 match suggest::closest(function, known) {
-                    Some(s) => err(span, format!("unknown function '{function}' (did you mean '{s}'?)")),
+                    Some(s) => err(
+                        span,
+                        format!("unknown function '{function}' (did you mean '{s}'?)"),
+                    ),
                     None => err(span, format!("unknown function '{function}'")),
                 }
             }
@@ -646,49 +804,87 @@ impl Compiler<'_> {
     }
 
     fn has(&mut self, args: &[Expr], span: &Span) -> Checked {
-        let [arg] = args else { return err(span, "has() takes one field, like has(profile.age)") };
+        let [arg] = args else {
+            return err(span, "has() takes one field, like has(profile.age)");
+        };
         let ExprKind::Select { operand, field } = &arg.kind else {
-            return err(&arg.span, "has() needs a field selection, like has(profile.age)");
+            return err(
+                &arg.span,
+                "has() needs a field selection, like has(profile.age)",
+            );
         };
         if let Some(root) = self.root_field(operand) {
             self.check_root_in_scope(root, &operand.span)?;
-            let (slot, _) = self.env.resolve(root, field).map_err(|m| ExprError::new(arg.span.clone(), m))?;
+            let (slot, _) = self
+                .env
+                .resolve(root, field)
+                .map_err(|m| ExprError::new(arg.span.clone(), m))?;
             return Ok((
                 Type::Bool,
-                Compiled::Node(Box::new(move |ctx| Ok(Value::Bool(ctx.act.get(root, slot).is_some())))),
+                Compiled::Node(Box::new(move |ctx| {
+                    Ok(Value::Bool(ctx.act.get(root, slot).is_some()))
+                })),
             ));
         }
         let (ty, c) = self.expr(operand)?;
         if !matches!(ty, Type::Map(..) | Type::Dyn) {
-            return err(&operand.span, format!("has() needs a map or root field, not {ty}"));
+            return err(
+                &operand.span,
+                format!("has() needs a map or root field, not {ty}"),
+            );
         }
         let key = Value::string(field.as_str());
-        Ok((Type::Bool, c.unary(move |v| match v {
-            Value::Map(_) => Ok(Value::Bool(v.map_get(&key).is_some())),
-            other => Err(wrong_type("map", other)),
-        })))
+        Ok((
+            Type::Bool,
+            c.unary(move |v| match v {
+                Value::Map(_) => Ok(Value::Bool(v.map_get(&key).is_some())),
+                other => Err(wrong_type("map", other)),
+            }),
+        ))
     }
 
-    fn comprehension(&mut self, target: &Expr, function: &str, args: &[Expr], span: &Span) -> Checked {
+    fn comprehension(
+        &mut self,
+        target: &Expr,
+        function: &str,
+        args: &[Expr],
+        span: &Span,
+    ) -> Checked {
         let [var, body] = args else {
-            return err(span, format!("{function}() takes a variable and an expression, like {function}(x, x > 0)"));
+            return err(
+                span,
+                format!(
+                    "{function}() takes a variable and an expression, like {function}(x, x > 0)"
+                ),
+            );
         };
         let ExprKind::Ident(var_name) = &var.kind else {
-            return err(&var.span, format!("the first argument of {function}() must be a variable name"));
+            return err(
+                &var.span,
+                format!("the first argument of {function}() must be a variable name"),
+            );
         };
         let (tty, range) = self.expr(target)?;
         let elem = match &tty {
             Type::List(e) => (**e).clone(),
             Type::Map(k, _) => (**k).clone(),
             Type::Dyn => Type::Dyn,
-            other => return err(&target.span, format!("{function}() works on lists and maps, not {other}")),
+            other => {
+                return err(
+                    &target.span,
+                    format!("{function}() works on lists and maps, not {other}"),
+                );
+            }
         };
         self.locals.push((var_name.clone(), elem.clone()));
         let body_result = self.expr(body);
         self.locals.pop();
         let (bty, body_c) = body_result?;
         if function != "map" && !bty.fits(&Type::Bool) {
-            return err(&body.span, format!("the condition of {function}() must be a bool, not {bty}"));
+            return err(
+                &body.span,
+                format!("the condition of {function}() must be a bool, not {bty}"),
+            );
         }
         let range = range.into_node();
         let body = body_c.into_node();
@@ -738,8 +934,14 @@ impl Fold {
         let mut matched = 0usize;
         let mut out = Vec::new();
         for item in items {
-            let frame = Local { value: item.clone(), parent: ctx.locals };
-            let inner = Ctx { act: ctx.act, locals: Some(&frame) };
+            let frame = Local {
+                value: item.clone(),
+                parent: ctx.locals,
+            };
+            let inner = Ctx {
+                act: ctx.act,
+                locals: Some(&frame),
+            };
             let result = body(&inner);
             match (self, result) {
                 (Fold::Map, Ok(v)) => out.push(v),
@@ -751,7 +953,9 @@ impl Fold {
                     Fold::Filter if b => out.push(item.clone()),
                     _ => {}
                 },
-                (Fold::ExistsOne | Fold::Filter, Ok(other)) => return Err(wrong_type("bool", &other)),
+                (Fold::ExistsOne | Fold::Filter, Ok(other)) => {
+                    return Err(wrong_type("bool", &other));
+                }
                 (Fold::ExistsOne | Fold::Filter, Err(e)) => return Err(e),
                 (_, Ok(other)) => {
                     first_error.get_or_insert(wrong_type("bool", &other));
@@ -839,7 +1043,9 @@ fn arithmetic_type(op: BinaryOp, a: &Type, b: &Type) -> Option<Type> {
 }
 
 fn no_overload(op: &'static str, a: &Value, b: &Value) -> EvalError {
-    EvalError::NoOverload(format!("no operator '{op}' for {} and {}", a.type_of(), b.type_of()).into())
+    EvalError::NoOverload(
+        format!("no operator '{op}' for {} and {}", a.type_of(), b.type_of()).into(),
+    )
 }
 
 fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
@@ -852,7 +1058,11 @@ fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
         (BinaryOp::Div | BinaryOp::Rem, Int(_), Int(0)) => Err(EvalError::DivisionByZero),
         (BinaryOp::Div, Int(x), Int(y)) => checked(x.checked_div(*y)),
         (BinaryOp::Rem, Int(x), Int(y)) => checked(x.checked_rem(*y)),
-        (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, Int(_) | Double(_), Int(_) | Double(_)) => {
+        (
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div,
+            Int(_) | Double(_),
+            Int(_) | Double(_),
+        ) => {
             let (x, y) = (as_double(a), as_double(b));
             Ok(Double(match op {
                 BinaryOp::Add => x + y,
@@ -864,19 +1074,29 @@ fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
         (BinaryOp::Add, String(x), String(y)) => Ok(Value::string(format!("{x}{y}"))),
         (BinaryOp::Add, List(x), List(y)) => Ok(Value::list(x.iter().chain(y.iter()).cloned())),
         (BinaryOp::Add, Timestamp(t), Duration(d)) | (BinaryOp::Add, Duration(d), Timestamp(t)) => {
-            t.0.checked_add(d.0).map(|n| Timestamp(crate::time::Timestamp(n))).ok_or(EvalError::Overflow)
+            t.0.checked_add(d.0)
+                .map(|n| Timestamp(crate::time::Timestamp(n)))
+                .ok_or(EvalError::Overflow)
         }
         (BinaryOp::Sub, Timestamp(t), Duration(d)) => {
-            t.0.checked_sub(d.0).map(|n| Timestamp(crate::time::Timestamp(n))).ok_or(EvalError::Overflow)
+            t.0.checked_sub(d.0)
+                .map(|n| Timestamp(crate::time::Timestamp(n)))
+                .ok_or(EvalError::Overflow)
         }
         (BinaryOp::Sub, Timestamp(x), Timestamp(y)) => {
-            x.0.checked_sub(y.0).map(|n| Duration(crate::time::Duration(n))).ok_or(EvalError::Overflow)
+            x.0.checked_sub(y.0)
+                .map(|n| Duration(crate::time::Duration(n)))
+                .ok_or(EvalError::Overflow)
         }
         (BinaryOp::Add, Duration(x), Duration(y)) => {
-            x.0.checked_add(y.0).map(|n| Duration(crate::time::Duration(n))).ok_or(EvalError::Overflow)
+            x.0.checked_add(y.0)
+                .map(|n| Duration(crate::time::Duration(n)))
+                .ok_or(EvalError::Overflow)
         }
         (BinaryOp::Sub, Duration(x), Duration(y)) => {
-            x.0.checked_sub(y.0).map(|n| Duration(crate::time::Duration(n))).ok_or(EvalError::Overflow)
+            x.0.checked_sub(y.0)
+                .map(|n| Duration(crate::time::Duration(n)))
+                .ok_or(EvalError::Overflow)
         }
         _ => Err(no_overload(op.symbol(), a, b)),
     }
@@ -897,7 +1117,9 @@ where
     let compare = move |a: &Value, b: &Value| match a.compare(b) {
         Some(ord) => Ok(Value::Bool(accept(ord))),
         // NaN is unordered: every comparison with it is false.
-        None if matches!((a, b), (Value::Double(_), _) | (_, Value::Double(_))) => Ok(Value::Bool(false)),
+        None if matches!((a, b), (Value::Double(_), _) | (_, Value::Double(_))) => {
+            Ok(Value::Bool(false))
+        }
         None => Err(no_overload(symbol, a, b)),
     };
     // The commonest rule shape, `profile.age > 30`: compare the borrowed slot with the integer.
@@ -977,9 +1199,10 @@ fn index_value(target: &Value, index: &Value) -> Result<Value, EvalError> {
         (Value::List(items), Value::Double(d)) if d.fract() == 0.0 => {
             index_value(&Value::List(items.clone()), &Value::Int(*d as i64))
         }
-        (Value::Map(_), key) => {
-            target.map_get(key).cloned().ok_or_else(|| EvalError::NoSuchKey(key.to_string().into()))
-        }
+        (Value::Map(_), key) => target
+            .map_get(key)
+            .cloned()
+            .ok_or_else(|| EvalError::NoSuchKey(key.to_string().into())),
         (other, _) => Err(wrong_type("list or map", other)),
     }
 }
@@ -988,10 +1211,12 @@ fn to_int(v: &Value) -> Result<Value, EvalError> {
     match v {
         Value::Int(i) => Ok(Value::Int(*i)),
         Value::Double(d) => {
-            if d.is_finite() && *d > -9.223_372_036_854_775_808e18 && *d < 9.223_372_036_854_775_807e18 {
+            if d.is_finite() && *d >= -TWO_POW_63 && *d < TWO_POW_63 {
                 Ok(Value::Int(d.trunc() as i64))
             } else {
-                Err(EvalError::Conversion(format!("{d} does not fit in an int").into()))
+                Err(EvalError::Conversion(
+                    format!("{d} does not fit in an int").into(),
+                ))
             }
         }
         Value::String(s) => s
@@ -1040,7 +1265,9 @@ fn to_timestamp(v: &Value) -> Result<Value, EvalError> {
 fn to_duration(v: &Value) -> Result<Value, EvalError> {
     match v {
         Value::Duration(d) => Ok(Value::Duration(*d)),
-        Value::String(s) => crate::time::parse_duration(s).map(Value::Duration).map_err(|e| EvalError::Conversion(e.into())),
+        Value::String(s) => crate::time::parse_duration(s)
+            .map(Value::Duration)
+            .map_err(|e| EvalError::Conversion(e.into())),
         other => Err(wrong_type("string", other)),
     }
 }

@@ -21,7 +21,13 @@ pub enum Root {
 }
 
 impl Root {
-    pub const ALL: [Root; 5] = [Root::Profile, Root::Session, Root::Event, Root::Offer, Root::Patterns];
+    pub const ALL: [Root; 5] = [
+        Root::Profile,
+        Root::Session,
+        Root::Event,
+        Root::Offer,
+        Root::Patterns,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -101,7 +107,12 @@ impl Env {
     /// passed to [`Activation::has_segment`].
     pub fn set_segments<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
         self.segment_order = names.into_iter().map(str::to_ascii_lowercase).collect();
-        let map = self.segment_order.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+        let map = self
+            .segment_order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
         self.segments = Some(map);
     }
 
@@ -135,7 +146,10 @@ impl Env {
         if fields.closed {
             let known: Vec<&str> = fields.slots.iter().map(|(n, _)| n.as_str()).collect();
             return Err(match crate::suggest::closest(name, known.iter().copied()) {
-                Some(s) => format!("{} has no field '{name}' (did you mean '{s}'?)", root.name()),
+                Some(s) => format!(
+                    "{} has no field '{name}' (did you mean '{s}'?)",
+                    root.name()
+                ),
                 None if known.is_empty() => format!("{} has no fields", root.name()),
                 None => format!("{} has no field '{name}'", root.name()),
             });

@@ -10,7 +10,10 @@ pub struct ExprError {
 
 impl ExprError {
     pub fn new(span: Span, message: impl Into<String>) -> Self {
-        ExprError { span, message: message.into() }
+        ExprError {
+            span,
+            message: message.into(),
+        }
     }
 
     /// 1-based line and column (in characters) of the error's start within `src`.

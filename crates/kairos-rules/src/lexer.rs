@@ -89,12 +89,31 @@ impl Token {
 
 /// Words CEL reserves for future use; an identifier may not be one of them.
 const RESERVED: &[&str] = &[
-    "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop",
-    "package", "namespace", "return", "var", "void", "while",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 pub fn tokenize(src: &str) -> Result<Vec<(Token, Span)>, ExprError> {
-    let mut lexer = Lexer { src, bytes: src.as_bytes(), pos: 0 };
+    let mut lexer = Lexer {
+        src,
+        bytes: src.as_bytes(),
+        pos: 0,
+    };
     let mut tokens = Vec::new();
     loop {
         lexer.skip_trivia();
@@ -138,12 +157,17 @@ impl Lexer<'_> {
     }
 
     fn error(&self, start: usize, message: impl Into<String>) -> ExprError {
-        ExprError::new(start..self.pos.max(start + 1).min(self.src.len().max(start + 1)), message)
+        ExprError::new(
+            start..self.pos.max(start + 1).min(self.src.len().max(start + 1)),
+            message,
+        )
     }
 
     fn next_token(&mut self) -> Result<Token, ExprError> {
         let start = self.pos;
-        let Some(b) = self.peek() else { return Ok(Token::Eof) };
+        let Some(b) = self.peek() else {
+            return Ok(Token::Eof);
+        };
         let two = |l: &mut Self, t: Token| {
             l.pos += 2;
             Ok(t)
@@ -207,7 +231,10 @@ impl Lexer<'_> {
     }
 
     fn word(&mut self, start: usize) -> Result<Token, ExprError> {
-        while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             self.pos += 1;
         }
         let word = &self.src[start..self.pos];

@@ -20,7 +20,11 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
         ));
     }
     let tokens = tokenize(src)?;
-    let mut parser = Parser { tokens, pos: 0, depth: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     if parser.peek() == &Token::Eof {
         return Err(ExprError::new(0..src.len(), "expression is empty"));
     }
@@ -28,7 +32,10 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
     match parser.peek() {
         Token::Eof => Ok(expr),
         other => {
-            let message = format!("unexpected {} after a complete expression", other.describe());
+            let message = format!(
+                "unexpected {} after a complete expression",
+                other.describe()
+            );
             Err(ExprError::new(parser.span(), message))
         }
     }
@@ -142,7 +149,11 @@ impl Parser {
             self.depth -= 1;
             let span = lhs.span.start..rhs.span.end;
             lhs = Expr {
-                kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
                 span,
             };
         }
@@ -170,7 +181,10 @@ impl Parser {
             (UnaryOp::Neg, ExprKind::Literal(Literal::Double(d))) => {
                 ExprKind::Literal(Literal::Double(-d))
             }
-            _ => ExprKind::Unary { op, operand: Box::new(operand) },
+            _ => ExprKind::Unary {
+                op,
+                operand: Box::new(operand),
+            },
         };
         Ok(Expr { kind, span })
     }
@@ -185,7 +199,10 @@ impl Parser {
                     let Token::Ident(field) = token else {
                         return Err(ExprError::new(
                             span,
-                            format!("expected a field name after '.', found {}", token.describe()),
+                            format!(
+                                "expected a field name after '.', found {}",
+                                token.describe()
+                            ),
                         ));
                     };
                     if self.peek() == &Token::LParen {
@@ -203,7 +220,10 @@ impl Parser {
                     } else {
                         let span_all = expr.span.start..span.end;
                         expr = Expr {
-                            kind: ExprKind::Select { operand: Box::new(expr), field },
+                            kind: ExprKind::Select {
+                                operand: Box::new(expr),
+                                field,
+                            },
                             span: span_all,
                         };
                     }
@@ -216,7 +236,10 @@ impl Parser {
                     let end = self.expect(&Token::RBracket, "']'")?.end;
                     let span = expr.span.start..end;
                     expr = Expr {
-                        kind: ExprKind::Index { operand: Box::new(expr), index: Box::new(index) },
+                        kind: ExprKind::Index {
+                            operand: Box::new(expr),
+                            index: Box::new(index),
+                        },
                         span,
                     };
                 }
@@ -242,7 +265,12 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, ExprError> {
         let (token, span) = self.bump();
-        let literal = |lit| Ok(Expr { kind: ExprKind::Literal(lit), span: span.clone() });
+        let literal = |lit| {
+            Ok(Expr {
+                kind: ExprKind::Literal(lit),
+                span: span.clone(),
+            })
+        };
         match token {
             Token::Int(i) => literal(Literal::Int(i)),
             Token::Double(d) => literal(Literal::Double(d)),
@@ -255,11 +283,18 @@ impl Parser {
                     self.bump();
                     let (args, end) = self.args(&Token::RParen, "')'")?;
                     Ok(Expr {
-                        kind: ExprKind::Call { target: None, function: name, args },
+                        kind: ExprKind::Call {
+                            target: None,
+                            function: name,
+                            args,
+                        },
                         span: span.start..end,
                     })
                 } else {
-                    Ok(Expr { kind: ExprKind::Ident(name), span })
+                    Ok(Expr {
+                        kind: ExprKind::Ident(name),
+                        span,
+                    })
                 }
             }
             Token::LParen => {
@@ -267,11 +302,17 @@ impl Parser {
                 let inner = self.expr()?;
                 self.depth -= 1;
                 let end = self.expect(&Token::RParen, "')'")?.end;
-                Ok(Expr { kind: inner.kind, span: span.start..end })
+                Ok(Expr {
+                    kind: inner.kind,
+                    span: span.start..end,
+                })
             }
             Token::LBracket => {
                 let (items, end) = self.args(&Token::RBracket, "']' or ','")?;
-                Ok(Expr { kind: ExprKind::List(items), span: span.start..end })
+                Ok(Expr {
+                    kind: ExprKind::List(items),
+                    span: span.start..end,
+                })
             }
             Token::LBrace => {
                 self.enter()?;
@@ -287,10 +328,16 @@ impl Parser {
                 }
                 let end = self.expect(&Token::RBrace, "'}' or ','")?.end;
                 self.depth -= 1;
-                Ok(Expr { kind: ExprKind::Map(entries), span: span.start..end })
+                Ok(Expr {
+                    kind: ExprKind::Map(entries),
+                    span: span.start..end,
+                })
             }
             Token::Eof => Err(ExprError::new(span, "expression ends too early")),
-            other => Err(ExprError::new(span, format!("unexpected {}", other.describe()))),
+            other => Err(ExprError::new(
+                span,
+                format!("unexpected {}", other.describe()),
+            )),
         }
     }
 }
@@ -306,10 +353,37 @@ mod tests {
     #[test]
     fn precedence_follows_cel() {
         let e = parse("a || b && c == 1 + 2 * 3").unwrap();
-        let ExprKind::Binary { op: BinaryOp::Or, rhs, .. } = e.kind else { panic!() };
-        let ExprKind::Binary { op: BinaryOp::And, rhs, .. } = rhs.kind else { panic!() };
-        let ExprKind::Binary { op: BinaryOp::Eq, rhs, .. } = rhs.kind else { panic!() };
-        assert!(matches!(rhs.kind, ExprKind::Binary { op: BinaryOp::Add, .. }));
+        let ExprKind::Binary {
+            op: BinaryOp::Or,
+            rhs,
+            ..
+        } = e.kind
+        else {
+            panic!()
+        };
+        let ExprKind::Binary {
+            op: BinaryOp::And,
+            rhs,
+            ..
+        } = rhs.kind
+        else {
+            panic!()
+        };
+        let ExprKind::Binary {
+            op: BinaryOp::Eq,
+            rhs,
+            ..
+        } = rhs.kind
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            rhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Add,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -318,7 +392,10 @@ mod tests {
             parse("-9223372036854775807").unwrap().kind,
             ExprKind::Literal(Literal::Int(-9223372036854775807))
         );
-        assert_eq!(parse("-5").unwrap().kind, ExprKind::Literal(Literal::Int(-5)));
+        assert_eq!(
+            parse("-5").unwrap().kind,
+            ExprKind::Literal(Literal::Int(-5))
+        );
     }
 
     #[test]
@@ -329,7 +406,10 @@ mod tests {
         assert_eq!(err("a = 1"), "'=' is not an operator; compare with '=='");
         assert_eq!(err("a & b"), "'&' is not an operator; use '&&'");
         assert_eq!(err("'open"), "string is not closed");
-        assert_eq!(err("f(1, 2"), "expected ')', found the end of the expression");
+        assert_eq!(
+            err("f(1, 2"),
+            "expected ')', found the end of the expression"
+        );
         assert_eq!(err("a b"), "unexpected 'b' after a complete expression");
         assert_eq!(err(""), "expression is empty");
         assert_eq!(err("if"), "'if' is a reserved word");

@@ -87,7 +87,11 @@ impl Cursor<'_> {
             return None;
         }
         self.pos += count;
-        Some(slice.iter().fold(0, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            slice
+                .iter()
+                .fold(0, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     }
 
     fn eat(&mut self, byte: u8) -> bool {
@@ -118,7 +122,10 @@ impl Cursor<'_> {
 /// space may replace the `T`).
 pub fn parse_instant(text: &str) -> Result<ParsedInstant, String> {
     let bad = || format!("'{text}' is not a date (2026-12-31) or date-time (2026-12-31T10:00:00Z)");
-    let mut c = Cursor { bytes: text.as_bytes(), pos: 0 };
+    let mut c = Cursor {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
     let year = c.digits(4).ok_or_else(bad)?;
     if !c.eat(b'-') {
         return Err(bad());
@@ -135,7 +142,10 @@ pub fn parse_instant(text: &str) -> Result<ParsedInstant, String> {
     if c.done() {
         let at = Timestamp::from_unix_seconds(days * SECONDS_PER_DAY)
             .ok_or_else(|| format!("'{text}' is out of range"))?;
-        return Ok(ParsedInstant { at, date_only: true });
+        return Ok(ParsedInstant {
+            at,
+            date_only: true,
+        });
     }
     c.eat_any(b"Tt ").ok_or_else(bad)?;
     let hour = c.digits(2).ok_or_else(bad)?;
@@ -182,7 +192,10 @@ pub fn parse_instant(text: &str) -> Result<ParsedInstant, String> {
     let at = Timestamp::from_unix_seconds(secs)
         .and_then(|t| t.0.checked_add(nanos).map(Timestamp))
         .ok_or_else(|| format!("'{text}' is out of range"))?;
-    Ok(ParsedInstant { at, date_only: false })
+    Ok(ParsedInstant {
+        at,
+        date_only: false,
+    })
 }
 
 /// Formats as RFC 3339 in UTC, with fractional seconds only when present.
@@ -219,12 +232,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let mut total: i128 = 0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_len == 0 {
             return Err(bad());
         }
         let (num, after) = rest.split_at(num_len);
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let nanos_per_unit: i128 = match unit {
             "d" => 86_400 * 1_000_000_000,
@@ -240,7 +257,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
             return Err(bad());
         }
-        let whole: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
+        let whole: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| bad())?
+        };
         total += whole.checked_mul(nanos_per_unit).ok_or_else(bad)?;
         let mut scale = nanos_per_unit;
         for d in frac_part.bytes() {
@@ -289,14 +310,24 @@ mod tests {
         let t = parse_instant("2026-01-01T10:30:00.25+02:00").unwrap();
         assert_eq!(format_timestamp(t.at), "2026-01-01T08:30:00.25Z");
         assert!(parse_instant("2026-02-30").is_err());
-        assert!(parse_instant("2026-01-01T10:00:00").unwrap_err().contains("time zone"));
+        assert!(
+            parse_instant("2026-01-01T10:00:00")
+                .unwrap_err()
+                .contains("time zone")
+        );
         assert!(parse_instant("tomorrow").is_err());
     }
 
     #[test]
     fn parses_durations() {
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_seconds(30 * 86_400).unwrap());
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_seconds(5_400).unwrap());
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_seconds(30 * 86_400).unwrap()
+        );
+        assert_eq!(
+            parse_duration("1h30m").unwrap(),
+            Duration::from_seconds(5_400).unwrap()
+        );
         assert_eq!(parse_duration("-1.5s").unwrap(), Duration(-1_500_000_000));
         assert_eq!(format_duration(Duration(-1_500_000_000)), "-1.5s");
         for bad in ["", "10", "10x", "h", "1..5s", "-"] {

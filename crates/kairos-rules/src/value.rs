@@ -76,20 +76,26 @@ impl Value {
             (Value::Duration(a), Value::Duration(b)) => Some(a.cmp(b)),
             (Value::Int(a), Value::Double(b)) => compare_int_double(*a, *b),
             (Value::Double(a), Value::Int(b)) => compare_int_double(*b, *a).map(Ordering::reverse),
-            _ => self.as_f64().zip(other.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
+            _ => self
+                .as_f64()
+                .zip(other.as_f64())
+                .and_then(|(a, b)| a.partial_cmp(&b)),
         }
     }
 }
+
+/// 2^63: doubles at or beyond it (or below its negation) are out of i64's range.
+pub(crate) const TWO_POW_63: f64 = (1u64 << 63) as f64;
 
 /// Exact int/double comparison: casting a large i64 to f64 would round.
 fn compare_int_double(i: i64, d: f64) -> Option<Ordering> {
     if d.is_nan() {
         return None;
     }
-    if d >= 9.223_372_036_854_775_807e18 {
+    if d >= TWO_POW_63 {
         return Some(Ordering::Less);
     }
-    if d < -9.223_372_036_854_775_808e18 {
+    if d < -TWO_POW_63 {
         return Some(Ordering::Greater);
     }
     let truncated = d.trunc();
@@ -204,7 +210,11 @@ impl Type {
 
     /// The common type of two branches or list elements: equal types stay, otherwise dyn.
     pub fn join(&self, other: &Type) -> Type {
-        if self == other { self.clone() } else { Type::Dyn }
+        if self == other {
+            self.clone()
+        } else {
+            Type::Dyn
+        }
     }
 }
 
@@ -240,8 +250,14 @@ mod tests {
 
     #[test]
     fn maps_are_equal_regardless_of_order() {
-        let a = Value::map([(Value::from("x"), Value::Int(1)), (Value::from("y"), Value::Int(2))]);
-        let b = Value::map([(Value::from("y"), Value::Int(2)), (Value::from("x"), Value::Int(1))]);
+        let a = Value::map([
+            (Value::from("x"), Value::Int(1)),
+            (Value::from("y"), Value::Int(2)),
+        ]);
+        let b = Value::map([
+            (Value::from("y"), Value::Int(2)),
+            (Value::from("x"), Value::Int(1)),
+        ]);
         assert_eq!(a, b);
     }
 }

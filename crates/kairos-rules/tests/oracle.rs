@@ -17,7 +17,8 @@ fn small_int() -> impl Strategy<Value = i64> {
 }
 
 fn word() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["", "a", "ab", "spring", "US", "CA", "héllo"]).prop_map(str::to_string)
+    prop::sample::select(vec!["", "a", "ab", "spring", "US", "CA", "héllo"])
+        .prop_map(str::to_string)
 }
 
 fn quote(s: &str) -> String {
@@ -32,7 +33,11 @@ fn int_expr() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(4, 24, 2, |inner| {
         prop_oneof![
-            (inner.clone(), prop::sample::select(vec!["+", "-", "*", "/", "%"]), inner.clone())
+            (
+                inner.clone(),
+                prop::sample::select(vec!["+", "-", "*", "/", "%"]),
+                inner.clone()
+            )
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             (bool_leaf(), inner.clone(), inner).prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")),
         ]
@@ -46,7 +51,11 @@ fn double_expr() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(3, 16, 2, |inner| {
         prop_oneof![
-            (inner.clone(), prop::sample::select(vec!["+", "-", "*"]), inner.clone())
+            (
+                inner.clone(),
+                prop::sample::select(vec!["+", "-", "*"]),
+                inner.clone()
+            )
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             (inner, 1i64..8).prop_map(|(a, d)| format!("({a} / {d}.0)")),
         ]
@@ -67,7 +76,8 @@ fn bool_leaf() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(BOOLS.to_vec()).prop_map(|v| format!("profile.{v}")),
         any::<bool>().prop_map(|b| b.to_string()),
-        (prop::sample::select(INTS.to_vec()), small_int()).prop_map(|(v, i)| format!("profile.{v} > {i}")),
+        (prop::sample::select(INTS.to_vec()), small_int())
+            .prop_map(|(v, i)| format!("profile.{v} > {i}")),
     ]
 }
 
@@ -86,15 +96,24 @@ fn bool_expr() -> impl Strategy<Value = String> {
             let list: Vec<String> = is.iter().map(i64::to_string).collect();
             format!("{a} in [{}]", list.join(", "))
         }),
-        (string_expr(), prop::sample::select(vec!["startsWith", "endsWith", "contains"]), word())
+        (
+            string_expr(),
+            prop::sample::select(vec!["startsWith", "endsWith", "contains"]),
+            word()
+        )
             .prop_map(|(a, f, w)| format!("{a}.{f}({})", quote(&w))),
     ];
     atom.prop_recursive(3, 24, 2, |inner| {
         prop_oneof![
-            (inner.clone(), prop::sample::select(vec!["&&", "||"]), inner.clone())
+            (
+                inner.clone(),
+                prop::sample::select(vec!["&&", "||"]),
+                inner.clone()
+            )
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             inner.clone().prop_map(|a| format!("!({a})")),
-            (inner.clone(), inner.clone(), inner).prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")),
+            (inner.clone(), inner.clone(), inner)
+                .prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")),
         ]
     })
 }
@@ -114,7 +133,12 @@ fn visitor() -> impl Strategy<Value = Visitor> {
         prop::collection::vec(word(), 2),
         any::<bool>(),
     )
-        .prop_map(|(ints, doubles, strings, flag)| Visitor { ints, doubles, strings, flag })
+        .prop_map(|(ints, doubles, strings, flag)| Visitor {
+            ints,
+            doubles,
+            strings,
+            flag,
+        })
 }
 
 fn typed_env() -> Env {
