@@ -78,7 +78,10 @@ impl Decoder {
         }
         match name {
             Some(n) => channel.name = n,
-            None => self.error(root.loc, "the channel needs a name: add 'channel: <name>'"),
+            None if !has_key(entries, "channel") => {
+                self.error(root.loc, "the channel needs a name: add 'channel: <name>'")
+            }
+            None => {}
         }
         channel
     }

@@ -86,6 +86,9 @@ fn loc_of(m: &Marker) -> Loc {
     Loc::new(m.line() as u32, m.col() as u32 + 1)
 }
 
+/// Deeper documents are rejected: every later pass walks the tree recursively.
+const MAX_DEPTH: usize = 64;
+
 #[derive(Default)]
 struct Builder {
     /// Open collections: the node being filled and, for maps, a pending key.
@@ -94,6 +97,8 @@ struct Builder {
     anchors: HashMap<usize, Node>,
     /// Anchor ids of the open collections, to register them when they close.
     open_anchors: Vec<usize>,
+    /// Collections opened past [`MAX_DEPTH`], skipped until they close.
+    too_deep: usize,
     errors: Vec<SyntaxError>,
 }
 
@@ -142,6 +147,15 @@ impl MarkedEventReceiver for Builder {
                 }
                 self.push_value(node);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.errors.push(SyntaxError {
+                    loc,
+                    message: format!("the file nests deeper than {MAX_DEPTH} levels"),
+                });
+                self.too_deep += 1;
+            }
+            Event::SequenceEnd | Event::MappingEnd if self.too_deep > 0 => self.too_deep -= 1,
+            _ if self.too_deep > 0 => {}
             Event::SequenceStart(anchor, _) => {
                 self.open_anchors.push(anchor);
                 self.stack.push((
@@ -233,6 +247,16 @@ mod tests {
         assert_eq!((errors[0].loc.line, errors[0].loc.col), (3, 1));
         let errors = parse("a: [1, 2\n").unwrap_err();
         assert!(errors[0].message.starts_with("invalid YAML"), "{errors:?}");
+    }
+
+    #[test]
+    fn absurd_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let errors = parse(&deep).unwrap_err();
+        assert!(
+            errors[0].message.contains("nests deeper than 64 levels"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -119,11 +119,19 @@ impl Parser {
     }
 
     /// Precedence climbing over CEL's binary levels: || < && < relations < +,- < *,/,%.
+    /// Each repeated operator nests the tree one level deeper, so it counts against the limit.
     fn binary(&mut self, level: usize) -> Result<Expr, ExprError> {
         const LEVELS: usize = 5;
         if level == LEVELS {
             return self.unary();
         }
+        let depth_on_entry = self.depth;
+        let result = self.binary_chain(level);
+        self.depth = depth_on_entry;
+        result
+    }
+
+    fn binary_chain(&mut self, level: usize) -> Result<Expr, ExprError> {
         let mut lhs = self.binary(level + 1)?;
         loop {
             let op = match (level, self.peek()) {
@@ -146,7 +154,6 @@ impl Parser {
             self.bump();
             self.enter()?;
             let rhs = self.binary(level + 1)?;
-            self.depth -= 1;
             let span = lhs.span.start..rhs.span.end;
             lhs = Expr {
                 kind: ExprKind::Binary {
@@ -189,9 +196,20 @@ impl Parser {
         Ok(Expr { kind, span })
     }
 
+    /// Each `.field`, call or `[index]` nests the tree one level deeper.
     fn member(&mut self) -> Result<Expr, ExprError> {
+        let depth_on_entry = self.depth;
+        let result = self.member_chain();
+        self.depth = depth_on_entry;
+        result
+    }
+
+    fn member_chain(&mut self) -> Result<Expr, ExprError> {
         let mut expr = self.primary()?;
         loop {
+            if matches!(self.peek(), Token::Dot | Token::LBracket) {
+                self.enter()?;
+            }
             match self.peek() {
                 Token::Dot => {
                     self.bump();
@@ -345,6 +363,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Add;
 
     fn err(src: &str) -> String {
         parse(src).unwrap_err().message
@@ -419,6 +438,13 @@ mod tests {
     fn limits_are_enforced() {
         let deep = format!("{}1{}", "(".repeat(40), ")".repeat(40));
         assert!(err(&deep).contains("nests too deeply"));
+        assert!(
+            parse(&"a || ".repeat(20).add("a")).is_ok(),
+            "20 terms are fine"
+        );
+        assert!(err(&"a || ".repeat(40).add("a")).contains("nests too deeply"));
+        assert!(err(&format!("a{}", ".b".repeat(40))).contains("nests too deeply"));
+        assert!(err(&format!("a{}", "[0]".repeat(40))).contains("nests too deeply"));
         let long = "a || ".repeat(1000) + "a";
         assert!(err(&long).contains("too long"));
     }

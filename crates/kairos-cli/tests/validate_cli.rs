@@ -1,0 +1,102 @@
+//! The real `kairos` binary, as a user runs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn kairos() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kairos-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_demo_channel_validates_with_its_profiles() {
+    let out = kairos()
+        .current_dir(repo())
+        .args(["validate", "examples/bank/channel.yaml"])
+        .args(["--profiles", "customers=examples/bank/customers.csv"])
+        .args(["--profiles", "accounts=examples/bank/accounts.csv"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("examples/bank/channel.yaml: ok (channel web:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_file_prints_every_error_located_and_exits_1() {
+    let path = temp_file(
+        "bad.yaml",
+        "channel: web\nzones:\n  home: { interaction_points: { hero: {} } }\nrules:\n  - { id: r1, segment: \"*\", zone: hom, offer: NOPE, score: 120 }\n",
+    );
+    let out = kairos().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = path.display().to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{shown}:5:35: unknown zone 'hom' (did you mean 'home'?)"),
+            format!("{shown}:5:47: unknown offer 'NOPE': the channel defines none"),
+            format!("{shown}:5:60: score must be between 0 and 100, found 120"),
+        ]
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 error(s) in 1 file(s)"));
+}
+
+#[test]
+fn json_format_gives_machine_readable_errors() {
+    let path = temp_file("bad2.yaml", "channel: 9lives\n");
+    let out = kairos()
+        .args(["validate", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let error = &report["errors"][0];
+    assert_eq!(
+        (error["line"].as_u64(), error["column"].as_u64()),
+        (Some(1), Some(10))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("'9lives' is not a valid name")
+    );
+}
+
+#[test]
+fn a_missing_file_is_one_clear_line() {
+    let out = kairos()
+        .args(["validate", "no/such/file.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot read no/such/file.yaml"),
+        "{stderr}"
+    );
+}
