@@ -352,6 +352,24 @@ pub struct Learning {
     pub min_contacts: Option<Located<i64>>,
 }
 
+impl Channel {
+    /// Every segment name: expression segments first, then those flowcharts populate, in file
+    /// order, each once (case-insensitively). Segment indices everywhere follow this order.
+    pub fn segment_names(&self) -> Vec<&Name> {
+        let mut names: Vec<&Name> = self.segments.iter().map(|s| &s.name).collect();
+        for chart in &self.flowcharts {
+            crate::validate::walk_steps(&chart.steps, &mut |step| {
+                if let StepKind::Populate(segment) = &step.kind
+                    && !names.iter().any(|n| same_name(&n.value, &segment.value))
+                {
+                    names.push(segment);
+                }
+            });
+        }
+        names
+    }
+}
+
 /// Case-insensitive identifier comparison, as the channel format specifies.
 pub fn same_name(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)

@@ -166,16 +166,7 @@ pub fn validate(channel: &Channel, schemas: &Schemas) -> Vec<(Loc, String)> {
             ));
         }
     }
-    let mut all_segments: Vec<&Name> = channel.segments.iter().map(|s| &s.name).collect();
-    let mut seen: HashSet<String> = all_segments
-        .iter()
-        .map(|n| n.value.to_ascii_lowercase())
-        .collect();
-    for segment in populated {
-        if seen.insert(segment.value.to_ascii_lowercase()) {
-            all_segments.push(segment);
-        }
-    }
+    let all_segments = channel.segment_names();
     let segments = Names {
         kind: "segment",
         by_lower: all_segments

@@ -1,0 +1,580 @@
+//! Choosing the offers for one get-offers request: candidates from the rules of each
+//! interaction point's zone for the visitor's segments, filters, scores, learning, no
+//! duplicates across the requested points, top N, default strings.
+
+use std::collections::HashSet;
+
+use kairos_model::model::Pick;
+use kairos_rules::Value;
+use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
+
+use crate::deployment::{Deployment, HoldFor, Offer, Rule};
+use crate::learning::sample_rate;
+use crate::messages::Message;
+use crate::random::Random;
+use crate::session::{Session, SessionActivation};
+use crate::world::{Treatment, World};
+
+/// A get-offers call: interaction points, parameters to keep, and whether one offer may
+/// appear at several points.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OffersRequest {
+    pub requests: Vec<OfferRequest>,
+    pub params: Vec<(String, Value)>,
+    pub allow_duplicates: bool,
+}
+
+/// One interaction point and how many offers it wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferRequest {
+    pub ip: String,
+    pub count: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServedOffer {
+    pub code: String,
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub treatment_code: String,
+    pub score: f64,
+    pub attributes: Vec<(String, Value)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OfferList {
+    pub ip: String,
+    /// The interaction point's default string, served when no offer qualifies.
+    pub default: Option<String>,
+    pub offers: Vec<ServedOffer>,
+}
+
+/// Why a candidate was not served. Stable names, shown in the explain output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    RuleDisabled,
+    RuleNotYetEffective,
+    RuleExpired,
+    OfferNotYetEffective,
+    OfferExpired,
+    Ineligible,
+    EligibilityError,
+    ScoreError,
+    SuppressedAfterAccept,
+    SuppressedAfterReject,
+    SuppressedMaxContacts,
+    SuppressedByEvent,
+    VisitCap,
+    Constraint,
+    ControlGroup,
+    NotPicked,
+    OutscoredByAnotherRule,
+    Duplicate,
+    BelowTopN,
+}
+
+impl Filter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::RuleDisabled => "rule_disabled",
+            Filter::RuleNotYetEffective => "rule_not_yet_effective",
+            Filter::RuleExpired => "rule_expired",
+            Filter::OfferNotYetEffective => "offer_not_yet_effective",
+            Filter::OfferExpired => "offer_expired",
+            Filter::Ineligible => "ineligible",
+            Filter::EligibilityError => "eligibility_error",
+            Filter::ScoreError => "score_error",
+            Filter::SuppressedAfterAccept => "suppressed_after_accept",
+            Filter::SuppressedAfterReject => "suppressed_after_reject",
+            Filter::SuppressedMaxContacts => "suppressed_max_contacts",
+            Filter::SuppressedByEvent => "suppressed_by_event",
+            Filter::VisitCap => "visit_cap",
+            Filter::Constraint => "constraint",
+            Filter::ControlGroup => "control_group",
+            Filter::NotPicked => "not_picked",
+            Filter::OutscoredByAnotherRule => "outscored_by_another_rule",
+            Filter::Duplicate => "duplicate",
+            Filter::BelowTopN => "below_top_n",
+        }
+    }
+}
+
+/// One candidate offer of one interaction point, for the explain output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateExplain {
+    pub offer: String,
+    pub rule: String,
+    pub removed_by: Option<Filter>,
+    /// The failed expression's error, for `eligibility_error` and `score_error`.
+    pub detail: Option<String>,
+    /// The marketing score (or score expression's value).
+    pub score: Option<f64>,
+    /// The score after learning (or exploration).
+    pub final_score: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpExplain {
+    pub ip: String,
+    pub control_group: bool,
+    /// This request was served by pure exploration (learning's explore share).
+    pub explored: bool,
+    pub candidates: Vec<CandidateExplain>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OffersResponse {
+    pub offer_lists: Vec<OfferList>,
+    pub messages: Vec<Message>,
+    /// Present when the session is in debug mode.
+    pub explain: Option<Vec<IpExplain>>,
+}
+
+struct Candidate {
+    offer: usize,
+    rule: usize,
+    score: f64,
+    final_score: f64,
+}
+
+fn seconds(s: i64) -> i64 {
+    s.saturating_mul(NANOS_PER_SECOND)
+}
+
+impl Session {
+    /// Decides the offers for the requested interaction points.
+    pub fn get_offers(
+        &mut self,
+        dep: &Deployment,
+        world: &dyn World,
+        rng: &mut dyn Random,
+        request: &OffersRequest,
+        now: Timestamp,
+    ) -> OffersResponse {
+        self.bind(dep, now);
+        self.merge_params(dep, &request.params);
+        let allow_duplicates = request.allow_duplicates;
+        let mut messages = Vec::new();
+        let mut explain = self.debug.then(Vec::new);
+        let mut chosen: HashSet<usize> = HashSet::new();
+        let mut lists = Vec::with_capacity(request.requests.len());
+        let mut served_codes = Vec::new();
+        for request in &request.requests {
+            let Some(&ip_index) = dep.ip_index.get(&request.ip.to_ascii_lowercase()) else {
+                messages.push(Message::warning(
+                    "UNKNOWN_INTERACTION_POINT",
+                    format!(
+                        "interaction point '{}' is not defined in channel '{}'",
+                        request.ip, dep.channel
+                    ),
+                ));
+                lists.push(OfferList {
+                    ip: request.ip.clone(),
+                    default: None,
+                    offers: Vec::new(),
+                });
+                continue;
+            };
+            let ip = &dep.ips[ip_index];
+            let mut ip_explain = IpExplain {
+                ip: ip.name.clone(),
+                control_group: self.bound().control_group,
+                explored: false,
+                candidates: Vec::new(),
+            };
+            let (picked, explored) = self.arbitrate_ip(
+                dep,
+                world,
+                rng,
+                ip.zone,
+                request.count,
+                allow_duplicates,
+                &chosen,
+                now,
+                &mut ip_explain,
+            );
+            ip_explain.explored = explored;
+            let mut offers = Vec::with_capacity(picked.len());
+            for c in picked {
+                chosen.insert(c.offer);
+                let served = self.serve(dep, rng, &c, &ip.name, &dep.zones[ip.zone], now);
+                served_codes.push(served.treatment_code.clone());
+                offers.push(served);
+            }
+            lists.push(OfferList {
+                ip: ip.name.clone(),
+                default: ip.default.clone(),
+                offers,
+            });
+            if let Some(explain) = explain.as_mut() {
+                explain.push(ip_explain);
+            }
+        }
+        self.last_offers = served_codes;
+        OffersResponse {
+            offer_lists: lists,
+            messages,
+            explain,
+        }
+    }
+
+    /// Gives a chosen candidate a fresh treatment code and remembers it.
+    fn serve(
+        &mut self,
+        dep: &Deployment,
+        rng: &mut dyn Random,
+        c: &Candidate,
+        ip: &str,
+        zone: &str,
+        now: Timestamp,
+    ) -> ServedOffer {
+        let offer = &dep.offers[c.offer];
+        let rule = &dep.rules[c.rule];
+        let code = format!("{:016x}", rng.next_u64());
+        let mut attributes = offer.attributes.clone();
+        for (name, value) in &rule.attribute_overrides {
+            match attributes.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => attributes.push((name.clone(), value.clone())),
+            }
+        }
+        let category = offer.category.map(|i| dep.categories[i].clone());
+        self.remember(Treatment {
+            code: code.clone(),
+            offer: offer.code.clone(),
+            category: category.clone(),
+            rule: rule.id.clone(),
+            segment: rule.segment.map(|s| dep.segments[s].clone()),
+            ip: ip.to_string(),
+            zone: zone.to_string(),
+            score: c.final_score,
+            deployment: dep.version,
+            session_id: self.id.clone(),
+            audience: self.audience_key.clone(),
+            issued_at: now,
+        });
+        ServedOffer {
+            code: offer.code.clone(),
+            name: offer.name.clone(),
+            category,
+            treatment_code: code,
+            score: c.final_score,
+            attributes,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn arbitrate_ip(
+        &mut self,
+        dep: &Deployment,
+        world: &dyn World,
+        rng: &mut dyn Random,
+        zone: usize,
+        count: usize,
+        allow_duplicates: bool,
+        chosen: &HashSet<usize>,
+        now: Timestamp,
+        explain: &mut IpExplain,
+    ) -> (Vec<Candidate>, bool) {
+        let debug = self.debug;
+        let bound = self.bound();
+        let zone_rules = &dep.zone_rules[zone];
+        let mut rule_ids: Vec<usize> = zone_rules.any_segment.clone();
+        for segment in bound.segments.iter() {
+            rule_ids.extend_from_slice(&zone_rules.by_segment[segment]);
+        }
+        rule_ids.sort_unstable();
+        let mut note = |offer: usize,
+                        rule: usize,
+                        filter: Option<Filter>,
+                        detail: Option<String>,
+                        score: Option<f64>| {
+            if debug {
+                explain.candidates.push(CandidateExplain {
+                    offer: dep.offers[offer].code.clone(),
+                    rule: dep.rules[rule].id.clone(),
+                    removed_by: filter,
+                    detail,
+                    score,
+                    final_score: None,
+                });
+            }
+        };
+        if bound.control_group {
+            for &r in &rule_ids {
+                for &o in &dep.rules[r].offers {
+                    note(o, r, Some(Filter::ControlGroup), None, None);
+                }
+            }
+            return (Vec::new(), false);
+        }
+
+        let mut errors = 0;
+        // Best candidate per offer: the highest-scoring rule wins, the earlier rule on a tie.
+        let mut best: Vec<Candidate> = Vec::new();
+        for &r in &rule_ids {
+            let rule = &dep.rules[r];
+            let rule_filter = if !rule.enabled {
+                Some(Filter::RuleDisabled)
+            } else if rule.effective.is_some_and(|t| now < t) {
+                Some(Filter::RuleNotYetEffective)
+            } else if rule.expires.is_some_and(|t| now >= t) {
+                Some(Filter::RuleExpired)
+            } else {
+                None
+            };
+            let mut survivors: Vec<(usize, f64)> = Vec::new();
+            for &o in &rule.offers {
+                if let Some(f) = rule_filter {
+                    note(o, r, Some(f), None, None);
+                    continue;
+                }
+                match self.offer_filter(dep, world, o, now) {
+                    Some(f) => note(o, r, Some(f), None, None),
+                    None => match score_candidate(dep, bound, rule, &dep.offers[o], now) {
+                        Ok(score) => survivors.push((o, score)),
+                        Err((f, detail)) => {
+                            if f != Filter::Ineligible {
+                                errors += 1;
+                            }
+                            note(o, r, Some(f), detail, None);
+                        }
+                    },
+                }
+            }
+            if rule.offers.len() > 1 && survivors.len() > 1 {
+                let keep = match rule.pick {
+                    Pick::Best => {
+                        let top = survivors.iter().map(|(_, s)| *s).fold(f64::MIN, f64::max);
+                        survivors
+                            .iter()
+                            .position(|(_, s)| *s == top)
+                            .expect("non-empty")
+                    }
+                    Pick::Random => (rng.next_u64() % survivors.len() as u64) as usize,
+                };
+                for (i, (o, s)) in survivors.iter().enumerate() {
+                    if i != keep {
+                        note(*o, r, Some(Filter::NotPicked), None, Some(*s));
+                    }
+                }
+                survivors = vec![survivors[keep]];
+            }
+            for (o, score) in survivors {
+                if !allow_duplicates && chosen.contains(&o) {
+                    note(o, r, Some(Filter::Duplicate), None, Some(score));
+                    continue;
+                }
+                match best.iter_mut().find(|c| c.offer == o) {
+                    Some(existing) if existing.score >= score => {
+                        note(
+                            o,
+                            r,
+                            Some(Filter::OutscoredByAnotherRule),
+                            None,
+                            Some(score),
+                        );
+                    }
+                    Some(existing) => {
+                        note(
+                            o,
+                            existing.rule,
+                            Some(Filter::OutscoredByAnotherRule),
+                            None,
+                            Some(existing.score),
+                        );
+                        *existing = Candidate {
+                            offer: o,
+                            rule: r,
+                            score,
+                            final_score: score,
+                        };
+                    }
+                    None => best.push(Candidate {
+                        offer: o,
+                        rule: r,
+                        score,
+                        final_score: score,
+                    }),
+                }
+            }
+        }
+
+        let explored = self.learn(dep, world, rng, &mut best);
+        best.sort_by(|a, b| {
+            b.final_score
+                .total_cmp(&a.final_score)
+                .then(a.rule.cmp(&b.rule))
+                .then(a.offer.cmp(&b.offer))
+        });
+        if debug {
+            for (i, c) in best.iter().enumerate() {
+                explain.candidates.push(CandidateExplain {
+                    offer: dep.offers[c.offer].code.clone(),
+                    rule: dep.rules[c.rule].id.clone(),
+                    removed_by: (i >= count).then_some(Filter::BelowTopN),
+                    detail: None,
+                    score: Some(c.score),
+                    final_score: Some(c.final_score),
+                });
+            }
+        }
+        best.truncate(count);
+        self.eval_errors += errors;
+        (best, explored)
+    }
+
+    /// Filters that depend on the offer and the visitor's history, not on the rule.
+    fn offer_filter(
+        &self,
+        dep: &Deployment,
+        world: &dyn World,
+        o: usize,
+        now: Timestamp,
+    ) -> Option<Filter> {
+        let offer = &dep.offers[o];
+        if offer.effective.is_some_and(|t| now < t) {
+            return Some(Filter::OfferNotYetEffective);
+        }
+        if offer.expires.is_some_and(|t| now >= t) {
+            return Some(Filter::OfferExpired);
+        }
+        if let Some(history) = self.state.offers.get(&offer.code) {
+            let held = |hold: &Option<HoldFor>, at: Option<Timestamp>| match (hold, at) {
+                (Some(HoldFor::Forever), Some(_)) => true,
+                (Some(HoldFor::Seconds(s)), Some(at)) => now.0 < at.0.saturating_add(seconds(*s)),
+                _ => false,
+            };
+            if held(&offer.after_accept, history.last_accept) {
+                return Some(Filter::SuppressedAfterAccept);
+            }
+            if held(&offer.after_reject, history.last_reject) {
+                return Some(Filter::SuppressedAfterReject);
+            }
+            if let Some((max, within)) = offer.max_contacts {
+                let contacts = match within {
+                    None => history.total_contacts,
+                    Some(w) => {
+                        let since = now.0.saturating_sub(seconds(w));
+                        history
+                            .recent_contacts
+                            .iter()
+                            .filter(|t| t.0 > since)
+                            .count() as u64
+                    }
+                };
+                if contacts >= max {
+                    return Some(Filter::SuppressedMaxContacts);
+                }
+            }
+        }
+        let category = offer
+            .category
+            .map(|c| dep.categories[c].to_ascii_lowercase());
+        let code = offer.code.to_ascii_lowercase();
+        if self.state.suppressions.iter().any(|s| {
+            s.until > now
+                && (s.offers.contains(&code) || (s.category.is_some() && s.category == category))
+        }) {
+            return Some(Filter::SuppressedByEvent);
+        }
+        if let Some(cap) = dep.max_contacts_per_visit
+            && self.visit_contacts.get(&offer.code).copied().unwrap_or(0) >= cap
+        {
+            return Some(Filter::VisitCap);
+        }
+        for &k in &dep.constraints_by_offer[o] {
+            let constraint = &dep.constraints[k];
+            let since = match constraint.per_seconds {
+                Some(s) => Timestamp(now.0.saturating_sub(seconds(s))),
+                None => Timestamp(i64::MIN),
+            };
+            let used: u64 = constraint
+                .offers
+                .iter()
+                .map(|&o| world.offer_contacts_since(&dep.offers[o].code, since))
+                .sum();
+            if used >= constraint.max_contacts {
+                return Some(Filter::Constraint);
+            }
+        }
+        None
+    }
+
+    /// Applies learning to the candidates' scores; returns whether this request explores.
+    fn learn(
+        &self,
+        dep: &Deployment,
+        world: &dyn World,
+        rng: &mut dyn Random,
+        candidates: &mut [Candidate],
+    ) -> bool {
+        if !dep.learning.thompson || candidates.is_empty() {
+            return false;
+        }
+        if dep.learning.explore > 0.0 && rng.unit() < dep.learning.explore {
+            for c in candidates.iter_mut() {
+                c.final_score = rng.unit() * 100.0;
+            }
+            return true;
+        }
+        // Thompson: draw each learned offer's acceptance rate and rescale its score by how
+        // it compares with the other learned candidates; unlearned offers keep their score.
+        let min = dep.learning.min_contacts.max(1);
+        let draws: Vec<Option<f64>> = candidates
+            .iter()
+            .map(|c| {
+                let code = &dep.offers[c.offer].code;
+                let segment = dep.rules[c.rule].segment.map(|s| dep.segments[s].as_str());
+                let by_segment = segment
+                    .map(|s| world.offer_stats(code, Some(s)))
+                    .filter(|st| st.contacts >= min);
+                let stats = by_segment.unwrap_or_else(|| world.offer_stats(code, None));
+                (stats.contacts >= min).then(|| sample_rate(stats, rng))
+            })
+            .collect();
+        let learned: Vec<f64> = draws.iter().flatten().copied().collect();
+        if learned.len() < 2 {
+            return false;
+        }
+        let mean = learned.iter().sum::<f64>() / learned.len() as f64;
+        for (c, draw) in candidates.iter_mut().zip(draws) {
+            if let Some(rate) = draw
+                && mean > 0.0
+            {
+                c.final_score = c.score * (rate / mean).clamp(0.1, 10.0);
+            }
+        }
+        false
+    }
+}
+
+/// The eligibility and score of one (rule, offer) pair.
+fn score_candidate(
+    dep: &Deployment,
+    bound: &crate::session::Bound,
+    rule: &Rule,
+    offer: &Offer,
+    now: Timestamp,
+) -> Result<f64, (Filter, Option<String>)> {
+    let act = SessionActivation {
+        offer: &offer.slots,
+        offer_overrides: &rule.slot_overrides,
+        ..SessionActivation::new(dep, bound, now)
+    };
+    if let Some(eligibility) = &rule.eligibility {
+        match eligibility.eval_bool(&act) {
+            Ok(true) => {}
+            Ok(false) => return Err((Filter::Ineligible, None)),
+            Err(e) => return Err((Filter::EligibilityError, Some(e.to_string()))),
+        }
+    }
+    match &rule.score_expr {
+        None => Ok(rule.score),
+        Some(expr) => match expr.eval_number(&act) {
+            Ok(score) if score.is_finite() => Ok(score),
+            Ok(score) => Err((Filter::ScoreError, Some(format!("score is {score}")))),
+            Err(e) => Err((Filter::ScoreError, Some(e.to_string()))),
+        },
+    }
+}

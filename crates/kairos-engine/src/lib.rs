@@ -1,0 +1,26 @@
+//! The Kairos decision engine: a pure, synchronous library. Given a compiled [`Deployment`],
+//! a [`Session`], a clock reading and a source of randomness, it decides which offers to show,
+//! runs events and patterns, and hands back contact and response records. Profiles, history
+//! state and learning statistics come in as plain data; nothing here does I/O.
+
+mod arbitrate;
+mod deployment;
+mod events;
+pub mod learning;
+mod messages;
+pub mod random;
+mod segmentation;
+mod segments;
+mod session;
+pub mod world;
+
+pub use arbitrate::{
+    CandidateExplain, Filter, IpExplain, OfferList, OfferRequest, OffersRequest, OffersResponse,
+    ServedOffer,
+};
+pub use deployment::{
+    CompileError, DEFAULT_MIN_CONTACTS, DEFAULT_SCORE, Deployment, DimensionTable, ProfileTables,
+};
+pub use events::{EventResponse, TREATMENT_CODE_PARAMS};
+pub use messages::{Level, Message};
+pub use session::{ProfileView, Session, Start};

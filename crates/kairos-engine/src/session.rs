@@ -1,0 +1,399 @@
+//! A visitor's session: who they are, their profile and real-time parameters, their segments,
+//! and what they were shown. Values are kept by name; each deployment gets its own slot view
+//! of them ([`Bound`]), rebuilt when a new deployment is swapped in mid-session.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kairos_rules::time::Timestamp;
+use kairos_rules::{Activation, Root, Value};
+
+use crate::deployment::Deployment;
+use crate::messages::Message;
+use crate::segments::SegmentSet;
+use crate::world::{AudienceId, AudienceState, HistoryRecord, Profile, Treatment};
+
+/// How many treatments a session remembers for responses within it; older ones are matched
+/// through the contact history like responses from another session.
+pub(crate) const TREATMENTS_KEPT: usize = 256;
+
+/// The deployment-specific view of a session: slot arrays and segment membership.
+pub(crate) struct Bound {
+    pub version: u64,
+    pub level: Option<usize>,
+    pub profile: Vec<Option<Value>>,
+    pub session: Vec<Option<Value>>,
+    pub patterns: Vec<Option<Value>>,
+    pub segments: SegmentSet,
+    pub control_group: bool,
+}
+
+pub struct Session {
+    pub(crate) id: String,
+    pub(crate) audience: AudienceId,
+    pub(crate) audience_key: String,
+    pub(crate) profile: Profile,
+    pub(crate) params: BTreeMap<String, Value>,
+    pub(crate) state: AudienceState,
+    pub(crate) debug: bool,
+    pub(crate) bound: Option<Bound>,
+    pub(crate) visit_contacts: HashMap<String, u64>,
+    pub(crate) treatments: Vec<Treatment>,
+    /// Treatment codes of the offers the last get offers returned (for `log_contact` without
+    /// a code).
+    pub(crate) last_offers: Vec<String>,
+    pub(crate) records: Vec<HistoryRecord>,
+    pub(crate) state_changed: bool,
+    pub(crate) eval_errors: u64,
+}
+
+/// Everything needed to start a session, already loaded by the shell.
+pub struct Start {
+    pub session_id: String,
+    pub audience: AudienceId,
+    /// `None` when the profile store has no row for this audience ID.
+    pub profile: Option<Profile>,
+    pub state: AudienceState,
+    pub params: Vec<(String, Value)>,
+    pub debug: bool,
+}
+
+/// What a session shows of itself (`GET /v1/sessions/{id}/profile`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileView {
+    pub audience_level: String,
+    pub audience_id: Vec<(String, Value)>,
+    pub profile: BTreeMap<String, Value>,
+    pub params: BTreeMap<String, Value>,
+    pub segments: Vec<String>,
+}
+
+impl Session {
+    /// Starts a session: checks the audience, loads the profile into slots and segments the
+    /// visitor.
+    pub fn start(
+        dep: &Deployment,
+        start: Start,
+        now: Timestamp,
+    ) -> Result<(Session, Vec<Message>), Message> {
+        let mut messages = Vec::new();
+        let audience = check_audience(dep, start.audience)?;
+        if start.profile.is_none()
+            && dep
+                .profile_tables(&audience.level)
+                .is_some_and(|t| t.table.is_some())
+        {
+            messages.push(Message::warning(
+                "PROFILE_NOT_FOUND",
+                format!(
+                    "no profile for {}; the session starts with an empty profile",
+                    audience.key()
+                ),
+            ));
+        }
+        let mut session = Session {
+            id: start.session_id,
+            audience_key: audience.key(),
+            audience,
+            profile: start.profile.unwrap_or_default(),
+            params: BTreeMap::new(),
+            state: start.state,
+            debug: start.debug,
+            bound: None,
+            visit_contacts: HashMap::new(),
+            treatments: Vec::new(),
+            last_offers: Vec::new(),
+            records: Vec::new(),
+            state_changed: false,
+            eval_errors: 0,
+        };
+        session.merge_params(dep, &start.params);
+        session.bind(dep, now);
+        Ok((session, messages))
+    }
+
+    /// Changes who the session is about (a visitor logs in): reloads profile and history state
+    /// and segments again. The caller persists the previous audience's state first.
+    pub fn set_audience(
+        &mut self,
+        dep: &Deployment,
+        audience: AudienceId,
+        profile: Option<Profile>,
+        state: AudienceState,
+        params: &[(String, Value)],
+        now: Timestamp,
+    ) -> Result<Vec<Message>, Message> {
+        let audience = check_audience(dep, audience)?;
+        let mut messages = Vec::new();
+        if profile.is_none()
+            && dep
+                .profile_tables(&audience.level)
+                .is_some_and(|t| t.table.is_some())
+        {
+            messages.push(Message::warning(
+                "PROFILE_NOT_FOUND",
+                format!("no profile for {}", audience.key()),
+            ));
+        }
+        self.audience_key = audience.key();
+        self.audience = audience;
+        self.profile = profile.unwrap_or_default();
+        self.state = state;
+        self.state_changed = false;
+        self.bound = None;
+        self.merge_params(dep, params);
+        self.bind(dep, now);
+        Ok(messages)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn audience(&self) -> &AudienceId {
+        &self.audience
+    }
+
+    pub fn audience_key(&self) -> &str {
+        &self.audience_key
+    }
+
+    pub fn debug(&self) -> bool {
+        self.debug
+    }
+
+    pub fn set_debug(&mut self, debug: bool) {
+        self.debug = debug;
+    }
+
+    /// Contact and response records produced since the last call, for durable storage.
+    pub fn take_records(&mut self) -> Vec<HistoryRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// The audience's cross-session state, when it changed since the last call.
+    pub fn take_changed_state(&mut self) -> Option<&AudienceState> {
+        if self.state_changed {
+            self.state_changed = false;
+            Some(&self.state)
+        } else {
+            None
+        }
+    }
+
+    pub fn audience_state(&self) -> &AudienceState {
+        &self.state
+    }
+
+    /// Expressions that failed to evaluate in this session (counted, treated as false).
+    pub fn evaluation_errors(&self) -> u64 {
+        self.eval_errors
+    }
+
+    /// The visitor's current segments under `dep`.
+    pub fn segments(&mut self, dep: &Deployment, now: Timestamp) -> Vec<String> {
+        let b = self.bind(dep, now);
+        b.segments.iter().map(|s| dep.segments[s].clone()).collect()
+    }
+
+    pub fn profile_view(&mut self, dep: &Deployment, now: Timestamp) -> ProfileView {
+        let segments = self.segments(dep, now);
+        ProfileView {
+            audience_level: self.audience.level.clone(),
+            audience_id: self.audience.fields.clone(),
+            profile: self
+                .profile
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            params: self.params.clone(),
+            segments,
+        }
+    }
+
+    /// Keeps real-time parameters in the session, and in their slots when expressions read them.
+    pub(crate) fn merge_params(&mut self, dep: &Deployment, params: &[(String, Value)]) {
+        for (name, value) in params {
+            self.params.insert(name.clone(), value.clone());
+            if let Some(b) = self.bound.as_mut().filter(|b| b.version == dep.version)
+                && let Some(slot) = dep.env.slot_of(Root::Session, name)
+            {
+                b.session[slot as usize] = Some(value.clone());
+            }
+        }
+    }
+
+    /// The session's slot view for `dep`, built (and the visitor segmented) on first use.
+    pub(crate) fn bind(&mut self, dep: &Deployment, now: Timestamp) -> &mut Bound {
+        if self.bound.as_ref().is_none_or(|b| b.version != dep.version) {
+            let fill = |root: Root, values: &dyn Fn(&str) -> Option<Value>| -> Vec<Option<Value>> {
+                dep.env
+                    .slots(root)
+                    .iter()
+                    .map(|(name, _)| values(name))
+                    .collect()
+            };
+            let profile = fill(Root::Profile, &|name| {
+                self.profile.get(name).cloned().or_else(|| {
+                    self.audience
+                        .fields
+                        .iter()
+                        .find(|(f, _)| f == name)
+                        .map(|(_, v)| v.clone())
+                })
+            });
+            let session = fill(Root::Session, &|name| self.params.get(name).cloned());
+            let level = dep
+                .levels
+                .iter()
+                .position(|l| l.name.eq_ignore_ascii_case(&self.audience.level));
+            let control_group = dep.control_group_percent > 0.0
+                && crate::random::percentile(&["control", &self.audience_key])
+                    < dep.control_group_percent;
+            self.bound = Some(Bound {
+                version: dep.version,
+                level,
+                profile,
+                session,
+                patterns: vec![None; dep.env.slots(Root::Patterns).len()],
+                segments: SegmentSet::with_capacity(dep.segments.len()),
+                control_group,
+            });
+            self.refresh_patterns(dep, now);
+            self.resegment(dep, now);
+        }
+        self.bound.as_mut().expect("bound above")
+    }
+
+    pub(crate) fn bound(&self) -> &Bound {
+        self.bound.as_ref().expect("callers bind first")
+    }
+
+    /// Records a treatment issued to this session, forgetting the oldest past the limit.
+    pub(crate) fn remember(&mut self, treatment: Treatment) {
+        if self.treatments.len() == TREATMENTS_KEPT {
+            self.treatments.remove(0);
+        }
+        self.treatments.push(treatment);
+    }
+}
+
+/// Resolves the audience level (default when absent) and checks the ID fields are all given.
+fn check_audience(dep: &Deployment, mut audience: AudienceId) -> Result<AudienceId, Message> {
+    if audience.level.is_empty() {
+        match dep.default_level {
+            Some(i) => audience.level = dep.levels[i].name.clone(),
+            None => {
+                return Err(Message::error(
+                    "INVALID_AUDIENCE_LEVEL",
+                    "the channel defines no audience level",
+                ));
+            }
+        }
+    }
+    let Some(level) = dep
+        .levels
+        .iter()
+        .find(|l| l.name.eq_ignore_ascii_case(&audience.level))
+    else {
+        let known: Vec<&str> = dep.audience_levels().collect();
+        return Err(Message::error(
+            "INVALID_AUDIENCE_LEVEL",
+            format!(
+                "unknown audience level '{}'; the channel has {}",
+                audience.level,
+                known.join(", ")
+            ),
+        ));
+    };
+    audience.level = level.name.clone();
+    let mut ordered = Vec::with_capacity(level.id_fields.len());
+    for field in &level.id_fields {
+        match audience
+            .fields
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(field))
+        {
+            Some((_, value)) => ordered.push((field.clone(), value.clone())),
+            None => {
+                return Err(Message::error(
+                    "INVALID_AUDIENCE_ID",
+                    format!(
+                        "audience level '{}' is identified by {}; '{field}' is missing",
+                        level.name,
+                        level.id_fields.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    audience.fields = ordered;
+    Ok(audience)
+}
+
+/// What expressions see while the engine decides for one session.
+pub(crate) struct SessionActivation<'a> {
+    pub dep: &'a Deployment,
+    pub bound: &'a Bound,
+    /// Usually the bound segments; during segmentation, the set being built.
+    pub segments: &'a SegmentSet,
+    pub event: &'a [Option<Value>],
+    pub offer: &'a [Option<Value>],
+    pub offer_overrides: &'a [(u32, Value)],
+    pub now: Timestamp,
+}
+
+impl<'a> SessionActivation<'a> {
+    pub fn new(dep: &'a Deployment, bound: &'a Bound, now: Timestamp) -> Self {
+        SessionActivation {
+            dep,
+            bound,
+            segments: &bound.segments,
+            event: &[],
+            offer: &[],
+            offer_overrides: &[],
+            now,
+        }
+    }
+}
+
+impl Activation for SessionActivation<'_> {
+    fn get(&self, root: Root, slot: u32) -> Option<&Value> {
+        let values = match root {
+            Root::Profile => &self.bound.profile,
+            Root::Session => &self.bound.session,
+            Root::Patterns => &self.bound.patterns,
+            Root::Event => self.event,
+            Root::Offer => {
+                if let Some((_, v)) = self.offer_overrides.iter().find(|(s, _)| *s == slot) {
+                    return Some(v);
+                }
+                self.offer
+            }
+        };
+        values.get(slot as usize)?.as_ref()
+    }
+
+    fn has_segment(&self, segment: u32) -> bool {
+        self.segments.contains(segment as usize)
+    }
+
+    fn segments(&self) -> Value {
+        Value::list(
+            self.segments
+                .iter()
+                .map(|s| Value::string(self.dep.segments[s].as_str())),
+        )
+    }
+
+    fn has_segment_named(&self, name: &str) -> bool {
+        self.dep
+            .segments
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(name))
+            .is_some_and(|i| self.segments.contains(i))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+}

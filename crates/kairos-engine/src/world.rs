@@ -1,0 +1,262 @@
+//! The plain data that crosses the engine's boundary: what storage loads for a visitor, what
+//! the engine asks of the rest of the system while deciding, and the records it hands back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use kairos_rules::Value;
+use kairos_rules::time::Timestamp;
+
+/// A profile row with its dimension rows: field name -> value. Dimension tables appear under
+/// their dimension name as a list of maps.
+pub type Profile = HashMap<String, Value>;
+
+/// Who a session is about: an audience level and the values of its ID fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudienceId {
+    pub level: String,
+    pub fields: Vec<(String, Value)>,
+}
+
+impl AudienceId {
+    /// The canonical key of this audience ID: `1001` and `"1001"` name the same customer.
+    pub fn key(&self) -> String {
+        let mut key = self.level.to_ascii_lowercase();
+        for (i, (field, value)) in self.fields.iter().enumerate() {
+            key.push(if i == 0 { ':' } else { '|' });
+            key.push_str(field);
+            key.push('=');
+            key.push_str(&id_text(value));
+        }
+        key
+    }
+}
+
+/// An ID value as text, whatever JSON type it arrived as.
+pub fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.to_string(),
+        Value::Double(d) if d.fract() == 0.0 && d.abs() < 1e15 => format!("{}", *d as i64),
+        other => other.to_string(),
+    }
+}
+
+/// One offer shown once: returned with the offer, echoed back with contacts and responses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Treatment {
+    pub code: String,
+    pub offer: String,
+    pub category: Option<String>,
+    pub rule: String,
+    /// The segment of the rule that proposed the offer (`None` for a `*` rule).
+    pub segment: Option<String>,
+    pub ip: String,
+    pub zone: String,
+    pub score: f64,
+    pub deployment: u64,
+    pub session_id: String,
+    pub audience: String,
+    pub issued_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResponseKind {
+    Contact,
+    Accept,
+    Reject,
+}
+
+impl ResponseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseKind::Contact => "contact",
+            ResponseKind::Accept => "accept",
+            ResponseKind::Reject => "reject",
+        }
+    }
+}
+
+/// A contact or response for the durable history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRecord {
+    pub kind: ResponseKind,
+    pub treatment: Treatment,
+    pub at: Timestamp,
+    /// The response names a treatment from an earlier session.
+    pub cross_session: bool,
+}
+
+/// What one audience ID did with one offer, across sessions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OfferHistory {
+    /// Times of the most recent contacts (bounded: only suppression windows need them).
+    pub recent_contacts: Vec<Timestamp>,
+    pub total_contacts: u64,
+    pub last_accept: Option<Timestamp>,
+    pub last_reject: Option<Timestamp>,
+}
+
+/// How many recent contact times an offer's history keeps.
+pub const RECENT_CONTACTS_KEPT: usize = 64;
+
+impl OfferHistory {
+    pub fn record_contact(&mut self, at: Timestamp) {
+        self.total_contacts += 1;
+        self.recent_contacts.push(at);
+        if self.recent_contacts.len() > RECENT_CONTACTS_KEPT {
+            self.recent_contacts.remove(0);
+        }
+    }
+}
+
+/// The running state of one event pattern for one audience ID.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatternState {
+    /// Start of the current fixed window.
+    pub window_start: Option<Timestamp>,
+    /// Count or weighted sum within the window (fixed window or none).
+    pub sum: f64,
+    /// Distinct events seen within the window (for `all`).
+    pub seen: BTreeSet<String>,
+    /// Timestamped hits, kept only for rolling windows.
+    pub hits: Vec<(String, Timestamp, f64)>,
+    /// Whether the pattern was true after the last event (actions run on the change to true).
+    pub matched: bool,
+}
+
+/// Offers suppressed for a while by an event's `suppress` action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedSuppression {
+    pub offers: Vec<String>,
+    pub category: Option<String>,
+    pub until: Timestamp,
+}
+
+/// Everything kept per audience ID across sessions: loaded at session start, saved as it
+/// changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AudienceState {
+    pub offers: BTreeMap<String, OfferHistory>,
+    pub patterns: BTreeMap<String, PatternState>,
+    pub suppressions: Vec<TimedSuppression>,
+}
+
+/// Contacts and accepts of an offer, for learning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub contacts: u64,
+    pub accepts: u64,
+}
+
+/// What the engine reads from the rest of the system while deciding. The shell implements it
+/// over its caches; every call must be cheap and must not block.
+pub trait World {
+    /// Learning statistics of an offer, overall (`segment: None`) or within a segment.
+    fn offer_stats(&self, offer: &str, segment: Option<&str>) -> Stats;
+    /// Contacts of an offer logged across all visitors since `since` (for constraints).
+    fn offer_contacts_since(&self, offer: &str, since: Timestamp) -> u64;
+    /// A contact logged in an earlier session, by treatment code (cross-session responses).
+    fn find_treatment(&self, code: &str) -> Option<Treatment>;
+}
+
+/// An in-memory [`World`] and audience store: for in-process scenario runs, tests and
+/// benchmarks. It keeps everything it is given.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryWorld {
+    stats: HashMap<(String, Option<String>), Stats>,
+    contacts: HashMap<String, Vec<Timestamp>>,
+    treatments: HashMap<String, Treatment>,
+    audiences: HashMap<String, AudienceState>,
+    pub records: Vec<HistoryRecord>,
+}
+
+impl MemoryWorld {
+    pub fn new() -> Self {
+        MemoryWorld::default()
+    }
+
+    /// Takes in a session's history records, as durable storage would.
+    pub fn apply(&mut self, records: impl IntoIterator<Item = HistoryRecord>) {
+        for record in records {
+            let t = &record.treatment;
+            for key in [
+                (t.offer.clone(), None),
+                (t.offer.clone(), t.segment.clone()),
+            ] {
+                let stats = self.stats.entry(key).or_default();
+                match record.kind {
+                    ResponseKind::Contact => stats.contacts += 1,
+                    ResponseKind::Accept => stats.accepts += 1,
+                    ResponseKind::Reject => {}
+                }
+                if t.segment.is_none() {
+                    break;
+                }
+            }
+            if record.kind == ResponseKind::Contact {
+                self.contacts
+                    .entry(t.offer.clone())
+                    .or_default()
+                    .push(record.at);
+                self.treatments.insert(t.code.clone(), t.clone());
+            }
+            self.records.push(record);
+        }
+    }
+
+    /// Sets learning statistics directly (benchmarks, tests).
+    pub fn set_stats(&mut self, offer: &str, segment: Option<&str>, stats: Stats) {
+        self.stats
+            .insert((offer.to_string(), segment.map(str::to_string)), stats);
+    }
+
+    pub fn audience_state(&self, key: &str) -> AudienceState {
+        self.audiences.get(key).cloned().unwrap_or_default()
+    }
+
+    pub fn save_audience_state(&mut self, key: &str, state: AudienceState) {
+        self.audiences.insert(key.to_string(), state);
+    }
+}
+
+impl World for MemoryWorld {
+    fn offer_stats(&self, offer: &str, segment: Option<&str>) -> Stats {
+        self.stats
+            .get(&(offer.to_string(), segment.map(str::to_string)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn offer_contacts_since(&self, offer: &str, since: Timestamp) -> u64 {
+        self.contacts.get(offer).map_or(0, |times| {
+            times.iter().filter(|t| **t >= since).count() as u64
+        })
+    }
+
+    fn find_treatment(&self, code: &str) -> Option<Treatment> {
+        self.treatments.get(code).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_keys_ignore_the_json_type_of_ids() {
+        let a = AudienceId {
+            level: "customer".into(),
+            fields: vec![("customer_id".into(), Value::Int(1001))],
+        };
+        let b = AudienceId {
+            level: "Customer".into(),
+            fields: vec![("customer_id".into(), Value::from("1001"))],
+        };
+        let c = AudienceId {
+            level: "customer".into(),
+            fields: vec![("customer_id".into(), Value::Double(1001.0))],
+        };
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key(), c.key());
+        assert_eq!(a.key(), "customer:customer_id=1001");
+    }
+}
