@@ -1,6 +1,7 @@
 //! `kairos`: one binary for every Kairos process and command.
 
 mod demo;
+mod test_cmd;
 mod validate;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
+    /// Run scenario files (given this visitor and these calls, these offers come back)
+    Test(test_cmd::Args),
     /// Demo data for the example channel
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Test(args) => test_cmd::run(&args),
         Command::Demo(DemoCommand::Profiles {
             out,
             seed,

@@ -100,3 +100,66 @@ fn a_missing_file_is_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn scenario_failures_are_reported_with_expected_actual_and_explain() {
+    let scenarios = temp_file(
+        "failing.scenarios.yaml",
+        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: wrong on purpose\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { codes: [ SILVER ] }\n",
+    );
+    let out = kairos()
+        .current_dir(repo())
+        .arg("test")
+        .arg(&scenarios)
+        .args(["--channel-file", "tests/scenarios/shop/channel.yaml"])
+        .args([
+            "--profiles",
+            "people=tests/scenarios/people.csv",
+            "--profiles",
+            "orders=tests/scenarios/orders.csv",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(
+        stdout.contains(":7: step 1 (get_offers): expect codes: expected [SILVER], got [GOLD]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("GOLD (rule gold_vip) score 88.00: served"),
+        "explain is shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("SILVER (rule silver_home) score 60.00: removed by below_top_n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("scenarios: 0 passed, 1 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_shop_scenarios_pass_through_the_binary() {
+    let out = kairos()
+        .current_dir(repo())
+        .arg("test")
+        .arg("tests/scenarios/shop/arbitration.scenarios.yaml")
+        .args(["--channel-file", "tests/scenarios/shop/channel.yaml"])
+        .args([
+            "--profiles",
+            "people=tests/scenarios/people.csv",
+            "--profiles",
+            "orders=tests/scenarios/orders.csv",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("scenarios: 6 passed, 0 failed"),
+        "{stdout}"
+    );
+}

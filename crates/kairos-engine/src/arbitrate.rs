@@ -122,6 +122,41 @@ pub struct IpExplain {
     pub candidates: Vec<CandidateExplain>,
 }
 
+impl IpExplain {
+    /// One line per candidate: `GOLD_CARD (rule gold): removed by suppressed_after_reject`.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{}:", self.ip);
+        if self.control_group {
+            out.push_str(" visitor is in the control group");
+        }
+        if self.explored {
+            out.push_str(" served by exploration");
+        }
+        if self.candidates.is_empty() {
+            out.push_str(" no candidate offers");
+        }
+        out.push('\n');
+        for c in &self.candidates {
+            out.push_str(&format!("  {} (rule {})", c.offer, c.rule));
+            if let Some(score) = c.score {
+                out.push_str(&format!(" score {score:.2}"));
+            }
+            if let Some(final_score) = c.final_score.filter(|f| Some(*f) != c.score) {
+                out.push_str(&format!(" -> {final_score:.2} after learning"));
+            }
+            match c.removed_by {
+                Some(f) => out.push_str(&format!(": removed by {}", f.name())),
+                None => out.push_str(": served"),
+            }
+            if let Some(detail) = &c.detail {
+                out.push_str(&format!(" ({detail})"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct OffersResponse {
     pub offer_lists: Vec<OfferList>,

@@ -677,6 +677,11 @@ impl Deployment {
         })
     }
 
+    /// The level a session gets when the caller names none.
+    pub fn default_audience_level(&self) -> Option<&str> {
+        self.default_level.map(|i| self.levels[i].name.as_str())
+    }
+
     /// The audience levels' names, in channel order.
     pub fn audience_levels(&self) -> impl Iterator<Item = &str> {
         self.levels.iter().map(|l| l.name.as_str())

@@ -6,9 +6,11 @@
 mod arbitrate;
 mod deployment;
 mod events;
+pub mod inprocess;
 pub mod learning;
 mod messages;
 pub mod random;
+pub mod scenario;
 mod segmentation;
 mod segments;
 mod session;

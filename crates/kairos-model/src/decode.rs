@@ -11,14 +11,14 @@ pub(crate) struct Decoder {
     pub errors: Vec<(Loc, String)>,
 }
 
-type Entries<'a> = &'a [(Node, Node)];
+pub(crate) type Entries<'a> = &'a [(Node, Node)];
 
 impl Decoder {
     pub fn new() -> Self {
         Decoder { errors: Vec::new() }
     }
 
-    fn error(&mut self, loc: Loc, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, loc: Loc, message: impl Into<String>) {
         self.errors.push((loc, message.into()));
     }
 
@@ -88,7 +88,7 @@ impl Decoder {
 
     // ---- generic shapes -------------------------------------------------------------------
 
-    fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<Entries<'a>> {
+    pub(crate) fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<Entries<'a>> {
         match &node.kind {
             NodeKind::Map(entries) => Some(entries),
             _ if node.is_null() => Some(&[]),
@@ -102,7 +102,7 @@ impl Decoder {
         }
     }
 
-    fn key<'a>(&mut self, key: &'a Node) -> Option<&'a str> {
+    pub(crate) fn key<'a>(&mut self, key: &'a Node) -> Option<&'a str> {
         match &key.kind {
             NodeKind::Scalar { text, .. } => Some(text),
             _ => {
@@ -112,7 +112,7 @@ impl Decoder {
         }
     }
 
-    fn unknown_key(&mut self, loc: Loc, key: &str, what: &str, known: &[&str]) {
+    pub(crate) fn unknown_key(&mut self, loc: Loc, key: &str, what: &str, known: &[&str]) {
         let message = match kairos_rules::closest(key, known.iter().copied()) {
             Some(s) => format!("unknown key '{key}' in {what} (did you mean '{s}'?)"),
             None => format!(
@@ -124,7 +124,7 @@ impl Decoder {
     }
 
     /// A mapping of identifier -> object, decoded in file order.
-    fn named_map<T>(
+    pub(crate) fn named_map<T>(
         &mut self,
         node: &Node,
         what: &str,
@@ -142,7 +142,7 @@ impl Decoder {
             .collect()
     }
 
-    fn list<T>(
+    pub(crate) fn list<T>(
         &mut self,
         node: &Node,
         what: &str,
@@ -161,7 +161,11 @@ impl Decoder {
         }
     }
 
-    fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<(&'a str, ScalarStyle)> {
+    pub(crate) fn scalar<'a>(
+        &mut self,
+        node: &'a Node,
+        what: &str,
+    ) -> Option<(&'a str, ScalarStyle)> {
         match &node.kind {
             NodeKind::Scalar { text, style } => Some((text, *style)),
             _ => {
@@ -174,14 +178,14 @@ impl Decoder {
         }
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         if node.is_null() {
             return None;
         }
         self.scalar(node, what).map(|(s, _)| s.to_string())
     }
 
-    fn ident(&mut self, node: &Node, what: &str) -> Option<Name> {
+    pub(crate) fn ident(&mut self, node: &Node, what: &str) -> Option<Name> {
         let (text, _) = self.scalar(node, what)?;
         let mut chars = text.chars();
         let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -208,11 +212,11 @@ impl Decoder {
         self.ident(node, what)
     }
 
-    fn idents(&mut self, node: &Node, what: &str) -> Vec<Name> {
+    pub(crate) fn idents(&mut self, node: &Node, what: &str) -> Vec<Name> {
         self.list(node, what, |d, n| d.ident(n, what))
     }
 
-    fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
+    pub(crate) fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         let (text, style) = self.scalar(node, what)?;
         let parsed = if style == ScalarStyle::Plain {
             parse_number(text)
@@ -244,7 +248,13 @@ impl Decoder {
         self.number_in(node, what, 0.0, 100.0)
     }
 
-    fn int_in(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<Located<i64>> {
+    pub(crate) fn int_in(
+        &mut self,
+        node: &Node,
+        what: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<Located<i64>> {
         let (text, style) = self.scalar(node, what)?;
         let parsed = if style == ScalarStyle::Plain {
             text.parse::<i64>().ok()
@@ -277,7 +287,7 @@ impl Decoder {
         }
     }
 
-    fn bool(&mut self, node: &Node, what: &str) -> Option<Located<bool>> {
+    pub(crate) fn bool(&mut self, node: &Node, what: &str) -> Option<Located<bool>> {
         let (text, style) = self.scalar(node, what)?;
         match (text, style) {
             ("true", ScalarStyle::Plain) => Some(Located::new(true, node.loc)),
@@ -292,7 +302,7 @@ impl Decoder {
         }
     }
 
-    fn duration(&mut self, node: &Node, what: &str) -> Option<Located<Duration>> {
+    pub(crate) fn duration(&mut self, node: &Node, what: &str) -> Option<Located<Duration>> {
         let (text, _) = self.scalar(node, what)?;
         match parse_duration(text) {
             Ok(d) if d.0 > 0 && d.0 % kairos_rules::time::NANOS_PER_SECOND == 0 => {
@@ -317,7 +327,7 @@ impl Decoder {
         }
     }
 
-    fn date(&mut self, node: &Node, what: &str) -> Option<Located<Date>> {
+    pub(crate) fn date(&mut self, node: &Node, what: &str) -> Option<Located<Date>> {
         let (text, _) = self.scalar(node, what)?;
         match parse_instant(text) {
             Ok(p) => Some(Located::new(
@@ -353,7 +363,7 @@ impl Decoder {
         })
     }
 
-    fn scalar_value(&mut self, node: &Node, what: &str) -> Option<Located<Scalar>> {
+    pub(crate) fn scalar_value(&mut self, node: &Node, what: &str) -> Option<Located<Scalar>> {
         let (text, style) = self.scalar(node, what)?;
         let value = match style {
             ScalarStyle::Plain => match text {
@@ -1210,7 +1220,7 @@ impl Decoder {
     }
 }
 
-fn has_key(entries: Entries<'_>, name: &str) -> bool {
+pub(crate) fn has_key(entries: Entries<'_>, name: &str) -> bool {
     entries
         .iter()
         .any(|(k, _)| matches!(&k.kind, NodeKind::Scalar { text, .. } if text == name))

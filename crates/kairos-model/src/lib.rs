@@ -6,6 +6,7 @@ mod decode;
 mod encode;
 mod loc;
 pub mod model;
+pub mod scenario;
 pub mod table;
 mod validate;
 mod yaml;
@@ -28,24 +29,29 @@ pub fn read_channel(file: &str, text: &str) -> Result<Channel, Rejected> {
     check_channel(file, text, None)
 }
 
+/// Errors of `file` as diagnostics sorted by position.
+pub(crate) fn located(file: &str, errors: Vec<(Loc, String)>) -> Rejected {
+    let mut diagnostics: Vec<Diagnostic> = errors
+        .into_iter()
+        .map(|(loc, message)| Diagnostic {
+            file: file.to_string(),
+            line: loc.line,
+            column: loc.col,
+            message,
+        })
+        .collect();
+    diagnostics.sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
+    diagnostics.dedup();
+    Rejected(diagnostics)
+}
+
 fn check_channel(file: &str, text: &str, schemas: Option<&Schemas>) -> Result<Channel, Rejected> {
-    let located = |errors: Vec<(Loc, String)>| {
-        let mut diagnostics: Vec<Diagnostic> = errors
-            .into_iter()
-            .map(|(loc, message)| Diagnostic {
-                file: file.to_string(),
-                line: loc.line,
-                column: loc.col,
-                message,
-            })
-            .collect();
-        diagnostics
-            .sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
-        diagnostics.dedup();
-        Rejected(diagnostics)
-    };
-    let root = yaml::parse(text)
-        .map_err(|errors| located(errors.into_iter().map(|e| (e.loc, e.message)).collect()))?;
+    let root = yaml::parse(text).map_err(|errors| {
+        located(
+            file,
+            errors.into_iter().map(|e| (e.loc, e.message)).collect(),
+        )
+    })?;
     let mut decoder = decode::Decoder::new();
     let channel = decoder.channel(&root);
     let mut errors = decoder.errors;
@@ -55,6 +61,6 @@ fn check_channel(file: &str, text: &str, schemas: Option<&Schemas>) -> Result<Ch
     if errors.is_empty() {
         Ok(channel)
     } else {
-        Err(located(errors))
+        Err(located(file, errors))
     }
 }

@@ -1,0 +1,302 @@
+//! Running a deployment in process: profile tables in memory, history in a [`MemoryWorld`],
+//! a seeded random source and a scenario clock. `kairos test --channel-file` uses it.
+
+use std::collections::HashMap;
+
+use kairos_model::table::Table;
+use kairos_rules::Value;
+use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
+
+use crate::arbitrate::{OfferRequest, OffersRequest};
+use crate::deployment::Deployment;
+use crate::random::SplitMix64;
+use crate::scenario::{Call, Outcome, Target};
+use crate::session::{Session, Start};
+use crate::world::{AudienceId, MemoryWorld, Profile, id_text};
+
+/// Profile and dimension tables held in memory, indexed by their key columns on first use.
+#[derive(Default)]
+pub struct MemoryTables {
+    tables: HashMap<String, Table>,
+    /// (table, column) -> key text -> row numbers.
+    indexes: HashMap<(String, String), HashMap<String, Vec<usize>>>,
+}
+
+impl MemoryTables {
+    pub fn new(tables: impl IntoIterator<Item = Table>) -> Self {
+        let tables = tables
+            .into_iter()
+            .map(|t| (t.schema.name.to_ascii_lowercase(), t))
+            .collect();
+        MemoryTables {
+            tables,
+            indexes: HashMap::new(),
+        }
+    }
+
+    pub fn schemas(&self) -> kairos_model::Schemas {
+        let mut schemas = kairos_model::Schemas::new();
+        for table in self.tables.values() {
+            schemas.insert(table.schema.clone());
+        }
+        schemas
+    }
+
+    fn index(&mut self, table: &str, column: &str) -> Option<&HashMap<String, Vec<usize>>> {
+        let key = (table.to_ascii_lowercase(), column.to_string());
+        if !self.indexes.contains_key(&key) {
+            let t = self.tables.get(&key.0)?;
+            let col = t.schema.columns.iter().position(|c| c.name == column)?;
+            let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, row) in t.rows.iter().enumerate() {
+                if let Some(v) = &row[col] {
+                    index.entry(id_text(v)).or_default().push(i);
+                }
+            }
+            self.indexes.insert(key.clone(), index);
+        }
+        self.indexes.get(&key)
+    }
+
+    fn rows(&mut self, table: &str, column: &str, id: &str) -> Vec<Row> {
+        let rows = self
+            .index(table, column)
+            .and_then(|ix| ix.get(id))
+            .cloned()
+            .unwrap_or_default();
+        let t = &self.tables[&table.to_ascii_lowercase()];
+        rows.iter()
+            .map(|&r| {
+                t.schema
+                    .columns
+                    .iter()
+                    .zip(&t.rows[r])
+                    .filter_map(|(c, v)| v.clone().map(|v| (c.name.clone(), v)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The visitor's profile row joined with their dimension rows; `None` without a row.
+    pub fn load_profile(&mut self, dep: &Deployment, audience: &AudienceId) -> Option<Profile> {
+        let tables = dep.profile_tables(&audience.level)?;
+        let table = tables.table?;
+        let (field, value) = audience.fields.first()?;
+        let id = id_text(value);
+        let row = self.rows(table, field, &id).into_iter().find(|row| {
+            audience.fields.iter().all(|(f, v)| {
+                row.iter()
+                    .any(|(c, cv)| c == f && id_text(cv) == id_text(v))
+            })
+        })?;
+        let dimensions = tables
+            .dimensions
+            .iter()
+            .map(|d| (d.name.to_string(), self.rows(d.table, d.key, &id)))
+            .collect();
+        Some(assemble_profile(row, dimensions))
+    }
+}
+
+/// One table row as (column, value) pairs, missing values left out.
+pub type Row = Vec<(String, Value)>;
+
+/// A profile from its row and its dimensions' rows (each a list of maps under its name).
+pub fn assemble_profile(row: Row, dimensions: Vec<(String, Vec<Row>)>) -> Profile {
+    let mut profile: Profile = row.into_iter().collect();
+    for (name, rows) in dimensions {
+        let list = rows
+            .into_iter()
+            .map(|r| Value::map(r.into_iter().map(|(k, v)| (Value::string(k), v))));
+        profile.insert(name, Value::list(list));
+    }
+    profile
+}
+
+/// A deployment served in process, one session at a time, for scenario files.
+pub struct InProcess<'a> {
+    dep: &'a Deployment,
+    tables: &'a mut MemoryTables,
+    pub world: MemoryWorld,
+    rng: SplitMix64,
+    pub now: Timestamp,
+    session: Option<Session>,
+    sessions_started: u64,
+}
+
+impl<'a> InProcess<'a> {
+    pub fn new(
+        dep: &'a Deployment,
+        tables: &'a mut MemoryTables,
+        now: Timestamp,
+        seed: u64,
+    ) -> Self {
+        InProcess {
+            dep,
+            tables,
+            world: MemoryWorld::new(),
+            rng: SplitMix64(seed),
+            now,
+            session: None,
+            sessions_started: 0,
+        }
+    }
+
+    /// Stores what the session produced, as the runtime's history writer would.
+    fn persist(&mut self) {
+        if let Some(session) = self.session.as_mut() {
+            self.world.apply(session.take_records());
+            if let Some(state) = session.take_changed_state() {
+                let state = state.clone();
+                self.world
+                    .save_audience_state(session.audience_key(), state);
+            }
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut Session, String> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| "no session: start one first".to_string())
+    }
+
+    fn audience(level: &Option<String>, id: &[(String, Value)]) -> AudienceId {
+        AudienceId {
+            level: level.clone().unwrap_or_default(),
+            fields: id.to_vec(),
+        }
+    }
+}
+
+impl Target for InProcess<'_> {
+    fn call(&mut self, call: &Call) -> Result<Outcome, String> {
+        let dep = self.dep;
+        let now = self.now;
+        let mut outcome = Outcome::default();
+        match call {
+            Call::StartSession {
+                session_id,
+                audience_level,
+                audience_id,
+                params,
+            } => {
+                self.persist();
+                self.session = None;
+                self.sessions_started += 1;
+                let audience = Self::audience(audience_level, audience_id);
+                // Resolve the default level first so the right profile table is read.
+                let level = if audience.level.is_empty() {
+                    dep.audience_levels()
+                        .next()
+                        .map(str::to_string)
+                        .unwrap_or_default()
+                } else {
+                    audience.level.clone()
+                };
+                let audience = AudienceId { level, ..audience };
+                let profile = self.tables.load_profile(dep, &audience);
+                let state = self.world.audience_state(&audience.key());
+                let start = Start {
+                    session_id: session_id
+                        .clone()
+                        .unwrap_or_else(|| format!("session-{}", self.sessions_started)),
+                    audience,
+                    profile,
+                    state,
+                    params: params.clone(),
+                    debug: true,
+                };
+                let (session, messages) = Session::start(dep, start, now)
+                    .map_err(|m| format!("{}: {}", m.code, m.message))?;
+                outcome.messages = messages.iter().map(|m| m.code.to_string()).collect();
+                self.session = Some(session);
+            }
+            Call::GetOffers {
+                requests,
+                params,
+                allow_duplicates,
+            } => {
+                let request = OffersRequest {
+                    requests: requests
+                        .iter()
+                        .map(|(ip, count)| OfferRequest {
+                            ip: ip.clone(),
+                            count: *count as usize,
+                        })
+                        .collect(),
+                    params: params.clone(),
+                    allow_duplicates: *allow_duplicates,
+                };
+                let session = self.session.as_mut().ok_or("no session: start one first")?;
+                let response = session.get_offers(dep, &self.world, &mut self.rng, &request, now);
+                outcome.offers = response
+                    .offer_lists
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.ip.clone(),
+                            l.offers
+                                .iter()
+                                .map(|o| (o.code.clone(), o.treatment_code.clone()))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                outcome.messages = response
+                    .messages
+                    .iter()
+                    .map(|m| m.code.to_string())
+                    .collect();
+                outcome.explain = response
+                    .explain
+                    .map(|e| e.iter().map(|ip| ip.to_text()).collect());
+            }
+            Call::PostEvent { event, params } => {
+                let session = self.session.as_mut().ok_or("no session: start one first")?;
+                let response = session.post_event(dep, &self.world, event, params, now);
+                outcome.messages = response
+                    .messages
+                    .iter()
+                    .map(|m| m.code.to_string())
+                    .collect();
+            }
+            Call::SetAudience {
+                audience_level,
+                audience_id,
+                params,
+            } => {
+                self.persist();
+                let audience = Self::audience(audience_level, audience_id);
+                let profile = self.tables.load_profile(dep, &audience);
+                let state = self.world.audience_state(&audience.key());
+                let session = self.session.as_mut().ok_or("no session: start one first")?;
+                let messages = session
+                    .set_audience(dep, audience, profile, state, params, now)
+                    .map_err(|m| format!("{}: {}", m.code, m.message))?;
+                outcome.messages = messages.iter().map(|m| m.code.to_string()).collect();
+            }
+            Call::GetProfile => {
+                self.session()?;
+            }
+            Call::EndSession => {
+                self.session()?;
+                self.persist();
+                self.session = None;
+            }
+            Call::Wait(d) => {
+                self.now = Timestamp(
+                    self.now
+                        .0
+                        .saturating_add(d.seconds.saturating_mul(NANOS_PER_SECOND)),
+                )
+            }
+        }
+        self.persist();
+        Ok(outcome)
+    }
+
+    fn segments(&mut self) -> Result<Vec<String>, String> {
+        let (dep, now) = (self.dep, self.now);
+        Ok(self.session()?.segments(dep, now))
+    }
+}
