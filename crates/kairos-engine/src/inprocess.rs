@@ -279,9 +279,15 @@ impl Target for InProcess<'_> {
                 self.session()?;
             }
             Call::EndSession => {
-                self.session()?;
-                self.persist();
-                self.session = None;
+                let ended = self
+                    .session
+                    .take()
+                    .ok_or("no session: start one first")?
+                    .end();
+                self.world.apply(ended.records);
+                if let Some(state) = ended.state {
+                    self.world.save_audience_state(&ended.audience_key, state);
+                }
             }
             Call::Wait(d) => {
                 self.now = Timestamp(

@@ -14,6 +14,7 @@ pub mod scenario;
 mod segmentation;
 mod segments;
 mod session;
+pub mod synthetic;
 pub mod world;
 
 pub use arbitrate::{
@@ -25,4 +26,4 @@ pub use deployment::{
 };
 pub use events::{EventResponse, TREATMENT_CODE_PARAMS};
 pub use messages::{Level, Message};
-pub use session::{ProfileView, Session, Start};
+pub use session::{Ended, ProfileView, Session, Start};

@@ -2,7 +2,7 @@
 //! and what they were shown. Values are kept by name; each deployment gets its own slot view
 //! of them ([`Bound`]), rebuilt when a new deployment is swapped in mid-session.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kairos_rules::time::Timestamp;
 use kairos_rules::{Activation, Root, Value};
@@ -37,7 +37,7 @@ pub struct Session {
     pub(crate) debug: bool,
     pub(crate) bound: Option<Bound>,
     pub(crate) visit_contacts: HashMap<String, u64>,
-    pub(crate) treatments: Vec<Treatment>,
+    pub(crate) treatments: VecDeque<Treatment>,
     /// Treatment codes of the offers the last get offers returned (for `log_contact` without
     /// a code).
     pub(crate) last_offers: Vec<String>,
@@ -55,6 +55,15 @@ pub struct Start {
     pub state: AudienceState,
     pub params: Vec<(String, Value)>,
     pub debug: bool,
+}
+
+/// What an ended session leaves to persist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ended {
+    pub records: Vec<HistoryRecord>,
+    /// The audience's state, when it changed since it was last taken.
+    pub state: Option<AudienceState>,
+    pub audience_key: String,
 }
 
 /// What a session shows of itself (`GET /v1/sessions/{id}/profile`).
@@ -100,7 +109,7 @@ impl Session {
             debug: start.debug,
             bound: None,
             visit_contacts: HashMap::new(),
-            treatments: Vec::new(),
+            treatments: VecDeque::new(),
             last_offers: Vec::new(),
             records: Vec::new(),
             state_changed: false,
@@ -163,6 +172,15 @@ impl Session {
 
     pub fn set_debug(&mut self, debug: bool) {
         self.debug = debug;
+    }
+
+    /// Ends the session: everything left to persist.
+    pub fn end(mut self) -> Ended {
+        Ended {
+            records: self.take_records(),
+            state: self.state_changed.then_some(self.state),
+            audience_key: self.audience_key,
+        }
     }
 
     /// Contact and response records produced since the last call, for durable storage.
@@ -271,9 +289,9 @@ impl Session {
     /// Records a treatment issued to this session, forgetting the oldest past the limit.
     pub(crate) fn remember(&mut self, treatment: Treatment) {
         if self.treatments.len() == TREATMENTS_KEPT {
-            self.treatments.remove(0);
+            self.treatments.pop_front();
         }
-        self.treatments.push(treatment);
+        self.treatments.push_back(treatment);
     }
 }
 
