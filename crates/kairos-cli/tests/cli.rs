@@ -168,11 +168,24 @@ fn the_shop_scenarios_pass_through_the_binary() {
 fn the_demo_scenarios_pass() {
     let out = kairos()
         .current_dir(repo())
-        .args(["test", "examples/bank/scenarios.yaml", "--channel-file", "examples/bank/channel.yaml"])
-        .args(["--profiles", "customers=examples/bank/customers.csv", "--profiles", "accounts=examples/bank/accounts.csv"])
+        .args([
+            "test",
+            "examples/bank/scenarios.yaml",
+            "--channel-file",
+            "examples/bank/channel.yaml",
+        ])
+        .args([
+            "--profiles",
+            "customers=examples/bank/customers.csv",
+            "--profiles",
+            "accounts=examples/bank/accounts.csv",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.trim_end().ends_with("scenarios: 4 passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("scenarios: 4 passed, 0 failed"),
+        "{stdout}"
+    );
 }
