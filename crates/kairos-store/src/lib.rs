@@ -1,0 +1,228 @@
+//! Kairos storage: durable contact and response history, per-audience state, learning
+//! statistics. One trait ([`Backend`]) with two real implementations, SQLite (the embedded
+//! default) and PostgreSQL, and one [`HistoryStore`] in front of them that batches writes
+//! (group commit): a record is acknowledged only once its batch is committed.
+
+mod codec;
+mod sql;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kairos_engine::world::{AudienceState, HistoryRecord, ResponseKind, Stats, Treatment};
+use kairos_rules::time::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url '{0}': use sqlite://PATH or postgres://...")]
+    Url(String),
+    #[error("the history writer has stopped")]
+    WriterStopped,
+    #[error("writing history failed: {0}")]
+    WriteFailed(String),
+}
+
+/// Learning statistics of one offer, overall (`segment: None`) or within a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferStats {
+    pub offer: String,
+    pub segment: Option<String>,
+    pub stats: Stats,
+}
+
+/// What a database must do for Kairos. Statements only: batching is [`HistoryStore`]'s.
+pub trait Backend: Send + Sync + 'static {
+    /// Writes all records in one transaction.
+    fn write_batch<'a>(
+        &'a self,
+        records: &'a [HistoryRecord],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The logged contact with this treatment code, if any.
+    fn find_contact<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Treatment>, StoreError>>;
+    fn load_audience<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AudienceState>, StoreError>>;
+    fn save_audience<'a>(
+        &'a self,
+        key: &'a str,
+        state: &'a AudienceState,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Contacts and accepts per offer and per (offer, segment), for learning.
+    fn offer_stats(&self) -> BoxFuture<'_, Result<Vec<OfferStats>, StoreError>>;
+    /// Contact times since `since`, per offer (for global constraints after a restart).
+    fn contacts_since(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, Timestamp)>, StoreError>>;
+    /// All records, oldest first (tests, exports).
+    fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryRecord>, StoreError>>;
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The history and audience store the runtime uses: group-committed writes over a backend.
+#[derive(Clone)]
+pub struct HistoryStore {
+    backend: Arc<dyn Backend>,
+    queue: mpsc::Sender<(Vec<HistoryRecord>, Ack)>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// The most records one commit takes; more wait for the next.
+const MAX_BATCH: usize = 4096;
+
+impl HistoryStore {
+    /// Opens (creating tables as needed) `sqlite://PATH` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<HistoryStore, StoreError> {
+        Ok(HistoryStore::over(Arc::new(sql::Sql::open(url).await?)))
+    }
+
+    /// Starts the group-commit writer over a backend.
+    pub fn over(backend: Arc<dyn Backend>) -> HistoryStore {
+        let (queue, mut rx) = mpsc::channel::<(Vec<HistoryRecord>, Ack)>(65_536);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let writer_backend = backend.clone();
+        let writer_depth = depth.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let mut size = batch[0].0.len();
+                while size < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(item) => {
+                            size += item.0.len();
+                            batch.push(item);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let records: Vec<HistoryRecord> = batch
+                    .iter_mut()
+                    .flat_map(|(r, _)| std::mem::take(r))
+                    .collect();
+                let result = writer_backend
+                    .write_batch(&records)
+                    .await
+                    .map_err(|e| e.to_string());
+                writer_depth.fetch_sub(records.len(), Ordering::Relaxed);
+                for (_, ack) in batch {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        HistoryStore {
+            backend,
+            queue,
+            depth,
+        }
+    }
+
+    /// Stores records durably; returns once they are committed.
+    pub async fn append(&self, records: Vec<HistoryRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        self.depth.fetch_add(records.len(), Ordering::Relaxed);
+        if self.queue.send((records, ack)).await.is_err() {
+            return Err(StoreError::WriterStopped);
+        }
+        done.await
+            .map_err(|_| StoreError::WriterStopped)?
+            .map_err(StoreError::WriteFailed)
+    }
+
+    /// Records waiting to be committed.
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    pub async fn find_contact(&self, code: &str) -> Result<Option<Treatment>, StoreError> {
+        self.backend.find_contact(code).await
+    }
+
+    pub async fn load_audience(&self, key: &str) -> Result<AudienceState, StoreError> {
+        Ok(self.backend.load_audience(key).await?.unwrap_or_default())
+    }
+
+    pub async fn save_audience(&self, key: &str, state: &AudienceState) -> Result<(), StoreError> {
+        self.backend.save_audience(key, state).await
+    }
+
+    pub async fn offer_stats(&self) -> Result<Vec<OfferStats>, StoreError> {
+        self.backend.offer_stats().await
+    }
+
+    pub async fn contacts_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        self.backend.contacts_since(since).await
+    }
+
+    pub async fn history(&self) -> Result<Vec<HistoryRecord>, StoreError> {
+        self.backend.history().await
+    }
+}
+
+pub(crate) fn kind_from_name(name: &str) -> Result<ResponseKind, StoreError> {
+    match name {
+        "contact" => Ok(ResponseKind::Contact),
+        "accept" => Ok(ResponseKind::Accept),
+        "reject" => Ok(ResponseKind::Reject),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown record kind '{other}'"
+        ))),
+    }
+}
+
+pub(crate) use codec::{decode as decode_state, encode as encode_state};
+
+/// Folds (offer, segment, kind, count) rows into learning statistics.
+pub(crate) fn fold_stats(
+    rows: Vec<(String, Option<String>, String, i64)>,
+) -> Result<Vec<OfferStats>, StoreError> {
+    let mut out: Vec<OfferStats> = Vec::new();
+    for (offer, segment, kind, count) in rows {
+        let kind = kind_from_name(&kind)?;
+        let mut add = |segment: Option<String>| {
+            let index = match out
+                .iter()
+                .position(|s| s.offer == offer && s.segment == segment)
+            {
+                Some(i) => i,
+                None => {
+                    out.push(OfferStats {
+                        offer: offer.clone(),
+                        segment,
+                        stats: Stats::default(),
+                    });
+                    out.len() - 1
+                }
+            };
+            match kind {
+                ResponseKind::Contact => out[index].stats.contacts += count as u64,
+                ResponseKind::Accept => out[index].stats.accepts += count as u64,
+                ResponseKind::Reject => {}
+            }
+        };
+        add(None);
+        if segment.is_some() {
+            add(segment);
+        }
+    }
+    Ok(out)
+}

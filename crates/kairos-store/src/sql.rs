@@ -1,0 +1,253 @@
+//! The SQL backend, for SQLite and PostgreSQL alike through sqlx's `Any` driver: the statements
+//! are portable (numbered placeholders, `ON CONFLICT` upserts); only the table definitions and
+//! connection settings differ.
+
+use std::time::Duration;
+
+use kairos_engine::world::{AudienceState, HistoryRecord, Treatment};
+use kairos_rules::time::Timestamp;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::{
+    Backend, BoxFuture, OfferStats, StoreError, decode_state, encode_state, fold_stats,
+    kind_from_name,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Sql {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
+
+fn schema(dialect: Dialect) -> [String; 4] {
+    let id = match dialect {
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+    };
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS kairos_history ({id}, kind TEXT NOT NULL, treatment_code TEXT NOT NULL, \
+             offer TEXT NOT NULL, category TEXT, rule TEXT NOT NULL, segment TEXT, ip TEXT NOT NULL, zone TEXT NOT NULL, \
+             score DOUBLE PRECISION NOT NULL, deployment BIGINT NOT NULL, session_id TEXT NOT NULL, audience TEXT NOT NULL, \
+             at BIGINT NOT NULL, issued_at BIGINT NOT NULL, cross_session BIGINT NOT NULL)"
+        ),
+        "CREATE INDEX IF NOT EXISTS kairos_history_treatment ON kairos_history (treatment_code)".to_string(),
+        "CREATE INDEX IF NOT EXISTS kairos_history_at ON kairos_history (at)".to_string(),
+        "CREATE TABLE IF NOT EXISTS kairos_audience (audience TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at BIGINT NOT NULL)"
+            .to_string(),
+    ]
+}
+
+fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
+    Ok(Treatment {
+        code: row.try_get("treatment_code")?,
+        offer: row.try_get("offer")?,
+        category: row.try_get("category")?,
+        rule: row.try_get("rule")?,
+        segment: row.try_get("segment")?,
+        ip: row.try_get("ip")?,
+        zone: row.try_get("zone")?,
+        score: row.try_get("score")?,
+        deployment: row.try_get::<i64, _>("deployment")? as u64,
+        session_id: row.try_get("session_id")?,
+        audience: row.try_get("audience")?,
+        issued_at: Timestamp(row.try_get("issued_at")?),
+    })
+}
+
+impl Sql {
+    pub async fn open(url: &str) -> Result<Sql, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite://") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let (url, max) = match dialect {
+            // Create the file when missing; one writer plus readers.
+            Dialect::Sqlite => (
+                if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                },
+                4,
+            ),
+            Dialect::Postgres => (url.to_string(), 8),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL for concurrent readers; FULL so a commit survives power loss, not
+                        // just a crash; wait rather than fail when another writer holds the lock.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        for statement in schema(dialect) {
+            pool.execute(statement.as_str()).await?;
+        }
+        Ok(Sql { pool })
+    }
+}
+
+impl Backend for Sql {
+    fn write_batch<'a>(
+        &'a self,
+        records: &'a [HistoryRecord],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let insert = format!(
+                "INSERT INTO kairos_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            );
+            let mut tx = self.pool.begin().await?;
+            for r in records {
+                let t = &r.treatment;
+                sqlx::query(&insert)
+                    .bind(r.kind.name())
+                    .bind(&t.code)
+                    .bind(&t.offer)
+                    .bind(t.category.clone())
+                    .bind(&t.rule)
+                    .bind(t.segment.clone())
+                    .bind(&t.ip)
+                    .bind(&t.zone)
+                    .bind(t.score)
+                    .bind(t.deployment as i64)
+                    .bind(&t.session_id)
+                    .bind(&t.audience)
+                    .bind(r.at.0)
+                    .bind(t.issued_at.0)
+                    .bind(i64::from(r.cross_session))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn find_contact<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Treatment>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM kairos_history WHERE treatment_code = $1 AND kind = 'contact' ORDER BY id LIMIT 1"
+            ))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(treatment).transpose()
+        })
+    }
+
+    fn load_audience<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AudienceState>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT state FROM kairos_audience WHERE audience = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| decode_state(&r.try_get::<String, _>("state")?))
+                .transpose()
+        })
+    }
+
+    fn save_audience<'a>(
+        &'a self,
+        key: &'a str,
+        state: &'a AudienceState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            sqlx::query(
+                "INSERT INTO kairos_audience (audience, state, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(key)
+            .bind(encode_state(state))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn offer_stats(&self) -> BoxFuture<'_, Result<Vec<OfferStats>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT offer, segment, kind, COUNT(*) AS n FROM kairos_history GROUP BY offer, segment, kind ORDER BY offer, segment, kind",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("offer")?,
+                        r.try_get("segment")?,
+                        r.try_get("kind")?,
+                        r.try_get("n")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            fold_stats(rows)
+        })
+    }
+
+    fn contacts_since(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(String, Timestamp)>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT offer, at FROM kairos_history WHERE kind = 'contact' AND at >= $1 ORDER BY at")
+                .bind(since.0)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok((r.try_get("offer")?, Timestamp(r.try_get("at")?))))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?)
+        })
+    }
+
+    fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM kairos_history ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(HistoryRecord {
+                        kind: kind_from_name(&r.try_get::<String, _>("kind")?)?,
+                        treatment: treatment(r)?,
+                        at: Timestamp(r.try_get("at")?),
+                        cross_session: r.try_get::<i64, _>("cross_session")? != 0,
+                    })
+                })
+                .collect()
+        })
+    }
+}
