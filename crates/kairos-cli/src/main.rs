@@ -1,6 +1,7 @@
 //! `kairos`: one binary for every Kairos process and command.
 
 mod demo;
+mod runtime_cmd;
 mod test_cmd;
 mod validate;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
+    /// Serve the runtime API: offline mode serves channel files directly
+    Runtime(runtime_cmd::Args),
     /// Run scenario files (given this visitor and these calls, these offers come back)
     Test(test_cmd::Args),
     /// Demo data for the example channel
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
+        Command::Runtime(args) => runtime_cmd::run(args),
         Command::Demo(DemoCommand::Profiles {
             out,
             seed,

@@ -30,7 +30,8 @@ pub struct Args {
     seed: u64,
 }
 
-fn read_tables(specs: &[String]) -> Result<MemoryTables> {
+/// Reads `TABLE=FILE.csv` arguments into in-memory tables.
+pub fn read_tables(specs: &[String]) -> Result<MemoryTables> {
     let mut tables = Vec::new();
     for spec in specs {
         let Some((table, file)) = spec.split_once('=') else {

@@ -42,29 +42,39 @@ impl MemoryTables {
         schemas
     }
 
-    fn index(&mut self, table: &str, column: &str) -> Option<&HashMap<String, Vec<usize>>> {
-        let key = (table.to_ascii_lowercase(), column.to_string());
-        if !self.indexes.contains_key(&key) {
-            let t = self.tables.get(&key.0)?;
-            let col = t.schema.columns.iter().position(|c| c.name == column)?;
+    /// Indexes the key columns `dep` reads profiles by: audience ID fields in profile tables,
+    /// keys in dimension tables. Loading a profile then needs no lock and no scan.
+    pub fn prepare(&mut self, dep: &Deployment) {
+        let mut wanted = Vec::new();
+        for level in dep.audience_levels() {
+            let Some(tables) = dep.profile_tables(level) else { continue };
+            if let (Some(table), Some(field)) = (tables.table, tables.id_fields.first()) {
+                wanted.push((table.to_ascii_lowercase(), field.clone()));
+            }
+            for d in &tables.dimensions {
+                wanted.push((d.table.to_ascii_lowercase(), d.key.to_string()));
+            }
+        }
+        for key in wanted {
+            if self.indexes.contains_key(&key) {
+                continue;
+            }
+            let Some(t) = self.tables.get(&key.0) else { continue };
+            let Some(col) = t.schema.columns.iter().position(|c| c.name == key.1) else { continue };
             let mut index: HashMap<String, Vec<usize>> = HashMap::new();
             for (i, row) in t.rows.iter().enumerate() {
                 if let Some(v) = &row[col] {
                     index.entry(id_text(v)).or_default().push(i);
                 }
             }
-            self.indexes.insert(key.clone(), index);
+            self.indexes.insert(key, index);
         }
-        self.indexes.get(&key)
     }
 
-    fn rows(&mut self, table: &str, column: &str, id: &str) -> Vec<Row> {
-        let rows = self
-            .index(table, column)
-            .and_then(|ix| ix.get(id))
-            .cloned()
-            .unwrap_or_default();
-        let t = &self.tables[&table.to_ascii_lowercase()];
+    fn rows(&self, table: &str, column: &str, id: &str) -> Vec<Row> {
+        let key = (table.to_ascii_lowercase(), column.to_string());
+        let (Some(t), Some(index)) = (self.tables.get(&key.0), self.indexes.get(&key)) else { return Vec::new() };
+        let rows = index.get(id).map(Vec::as_slice).unwrap_or_default();
         rows.iter()
             .map(|&r| {
                 t.schema
@@ -78,7 +88,8 @@ impl MemoryTables {
     }
 
     /// The visitor's profile row joined with their dimension rows; `None` without a row.
-    pub fn load_profile(&mut self, dep: &Deployment, audience: &AudienceId) -> Option<Profile> {
+    /// Needs [`MemoryTables::prepare`] for `dep` first.
+    pub fn load_profile(&self, dep: &Deployment, audience: &AudienceId) -> Option<Profile> {
         let tables = dep.profile_tables(&audience.level)?;
         let table = tables.table?;
         let (field, value) = audience.fields.first()?;

@@ -183,6 +183,17 @@ impl Session {
         }
     }
 
+    /// Keeps real-time parameters sent outside an event or get offers (a reused session).
+    pub fn set_params(&mut self, dep: &Deployment, params: &[(String, Value)], now: Timestamp) {
+        self.bind(dep, now);
+        self.merge_params(dep, params);
+    }
+
+    /// Whether a treatment code was issued to this session (and is still remembered).
+    pub fn has_treatment(&self, code: &str) -> bool {
+        self.treatments.iter().any(|t| t.code == code)
+    }
+
     /// Contact and response records produced since the last call, for durable storage.
     pub fn take_records(&mut self) -> Vec<HistoryRecord> {
         std::mem::take(&mut self.records)

@@ -1,0 +1,151 @@
+//! The Kairos runtime server: the touchpoint API over the decision engine. Only this crate
+//! knows HTTP. [`run`] serves a [`Runtime`] on a listener until `shutdown` completes; tests
+//! start it on port 0.
+
+mod live;
+mod metrics;
+pub mod native;
+pub mod problem;
+pub mod runtime;
+mod sessions;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use runtime::{Config, ProfileSource, Runtime, channel_hash};
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Serves until `shutdown` resolves, then ends every session, writing what it holds.
+pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let sweep_every = (runtime.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    let sweeper_runtime = runtime.clone();
+    // Drives idle expiry on a timer: an idle session expires even if no request comes.
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sweep_every);
+        loop {
+            tick.tick().await;
+            sweeper_runtime.expire_idle().await;
+        }
+    });
+    let result = axum::serve(listener, router(runtime.clone())).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    runtime.close_all().await;
+    result
+}
+
+pub fn router(runtime: Arc<Runtime>) -> Router {
+    let limit = runtime.config.body_limit;
+    let api = Router::new()
+        .route("/v1/sessions", post(native::start_session))
+        .route("/v1/sessions/{id}", axum::routing::delete(native::end_session))
+        .route("/v1/sessions/{id}/offers", post(native::get_offers_post).get(native::get_offers_get))
+        .route("/v1/sessions/{id}/events", post(native::post_event))
+        .route("/v1/sessions/{id}/audience", axum::routing::put(native::set_audience))
+        .route("/v1/sessions/{id}/profile", get(native::get_profile))
+        .route("/v1/batch", post(native::batch))
+        .route("/v1/version", get(native::version))
+        .route_layer(middleware::from_fn_with_state(runtime.clone(), authenticate));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(runtime.clone(), observe))
+        .with_state(runtime)
+}
+
+async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
+    if rt.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "no deployment is loaded yet").into_response()
+    }
+}
+
+async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
+    let body = rt.metrics.render(rt.sessions.len(), rt.store.queue_depth());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Touchpoint tokens: `Authorization: Bearer <token>`; a runtime with no tokens runs open.
+async fn authenticate(State(rt): State<Arc<Runtime>>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if rt.config.tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "send a touchpoint token: Authorization: Bearer <token>").into_response(),
+        Some(token) if rt.config.tokens.iter().any(|t| t == token) => next.run(request).await,
+        Some(_) => Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", "this token is not valid for this runtime").into_response(),
+    }
+}
+
+fn call_of(method: &Method, path: &str) -> usize {
+    let call = if path.starts_with("/interact") {
+        "interact"
+    } else if path == "/v1/sessions" && method == Method::POST {
+        "start_session"
+    } else if path.starts_with("/v1/sessions/") {
+        match (method, path.rsplit('/').next()) {
+            (_, Some("offers")) => "get_offers",
+            (_, Some("events")) => "post_event",
+            (_, Some("audience")) => "set_audience",
+            (_, Some("profile")) => "get_profile",
+            (&Method::DELETE, _) => "end_session",
+            _ => "other",
+        }
+    } else if path == "/v1/batch" {
+        "batch"
+    } else if path == "/v1/version" {
+        "version"
+    } else {
+        "other"
+    };
+    Metrics::call_index(call)
+}
+
+/// Times every request, and turns a panic into a 500 problem instead of a dropped connection.
+async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -> Response {
+    let call = call_of(request.method(), request.uri().path());
+    let started = Instant::now();
+    let response = match (CatchUnwind(Box::pin(next.run(request)))).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the server failed on this request; it has been counted").into_response(),
+    };
+    rt.metrics.observe(call, response.status().as_u16(), started.elapsed());
+    response
+}
+
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

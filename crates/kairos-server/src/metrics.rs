@@ -1,0 +1,123 @@
+//! Prometheus metrics: request counts and latency histograms per call, live sessions, offers
+//! served, names touchpoints called that the channel lacks, history queue depth.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// The calls a runtime serves, each with its own counters.
+pub const CALLS: [&str; 10] =
+    ["start_session", "get_offers", "post_event", "set_audience", "get_profile", "end_session", "batch", "version", "interact", "other"];
+
+/// How many distinct unknown names are counted; more are lumped together (bounded labels).
+const MAX_UNKNOWN_NAMES: usize = 1000;
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    latency: [Histogram; 10],
+    statuses: Mutex<BTreeMap<(usize, u16), u64>>,
+    offers_served: AtomicU64,
+    unknown: Mutex<BTreeMap<(&'static str, String, String), u64>>,
+}
+
+impl Metrics {
+    pub fn call_index(call: &str) -> usize {
+        CALLS.iter().position(|c| *c == call).unwrap_or(CALLS.len() - 1)
+    }
+
+    pub fn observe(&self, call: usize, status: u16, elapsed: Duration) {
+        let h = &self.latency[call];
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        h.count.fetch_add(1, Ordering::Relaxed);
+        h.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        *self.statuses.lock().expect("metrics lock").entry((call, status)).or_default() += 1;
+    }
+
+    pub fn offers_served(&self, n: usize) {
+        self.offers_served.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a name a touchpoint called that the channel does not define.
+    pub fn unknown_name(&self, kind: &'static str, channel: &str, name: &str) {
+        let mut unknown = self.unknown.lock().expect("metrics lock");
+        let key = (kind, channel.to_string(), name.to_string());
+        if unknown.len() >= MAX_UNKNOWN_NAMES && !unknown.contains_key(&key) {
+            *unknown.entry((kind, channel.to_string(), "(other)".to_string())).or_default() += 1;
+        } else {
+            *unknown.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Unknown names seen so far: (kind, channel, name, count).
+    pub fn unknown_names(&self) -> Vec<(&'static str, String, String, u64)> {
+        self.unknown.lock().expect("metrics lock").iter().map(|((k, c, n), v)| (*k, c.clone(), n.clone(), *v)).collect()
+    }
+
+    pub fn render(&self, sessions_live: usize, history_queue: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
+        for ((call, status), n) in self.statuses.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "kairos_requests_total{{call=\"{}\",status=\"{status}\"}} {n}", CALLS[*call]);
+        }
+        out.push_str("# HELP kairos_request_duration_seconds Request latency by call.\n# TYPE kairos_request_duration_seconds histogram\n");
+        for (i, h) in self.latency.iter().enumerate() {
+            let count = h.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            for (b, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"{bound}\"}} {}",
+                    CALLS[i],
+                    h.buckets[b].load(Ordering::Relaxed)
+                );
+            }
+            let _ = writeln!(out, "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"+Inf\"}} {count}", CALLS[i]);
+            let _ = writeln!(
+                out,
+                "kairos_request_duration_seconds_sum{{call=\"{}\"}} {}",
+                CALLS[i],
+                h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(out, "kairos_request_duration_seconds_count{{call=\"{}\"}} {count}", CALLS[i]);
+        }
+        let _ = writeln!(out, "# HELP kairos_sessions_live Sessions in memory.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {sessions_live}");
+        let _ = writeln!(
+            out,
+            "# HELP kairos_offers_served_total Offers returned to touchpoints.\n# TYPE kairos_offers_served_total counter\nkairos_offers_served_total {}",
+            self.offers_served.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP kairos_unknown_names_total Interaction points and events touchpoints called that the channel does not define.\n# TYPE kairos_unknown_names_total counter\n");
+        for (kind, channel, name, n) in self.unknown_names() {
+            let _ = writeln!(out, "kairos_unknown_names_total{{kind=\"{kind}\",channel=\"{}\",name=\"{}\"}} {n}", escape(&channel), escape(&name));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kairos_history_queue_depth History records waiting to be committed.\n# TYPE kairos_history_queue_depth gauge\nkairos_history_queue_depth {history_queue}"
+        );
+        out
+    }
+}
+
+/// Prometheus label values escape backslash, quote and newline.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,351 @@
+//! The native runtime API (v1), as `runtime-api.md` specifies it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use kairos_engine::world::AudienceId;
+use kairos_engine::{EventResponse, IpExplain, Message, OfferRequest, OffersRequest, OffersResponse, ProfileView};
+use kairos_rules::Value;
+use kairos_rules::time::format_timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value as J, json};
+
+use crate::problem::Problem;
+use crate::runtime::{Runtime, StartCall, Started};
+
+pub type Shared = State<Arc<Runtime>>;
+type JsonResult = Result<Json<J>, Problem>;
+
+/// A JSON parameter value: strings, numbers and booleans only (runtime callers never send
+/// code, nor structures).
+fn param_value(field: &str, v: &J) -> Result<Value, Problem> {
+    match v {
+        J::String(s) => Ok(Value::string(s.as_str())),
+        J::Bool(b) => Ok(Value::Bool(*b)),
+        J::Number(n) => Ok(n.as_i64().map_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN)), Value::Int)),
+        J::Null => Err(Problem::bad_request(format!("{field}: null is not a value; leave the parameter out"))),
+        J::Array(_) | J::Object(_) => Err(Problem::bad_request(format!("{field}: must be a string, number or boolean"))),
+    }
+}
+
+pub fn params(field: &str, map: Option<&Map<String, J>>) -> Result<Vec<(String, Value)>, Problem> {
+    map.into_iter().flatten().map(|(k, v)| Ok((k.clone(), param_value(&format!("{field}.{k}"), v)?))).collect()
+}
+
+pub fn value_json(v: &Value) -> J {
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.to_string()),
+        Value::Timestamp(t) => J::String(format_timestamp(*t)),
+        Value::Duration(d) => J::String(kairos_rules::time::format_duration(*d)),
+        Value::List(items) => J::Array(items.iter().map(value_json).collect()),
+        Value::Map(pairs) => J::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (match k {
+                    Value::String(s) => s.to_string(),
+                    other => other.to_string(),
+                }, value_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+pub fn messages_json(messages: &[Message]) -> J {
+    J::Array(messages.iter().map(|m| json!({ "code": m.code, "level": m.level.name(), "message": m.message })).collect())
+}
+
+fn explain_json(explain: &[IpExplain]) -> J {
+    J::Array(
+        explain
+            .iter()
+            .map(|ip| {
+                json!({
+                    "ip": ip.ip,
+                    "control_group": ip.control_group,
+                    "explored": ip.explored,
+                    "candidates": ip.candidates.iter().map(|c| json!({
+                        "offer": c.offer,
+                        "rule": c.rule,
+                        "removed_by": c.removed_by.map(|f| f.name()),
+                        "detail": c.detail,
+                        "score": c.score,
+                        "final_score": c.final_score,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn offers_json(r: &OffersResponse) -> J {
+    let lists: Vec<J> = r
+        .offer_lists
+        .iter()
+        .map(|l| {
+            json!({
+                "ip": l.ip,
+                "default": l.default,
+                "offers": l.offers.iter().map(|o| json!({
+                    "code": o.code,
+                    "name": o.name,
+                    "category": o.category,
+                    "treatment_code": o.treatment_code,
+                    "score": o.score,
+                    "attributes": o.attributes.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut body = json!({ "offer_lists": lists, "messages": messages_json(&r.messages) });
+    if let Some(explain) = &r.explain {
+        body["explain"] = explain_json(explain);
+    }
+    body
+}
+
+pub fn event_json(r: &EventResponse) -> J {
+    let mut body = json!({ "messages": messages_json(&r.messages) });
+    if let Some(segments) = &r.segments {
+        body["segments"] = json!(segments);
+    }
+    if let Some(patterns) = &r.patterns {
+        body["patterns"] = json!(patterns);
+    }
+    body
+}
+
+pub fn profile_json(p: &ProfileView) -> J {
+    let map = |m: &BTreeMap<String, Value>| m.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>();
+    json!({
+        "audience_level": p.audience_level,
+        "audience_id": p.audience_id.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>(),
+        "profile": map(&p.profile),
+        "params": map(&p.params),
+        "segments": p.segments,
+    })
+}
+
+pub fn started_json(s: &Started) -> J {
+    let mut body = json!({ "session_id": s.session_id, "messages": messages_json(&s.messages) });
+    if let Some(segments) = &s.segments {
+        body["segments"] = json!(segments);
+    }
+    body
+}
+
+#[derive(Deserialize)]
+pub struct StartBody {
+    session_id: Option<String>,
+    channel: String,
+    audience_level: Option<String>,
+    audience_id: Map<String, J>,
+    params: Option<Map<String, J>>,
+    rely_on_existing_session: Option<bool>,
+    debug: Option<bool>,
+}
+
+impl StartBody {
+    pub fn into_call(self, session_id: Option<String>) -> Result<StartCall, Problem> {
+        if self.audience_id.is_empty() {
+            return Err(Problem::bad_request("audience_id: give the audience ID fields, like { \"customer_id\": 1001 }"));
+        }
+        Ok(StartCall {
+            session_id: self.session_id.or(session_id),
+            channel: self.channel,
+            audience: AudienceId { level: self.audience_level.unwrap_or_default(), fields: params("audience_id", Some(&self.audience_id))? },
+            params: params("params", self.params.as_ref())?,
+            rely_on_existing_session: self.rely_on_existing_session.unwrap_or(false),
+            debug: self.debug.unwrap_or(false),
+        })
+    }
+}
+
+pub async fn start_session(State(rt): Shared, body: Result<Json<StartBody>, JsonRejection>) -> JsonResult {
+    let Json(body) = body?;
+    let started = rt.start_session(body.into_call(None)?).await?;
+    Ok(Json(started_json(&started)))
+}
+
+#[derive(Deserialize)]
+pub struct RequestItem {
+    ip: String,
+    count: Option<usize>,
+}
+
+/// At most this many offers per interaction point in one request.
+const MAX_COUNT: usize = 100;
+
+#[derive(Deserialize)]
+pub struct OffersBody {
+    requests: Vec<RequestItem>,
+    params: Option<Map<String, J>>,
+    allow_duplicates: Option<bool>,
+}
+
+impl OffersBody {
+    pub fn into_request(self) -> Result<OffersRequest, Problem> {
+        if self.requests.is_empty() {
+            return Err(Problem::bad_request("requests: name at least one interaction point"));
+        }
+        let requests = self
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| match r.count.unwrap_or(1) {
+                0 => Err(Problem::bad_request(format!("requests[{i}].count: must be at least 1"))),
+                n if n > MAX_COUNT => Err(Problem::bad_request(format!("requests[{i}].count: at most {MAX_COUNT}"))),
+                n => Ok(OfferRequest { ip: r.ip, count: n }),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OffersRequest { requests, params: params("params", self.params.as_ref())?, allow_duplicates: self.allow_duplicates.unwrap_or(false) })
+    }
+}
+
+pub async fn get_offers_post(State(rt): Shared, Path(id): Path<String>, body: Result<Json<OffersBody>, JsonRejection>) -> JsonResult {
+    let Json(body) = body?;
+    let response = rt.get_offers(&id, body.into_request()?).await?;
+    Ok(Json(offers_json(&response)))
+}
+
+#[derive(Deserialize)]
+pub struct OffersQuery {
+    ip: String,
+    count: Option<usize>,
+}
+
+pub async fn get_offers_get(State(rt): Shared, Path(id): Path<String>, query: Result<Query<OffersQuery>, QueryRejection>) -> JsonResult {
+    let Query(q) = query?;
+    let body = OffersBody { requests: vec![RequestItem { ip: q.ip, count: q.count }], params: None, allow_duplicates: None };
+    let response = rt.get_offers(&id, body.into_request()?).await?;
+    Ok(Json(offers_json(&response)))
+}
+
+#[derive(Deserialize)]
+pub struct EventBody {
+    event: String,
+    params: Option<Map<String, J>>,
+}
+
+impl EventBody {
+    pub fn parts(self) -> Result<(String, Vec<(String, Value)>), Problem> {
+        Ok((self.event, params("params", self.params.as_ref())?))
+    }
+}
+
+pub async fn post_event(State(rt): Shared, Path(id): Path<String>, body: Result<Json<EventBody>, JsonRejection>) -> JsonResult {
+    let Json(body) = body?;
+    let (event, params) = body.parts()?;
+    let response = rt.post_event(&id, &event, params).await?;
+    Ok(Json(event_json(&response)))
+}
+
+#[derive(Deserialize)]
+pub struct AudienceBody {
+    audience_level: Option<String>,
+    audience_id: Map<String, J>,
+    params: Option<Map<String, J>>,
+}
+
+impl AudienceBody {
+    pub fn parts(self) -> Result<(AudienceId, Vec<(String, Value)>), Problem> {
+        let audience = AudienceId { level: self.audience_level.unwrap_or_default(), fields: params("audience_id", Some(&self.audience_id))? };
+        Ok((audience, params("params", self.params.as_ref())?))
+    }
+}
+
+pub async fn set_audience(State(rt): Shared, Path(id): Path<String>, body: Result<Json<AudienceBody>, JsonRejection>) -> JsonResult {
+    let Json(body) = body?;
+    let (audience, params) = body.parts()?;
+    let messages = rt.set_audience(&id, audience, params).await?;
+    Ok(Json(json!({ "messages": messages_json(&messages) })))
+}
+
+pub async fn get_profile(State(rt): Shared, Path(id): Path<String>) -> JsonResult {
+    let view = rt.get_profile(&id).await?;
+    Ok(Json(profile_json(&view)))
+}
+
+pub async fn end_session(State(rt): Shared, Path(id): Path<String>) -> JsonResult {
+    rt.end_session(&id).await?;
+    Ok(Json(json!({ "messages": [] })))
+}
+
+pub async fn version(State(rt): Shared) -> Json<J> {
+    let channels: Map<String, J> = rt
+        .channels()
+        .values()
+        .map(|l| (l.deployment.channel.clone(), json!({ "deployment": l.deployment.version, "hash": l.hash })))
+        .collect();
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels }))
+}
+
+#[derive(Deserialize)]
+pub struct BatchBody {
+    session_id: Option<String>,
+    commands: Vec<Map<String, J>>,
+}
+
+/// Runs commands in order on one session; stops at the first that fails.
+pub async fn batch(State(rt): Shared, body: Result<Json<BatchBody>, JsonRejection>) -> JsonResult {
+    let Json(body) = body?;
+    let mut session_id = body.session_id;
+    let mut responses = Vec::new();
+    for (i, command) in body.commands.into_iter().enumerate() {
+        let result = run_command(&rt, &mut session_id, i, command).await;
+        match result {
+            Ok(response) => responses.push(response),
+            Err(problem) => {
+                responses.push(json!({ "error": problem.to_json() }));
+                break;
+            }
+        }
+    }
+    Ok(Json(json!({ "session_id": session_id, "responses": responses })))
+}
+
+async fn run_command(rt: &Runtime, session_id: &mut Option<String>, i: usize, command: Map<String, J>) -> Result<J, Problem> {
+    let [(name, args)] = <[(String, J); 1]>::try_from(command.into_iter().collect::<Vec<_>>())
+        .map_err(|_| Problem::bad_request(format!("commands[{i}]: one command per item, like {{ \"get_offers\": {{...}} }}")))?;
+    let parse = |what: &str| -> Result<J, Problem> {
+        if args.is_object() { Ok(args.clone()) } else { Err(Problem::bad_request(format!("commands[{i}].{what}: must be an object"))) }
+    };
+    let field = |e: serde_json::Error| Problem::bad_request(format!("commands[{i}].{name}: {e}"));
+    let id = || session_id.clone().ok_or_else(|| Problem::bad_request(format!("commands[{i}]: no session: start one first or give session_id")));
+    match name.as_str() {
+        "start_session" => {
+            let body: StartBody = serde_json::from_value(parse(&name)?).map_err(field)?;
+            let started = rt.start_session(body.into_call(session_id.clone())?).await?;
+            *session_id = Some(started.session_id.clone());
+            Ok(started_json(&started))
+        }
+        "get_offers" => {
+            let body: OffersBody = serde_json::from_value(parse(&name)?).map_err(field)?;
+            Ok(offers_json(&rt.get_offers(&id()?, body.into_request()?).await?))
+        }
+        "post_event" => {
+            let body: EventBody = serde_json::from_value(parse(&name)?).map_err(field)?;
+            let (event, params) = body.parts()?;
+            Ok(event_json(&rt.post_event(&id()?, &event, params).await?))
+        }
+        "set_audience" => {
+            let body: AudienceBody = serde_json::from_value(parse(&name)?).map_err(field)?;
+            let (audience, params) = body.parts()?;
+            Ok(json!({ "messages": messages_json(&rt.set_audience(&id()?, audience, params).await?) }))
+        }
+        "get_profile" => Ok(profile_json(&rt.get_profile(&id()?).await?)),
+        "end_session" => {
+            rt.end_session(&id()?).await?;
+            Ok(json!({ "messages": [] }))
+        }
+        other => Err(Problem::bad_request(format!(
+            "commands[{i}]: unknown command '{other}'; commands are start_session, get_offers, post_event, set_audience, get_profile, end_session"
+        ))),
+    }
+}

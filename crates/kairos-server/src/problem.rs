@@ -1,0 +1,68 @@
+//! Errors as RFC 9457 problem documents with stable codes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// A stable code clients can match on (`INVALID_SESSION_ID`).
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, code, detail: detail.into() }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", detail)
+    }
+
+    pub fn session_not_found(id: &str) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "INVALID_SESSION_ID", format!("no live session '{id}' (it may have expired)"))
+    }
+
+    pub fn channel_not_found(name: &str) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "INVALID_CHANNEL", format!("channel '{name}' is not deployed here"))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.to_json())).into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for Problem {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { "MALFORMED_REQUEST" };
+        // axum's text names the field and position: "requests[0].count: invalid type ...".
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+        Problem::new(status, code, rejection.body_text().to_lowercase())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Problem::bad_request(rejection.body_text().to_lowercase())
+    }
+}

@@ -1,0 +1,360 @@
+//! The runtime's shared state and its operations, independent of the wire format: the native
+//! API (and later the Interact-compatible one) are thin translations onto these.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::http::StatusCode;
+use kairos_engine::inprocess::MemoryTables;
+use kairos_engine::random::{SplitMix64, stable_hash};
+use kairos_engine::world::{AudienceId, Profile};
+use kairos_engine::{Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start};
+use kairos_rules::Value;
+use kairos_rules::time::Timestamp;
+use kairos_store::{BoxFuture, HistoryStore};
+
+use crate::live::{Live, RequestWorld};
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+use crate::sessions::{Entry, Sessions};
+
+/// Where session profiles come from.
+pub trait ProfileSource: Send + Sync {
+    fn load<'a>(&'a self, dep: &'a Deployment, audience: &'a AudienceId) -> BoxFuture<'a, Result<Option<Profile>, String>>;
+}
+
+impl ProfileSource for MemoryTables {
+    fn load<'a>(&'a self, dep: &'a Deployment, audience: &'a AudienceId) -> BoxFuture<'a, Result<Option<Profile>, String>> {
+        let profile = self.load_profile(dep, audience);
+        Box::pin(async move { Ok(profile) })
+    }
+}
+
+/// A deployed channel version.
+pub struct Loaded {
+    pub deployment: Arc<Deployment>,
+    /// Content hash of the channel's canonical form.
+    pub hash: String,
+}
+
+pub struct Config {
+    pub max_sessions: usize,
+    pub idle_timeout: Duration,
+    /// The longest start session waits for the profile and history stores.
+    pub store_budget: Duration,
+    /// Touchpoint tokens; empty runs open (the banner says so).
+    pub tokens: Vec<String>,
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_sessions: 1_000_000,
+            idle_timeout: Duration::from_secs(30 * 60),
+            store_budget: Duration::from_millis(200),
+            tokens: Vec::new(),
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+pub struct ProfileHandle(pub Box<dyn ProfileSource>);
+
+pub struct Runtime {
+    channels: ArcSwap<HashMap<String, Arc<Loaded>>>,
+    profiles: ArcSwap<ProfileHandle>,
+    pub sessions: Sessions,
+    pub store: HistoryStore,
+    pub live: Live,
+    pub metrics: Metrics,
+    pub config: Config,
+    seed: AtomicU64,
+}
+
+pub fn now() -> Timestamp {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    Timestamp(i64::try_from(nanos).unwrap_or(i64::MAX))
+}
+
+/// A content hash of a channel: its canonical export, hashed.
+pub fn channel_hash(channel: &kairos_model::Channel) -> String {
+    format!("{:016x}", stable_hash(&[&kairos_model::to_yaml(channel)]))
+}
+
+/// Start-session parameters, already validated.
+pub struct StartCall {
+    pub session_id: Option<String>,
+    pub channel: String,
+    pub audience: AudienceId,
+    pub params: Vec<(String, Value)>,
+    pub rely_on_existing_session: bool,
+    pub debug: bool,
+}
+
+pub struct Started {
+    pub session_id: String,
+    pub messages: Vec<Message>,
+    pub segments: Option<Vec<String>>,
+}
+
+impl Runtime {
+    pub fn new(store: HistoryStore, profiles: Box<dyn ProfileSource>, config: Config) -> Runtime {
+        Runtime {
+            channels: ArcSwap::from_pointee(HashMap::new()),
+            profiles: ArcSwap::from_pointee(ProfileHandle(profiles)),
+            sessions: Sessions::new(config.max_sessions, config.idle_timeout),
+            store,
+            live: Live::default(),
+            metrics: Metrics::default(),
+            config,
+            seed: AtomicU64::new(now().0 as u64),
+        }
+    }
+
+    /// Loads learning statistics and recent contact counts from history (at start-up).
+    pub async fn warm(&self) -> Result<(), kairos_store::StoreError> {
+        let month_ago = Timestamp(now().0.saturating_sub(31 * 86_400 * kairos_rules::time::NANOS_PER_SECOND));
+        self.live.warm(self.store.offer_stats().await?, self.store.contacts_since(month_ago).await?);
+        Ok(())
+    }
+
+    /// Swaps in a deployment: requests already running finish on the version they hold, new
+    /// ones get this one.
+    pub fn deploy(&self, deployment: Deployment, hash: String) {
+        let name = deployment.channel.to_ascii_lowercase();
+        let loaded = Arc::new(Loaded { deployment: Arc::new(deployment), hash });
+        self.channels.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(name.clone(), loaded.clone());
+            next
+        });
+    }
+
+    pub fn set_profiles(&self, profiles: Box<dyn ProfileSource>) {
+        self.profiles.store(Arc::new(ProfileHandle(profiles)));
+    }
+
+    pub fn channels(&self) -> Arc<HashMap<String, Arc<Loaded>>> {
+        self.channels.load_full()
+    }
+
+    pub fn ready(&self) -> bool {
+        !self.channels.load().is_empty()
+    }
+
+    fn deployment(&self, channel: &str) -> Result<Arc<Deployment>, Problem> {
+        self.channels
+            .load()
+            .get(&channel.to_ascii_lowercase())
+            .map(|l| l.deployment.clone())
+            .ok_or_else(|| Problem::channel_not_found(channel))
+    }
+
+    fn rng(&self) -> SplitMix64 {
+        SplitMix64(self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed))
+    }
+
+    /// Generates a session ID nobody can guess from another.
+    fn new_session_id(&self) -> String {
+        let mut rng = self.rng();
+        use kairos_engine::random::Random;
+        format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+    }
+
+    /// Loads what a session needs about its audience within the time budget; on overrun or
+    /// failure the session starts with what is known, and a warning says so.
+    async fn load_audience(&self, dep: &Deployment, audience: &AudienceId, messages: &mut Vec<Message>) -> (Option<Profile>, kairos_engine::world::AudienceState) {
+        let budget = self.config.store_budget;
+        let key = audience.key();
+        let profiles = self.profiles.load_full();
+        let (profile, state) = tokio::join!(
+            tokio::time::timeout(budget, profiles.0.load(dep, audience)),
+            tokio::time::timeout(budget, self.store.load_audience(&key)),
+        );
+        let profile = match profile {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                messages.push(Message::warning("PROFILE_UNAVAILABLE", format!("the profile store failed ({e}); starting without a profile")));
+                Some(Profile::new())
+            }
+            Err(_) => {
+                messages.push(Message::warning("PROFILE_TIMEOUT", format!("the profile store did not answer within {budget:?}; starting without a profile")));
+                Some(Profile::new())
+            }
+        };
+        let state = match state {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                messages.push(Message::warning("HISTORY_UNAVAILABLE", format!("suppression and pattern state could not be loaded ({e})")));
+                Default::default()
+            }
+            Err(_) => {
+                messages.push(Message::warning("HISTORY_TIMEOUT", format!("suppression and pattern state did not load within {budget:?}")));
+                Default::default()
+            }
+        };
+        (profile, state)
+    }
+
+    pub async fn start_session(&self, call: StartCall) -> Result<Started, Problem> {
+        let dep = self.deployment(&call.channel)?;
+        let session_id = call.session_id.clone().unwrap_or_else(|| self.new_session_id());
+        if call.rely_on_existing_session
+            && let Some(slot) = self.sessions.get(&session_id)
+        {
+            let mut entry = slot.entry.lock().await;
+            if entry.channel.eq_ignore_ascii_case(&dep.channel) {
+                let now = now();
+                entry.session.set_params(&dep, &call.params, now);
+                let segments = entry.session.debug().then(|| entry.session.segments(&dep, now));
+                return Ok(Started { session_id, messages: Vec::new(), segments });
+            }
+        }
+        let mut messages = Vec::new();
+        let mut audience = call.audience;
+        if audience.level.is_empty()
+            && let Some(level) = dep.default_audience_level()
+        {
+            audience.level = level.to_string();
+        }
+        let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
+        let start = Start { session_id: session_id.clone(), audience, profile, state, params: call.params, debug: call.debug };
+        let now = now();
+        let (mut session, engine_messages) = Session::start(&dep, start, now).map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+        messages.extend(engine_messages);
+        let segments = call.debug.then(|| session.segments(&dep, now));
+        let entry = Entry { session, channel: dep.channel.clone() };
+        match self.sessions.insert(session_id.clone(), entry) {
+            Ok(Some(replaced)) => self.flush(replaced.entry.lock().await.session.take_records(), None).await?,
+            Ok(None) => {}
+            Err(_) => {
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TOO_MANY_SESSIONS",
+                    format!("this runtime holds its maximum of {} sessions; retry later", self.sessions.max),
+                ));
+            }
+        }
+        Ok(Started { session_id, messages, segments })
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<crate::sessions::Slot>, Problem> {
+        self.sessions.get(id).ok_or_else(|| Problem::session_not_found(id))
+    }
+
+    pub async fn get_offers(&self, id: &str, request: OffersRequest) -> Result<OffersResponse, Problem> {
+        let slot = self.slot(id)?;
+        let mut entry = slot.entry.lock().await;
+        let dep = self.deployment(&entry.channel)?;
+        let world = RequestWorld { live: &self.live, earlier: None };
+        let response = entry.session.get_offers(&dep, &world, &mut self.rng(), &request, now());
+        self.metrics.offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
+        for m in response.messages.iter().filter(|m| m.code == "UNKNOWN_INTERACTION_POINT") {
+            if let Some(ip) = request.requests.iter().find(|r| m.message.contains(&format!("'{}'", r.ip))) {
+                self.metrics.unknown_name("interaction_point", &dep.channel, &ip.ip);
+            }
+        }
+        Ok(response)
+    }
+
+    pub async fn post_event(&self, id: &str, event: &str, params: Vec<(String, Value)>) -> Result<EventResponse, Problem> {
+        let slot = self.slot(id)?;
+        let mut entry = slot.entry.lock().await;
+        let dep = self.deployment(&entry.channel)?;
+        // A response naming a treatment of an earlier session: fetch it before deciding.
+        let code = kairos_engine::TREATMENT_CODE_PARAMS
+            .iter()
+            .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
+            .map(|(_, v)| kairos_engine::world::id_text(v));
+        let earlier = match code {
+            Some(code) if !entry.session.has_treatment(&code) => self.store.find_contact(&code).await.map_err(storage)?,
+            _ => None,
+        };
+        let world = RequestWorld { live: &self.live, earlier };
+        let response = entry.session.post_event(&dep, &world, event, &params, now());
+        if !dep.has_event(event) {
+            self.metrics.unknown_name("event", &dep.channel, event);
+        }
+        let records = entry.session.take_records();
+        let state = entry.session.take_changed_state().cloned();
+        let key = entry.session.audience_key().to_string();
+        drop(entry);
+        self.flush(records, state.map(|s| (key, s))).await?;
+        Ok(response)
+    }
+
+    /// Writes records and audience state durably; the caller answers only after this.
+    async fn flush(&self, records: Vec<kairos_engine::world::HistoryRecord>, state: Option<(String, kairos_engine::world::AudienceState)>) -> Result<(), Problem> {
+        if let Some((key, state)) = &state {
+            self.store.save_audience(key, state).await.map_err(storage)?;
+        }
+        if !records.is_empty() {
+            self.store.append(records.clone()).await.map_err(storage)?;
+            self.live.record(&records);
+        }
+        Ok(())
+    }
+
+    pub async fn set_audience(&self, id: &str, audience: AudienceId, params: Vec<(String, Value)>) -> Result<Vec<Message>, Problem> {
+        let slot = self.slot(id)?;
+        let mut entry = slot.entry.lock().await;
+        let dep = self.deployment(&entry.channel)?;
+        // The previous audience's state is saved before the session moves on.
+        let records = entry.session.take_records();
+        let state = entry.session.take_changed_state().cloned().map(|s| (entry.session.audience_key().to_string(), s));
+        self.flush(records, state).await?;
+        let mut messages = Vec::new();
+        let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
+        let more = entry
+            .session
+            .set_audience(&dep, audience, profile, state, &params, now())
+            .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+        messages.extend(more);
+        Ok(messages)
+    }
+
+    pub async fn get_profile(&self, id: &str) -> Result<ProfileView, Problem> {
+        let slot = self.slot(id)?;
+        let mut entry = slot.entry.lock().await;
+        let dep = self.deployment(&entry.channel)?;
+        Ok(entry.session.profile_view(&dep, now()))
+    }
+
+    /// Ends a session; its history is durable before this returns.
+    pub async fn end_session(&self, id: &str) -> Result<(), Problem> {
+        let slot = self.sessions.remove(id).ok_or_else(|| Problem::session_not_found(id))?;
+        self.close(slot).await
+    }
+
+    async fn close(&self, slot: Arc<crate::sessions::Slot>) -> Result<(), Problem> {
+        let mut entry = slot.entry.lock().await;
+        let records = entry.session.take_records();
+        let state = entry.session.take_changed_state().cloned().map(|s| (entry.session.audience_key().to_string(), s));
+        self.flush(records, state).await
+    }
+
+    /// Flushes and forgets sessions idle past the timeout, as an end session would.
+    pub async fn expire_idle(&self) -> usize {
+        let expired = self.sessions.expire();
+        let n = expired.len();
+        for slot in expired {
+            let _ = self.close(slot).await;
+        }
+        n
+    }
+
+    /// Shutdown: every session's pending state is written.
+    pub async fn close_all(&self) {
+        for slot in self.sessions.drain() {
+            let _ = self.close(slot).await;
+        }
+    }
+}
+
+fn storage(e: kairos_store::StoreError) -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "STORAGE_UNAVAILABLE", e.to_string())
+}
