@@ -45,7 +45,8 @@ fn load(args: &Args, version: u64) -> Result<(Vec<(Deployment, String)>, MemoryT
     for path in &args.channel_files {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
-        let channel = kairos_model::parse_channel(&shown, &text, &schemas).map_err(|rejected| anyhow::anyhow!("{rejected}"))?;
+        let channel = kairos_model::parse_channel(&shown, &text, &schemas)
+            .map_err(|rejected| anyhow::anyhow!("{rejected}"))?;
         let deployment = Deployment::compile(&channel, &schemas, version)?;
         tables.prepare(&deployment);
         deployments.push((deployment, channel_hash(&channel)));
@@ -54,34 +55,61 @@ fn load(args: &Args, version: u64) -> Result<(Vec<(Deployment, String)>, MemoryT
 }
 
 fn modified(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 fn watched(args: &Args) -> Vec<PathBuf> {
-    let csvs = args.profiles.iter().filter_map(|s| s.split_once('=').map(|(_, f)| PathBuf::from(f)));
+    let csvs = args
+        .profiles
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(_, f)| PathBuf::from(f)));
     args.channel_files.iter().cloned().chain(csvs).collect()
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     tokio.block_on(serve(args))
 }
 
 async fn serve(args: Args) -> Result<ExitCode> {
     let (deployments, tables) = load(&args, 1)?;
-    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
     let db = args.data.join("runtime.db");
-    let store = HistoryStore::open(&format!("sqlite://{}", db.display())).await.with_context(|| format!("cannot open {}", db.display()))?;
-    let config = Config { tokens: args.tokens.clone(), idle_timeout: Duration::from_secs(args.idle_minutes * 60), ..Config::default() };
+    let store = HistoryStore::open(&format!("sqlite://{}", db.display()))
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let config = Config {
+        tokens: args.tokens.clone(),
+        idle_timeout: Duration::from_secs(args.idle_minutes * 60),
+        ..Config::default()
+    };
     let runtime = Arc::new(Runtime::new(store, Box::new(tables), config));
-    runtime.warm().await.context("cannot read history to warm learning statistics")?;
+    runtime
+        .warm()
+        .await
+        .context("cannot read history to warm learning statistics")?;
     let mut names = Vec::new();
     for (deployment, hash) in deployments {
-        names.push(format!("{} (version {})", deployment.channel, deployment.version));
+        names.push(format!(
+            "{} (version {})",
+            deployment.channel, deployment.version
+        ));
         runtime.deploy(deployment, hash);
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("kairos runtime (offline) serving {} on http://{}", names.join(", "), listener.local_addr()?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!(
+        "kairos runtime (offline) serving {} on http://{}",
+        names.join(", "),
+        listener.local_addr()?
+    );
     println!("  history and state: {}", db.display());
     if args.tokens.is_empty() {
         println!("  open: no touchpoint token is required (give --token to require one)");
@@ -124,10 +152,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

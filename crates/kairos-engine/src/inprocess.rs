@@ -47,7 +47,9 @@ impl MemoryTables {
     pub fn prepare(&mut self, dep: &Deployment) {
         let mut wanted = Vec::new();
         for level in dep.audience_levels() {
-            let Some(tables) = dep.profile_tables(level) else { continue };
+            let Some(tables) = dep.profile_tables(level) else {
+                continue;
+            };
             if let (Some(table), Some(field)) = (tables.table, tables.id_fields.first()) {
                 wanted.push((table.to_ascii_lowercase(), field.clone()));
             }
@@ -59,8 +61,12 @@ impl MemoryTables {
             if self.indexes.contains_key(&key) {
                 continue;
             }
-            let Some(t) = self.tables.get(&key.0) else { continue };
-            let Some(col) = t.schema.columns.iter().position(|c| c.name == key.1) else { continue };
+            let Some(t) = self.tables.get(&key.0) else {
+                continue;
+            };
+            let Some(col) = t.schema.columns.iter().position(|c| c.name == key.1) else {
+                continue;
+            };
             let mut index: HashMap<String, Vec<usize>> = HashMap::new();
             for (i, row) in t.rows.iter().enumerate() {
                 if let Some(v) = &row[col] {
@@ -73,7 +79,9 @@ impl MemoryTables {
 
     fn rows(&self, table: &str, column: &str, id: &str) -> Vec<Row> {
         let key = (table.to_ascii_lowercase(), column.to_string());
-        let (Some(t), Some(index)) = (self.tables.get(&key.0), self.indexes.get(&key)) else { return Vec::new() };
+        let (Some(t), Some(index)) = (self.tables.get(&key.0), self.indexes.get(&key)) else {
+            return Vec::new();
+        };
         let rows = index.get(id).map(Vec::as_slice).unwrap_or_default();
         rows.iter()
             .map(|&r| {

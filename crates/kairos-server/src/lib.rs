@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-pub use runtime::{Config, ProfileSource, Runtime, channel_hash};
+pub use runtime::{Config, ProfileSource, Runtime, channel_hash, wall_clock};
 
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -32,8 +32,13 @@ use crate::problem::Problem;
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Serves until `shutdown` resolves, then ends every session, writing what it holds.
-pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let sweep_every = (runtime.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+pub async fn run(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweep_every = (runtime.config.idle_timeout / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(10));
     let sweeper_runtime = runtime.clone();
     // Drives idle expiry on a timer: an idle session expires even if no request comes.
     let sweeper = tokio::spawn(async move {
@@ -43,7 +48,9 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             sweeper_runtime.expire_idle().await;
         }
     });
-    let result = axum::serve(listener, router(runtime.clone())).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router(runtime.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
     sweeper.abort();
     runtime.close_all().await;
     result
@@ -53,21 +60,42 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     let limit = runtime.config.body_limit;
     let api = Router::new()
         .route("/v1/sessions", post(native::start_session))
-        .route("/v1/sessions/{id}", axum::routing::delete(native::end_session))
-        .route("/v1/sessions/{id}/offers", post(native::get_offers_post).get(native::get_offers_get))
+        .route(
+            "/v1/sessions/{id}",
+            axum::routing::delete(native::end_session),
+        )
+        .route(
+            "/v1/sessions/{id}/offers",
+            post(native::get_offers_post).get(native::get_offers_get),
+        )
         .route("/v1/sessions/{id}/events", post(native::post_event))
-        .route("/v1/sessions/{id}/audience", axum::routing::put(native::set_audience))
+        .route(
+            "/v1/sessions/{id}/audience",
+            axum::routing::put(native::set_audience),
+        )
         .route("/v1/sessions/{id}/profile", get(native::get_profile))
         .route("/v1/batch", post(native::batch))
         .route("/v1/version", get(native::version))
-        .route_layer(middleware::from_fn_with_state(runtime.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            runtime.clone(),
+            authenticate,
+        ));
     Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint; see /openapi.json") })
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "no such endpoint; see /openapi.json",
+            )
+        })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(runtime.clone(), observe))
         .with_state(runtime)
@@ -77,7 +105,12 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
     if rt.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "no deployment is loaded yet").into_response()
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "no deployment is loaded yet",
+        )
+        .into_response()
     }
 }
 
@@ -87,15 +120,33 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
 }
 
 /// Touchpoint tokens: `Authorization: Bearer <token>`; a runtime with no tokens runs open.
-async fn authenticate(State(rt): State<Arc<Runtime>>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(rt): State<Arc<Runtime>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     if rt.config.tokens.is_empty() {
         return next.run(request).await;
     }
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        None => Problem::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "send a touchpoint token: Authorization: Bearer <token>").into_response(),
+        None => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "send a touchpoint token: Authorization: Bearer <token>",
+        )
+        .into_response(),
         Some(token) if rt.config.tokens.iter().any(|t| t == token) => next.run(request).await,
-        Some(_) => Problem::new(StatusCode::FORBIDDEN, "FORBIDDEN", "this token is not valid for this runtime").into_response(),
+        Some(_) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this token is not valid for this runtime",
+        )
+        .into_response(),
     }
 }
 
@@ -129,9 +180,15 @@ async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -
     let started = Instant::now();
     let response = match (CatchUnwind(Box::pin(next.run(request)))).await {
         Ok(response) => response,
-        Err(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "the server failed on this request; it has been counted").into_response(),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "the server failed on this request; it has been counted",
+        )
+        .into_response(),
     };
-    rt.metrics.observe(call, response.status().as_u16(), started.elapsed());
+    rt.metrics
+        .observe(call, response.status().as_u16(), started.elapsed());
     response
 }
 

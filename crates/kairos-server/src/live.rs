@@ -53,7 +53,10 @@ impl Live {
         let mut stats = self.stats.write().expect("stats lock");
         for r in records {
             let t = &r.treatment;
-            let keys = [Some((t.offer.clone(), None)), t.segment.clone().map(|s| (t.offer.clone(), Some(s)))];
+            let keys = [
+                Some((t.offer.clone(), None)),
+                t.segment.clone().map(|s| (t.offer.clone(), Some(s))),
+            ];
             for key in keys.into_iter().flatten() {
                 let s = stats.entry(key).or_default();
                 match r.kind {
@@ -70,7 +73,12 @@ impl Live {
     }
 
     pub fn stats(&self) -> Vec<(String, Option<String>, Stats)> {
-        self.stats.read().expect("stats lock").iter().map(|((o, s), st)| (o.clone(), s.clone(), *st)).collect()
+        self.stats
+            .read()
+            .expect("stats lock")
+            .iter()
+            .map(|((o, s), st)| (o.clone(), s.clone(), *st))
+            .collect()
     }
 }
 
@@ -84,13 +92,25 @@ pub struct RequestWorld<'a> {
 impl World for RequestWorld<'_> {
     fn offer_stats(&self, offer: &str, segment: Option<&str>) -> Stats {
         let key = (offer.to_string(), segment.map(str::to_string));
-        self.live.stats.read().expect("stats lock").get(&key).copied().unwrap_or_default()
+        self.live
+            .stats
+            .read()
+            .expect("stats lock")
+            .get(&key)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn offer_contacts_since(&self, offer: &str, since: Timestamp) -> u64 {
         let first = since.0.div_euclid(BUCKET_NANOS);
         let contacts = self.live.contacts.lock().expect("contacts lock");
-        contacts.get(offer).map_or(0, |b| b.iter().rev().take_while(|(m, _)| *m >= first).map(|(_, n)| n).sum())
+        contacts.get(offer).map_or(0, |b| {
+            b.iter()
+                .rev()
+                .take_while(|(m, _)| *m >= first)
+                .map(|(_, n)| n)
+                .sum()
+        })
     }
 
     fn find_treatment(&self, code: &str) -> Option<Treatment> {

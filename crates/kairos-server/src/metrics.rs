@@ -8,11 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 /// The calls a runtime serves, each with its own counters.
-pub const CALLS: [&str; 10] =
-    ["start_session", "get_offers", "post_event", "set_audience", "get_profile", "end_session", "batch", "version", "interact", "other"];
+pub const CALLS: [&str; 10] = [
+    "start_session",
+    "get_offers",
+    "post_event",
+    "set_audience",
+    "get_profile",
+    "end_session",
+    "batch",
+    "version",
+    "interact",
+    "other",
+];
 
 /// How many distinct unknown names are counted; more are lumped together (bounded labels).
 const MAX_UNKNOWN_NAMES: usize = 1000;
@@ -34,7 +46,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn call_index(call: &str) -> usize {
-        CALLS.iter().position(|c| *c == call).unwrap_or(CALLS.len() - 1)
+        CALLS
+            .iter()
+            .position(|c| *c == call)
+            .unwrap_or(CALLS.len() - 1)
     }
 
     pub fn observe(&self, call: usize, status: u16, elapsed: Duration) {
@@ -46,8 +61,14 @@ impl Metrics {
             }
         }
         h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        *self.statuses.lock().expect("metrics lock").entry((call, status)).or_default() += 1;
+        h.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        *self
+            .statuses
+            .lock()
+            .expect("metrics lock")
+            .entry((call, status))
+            .or_default() += 1;
     }
 
     pub fn offers_served(&self, n: usize) {
@@ -59,7 +80,9 @@ impl Metrics {
         let mut unknown = self.unknown.lock().expect("metrics lock");
         let key = (kind, channel.to_string(), name.to_string());
         if unknown.len() >= MAX_UNKNOWN_NAMES && !unknown.contains_key(&key) {
-            *unknown.entry((kind, channel.to_string(), "(other)".to_string())).or_default() += 1;
+            *unknown
+                .entry((kind, channel.to_string(), "(other)".to_string()))
+                .or_default() += 1;
         } else {
             *unknown.entry(key).or_default() += 1;
         }
@@ -67,14 +90,23 @@ impl Metrics {
 
     /// Unknown names seen so far: (kind, channel, name, count).
     pub fn unknown_names(&self) -> Vec<(&'static str, String, String, u64)> {
-        self.unknown.lock().expect("metrics lock").iter().map(|((k, c, n), v)| (*k, c.clone(), n.clone(), *v)).collect()
+        self.unknown
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|((k, c, n), v)| (*k, c.clone(), n.clone(), *v))
+            .collect()
     }
 
     pub fn render(&self, sessions_live: usize, history_queue: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
         for ((call, status), n) in self.statuses.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "kairos_requests_total{{call=\"{}\",status=\"{status}\"}} {n}", CALLS[*call]);
+            let _ = writeln!(
+                out,
+                "kairos_requests_total{{call=\"{}\",status=\"{status}\"}} {n}",
+                CALLS[*call]
+            );
         }
         out.push_str("# HELP kairos_request_duration_seconds Request latency by call.\n# TYPE kairos_request_duration_seconds histogram\n");
         for (i, h) in self.latency.iter().enumerate() {
@@ -90,16 +122,27 @@ impl Metrics {
                     h.buckets[b].load(Ordering::Relaxed)
                 );
             }
-            let _ = writeln!(out, "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"+Inf\"}} {count}", CALLS[i]);
+            let _ = writeln!(
+                out,
+                "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"+Inf\"}} {count}",
+                CALLS[i]
+            );
             let _ = writeln!(
                 out,
                 "kairos_request_duration_seconds_sum{{call=\"{}\"}} {}",
                 CALLS[i],
                 h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
             );
-            let _ = writeln!(out, "kairos_request_duration_seconds_count{{call=\"{}\"}} {count}", CALLS[i]);
+            let _ = writeln!(
+                out,
+                "kairos_request_duration_seconds_count{{call=\"{}\"}} {count}",
+                CALLS[i]
+            );
         }
-        let _ = writeln!(out, "# HELP kairos_sessions_live Sessions in memory.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {sessions_live}");
+        let _ = writeln!(
+            out,
+            "# HELP kairos_sessions_live Sessions in memory.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {sessions_live}"
+        );
         let _ = writeln!(
             out,
             "# HELP kairos_offers_served_total Offers returned to touchpoints.\n# TYPE kairos_offers_served_total counter\nkairos_offers_served_total {}",
@@ -107,7 +150,12 @@ impl Metrics {
         );
         out.push_str("# HELP kairos_unknown_names_total Interaction points and events touchpoints called that the channel does not define.\n# TYPE kairos_unknown_names_total counter\n");
         for (kind, channel, name, n) in self.unknown_names() {
-            let _ = writeln!(out, "kairos_unknown_names_total{{kind=\"{kind}\",channel=\"{}\",name=\"{}\"}} {n}", escape(&channel), escape(&name));
+            let _ = writeln!(
+                out,
+                "kairos_unknown_names_total{{kind=\"{kind}\",channel=\"{}\",name=\"{}\"}} {n}",
+                escape(&channel),
+                escape(&name)
+            );
         }
         let _ = writeln!(
             out,
@@ -119,5 +167,7 @@ impl Metrics {
 
 /// Prometheus label values escape backslash, quote and newline.
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use kairos_engine::world::AudienceId;
-use kairos_engine::{EventResponse, IpExplain, Message, OfferRequest, OffersRequest, OffersResponse, ProfileView};
+use kairos_engine::{
+    EventResponse, IpExplain, Message, OfferRequest, OffersRequest, OffersResponse, ProfileView,
+};
 use kairos_rules::Value;
 use kairos_rules::time::format_timestamp;
 use serde::Deserialize;
@@ -25,14 +27,23 @@ fn param_value(field: &str, v: &J) -> Result<Value, Problem> {
     match v {
         J::String(s) => Ok(Value::string(s.as_str())),
         J::Bool(b) => Ok(Value::Bool(*b)),
-        J::Number(n) => Ok(n.as_i64().map_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN)), Value::Int)),
-        J::Null => Err(Problem::bad_request(format!("{field}: null is not a value; leave the parameter out"))),
-        J::Array(_) | J::Object(_) => Err(Problem::bad_request(format!("{field}: must be a string, number or boolean"))),
+        J::Number(n) => Ok(n
+            .as_i64()
+            .map_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN)), Value::Int)),
+        J::Null => Err(Problem::bad_request(format!(
+            "{field}: null is not a value; leave the parameter out"
+        ))),
+        J::Array(_) | J::Object(_) => Err(Problem::bad_request(format!(
+            "{field}: must be a string, number or boolean"
+        ))),
     }
 }
 
 pub fn params(field: &str, map: Option<&Map<String, J>>) -> Result<Vec<(String, Value)>, Problem> {
-    map.into_iter().flatten().map(|(k, v)| Ok((k.clone(), param_value(&format!("{field}.{k}"), v)?))).collect()
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| Ok((k.clone(), param_value(&format!("{field}.{k}"), v)?)))
+        .collect()
 }
 
 pub fn value_json(v: &Value) -> J {
@@ -48,17 +59,27 @@ pub fn value_json(v: &Value) -> J {
         Value::Map(pairs) => J::Object(
             pairs
                 .iter()
-                .map(|(k, v)| (match k {
-                    Value::String(s) => s.to_string(),
-                    other => other.to_string(),
-                }, value_json(v)))
+                .map(|(k, v)| {
+                    (
+                        match k {
+                            Value::String(s) => s.to_string(),
+                            other => other.to_string(),
+                        },
+                        value_json(v),
+                    )
+                })
                 .collect(),
         ),
     }
 }
 
 pub fn messages_json(messages: &[Message]) -> J {
-    J::Array(messages.iter().map(|m| json!({ "code": m.code, "level": m.level.name(), "message": m.message })).collect())
+    J::Array(
+        messages
+            .iter()
+            .map(|m| json!({ "code": m.code, "level": m.level.name(), "message": m.message }))
+            .collect(),
+    )
 }
 
 fn explain_json(explain: &[IpExplain]) -> J {
@@ -122,7 +143,11 @@ pub fn event_json(r: &EventResponse) -> J {
 }
 
 pub fn profile_json(p: &ProfileView) -> J {
-    let map = |m: &BTreeMap<String, Value>| m.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>();
+    let map = |m: &BTreeMap<String, Value>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect::<Map<_, _>>()
+    };
     json!({
         "audience_level": p.audience_level,
         "audience_id": p.audience_id.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>(),
@@ -154,12 +179,17 @@ pub struct StartBody {
 impl StartBody {
     pub fn into_call(self, session_id: Option<String>) -> Result<StartCall, Problem> {
         if self.audience_id.is_empty() {
-            return Err(Problem::bad_request("audience_id: give the audience ID fields, like { \"customer_id\": 1001 }"));
+            return Err(Problem::bad_request(
+                "audience_id: give the audience ID fields, like { \"customer_id\": 1001 }",
+            ));
         }
         Ok(StartCall {
             session_id: self.session_id.or(session_id),
             channel: self.channel,
-            audience: AudienceId { level: self.audience_level.unwrap_or_default(), fields: params("audience_id", Some(&self.audience_id))? },
+            audience: AudienceId {
+                level: self.audience_level.unwrap_or_default(),
+                fields: params("audience_id", Some(&self.audience_id))?,
+            },
             params: params("params", self.params.as_ref())?,
             rely_on_existing_session: self.rely_on_existing_session.unwrap_or(false),
             debug: self.debug.unwrap_or(false),
@@ -167,7 +197,10 @@ impl StartBody {
     }
 }
 
-pub async fn start_session(State(rt): Shared, body: Result<Json<StartBody>, JsonRejection>) -> JsonResult {
+pub async fn start_session(
+    State(rt): Shared,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> JsonResult {
     let Json(body) = body?;
     let started = rt.start_session(body.into_call(None)?).await?;
     Ok(Json(started_json(&started)))
@@ -192,23 +225,37 @@ pub struct OffersBody {
 impl OffersBody {
     pub fn into_request(self) -> Result<OffersRequest, Problem> {
         if self.requests.is_empty() {
-            return Err(Problem::bad_request("requests: name at least one interaction point"));
+            return Err(Problem::bad_request(
+                "requests: name at least one interaction point",
+            ));
         }
         let requests = self
             .requests
             .into_iter()
             .enumerate()
             .map(|(i, r)| match r.count.unwrap_or(1) {
-                0 => Err(Problem::bad_request(format!("requests[{i}].count: must be at least 1"))),
-                n if n > MAX_COUNT => Err(Problem::bad_request(format!("requests[{i}].count: at most {MAX_COUNT}"))),
+                0 => Err(Problem::bad_request(format!(
+                    "requests[{i}].count: must be at least 1"
+                ))),
+                n if n > MAX_COUNT => Err(Problem::bad_request(format!(
+                    "requests[{i}].count: at most {MAX_COUNT}"
+                ))),
                 n => Ok(OfferRequest { ip: r.ip, count: n }),
             })
             .collect::<Result<_, _>>()?;
-        Ok(OffersRequest { requests, params: params("params", self.params.as_ref())?, allow_duplicates: self.allow_duplicates.unwrap_or(false) })
+        Ok(OffersRequest {
+            requests,
+            params: params("params", self.params.as_ref())?,
+            allow_duplicates: self.allow_duplicates.unwrap_or(false),
+        })
     }
 }
 
-pub async fn get_offers_post(State(rt): Shared, Path(id): Path<String>, body: Result<Json<OffersBody>, JsonRejection>) -> JsonResult {
+pub async fn get_offers_post(
+    State(rt): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<OffersBody>, JsonRejection>,
+) -> JsonResult {
     let Json(body) = body?;
     let response = rt.get_offers(&id, body.into_request()?).await?;
     Ok(Json(offers_json(&response)))
@@ -220,9 +267,20 @@ pub struct OffersQuery {
     count: Option<usize>,
 }
 
-pub async fn get_offers_get(State(rt): Shared, Path(id): Path<String>, query: Result<Query<OffersQuery>, QueryRejection>) -> JsonResult {
+pub async fn get_offers_get(
+    State(rt): Shared,
+    Path(id): Path<String>,
+    query: Result<Query<OffersQuery>, QueryRejection>,
+) -> JsonResult {
     let Query(q) = query?;
-    let body = OffersBody { requests: vec![RequestItem { ip: q.ip, count: q.count }], params: None, allow_duplicates: None };
+    let body = OffersBody {
+        requests: vec![RequestItem {
+            ip: q.ip,
+            count: q.count,
+        }],
+        params: None,
+        allow_duplicates: None,
+    };
     let response = rt.get_offers(&id, body.into_request()?).await?;
     Ok(Json(offers_json(&response)))
 }
@@ -239,7 +297,11 @@ impl EventBody {
     }
 }
 
-pub async fn post_event(State(rt): Shared, Path(id): Path<String>, body: Result<Json<EventBody>, JsonRejection>) -> JsonResult {
+pub async fn post_event(
+    State(rt): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<EventBody>, JsonRejection>,
+) -> JsonResult {
     let Json(body) = body?;
     let (event, params) = body.parts()?;
     let response = rt.post_event(&id, &event, params).await?;
@@ -255,12 +317,19 @@ pub struct AudienceBody {
 
 impl AudienceBody {
     pub fn parts(self) -> Result<(AudienceId, Vec<(String, Value)>), Problem> {
-        let audience = AudienceId { level: self.audience_level.unwrap_or_default(), fields: params("audience_id", Some(&self.audience_id))? };
+        let audience = AudienceId {
+            level: self.audience_level.unwrap_or_default(),
+            fields: params("audience_id", Some(&self.audience_id))?,
+        };
         Ok((audience, params("params", self.params.as_ref())?))
     }
 }
 
-pub async fn set_audience(State(rt): Shared, Path(id): Path<String>, body: Result<Json<AudienceBody>, JsonRejection>) -> JsonResult {
+pub async fn set_audience(
+    State(rt): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<AudienceBody>, JsonRejection>,
+) -> JsonResult {
     let Json(body) = body?;
     let (audience, params) = body.parts()?;
     let messages = rt.set_audience(&id, audience, params).await?;
@@ -281,7 +350,12 @@ pub async fn version(State(rt): Shared) -> Json<J> {
     let channels: Map<String, J> = rt
         .channels()
         .values()
-        .map(|l| (l.deployment.channel.clone(), json!({ "deployment": l.deployment.version, "hash": l.hash })))
+        .map(|l| {
+            (
+                l.deployment.channel.clone(),
+                json!({ "deployment": l.deployment.version, "hash": l.hash }),
+            )
+        })
         .collect();
     Json(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels }))
 }
@@ -307,27 +381,54 @@ pub async fn batch(State(rt): Shared, body: Result<Json<BatchBody>, JsonRejectio
             }
         }
     }
-    Ok(Json(json!({ "session_id": session_id, "responses": responses })))
+    Ok(Json(
+        json!({ "session_id": session_id, "responses": responses }),
+    ))
 }
 
-async fn run_command(rt: &Runtime, session_id: &mut Option<String>, i: usize, command: Map<String, J>) -> Result<J, Problem> {
+async fn run_command(
+    rt: &Runtime,
+    session_id: &mut Option<String>,
+    i: usize,
+    command: Map<String, J>,
+) -> Result<J, Problem> {
     let [(name, args)] = <[(String, J); 1]>::try_from(command.into_iter().collect::<Vec<_>>())
-        .map_err(|_| Problem::bad_request(format!("commands[{i}]: one command per item, like {{ \"get_offers\": {{...}} }}")))?;
+        .map_err(|_| {
+            Problem::bad_request(format!(
+                "commands[{i}]: one command per item, like {{ \"get_offers\": {{...}} }}"
+            ))
+        })?;
     let parse = |what: &str| -> Result<J, Problem> {
-        if args.is_object() { Ok(args.clone()) } else { Err(Problem::bad_request(format!("commands[{i}].{what}: must be an object"))) }
+        if args.is_object() {
+            Ok(args.clone())
+        } else {
+            Err(Problem::bad_request(format!(
+                "commands[{i}].{what}: must be an object"
+            )))
+        }
     };
     let field = |e: serde_json::Error| Problem::bad_request(format!("commands[{i}].{name}: {e}"));
-    let id = || session_id.clone().ok_or_else(|| Problem::bad_request(format!("commands[{i}]: no session: start one first or give session_id")));
+    let id = || {
+        session_id.clone().ok_or_else(|| {
+            Problem::bad_request(format!(
+                "commands[{i}]: no session: start one first or give session_id"
+            ))
+        })
+    };
     match name.as_str() {
         "start_session" => {
             let body: StartBody = serde_json::from_value(parse(&name)?).map_err(field)?;
-            let started = rt.start_session(body.into_call(session_id.clone())?).await?;
+            let started = rt
+                .start_session(body.into_call(session_id.clone())?)
+                .await?;
             *session_id = Some(started.session_id.clone());
             Ok(started_json(&started))
         }
         "get_offers" => {
             let body: OffersBody = serde_json::from_value(parse(&name)?).map_err(field)?;
-            Ok(offers_json(&rt.get_offers(&id()?, body.into_request()?).await?))
+            Ok(offers_json(
+                &rt.get_offers(&id()?, body.into_request()?).await?,
+            ))
         }
         "post_event" => {
             let body: EventBody = serde_json::from_value(parse(&name)?).map_err(field)?;
@@ -337,7 +438,9 @@ async fn run_command(rt: &Runtime, session_id: &mut Option<String>, i: usize, co
         "set_audience" => {
             let body: AudienceBody = serde_json::from_value(parse(&name)?).map_err(field)?;
             let (audience, params) = body.parts()?;
-            Ok(json!({ "messages": messages_json(&rt.set_audience(&id()?, audience, params).await?) }))
+            Ok(
+                json!({ "messages": messages_json(&rt.set_audience(&id()?, audience, params).await?) }),
+            )
         }
         "get_profile" => Ok(profile_json(&rt.get_profile(&id()?).await?)),
         "end_session" => {

@@ -15,7 +15,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem { status, code, detail: detail.into() }
+        Problem {
+            status,
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -23,11 +27,19 @@ impl Problem {
     }
 
     pub fn session_not_found(id: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "INVALID_SESSION_ID", format!("no live session '{id}' (it may have expired)"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "INVALID_SESSION_ID",
+            format!("no live session '{id}' (it may have expired)"),
+        )
     }
 
     pub fn channel_not_found(name: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "INVALID_CHANNEL", format!("channel '{name}' is not deployed here"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "INVALID_CHANNEL",
+            format!("channel '{name}' is not deployed here"),
+        )
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -44,9 +56,10 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.to_json())).into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
         response
     }
 }
@@ -54,9 +67,17 @@ impl IntoResponse for Problem {
 impl From<axum::extract::rejection::JsonRejection> for Problem {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { "MALFORMED_REQUEST" };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "PAYLOAD_TOO_LARGE"
+        } else {
+            "MALFORMED_REQUEST"
+        };
         // axum's text names the field and position: "requests[0].count: invalid type ...".
-        let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
         Problem::new(status, code, rejection.body_text().to_lowercase())
     }
 }

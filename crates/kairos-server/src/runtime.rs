@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_engine::random::{SplitMix64, stable_hash};
 use kairos_engine::world::{AudienceId, Profile};
-use kairos_engine::{Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start};
+use kairos_engine::{
+    Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start,
+};
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
 use kairos_store::{BoxFuture, HistoryStore};
@@ -23,11 +25,19 @@ use crate::sessions::{Entry, Sessions};
 
 /// Where session profiles come from.
 pub trait ProfileSource: Send + Sync {
-    fn load<'a>(&'a self, dep: &'a Deployment, audience: &'a AudienceId) -> BoxFuture<'a, Result<Option<Profile>, String>>;
+    fn load<'a>(
+        &'a self,
+        dep: &'a Deployment,
+        audience: &'a AudienceId,
+    ) -> BoxFuture<'a, Result<Option<Profile>, String>>;
 }
 
 impl ProfileSource for MemoryTables {
-    fn load<'a>(&'a self, dep: &'a Deployment, audience: &'a AudienceId) -> BoxFuture<'a, Result<Option<Profile>, String>> {
+    fn load<'a>(
+        &'a self,
+        dep: &'a Deployment,
+        audience: &'a AudienceId,
+    ) -> BoxFuture<'a, Result<Option<Profile>, String>> {
         let profile = self.load_profile(dep, audience);
         Box::pin(async move { Ok(profile) })
     }
@@ -48,6 +58,8 @@ pub struct Config {
     /// Touchpoint tokens; empty runs open (the banner says so).
     pub tokens: Vec<String>,
     pub body_limit: usize,
+    /// The clock decisions use: the wall clock, or a fixed time in tests.
+    pub clock: fn() -> Timestamp,
 }
 
 impl Default for Config {
@@ -58,6 +70,7 @@ impl Default for Config {
             store_budget: Duration::from_millis(200),
             tokens: Vec::new(),
             body_limit: 64 * 1024,
+            clock: wall_clock,
         }
     }
 }
@@ -75,8 +88,10 @@ pub struct Runtime {
     seed: AtomicU64,
 }
 
-pub fn now() -> Timestamp {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+pub fn wall_clock() -> Timestamp {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     Timestamp(i64::try_from(nanos).unwrap_or(i64::MAX))
 }
 
@@ -111,14 +126,21 @@ impl Runtime {
             live: Live::default(),
             metrics: Metrics::default(),
             config,
-            seed: AtomicU64::new(now().0 as u64),
+            seed: AtomicU64::new(wall_clock().0 as u64),
         }
     }
 
     /// Loads learning statistics and recent contact counts from history (at start-up).
     pub async fn warm(&self) -> Result<(), kairos_store::StoreError> {
-        let month_ago = Timestamp(now().0.saturating_sub(31 * 86_400 * kairos_rules::time::NANOS_PER_SECOND));
-        self.live.warm(self.store.offer_stats().await?, self.store.contacts_since(month_ago).await?);
+        let month_ago = Timestamp(
+            self.now()
+                .0
+                .saturating_sub(31 * 86_400 * kairos_rules::time::NANOS_PER_SECOND),
+        );
+        self.live.warm(
+            self.store.offer_stats().await?,
+            self.store.contacts_since(month_ago).await?,
+        );
         Ok(())
     }
 
@@ -126,7 +148,10 @@ impl Runtime {
     /// ones get this one.
     pub fn deploy(&self, deployment: Deployment, hash: String) {
         let name = deployment.channel.to_ascii_lowercase();
-        let loaded = Arc::new(Loaded { deployment: Arc::new(deployment), hash });
+        let loaded = Arc::new(Loaded {
+            deployment: Arc::new(deployment),
+            hash,
+        });
         self.channels.rcu(|current| {
             let mut next = HashMap::clone(current);
             next.insert(name.clone(), loaded.clone());
@@ -154,8 +179,15 @@ impl Runtime {
             .ok_or_else(|| Problem::channel_not_found(channel))
     }
 
+    pub fn now(&self) -> Timestamp {
+        (self.config.clock)()
+    }
+
     fn rng(&self) -> SplitMix64 {
-        SplitMix64(self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed))
+        SplitMix64(
+            self.seed
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+        )
     }
 
     /// Generates a session ID nobody can guess from another.
@@ -167,7 +199,12 @@ impl Runtime {
 
     /// Loads what a session needs about its audience within the time budget; on overrun or
     /// failure the session starts with what is known, and a warning says so.
-    async fn load_audience(&self, dep: &Deployment, audience: &AudienceId, messages: &mut Vec<Message>) -> (Option<Profile>, kairos_engine::world::AudienceState) {
+    async fn load_audience(
+        &self,
+        dep: &Deployment,
+        audience: &AudienceId,
+        messages: &mut Vec<Message>,
+    ) -> (Option<Profile>, kairos_engine::world::AudienceState) {
         let budget = self.config.store_budget;
         let key = audience.key();
         let profiles = self.profiles.load_full();
@@ -178,7 +215,10 @@ impl Runtime {
         let profile = match profile {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                messages.push(Message::warning("PROFILE_UNAVAILABLE", format!("the profile store failed ({e}); starting without a profile")));
+                messages.push(Message::warning(
+                    "PROFILE_UNAVAILABLE",
+                    format!("the profile store failed ({e}); starting without a profile"),
+                ));
                 Some(Profile::new())
             }
             Err(_) => {
@@ -189,11 +229,17 @@ impl Runtime {
         let state = match state {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                messages.push(Message::warning("HISTORY_UNAVAILABLE", format!("suppression and pattern state could not be loaded ({e})")));
+                messages.push(Message::warning(
+                    "HISTORY_UNAVAILABLE",
+                    format!("suppression and pattern state could not be loaded ({e})"),
+                ));
                 Default::default()
             }
             Err(_) => {
-                messages.push(Message::warning("HISTORY_TIMEOUT", format!("suppression and pattern state did not load within {budget:?}")));
+                messages.push(Message::warning(
+                    "HISTORY_TIMEOUT",
+                    format!("suppression and pattern state did not load within {budget:?}"),
+                ));
                 Default::default()
             }
         };
@@ -202,16 +248,26 @@ impl Runtime {
 
     pub async fn start_session(&self, call: StartCall) -> Result<Started, Problem> {
         let dep = self.deployment(&call.channel)?;
-        let session_id = call.session_id.clone().unwrap_or_else(|| self.new_session_id());
+        let session_id = call
+            .session_id
+            .clone()
+            .unwrap_or_else(|| self.new_session_id());
         if call.rely_on_existing_session
             && let Some(slot) = self.sessions.get(&session_id)
         {
             let mut entry = slot.entry.lock().await;
             if entry.channel.eq_ignore_ascii_case(&dep.channel) {
-                let now = now();
+                let now = self.now();
                 entry.session.set_params(&dep, &call.params, now);
-                let segments = entry.session.debug().then(|| entry.session.segments(&dep, now));
-                return Ok(Started { session_id, messages: Vec::new(), segments });
+                let segments = entry
+                    .session
+                    .debug()
+                    .then(|| entry.session.segments(&dep, now));
+                return Ok(Started {
+                    session_id,
+                    messages: Vec::new(),
+                    segments,
+                });
             }
         }
         let mut messages = Vec::new();
@@ -222,46 +278,94 @@ impl Runtime {
             audience.level = level.to_string();
         }
         let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
-        let start = Start { session_id: session_id.clone(), audience, profile, state, params: call.params, debug: call.debug };
-        let now = now();
-        let (mut session, engine_messages) = Session::start(&dep, start, now).map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+        let start = Start {
+            session_id: session_id.clone(),
+            audience,
+            profile,
+            state,
+            params: call.params,
+            debug: call.debug,
+        };
+        let now = self.now();
+        let (mut session, engine_messages) = Session::start(&dep, start, now)
+            .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
         messages.extend(engine_messages);
         let segments = call.debug.then(|| session.segments(&dep, now));
-        let entry = Entry { session, channel: dep.channel.clone() };
+        let entry = Entry {
+            session,
+            channel: dep.channel.clone(),
+        };
         match self.sessions.insert(session_id.clone(), entry) {
-            Ok(Some(replaced)) => self.flush(replaced.entry.lock().await.session.take_records(), None).await?,
+            Ok(Some(replaced)) => {
+                self.flush(replaced.entry.lock().await.session.take_records(), None)
+                    .await?
+            }
             Ok(None) => {}
             Err(_) => {
                 return Err(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "TOO_MANY_SESSIONS",
-                    format!("this runtime holds its maximum of {} sessions; retry later", self.sessions.max),
+                    format!(
+                        "this runtime holds its maximum of {} sessions; retry later",
+                        self.sessions.max
+                    ),
                 ));
             }
         }
-        Ok(Started { session_id, messages, segments })
+        Ok(Started {
+            session_id,
+            messages,
+            segments,
+        })
     }
 
     fn slot(&self, id: &str) -> Result<Arc<crate::sessions::Slot>, Problem> {
-        self.sessions.get(id).ok_or_else(|| Problem::session_not_found(id))
+        self.sessions
+            .get(id)
+            .ok_or_else(|| Problem::session_not_found(id))
     }
 
-    pub async fn get_offers(&self, id: &str, request: OffersRequest) -> Result<OffersResponse, Problem> {
+    pub async fn get_offers(
+        &self,
+        id: &str,
+        request: OffersRequest,
+    ) -> Result<OffersResponse, Problem> {
         let slot = self.slot(id)?;
         let mut entry = slot.entry.lock().await;
         let dep = self.deployment(&entry.channel)?;
-        let world = RequestWorld { live: &self.live, earlier: None };
-        let response = entry.session.get_offers(&dep, &world, &mut self.rng(), &request, now());
-        self.metrics.offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
-        for m in response.messages.iter().filter(|m| m.code == "UNKNOWN_INTERACTION_POINT") {
-            if let Some(ip) = request.requests.iter().find(|r| m.message.contains(&format!("'{}'", r.ip))) {
-                self.metrics.unknown_name("interaction_point", &dep.channel, &ip.ip);
+        let world = RequestWorld {
+            live: &self.live,
+            earlier: None,
+        };
+        let response =
+            entry
+                .session
+                .get_offers(&dep, &world, &mut self.rng(), &request, self.now());
+        self.metrics
+            .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
+        for m in response
+            .messages
+            .iter()
+            .filter(|m| m.code == "UNKNOWN_INTERACTION_POINT")
+        {
+            if let Some(ip) = request
+                .requests
+                .iter()
+                .find(|r| m.message.contains(&format!("'{}'", r.ip)))
+            {
+                self.metrics
+                    .unknown_name("interaction_point", &dep.channel, &ip.ip);
             }
         }
         Ok(response)
     }
 
-    pub async fn post_event(&self, id: &str, event: &str, params: Vec<(String, Value)>) -> Result<EventResponse, Problem> {
+    pub async fn post_event(
+        &self,
+        id: &str,
+        event: &str,
+        params: Vec<(String, Value)>,
+    ) -> Result<EventResponse, Problem> {
         let slot = self.slot(id)?;
         let mut entry = slot.entry.lock().await;
         let dep = self.deployment(&entry.channel)?;
@@ -271,11 +375,18 @@ impl Runtime {
             .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
             .map(|(_, v)| kairos_engine::world::id_text(v));
         let earlier = match code {
-            Some(code) if !entry.session.has_treatment(&code) => self.store.find_contact(&code).await.map_err(storage)?,
+            Some(code) if !entry.session.has_treatment(&code) => {
+                self.store.find_contact(&code).await.map_err(storage)?
+            }
             _ => None,
         };
-        let world = RequestWorld { live: &self.live, earlier };
-        let response = entry.session.post_event(&dep, &world, event, &params, now());
+        let world = RequestWorld {
+            live: &self.live,
+            earlier,
+        };
+        let response = entry
+            .session
+            .post_event(&dep, &world, event, &params, self.now());
         if !dep.has_event(event) {
             self.metrics.unknown_name("event", &dep.channel, event);
         }
@@ -288,9 +399,16 @@ impl Runtime {
     }
 
     /// Writes records and audience state durably; the caller answers only after this.
-    async fn flush(&self, records: Vec<kairos_engine::world::HistoryRecord>, state: Option<(String, kairos_engine::world::AudienceState)>) -> Result<(), Problem> {
+    async fn flush(
+        &self,
+        records: Vec<kairos_engine::world::HistoryRecord>,
+        state: Option<(String, kairos_engine::world::AudienceState)>,
+    ) -> Result<(), Problem> {
         if let Some((key, state)) = &state {
-            self.store.save_audience(key, state).await.map_err(storage)?;
+            self.store
+                .save_audience(key, state)
+                .await
+                .map_err(storage)?;
         }
         if !records.is_empty() {
             self.store.append(records.clone()).await.map_err(storage)?;
@@ -299,19 +417,28 @@ impl Runtime {
         Ok(())
     }
 
-    pub async fn set_audience(&self, id: &str, audience: AudienceId, params: Vec<(String, Value)>) -> Result<Vec<Message>, Problem> {
+    pub async fn set_audience(
+        &self,
+        id: &str,
+        audience: AudienceId,
+        params: Vec<(String, Value)>,
+    ) -> Result<Vec<Message>, Problem> {
         let slot = self.slot(id)?;
         let mut entry = slot.entry.lock().await;
         let dep = self.deployment(&entry.channel)?;
         // The previous audience's state is saved before the session moves on.
         let records = entry.session.take_records();
-        let state = entry.session.take_changed_state().cloned().map(|s| (entry.session.audience_key().to_string(), s));
+        let state = entry
+            .session
+            .take_changed_state()
+            .cloned()
+            .map(|s| (entry.session.audience_key().to_string(), s));
         self.flush(records, state).await?;
         let mut messages = Vec::new();
         let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
         let more = entry
             .session
-            .set_audience(&dep, audience, profile, state, &params, now())
+            .set_audience(&dep, audience, profile, state, &params, self.now())
             .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
         messages.extend(more);
         Ok(messages)
@@ -321,19 +448,26 @@ impl Runtime {
         let slot = self.slot(id)?;
         let mut entry = slot.entry.lock().await;
         let dep = self.deployment(&entry.channel)?;
-        Ok(entry.session.profile_view(&dep, now()))
+        Ok(entry.session.profile_view(&dep, self.now()))
     }
 
     /// Ends a session; its history is durable before this returns.
     pub async fn end_session(&self, id: &str) -> Result<(), Problem> {
-        let slot = self.sessions.remove(id).ok_or_else(|| Problem::session_not_found(id))?;
+        let slot = self
+            .sessions
+            .remove(id)
+            .ok_or_else(|| Problem::session_not_found(id))?;
         self.close(slot).await
     }
 
     async fn close(&self, slot: Arc<crate::sessions::Slot>) -> Result<(), Problem> {
         let mut entry = slot.entry.lock().await;
         let records = entry.session.take_records();
-        let state = entry.session.take_changed_state().cloned().map(|s| (entry.session.audience_key().to_string(), s));
+        let state = entry
+            .session
+            .take_changed_state()
+            .cloned()
+            .map(|s| (entry.session.audience_key().to_string(), s));
         self.flush(records, state).await
     }
 
@@ -356,5 +490,9 @@ impl Runtime {
 }
 
 fn storage(e: kairos_store::StoreError) -> Problem {
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "STORAGE_UNAVAILABLE", e.to_string())
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "STORAGE_UNAVAILABLE",
+        e.to_string(),
+    )
 }

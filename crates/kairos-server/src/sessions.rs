@@ -66,7 +66,12 @@ impl Sessions {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Slot>> {
-        let slot = self.shard(id).lock().expect("session shard").get(id).cloned()?;
+        let slot = self
+            .shard(id)
+            .lock()
+            .expect("session shard")
+            .get(id)
+            .cloned()?;
         slot.last_used.store(self.now_ms(), Ordering::Relaxed);
         Some(slot)
     }
@@ -77,7 +82,10 @@ impl Sessions {
         if !shard.contains_key(&id) && self.count.load(Ordering::Relaxed) >= self.max {
             return Err(Full);
         }
-        let slot = Arc::new(Slot { entry: tokio::sync::Mutex::new(entry), last_used: AtomicU64::new(self.now_ms()) });
+        let slot = Arc::new(Slot {
+            entry: tokio::sync::Mutex::new(entry),
+            last_used: AtomicU64::new(self.now_ms()),
+        });
         let previous = shard.insert(id, slot);
         if previous.is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,672 @@
+//! The real server on a random port, driven over HTTP: the native API, bad input, tokens,
+//! durability of acknowledged events, idle expiry, and a hot swap under load.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kairos_engine::Deployment;
+use kairos_engine::inprocess::MemoryTables;
+use kairos_engine::world::ResponseKind;
+use kairos_model::table::read_csv;
+use kairos_server::{Config, Runtime, channel_hash};
+use kairos_store::HistoryStore;
+use serde_json::{Value as J, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios")
+}
+
+fn tables() -> MemoryTables {
+    let read = |name: &str| {
+        read_csv(
+            name,
+            std::fs::File::open(scenarios().join(format!("{name}.csv"))).unwrap(),
+            &HashMap::new(),
+        )
+        .unwrap()
+    };
+    MemoryTables::new([read("people"), read("orders")])
+}
+
+fn shop(tables: &mut MemoryTables, version: u64) -> (Deployment, String) {
+    let text = std::fs::read_to_string(scenarios().join("shop/channel.yaml")).unwrap();
+    let channel = kairos_model::parse_channel("channel.yaml", &text, &tables.schemas()).unwrap();
+    let dep = Deployment::compile(&channel, &tables.schemas(), version).unwrap();
+    tables.prepare(&dep);
+    (dep, channel_hash(&channel))
+}
+
+struct Server {
+    addr: SocketAddr,
+    runtime: Arc<Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Mid-June 2026: the shop channel's dated offers are as its scenario files expect.
+fn june_15() -> kairos_rules::time::Timestamp {
+    kairos_rules::time::parse_instant("2026-06-15T12:00:00Z")
+        .unwrap()
+        .at
+}
+
+async fn server(config: Config) -> Server {
+    let config = Config {
+        clock: june_15,
+        ..config
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "kairos-api-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
+        .await
+        .unwrap();
+    let mut tables = tables();
+    let (dep, hash) = shop(&mut tables, 1);
+    let runtime = Arc::new(Runtime::new(store, Box::new(tables), config));
+    runtime.deploy(dep, hash);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let rt = runtime.clone();
+    let task = tokio::spawn(async move {
+        kairos_server::run(listener, rt, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        runtime,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: kairos\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("content-type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Small bodies only: undo chunked transfer encoding when present.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: J) -> (u16, J) {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let (status, body) = http(addr, method, path, &[], &text).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(J::String(body)),
+    )
+}
+
+async fn start(addr: SocketAddr, customer: i64) -> String {
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "channel": "shop", "audience_id": { "customer_id": customer } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["session_id"].as_str().unwrap().to_string()
+}
+
+fn codes(body: &J) -> Vec<String> {
+    body["offer_lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            l["offers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["code"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touchpoint_session_end_to_end() {
+    let s = server(Config::default()).await;
+    let id = start(s.addr, 2).await;
+    let (status, offers) = call(
+        s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/offers"),
+        json!({ "requests": [ { "ip": "hero", "count": 3 } ] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(codes(&offers), ["GOLD", "VIP_OFFER", "SILVER"]);
+    assert_eq!(offers["offer_lists"][0]["default"], "Welcome");
+    assert_eq!(
+        offers["offer_lists"][0]["offers"][0]["attributes"]["apr"],
+        19.9
+    );
+    let (_, by_get) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=1"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(codes(&by_get), ["GOLD"]);
+    let code = by_get["offer_lists"][0]["offers"][0]["treatment_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (status, event) = call(
+        s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/events"),
+        json!({ "event": "offer_shown", "params": { "treatment_code": code } }),
+    )
+    .await;
+    assert_eq!((status, event["messages"].clone()), (200, json!([])));
+    // Acknowledged means stored.
+    let history = s.runtime.store.history().await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0].kind,
+            history[0].treatment.offer.as_str(),
+            history[0].treatment.code.as_str()
+        ),
+        (ResponseKind::Contact, "GOLD", code.as_str())
+    );
+
+    let (_, profile) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(profile["audience_id"]["customer_id"], 2);
+    assert_eq!(profile["profile"]["balance"], 20000);
+    assert_eq!(
+        profile["segments"],
+        json!(["high_value", "big_spender", "regular", "vip"])
+    );
+
+    let (status, _) = call(s.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
+    assert_eq!(status, 200);
+    let (status, gone) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, gone["code"].as_str()),
+        (404, Some("INVALID_SESSION_ID"))
+    );
+
+    // A later session answers the contact: a cross-session response.
+    let id2 = start(s.addr, 2).await;
+    let (_, accepted) = call(
+        s.addr,
+        "POST",
+        &format!("/v1/sessions/{id2}/events"),
+        json!({ "event": "offer_clicked", "params": { "treatment_code": code } }),
+    )
+    .await;
+    assert_eq!(accepted["messages"], json!([]));
+    let history = s.runtime.store.history().await.unwrap();
+    assert_eq!(
+        (history[1].kind, history[1].cross_session),
+        (ResponseKind::Accept, true)
+    );
+    let (_, offers) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id2}/offers?ip=hero&count=3"),
+        J::Null,
+    )
+    .await;
+    assert!(
+        !codes(&offers).contains(&"GOLD".to_string()),
+        "accepted GOLD is suppressed"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_are_warnings_and_counted() {
+    let s = server(Config::default()).await;
+    let id = start(s.addr, 4).await;
+    let (status, body) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=footer"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"][0]["code"], "UNKNOWN_INTERACTION_POINT");
+    assert_eq!(body["offer_lists"][0]["offers"], json!([]));
+    let (status, body) = call(
+        s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/events"),
+        json!({ "event": "rocket_launch" }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["messages"][0]["code"].as_str()),
+        (200, Some("UNKNOWN_EVENT"))
+    );
+    let (_, metrics) = http(s.addr, "GET", "/metrics", &[], "").await;
+    assert!(metrics.contains("kairos_unknown_names_total{kind=\"interaction_point\",channel=\"shop\",name=\"footer\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "kairos_unknown_names_total{kind=\"event\",channel=\"shop\",name=\"rocket_launch\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kairos_sessions_live 1"), "{metrics}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_problem_naming_the_field() {
+    let s = server(Config::default()).await;
+    let id = start(s.addr, 4).await;
+    let offers = format!("/v1/sessions/{id}/offers");
+    let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
+        (
+            "POST",
+            "/v1/sessions",
+            "{not json".into(),
+            400,
+            "MALFORMED_REQUEST",
+            "json",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            json!({ "audience_id": { "customer_id": 1 } }).to_string(),
+            400,
+            "MALFORMED_REQUEST",
+            "channel",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            json!({ "channel": "shop", "audience_id": { "customer_id": { "nested": 1 } } })
+                .to_string(),
+            400,
+            "MALFORMED_REQUEST",
+            "audience_id.customer_id",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            json!({ "channel": "shop", "audience_id": { "cookie": 1 } }).to_string(),
+            400,
+            "INVALID_AUDIENCE_ID",
+            "customer_id",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            json!({ "channel": "nope", "audience_id": { "customer_id": 1 } }).to_string(),
+            404,
+            "INVALID_CHANNEL",
+            "nope",
+        ),
+        (
+            "POST",
+            &offers,
+            json!({ "requests": [ { "ip": "hero", "count": "x" } ] }).to_string(),
+            400,
+            "MALFORMED_REQUEST",
+            "requests[0].count",
+        ),
+        (
+            "POST",
+            &offers,
+            json!({ "requests": [ { "ip": "hero", "count": 0 } ] }).to_string(),
+            400,
+            "MALFORMED_REQUEST",
+            "requests[0].count",
+        ),
+        (
+            "POST",
+            &offers,
+            json!({ "requests": [ { "ip": "hero" } ], "params": { "x": [1] } }).to_string(),
+            400,
+            "MALFORMED_REQUEST",
+            "params.x",
+        ),
+        (
+            "POST",
+            &offers,
+            "x".repeat(100_000),
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "length limit",
+        ),
+        (
+            "POST",
+            "/v1/sessions/nope/events",
+            json!({ "event": "page_view" }).to_string(),
+            404,
+            "INVALID_SESSION_ID",
+            "nope",
+        ),
+        (
+            "GET",
+            "/v2/whatever",
+            String::new(),
+            404,
+            "NOT_FOUND",
+            "openapi",
+        ),
+    ];
+    for (method, path, body, status, code, mentions) in cases {
+        let (got, text) = http(s.addr, method, path, &[], &body).await;
+        let problem: J = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path}: not a problem document: {text}"));
+        assert_eq!(
+            (got, problem["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:.80}: {text}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains(mentions),
+            "{path}: {text}"
+        );
+        assert_eq!(problem["status"], status);
+    }
+    // The session still works after all that.
+    let (status, _) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touchpoint_tokens_are_checked() {
+    let s = server(Config {
+        tokens: vec!["secret-token".into()],
+        ..Config::default()
+    })
+    .await;
+    let body = json!({ "channel": "shop", "audience_id": { "customer_id": 1 } }).to_string();
+    let (status, _) = http(s.addr, "POST", "/v1/sessions", &[], &body).await;
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        &[("authorization", "Bearer wrong")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        &[("authorization", "Bearer secret-token")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = http(s.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200, "health needs no token");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_version_readiness_and_openapi() {
+    let s = server(Config::default()).await;
+    let (status, body) = call(
+        s.addr,
+        "POST",
+        "/v1/batch",
+        json!({ "commands": [
+            { "start_session": { "channel": "shop", "audience_id": { "customer_id": 2 } } },
+            { "get_offers": { "requests": [ { "ip": "hero", "count": 1 } ] } },
+            { "post_event": { "event": "nonsense" } },
+            { "get_profile": {} },
+            { "explode": {} },
+            { "end_session": {} }
+        ] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let responses = body["responses"].as_array().unwrap();
+    assert_eq!(
+        responses.len(),
+        5,
+        "stops at the first failing command: {body}"
+    );
+    assert_eq!(codes(&responses[1]), ["GOLD"]);
+    assert_eq!(responses[2]["messages"][0]["code"], "UNKNOWN_EVENT");
+    assert_eq!(responses[4]["error"]["code"], "MALFORMED_REQUEST");
+    assert!(body["session_id"].is_string());
+
+    let (_, version) = call(s.addr, "GET", "/v1/version", J::Null).await;
+    assert_eq!(version["channels"]["shop"]["deployment"], 1);
+    assert_eq!(
+        version["channels"]["shop"]["hash"].as_str().unwrap().len(),
+        16
+    );
+    let (status, _) = http(s.addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(status, 200);
+    let (status, openapi) = call(s.addr, "GET", "/openapi.json", J::Null).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/sessions",
+        "/v1/sessions/{id}/offers",
+        "/v1/sessions/{id}/events",
+        "/v1/batch",
+        "/v1/version",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} documented");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_expire_on_a_timer_and_are_flushed() {
+    let s = server(Config {
+        idle_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let id = start(s.addr, 1).await;
+    let (_, _) = call(
+        s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/events"),
+        json!({ "event": "loan_page" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(s.runtime.sessions.len(), 0, "expired without any request");
+    let (status, _) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let state = s
+        .runtime
+        .store
+        .load_audience("customer:customer_id=1")
+        .await
+        .unwrap();
+    assert!(
+        state.patterns.contains_key("loan_browsing"),
+        "pattern state was saved"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_session_are_serialised() {
+    let s = server(Config::default()).await;
+    let id = start(s.addr, 4).await;
+    let (_, offers) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(codes(&offers).len(), 2);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (addr, id) = (s.addr, id.clone());
+        tasks.push(tokio::spawn(async move {
+            call(
+                addr,
+                "POST",
+                &format!("/v1/sessions/{id}/events"),
+                json!({ "event": "offer_shown" }),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // Each event logged both offers of the last get offers: 40 contacts, none lost or doubled.
+    assert_eq!(s.runtime.store.history().await.unwrap().len(), 40);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_swap_under_load_fails_no_request() {
+    let s = server(Config::default()).await;
+    let failures = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (addr, failures, served) = (s.addr, failures.clone(), served.clone());
+        load.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let id = start(addr, 1 + (worker + n) % 8).await;
+                let (status, _) = call(
+                    addr,
+                    "GET",
+                    &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
+                    J::Null,
+                )
+                .await;
+                let (status2, _) = call(
+                    addr,
+                    "POST",
+                    &format!("/v1/sessions/{id}/events"),
+                    json!({ "event": "page_view" }),
+                )
+                .await;
+                if status == 200 && status2 == 200 {
+                    served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut tables = tables();
+    for version in 2..=10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (dep, hash) = shop(&mut tables, version);
+        s.runtime.deploy(dep, hash);
+    }
+    for task in load {
+        task.await.unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert_eq!(served.load(Ordering::Relaxed), 160);
+    let (_, version) = call(s.addr, "GET", "/v1/version", J::Null).await;
+    assert_eq!(version["channels"]["shop"]["deployment"], 10);
+    s.stop().await;
+}
