@@ -16,7 +16,11 @@ fn repo() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One request on its own connection; `None` when the server is gone.
@@ -32,7 +36,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_j
     stream.read_to_string(&mut response).ok()?;
     let status = response.get(9..12)?.parse().ok()?;
     let body = response.split_once("\r\n\r\n")?.1;
-    Some((status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null)))
+    Some((
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    ))
 }
 
 #[test]
@@ -42,8 +49,17 @@ fn acknowledged_events_survive_sigkill() {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
         .current_dir(repo())
-        .args(["runtime", "--channel-file", "tests/scenarios/shop/channel.yaml"])
-        .args(["--profiles", "people=tests/scenarios/people.csv", "--profiles", "orders=tests/scenarios/orders.csv"])
+        .args([
+            "runtime",
+            "--channel-file",
+            "tests/scenarios/shop/channel.yaml",
+        ])
+        .args([
+            "--profiles",
+            "people=tests/scenarios/people.csv",
+            "--profiles",
+            "orders=tests/scenarios/orders.csv",
+        ])
         .arg("--data")
         .arg(&data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -53,7 +69,10 @@ fn acknowledged_events_survive_sigkill() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while http(port, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "the runtime did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "the runtime did not become ready"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -90,13 +109,33 @@ fn acknowledged_events_survive_sigkill() {
     }
 
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() > 50, "the load produced events: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 50,
+        "the load produced events: {}",
+        acknowledged.len()
+    );
     let history = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = kairos_store::HistoryStore::open(&format!("sqlite://{}", data.join("runtime.db").display())).await.unwrap();
+        let store = kairos_store::HistoryStore::open(&format!(
+            "sqlite://{}",
+            data.join("runtime.db").display()
+        ))
+        .await
+        .unwrap();
         store.history().await.unwrap()
     });
-    let stored: std::collections::HashSet<&str> =
-        history.iter().filter(|r| r.kind == ResponseKind::Contact).map(|r| r.treatment.code.as_str()).collect();
-    let lost: Vec<&String> = acknowledged.iter().filter(|c| !stored.contains(c.as_str())).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged contacts were lost: {lost:?}", lost.len(), acknowledged.len());
+    let stored: std::collections::HashSet<&str> = history
+        .iter()
+        .filter(|r| r.kind == ResponseKind::Contact)
+        .map(|r| r.treatment.code.as_str())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|c| !stored.contains(c.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged contacts were lost: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
 }

@@ -15,6 +15,9 @@ use crate::world::{HistoryRecord, PatternState, ResponseKind, TimedSuppression, 
 /// Parameter names that carry a treatment code: ours and Unica Interact's.
 pub const TREATMENT_CODE_PARAMS: [&str; 2] = ["treatment_code", "UACIOfferTrackingCode"];
 
+/// Unica Interact's parameter naming the response a generic event logs: CNT, ACC or RJT.
+pub const RESPONSE_TYPE_PARAM: &str = "UACIResponseTypeCode";
+
 /// How deep `fire` may chain (validation rejects cycles; this guards the engine regardless).
 const MAX_FIRE_DEPTH: usize = 16;
 
@@ -67,6 +70,29 @@ impl Session {
                     now,
                 };
                 self.occur(dep, event, &mut ctx, 0);
+                // Unica Interact's convention: a generic event carries the response type.
+                let response_type = params
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(RESPONSE_TYPE_PARAM));
+                if let Some((_, kind)) = response_type {
+                    let kind = match crate::world::id_text(kind).to_ascii_uppercase().as_str() {
+                        "CNT" => Some(ResponseKind::Contact),
+                        "ACC" => Some(ResponseKind::Accept),
+                        "RJT" => Some(ResponseKind::Reject),
+                        _ => None,
+                    };
+                    match (kind, ctx.code) {
+                        (Some(kind), Some(code)) => self.log(kind, code, &mut ctx),
+                        (Some(_), None) => ctx.messages.push(Message::warning(
+                            "MISSING_TREATMENT_CODE",
+                            format!("{RESPONSE_TYPE_PARAM} needs UACIOfferTrackingCode, the offer's treatment code"),
+                        )),
+                        (None, _) => ctx.messages.push(Message::warning(
+                            "UNKNOWN_RESPONSE_TYPE",
+                            format!("{RESPONSE_TYPE_PARAM} is CNT, ACC or RJT"),
+                        )),
+                    }
+                }
             }
         }
         let debug = self.debug;

@@ -24,6 +24,6 @@ pub use arbitrate::{
 pub use deployment::{
     CompileError, DEFAULT_MIN_CONTACTS, DEFAULT_SCORE, Deployment, DimensionTable, ProfileTables,
 };
-pub use events::{EventResponse, TREATMENT_CODE_PARAMS};
+pub use events::{EventResponse, RESPONSE_TYPE_PARAM, TREATMENT_CODE_PARAMS};
 pub use messages::{Level, Message};
 pub use session::{Ended, ProfileView, Session, Start};

@@ -2,6 +2,7 @@
 //! knows HTTP. [`run`] serves a [`Runtime`] on a listener until `shutdown` completes; tests
 //! start it on port 0.
 
+pub mod interact;
 mod live;
 mod metrics;
 pub mod native;
@@ -80,8 +81,13 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
             runtime.clone(),
             authenticate,
         ));
+    // Interact clients authenticate with their own headers, checked in the handlers.
+    let interact = Router::new()
+        .route("/interact/servlet/RestServlet", post(interact::servlet))
+        .route("/interact/v2/{*path}", axum::routing::any(interact::v2));
     Router::new()
         .merge(api)
+        .merge(interact)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -451,6 +451,11 @@ impl Runtime {
         Ok(entry.session.profile_view(&dep, self.now()))
     }
 
+    pub async fn set_debug(&self, id: &str, debug: bool) -> Result<(), Problem> {
+        self.slot(id)?.entry.lock().await.session.set_debug(debug);
+        Ok(())
+    }
+
     /// Ends a session; its history is durable before this returns.
     pub async fn end_session(&self, id: &str) -> Result<(), Problem> {
         let slot = self

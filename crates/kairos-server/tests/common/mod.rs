@@ -1,0 +1,198 @@
+//! Shared by the server's integration tests: a server on a random port over the shop
+//! channel, and a minimal HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kairos_engine::Deployment;
+use kairos_engine::inprocess::MemoryTables;
+use kairos_model::table::read_csv;
+use kairos_server::{Config, Runtime, channel_hash};
+use kairos_store::HistoryStore;
+use serde_json::{Value as J, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios")
+}
+
+pub fn tables() -> MemoryTables {
+    let read = |name: &str| {
+        read_csv(
+            name,
+            std::fs::File::open(scenarios().join(format!("{name}.csv"))).unwrap(),
+            &HashMap::new(),
+        )
+        .unwrap()
+    };
+    MemoryTables::new([read("people"), read("orders")])
+}
+
+pub fn shop(tables: &mut MemoryTables, version: u64) -> (Deployment, String) {
+    let text = std::fs::read_to_string(scenarios().join("shop/channel.yaml")).unwrap();
+    let channel = kairos_model::parse_channel("channel.yaml", &text, &tables.schemas()).unwrap();
+    let dep = Deployment::compile(&channel, &tables.schemas(), version).unwrap();
+    tables.prepare(&dep);
+    (dep, channel_hash(&channel))
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub runtime: Arc<Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Mid-June 2026: the shop channel's dated offers are as its scenario files expect.
+pub fn june_15() -> kairos_rules::time::Timestamp {
+    kairos_rules::time::parse_instant("2026-06-15T12:00:00Z")
+        .unwrap()
+        .at
+}
+
+pub async fn server(config: Config) -> Server {
+    let config = Config {
+        clock: june_15,
+        ..config
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "kairos-api-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
+        .await
+        .unwrap();
+    let mut tables = tables();
+    let (dep, hash) = shop(&mut tables, 1);
+    let runtime = Arc::new(Runtime::new(store, Box::new(tables), config));
+    runtime.deploy(dep, hash);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let rt = runtime.clone();
+    let task = tokio::spawn(async move {
+        kairos_server::run(listener, rt, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        runtime,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: kairos\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("content-type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Small bodies only: undo chunked transfer encoding when present.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+pub async fn call(addr: SocketAddr, method: &str, path: &str, body: J) -> (u16, J) {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let (status, body) = http(addr, method, path, &[], &text).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(J::String(body)),
+    )
+}
+
+pub async fn start(addr: SocketAddr, customer: i64) -> String {
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "channel": "shop", "audience_id": { "customer_id": customer } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["session_id"].as_str().unwrap().to_string()
+}
+
+pub fn codes(body: &J) -> Vec<String> {
+    body["offer_lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            l["offers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["code"].as_str().unwrap().to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,219 @@
+//! Unica Interact clients, by the request bodies they send: the RestServlet batch and the
+//! REST v2 paths, name/value pairs in and out, numeric status codes, tracking codes.
+
+mod common;
+
+use common::{call, http, server};
+use kairos_engine::world::ResponseKind;
+use kairos_server::Config;
+use serde_json::{Value as J, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_servlet_runs_an_interact_batch() {
+    let s = server(Config::default()).await;
+    // The shape the Interact JavaScript and Java clients send.
+    let body = json!({
+        "sessionId": "7d9f0a2c-1",
+        "commands": [
+            { "action": "startSession", "ic": "shop", "audienceID": [ { "n": "customer_id", "v": "2", "t": "numeric" } ],
+              "audienceLevel": "customer", "parameters": [ { "n": "page", "v": "home", "t": "string" } ],
+              "relyOnExistingSession": false, "debug": false },
+            { "action": "getOffers", "ip": "hero", "numberRequested": 2 },
+            { "action": "getOffersForMultipleInteractionPoints",
+              "getOfferRequests": [ { "ip": "hero", "numberRequested": 1, "dupPolicy": 2 }, { "ip": "upsell", "numberRequested": 1, "dupPolicy": 2 } ] },
+            { "action": "getProfile" },
+            { "action": "getVersion" }
+        ]
+    });
+    let (status, reply) = call(s.addr, "POST", "/interact/servlet/RestServlet", body).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["batchStatusCode"], 0, "{reply}");
+    let responses = reply["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 5);
+    assert!(
+        responses
+            .iter()
+            .all(|r| r["sessionId"] == "7d9f0a2c-1" && r["statusCode"] == 0)
+    );
+    let hero = &responses[1]["offerLists"][0];
+    assert_eq!(
+        (hero["ip"].as_str(), hero["defaultString"].as_str()),
+        (Some("hero"), Some("Welcome"))
+    );
+    let gold = &hero["offers"][0];
+    assert_eq!(gold["code"], json!(["GOLD"]));
+    assert_eq!(gold["score"], 88);
+    assert!(
+        gold["treatmentCode"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(
+        gold["attributes"],
+        json!([ { "n": "apr", "t": "numeric", "v": 19.9 } ])
+    );
+    let lists = responses[2]["offerLists"].as_array().unwrap();
+    assert_eq!(lists.len(), 2);
+    let profile = responses[3]["profile"].as_array().unwrap();
+    assert!(
+        profile.contains(&json!({ "n": "country", "t": "string", "v": "CA" })),
+        "{profile:?}"
+    );
+    assert!(
+        profile.contains(&json!({ "n": "page", "t": "string", "v": "home" })),
+        "parameters are in the profile"
+    );
+    assert_eq!(responses[4]["version"], env!("CARGO_PKG_VERSION"));
+
+    // A generic event with Interact's tracking and response type codes logs an accept.
+    let code = gold["treatmentCode"].as_str().unwrap();
+    let accept = json!({
+        "sessionId": "7d9f0a2c-1",
+        "commands": [ { "action": "postEvent", "event": "page_view", "parameters": [
+            { "n": "UACIOfferTrackingCode", "v": code, "t": "string" },
+            { "n": "UACIResponseTypeCode", "v": "ACC", "t": "string" } ] } ]
+    });
+    let (_, reply) = call(s.addr, "POST", "/interact/servlet/RestServlet", accept).await;
+    assert_eq!(reply["batchStatusCode"], 0, "{reply}");
+    let history = s.runtime.store.history().await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].kind, history[0].treatment.offer.as_str()),
+        (ResponseKind::Accept, "GOLD")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_and_errors_carry_interact_status_codes() {
+    let s = server(Config::default()).await;
+    let body = json!({
+        "sessionId": "s-2",
+        "commands": [
+            { "action": "startSession", "ic": "shop", "audienceID": [ { "n": "customer_id", "v": 4, "t": "numeric" } ] },
+            { "action": "getOffers", "ip": "nowhere", "numberRequested": 1 },
+            { "action": "postEvent", "event": "page_view" },
+            { "action": "teleport" },
+            { "action": "endSession" }
+        ]
+    });
+    let (_, reply) = call(s.addr, "POST", "/interact/servlet/RestServlet", body).await;
+    let responses = reply["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 4, "stops after the first error: {reply}");
+    assert_eq!(responses[1]["statusCode"], 1);
+    assert_eq!(
+        responses[1]["messages"][0]["msgCode"],
+        "UNKNOWN_INTERACTION_POINT"
+    );
+    assert_eq!(responses[1]["messages"][0]["msgLevel"], 1);
+    assert_eq!(responses[2]["statusCode"], 0);
+    assert_eq!(responses[3]["statusCode"], 2);
+    assert_eq!(reply["batchStatusCode"], 2);
+    let (_, reply) = call(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        json!({ "sessionId": "unknown", "commands": [ { "action": "getOffers", "ip": "hero" } ] }),
+    )
+    .await;
+    assert_eq!(
+        reply["responses"][0]["messages"][0]["msgCode"],
+        "INVALID_SESSION_ID"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_v2_paths_serve_the_same_calls() {
+    let s = server(Config::default()).await;
+    let (status, started) = call(
+        s.addr,
+        "POST",
+        "/interact/v2/sessions/v2-session",
+        json!({ "ic": "shop", "audienceID": [ { "n": "customer_id", "v": "2", "t": "numeric" } ], "audienceLevel": "customer" }),
+    )
+    .await;
+    assert_eq!(
+        (status, started["statusCode"].as_u64()),
+        (200, Some(0)),
+        "{started}"
+    );
+    let (_, offers) = call(
+        s.addr,
+        "GET",
+        "/interact/v2/offers/v2-session/hero?number=1",
+        J::Null,
+    )
+    .await;
+    let code = offers["offerLists"][0]["offers"][0]["treatmentCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        offers["offerLists"][0]["offers"][0]["code"],
+        json!(["GOLD"])
+    );
+    let (_, event) = call(
+        s.addr,
+        "POST",
+        "/interact/v2/events/v2-session/offer_shown",
+        json!({ "parameters": [ { "n": "UACIOfferTrackingCode", "v": code, "t": "string" } ] }),
+    )
+    .await;
+    assert_eq!(event["statusCode"], 0, "{event}");
+    let (_, profile) = call(s.addr, "GET", "/interact/v2/profiles/v2-session", J::Null).await;
+    let pairs = profile["profile"].as_array().unwrap();
+    assert!(
+        pairs.contains(&json!({ "n": "vip", "t": "string", "v": "true" })),
+        "{profile}"
+    );
+    assert!(
+        pairs.contains(&json!({ "n": "balance", "t": "numeric", "v": 20000 })),
+        "{profile}"
+    );
+    let (_, ended) = call(
+        s.addr,
+        "DELETE",
+        "/interact/v2/sessions/v2-session",
+        J::Null,
+    )
+    .await;
+    assert_eq!(ended["statusCode"], 0);
+    assert_eq!(
+        s.runtime.store.history().await.unwrap().len(),
+        1,
+        "the contact was logged"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interact_credentials_map_onto_touchpoint_tokens() {
+    let s = server(Config {
+        tokens: vec!["tp-token".into()],
+        ..Config::default()
+    })
+    .await;
+    let body = json!({ "commands": [ { "action": "getVersion" } ] }).to_string();
+    let (status, _) = http(s.addr, "POST", "/interact/servlet/RestServlet", &[], &body).await;
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[("m_tokenId", "tp-token")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[("m_user_name", "web"), ("m_user_password", "tp-token")],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    s.stop().await;
+}
