@@ -124,6 +124,22 @@ pub fn write_profiles(out: &Path, seed: u64, customers: usize) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// The engine benchmark's synthetic channel and customers, for load tests over HTTP.
+pub fn write_synthetic(out: &Path, customers: u64) -> Result<ExitCode> {
+    use kairos_engine::synthetic;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = [
+        ("synthetic.yaml", synthetic::channel_yaml(7, synthetic::Size::BENCHMARK)),
+        ("customers.csv", synthetic::profiles_csv(customers)),
+    ];
+    for (name, text) in files {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

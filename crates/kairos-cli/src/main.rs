@@ -48,6 +48,15 @@ enum DemoCommand {
         #[arg(long, default_value_t = demo::DEFAULT_CUSTOMERS)]
         customers: usize,
     },
+    /// Write the synthetic benchmark channel (synthetic.yaml) and its customers.csv
+    Synthetic {
+        /// Folder to write into
+        #[arg(long)]
+        out: PathBuf,
+        /// How many customers
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,7 @@ fn main() -> ExitCode {
             seed,
             customers,
         }) => demo::write_profiles(&out, seed, customers),
+        Command::Demo(DemoCommand::Synthetic { out, customers }) => demo::write_synthetic(&out, customers),
     };
     match result {
         Ok(code) => code,

@@ -172,3 +172,13 @@ pub fn deployment(seed: u64, size: Size) -> crate::Deployment {
             .unwrap_or_else(|e| panic!("the synthetic channel is valid: {e}"));
     crate::Deployment::compile(&channel, &schemas, 1).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Profiles of customers `0..count` as the CSV of the `customers` table.
+pub fn profiles_csv(count: u64) -> String {
+    let mut out = String::from("customer_id,age,tier,balance,country\n");
+    for id in 0..count {
+        let p = profile(id);
+        let _ = writeln!(out, "{id},{},{},{},{}", p["age"], p["tier"], p["balance"], p["country"].to_string().trim_matches('"'));
+    }
+    out
+}

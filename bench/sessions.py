@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Starts N sessions on a runtime (keep-alive, 4 threads) and writes their IDs, one a line."""
+import http.client, json, sys, threading
+
+host, port, count, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ids = [None] * count
+
+def work(start, step):
+    conn = http.client.HTTPConnection(host, port)
+    for i in range(start, count, step):
+        body = json.dumps({"channel": "synthetic", "audience_id": {"customer_id": i % 5000}})
+        conn.request("POST", "/v1/sessions", body, {"content-type": "application/json"})
+        ids[i] = json.loads(conn.getresponse().read())["session_id"]
+
+threads = [threading.Thread(target=work, args=(t, 4)) for t in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+with open(out, "w") as f:
+    f.write("\n".join(ids) + "\n")
