@@ -129,7 +129,10 @@ pub fn write_synthetic(out: &Path, customers: u64) -> Result<ExitCode> {
     use kairos_engine::synthetic;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let files = [
-        ("synthetic.yaml", synthetic::channel_yaml(7, synthetic::Size::BENCHMARK)),
+        (
+            "synthetic.yaml",
+            synthetic::channel_yaml(7, synthetic::Size::BENCHMARK),
+        ),
         ("customers.csv", synthetic::profiles_csv(customers)),
     ];
     for (name, text) in files {

@@ -70,7 +70,9 @@ fn main() -> ExitCode {
             seed,
             customers,
         }) => demo::write_profiles(&out, seed, customers),
-        Command::Demo(DemoCommand::Synthetic { out, customers }) => demo::write_synthetic(&out, customers),
+        Command::Demo(DemoCommand::Synthetic { out, customers }) => {
+            demo::write_synthetic(&out, customers)
+        }
     };
     match result {
         Ok(code) => code,

@@ -503,13 +503,15 @@ impl Session {
                 }
             }
         }
-        let category = offer
-            .category
-            .map(|c| dep.categories[c].to_ascii_lowercase());
-        let code = offer.code.to_ascii_lowercase();
+        // Suppress actions store lowercase names; compare without allocating.
+        let category = offer.category.map(|c| dep.categories[c].as_str());
         if self.state.suppressions.iter().any(|s| {
             s.until > now
-                && (s.offers.contains(&code) || (s.category.is_some() && s.category == category))
+                && (s.offers.iter().any(|o| o.eq_ignore_ascii_case(&offer.code))
+                    || s.category
+                        .as_deref()
+                        .zip(category)
+                        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b)))
         }) {
             return Some(Filter::SuppressedByEvent);
         }

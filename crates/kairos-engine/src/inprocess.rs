@@ -150,6 +150,7 @@ impl<'a> InProcess<'a> {
         now: Timestamp,
         seed: u64,
     ) -> Self {
+        tables.prepare(dep);
         InProcess {
             dep,
             tables,

@@ -178,7 +178,14 @@ pub fn profiles_csv(count: u64) -> String {
     let mut out = String::from("customer_id,age,tier,balance,country\n");
     for id in 0..count {
         let p = profile(id);
-        let _ = writeln!(out, "{id},{},{},{},{}", p["age"], p["tier"], p["balance"], p["country"].to_string().trim_matches('"'));
+        let _ = writeln!(
+            out,
+            "{id},{},{},{},{}",
+            p["age"],
+            p["tier"],
+            p["balance"],
+            p["country"].to_string().trim_matches('"')
+        );
     }
     out
 }

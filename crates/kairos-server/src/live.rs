@@ -3,7 +3,11 @@
 //! treatment from an earlier session looked up before the engine runs.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use kairos_engine::world::{HistoryRecord, ResponseKind, Stats, Treatment, World};
 use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
@@ -13,19 +17,54 @@ const BUCKET_NANOS: i64 = 60 * NANOS_PER_SECOND;
 /// Contact counts older than this are dropped: no constraint period is longer.
 const KEEP_BUCKETS: usize = 60 * 24 * 31;
 
-#[derive(Default)]
+/// Learning statistics of one offer: overall and per segment.
+#[derive(Clone, Debug, Default)]
+struct OfferLearning {
+    overall: Stats,
+    by_segment: HashMap<String, Stats>,
+}
+
+type StatsMap = HashMap<String, OfferLearning>;
+
+/// How stale the learning snapshot requests read may get.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
 pub struct Live {
-    stats: RwLock<HashMap<(String, Option<String>), Stats>>,
+    /// Updated as history is written; requests never touch it.
+    pending: Mutex<StatsMap>,
+    /// What requests read, without a lock: replaced whole at most every [`PUBLISH_EVERY`].
+    snapshot: ArcSwap<StatsMap>,
+    epoch: Instant,
+    published_ms: AtomicI64,
     /// Per offer: (minute, contacts) oldest first.
     contacts: Mutex<HashMap<String, VecDeque<(i64, u64)>>>,
 }
 
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            pending: Mutex::default(),
+            snapshot: ArcSwap::from_pointee(StatsMap::new()),
+            epoch: Instant::now(),
+            published_ms: AtomicI64::new(0),
+            contacts: Mutex::default(),
+        }
+    }
+}
+
 impl Live {
     pub fn warm(&self, stats: Vec<OfferStats>, contacts: Vec<(String, Timestamp)>) {
-        let mut map = self.stats.write().expect("stats lock");
+        let mut map = self.pending.lock().expect("stats lock");
         for s in stats {
-            map.insert((s.offer, s.segment), s.stats);
+            let entry = map.entry(s.offer).or_default();
+            match s.segment {
+                None => entry.overall = s.stats,
+                Some(segment) => {
+                    entry.by_segment.insert(segment, s.stats);
+                }
+            }
         }
+        self.snapshot.store(std::sync::Arc::new(map.clone()));
         drop(map);
         for (offer, at) in contacts {
             self.count_contact(&offer, at);
@@ -50,35 +89,29 @@ impl Live {
         if records.is_empty() {
             return;
         }
-        let mut stats = self.stats.write().expect("stats lock");
+        let mut stats = self.pending.lock().expect("stats lock");
         for r in records {
             let t = &r.treatment;
-            let keys = [
-                Some((t.offer.clone(), None)),
-                t.segment.clone().map(|s| (t.offer.clone(), Some(s))),
-            ];
-            for key in keys.into_iter().flatten() {
-                let s = stats.entry(key).or_default();
-                match r.kind {
-                    ResponseKind::Contact => s.contacts += 1,
-                    ResponseKind::Accept => s.accepts += 1,
-                    ResponseKind::Reject => {}
-                }
+            let entry = stats.entry(t.offer.clone()).or_default();
+            let bump = |s: &mut Stats| match r.kind {
+                ResponseKind::Contact => s.contacts += 1,
+                ResponseKind::Accept => s.accepts += 1,
+                ResponseKind::Reject => {}
+            };
+            bump(&mut entry.overall);
+            if let Some(segment) = &t.segment {
+                bump(entry.by_segment.entry(segment.clone()).or_default());
             }
+        }
+        let now_ms = self.epoch.elapsed().as_millis() as i64;
+        if now_ms - self.published_ms.load(Ordering::Relaxed) >= PUBLISH_EVERY.as_millis() as i64 {
+            self.published_ms.store(now_ms, Ordering::Relaxed);
+            self.snapshot.store(std::sync::Arc::new(stats.clone()));
         }
         drop(stats);
         for r in records.iter().filter(|r| r.kind == ResponseKind::Contact) {
             self.count_contact(&r.treatment.offer, r.at);
         }
-    }
-
-    pub fn stats(&self) -> Vec<(String, Option<String>, Stats)> {
-        self.stats
-            .read()
-            .expect("stats lock")
-            .iter()
-            .map(|((o, s), st)| (o.clone(), s.clone(), *st))
-            .collect()
     }
 }
 
@@ -91,14 +124,14 @@ pub struct RequestWorld<'a> {
 
 impl World for RequestWorld<'_> {
     fn offer_stats(&self, offer: &str, segment: Option<&str>) -> Stats {
-        let key = (offer.to_string(), segment.map(str::to_string));
-        self.live
-            .stats
-            .read()
-            .expect("stats lock")
-            .get(&key)
-            .copied()
-            .unwrap_or_default()
+        let snapshot = self.live.snapshot.load();
+        let Some(learning) = snapshot.get(offer) else {
+            return Stats::default();
+        };
+        match segment {
+            None => learning.overall,
+            Some(s) => learning.by_segment.get(s).copied().unwrap_or_default(),
+        }
     }
 
     fn offer_contacts_since(&self, offer: &str, since: Timestamp) -> u64 {

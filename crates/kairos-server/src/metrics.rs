@@ -36,10 +36,14 @@ struct Histogram {
     sum_micros: AtomicU64,
 }
 
+/// The statuses counted one by one; others are counted as `other`.
+const STATUSES: [u16; 8] = [200, 400, 401, 403, 404, 413, 500, 503];
+
 #[derive(Default)]
 pub struct Metrics {
     latency: [Histogram; 10],
-    statuses: Mutex<BTreeMap<(usize, u16), u64>>,
+    /// Per call, per status in [`STATUSES`] and a last slot for any other.
+    statuses: [[AtomicU64; 9]; 10],
     offers_served: AtomicU64,
     unknown: Mutex<BTreeMap<(&'static str, String, String), u64>>,
 }
@@ -63,12 +67,11 @@ impl Metrics {
         h.count.fetch_add(1, Ordering::Relaxed);
         h.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        *self
-            .statuses
-            .lock()
-            .expect("metrics lock")
-            .entry((call, status))
-            .or_default() += 1;
+        let slot = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
+        self.statuses[call][slot].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn offers_served(&self, n: usize) {
@@ -101,12 +104,20 @@ impl Metrics {
     pub fn render(&self, sessions_live: usize, history_queue: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
-        for ((call, status), n) in self.statuses.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "kairos_requests_total{{call=\"{}\",status=\"{status}\"}} {n}",
-                CALLS[*call]
-            );
+        for (call, counts) in self.statuses.iter().enumerate() {
+            for (slot, n) in counts.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = STATUSES
+                        .get(slot)
+                        .map_or("other".to_string(), u16::to_string);
+                    let _ = writeln!(
+                        out,
+                        "kairos_requests_total{{call=\"{}\",status=\"{status}\"}} {n}",
+                        CALLS[call]
+                    );
+                }
+            }
         }
         out.push_str("# HELP kairos_request_duration_seconds Request latency by call.\n# TYPE kairos_request_duration_seconds histogram\n");
         for (i, h) in self.latency.iter().enumerate() {

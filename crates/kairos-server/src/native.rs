@@ -6,13 +6,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{
     EventResponse, IpExplain, Message, OfferRequest, OffersRequest, OffersResponse, ProfileView,
 };
 use kairos_rules::Value;
 use kairos_rules::time::format_timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as J, json};
 
 use crate::problem::Problem;
@@ -105,30 +106,107 @@ fn explain_json(explain: &[IpExplain]) -> J {
     )
 }
 
-pub fn offers_json(r: &OffersResponse) -> J {
-    let lists: Vec<J> = r
-        .offer_lists
-        .iter()
-        .map(|l| {
-            json!({
-                "ip": l.ip,
-                "default": l.default,
-                "offers": l.offers.iter().map(|o| json!({
-                    "code": o.code,
-                    "name": o.name,
-                    "category": o.category,
-                    "treatment_code": o.treatment_code,
-                    "score": o.score,
-                    "attributes": o.attributes.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>(),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let mut body = json!({ "offer_lists": lists, "messages": messages_json(&r.messages) });
-    if let Some(explain) = &r.explain {
-        body["explain"] = explain_json(explain);
+/// A value serialized as JSON without building a `serde_json::Value` first.
+struct ValueOut<'a>(&'a Value);
+
+impl Serialize for ValueOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Double(d) if d.is_finite() => s.serialize_f64(*d),
+            Value::String(text) => s.serialize_str(text),
+            other => value_json(other).serialize(s),
+        }
     }
-    body
+}
+
+struct AttributesOut<'a>(&'a [(String, Value)]);
+
+impl Serialize for AttributesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, &ValueOut(v))?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct OfferOut<'a> {
+    code: &'a str,
+    name: Option<&'a str>,
+    category: Option<&'a str>,
+    treatment_code: &'a str,
+    score: f64,
+    attributes: AttributesOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ListOut<'a> {
+    ip: &'a str,
+    default: Option<&'a str>,
+    offers: Vec<OfferOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    code: &'a str,
+    level: &'a str,
+    message: &'a str,
+}
+
+/// The get offers response: serialized straight from the engine's result (the hot path).
+#[derive(Serialize)]
+pub struct OffersOut<'a> {
+    offer_lists: Vec<ListOut<'a>>,
+    messages: Vec<MessageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<J>,
+}
+
+impl<'a> OffersOut<'a> {
+    pub fn new(r: &'a OffersResponse) -> Self {
+        OffersOut {
+            offer_lists: r
+                .offer_lists
+                .iter()
+                .map(|l| ListOut {
+                    ip: &l.ip,
+                    default: l.default.as_deref(),
+                    offers: l
+                        .offers
+                        .iter()
+                        .map(|o| OfferOut {
+                            code: &o.code,
+                            name: o.name.as_deref(),
+                            category: o.category.as_deref(),
+                            treatment_code: &o.treatment_code,
+                            score: o.score,
+                            attributes: AttributesOut(&o.attributes),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            messages: r
+                .messages
+                .iter()
+                .map(|m| MessageOut {
+                    code: m.code,
+                    level: m.level.name(),
+                    message: &m.message,
+                })
+                .collect(),
+            explain: r.explain.as_deref().map(explain_json),
+        }
+    }
+}
+
+pub fn offers_json(r: &OffersResponse) -> J {
+    serde_json::to_value(OffersOut::new(r)).unwrap_or(J::Null)
 }
 
 pub fn event_json(r: &EventResponse) -> J {
@@ -255,10 +333,10 @@ pub async fn get_offers_post(
     State(rt): Shared,
     Path(id): Path<String>,
     body: Result<Json<OffersBody>, JsonRejection>,
-) -> JsonResult {
+) -> Result<Response, Problem> {
     let Json(body) = body?;
     let response = rt.get_offers(&id, body.into_request()?).await?;
-    Ok(Json(offers_json(&response)))
+    Ok(Json(OffersOut::new(&response)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -271,7 +349,7 @@ pub async fn get_offers_get(
     State(rt): Shared,
     Path(id): Path<String>,
     query: Result<Query<OffersQuery>, QueryRejection>,
-) -> JsonResult {
+) -> Result<Response, Problem> {
     let Query(q) = query?;
     let body = OffersBody {
         requests: vec![RequestItem {
@@ -282,7 +360,7 @@ pub async fn get_offers_get(
         allow_duplicates: None,
     };
     let response = rt.get_offers(&id, body.into_request()?).await?;
-    Ok(Json(offers_json(&response)))
+    Ok(Json(OffersOut::new(&response)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -398,22 +398,21 @@ impl Runtime {
         Ok(response)
     }
 
-    /// Writes records and audience state durably; the caller answers only after this.
+    /// Writes records and audience state durably (one group commit); the caller answers only
+    /// after this.
     async fn flush(
         &self,
         records: Vec<kairos_engine::world::HistoryRecord>,
         state: Option<(String, kairos_engine::world::AudienceState)>,
     ) -> Result<(), Problem> {
-        if let Some((key, state)) = &state {
-            self.store
-                .save_audience(key, state)
-                .await
-                .map_err(storage)?;
+        if records.is_empty() && state.is_none() {
+            return Ok(());
         }
-        if !records.is_empty() {
-            self.store.append(records.clone()).await.map_err(storage)?;
-            self.live.record(&records);
-        }
+        self.store
+            .write(records.clone(), state)
+            .await
+            .map_err(storage)?;
+        self.live.record(&records);
         Ok(())
     }
 

@@ -39,13 +39,18 @@ pub struct OfferStats {
     pub stats: Stats,
 }
 
+/// Everything written together in one transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub records: Vec<HistoryRecord>,
+    /// Audience states to upsert; for one audience, the last one wins.
+    pub states: Vec<(String, AudienceState)>,
+}
+
 /// What a database must do for Kairos. Statements only: batching is [`HistoryStore`]'s.
 pub trait Backend: Send + Sync + 'static {
-    /// Writes all records in one transaction.
-    fn write_batch<'a>(
-        &'a self,
-        records: &'a [HistoryRecord],
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Writes all records and states in one transaction.
+    fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The logged contact with this treatment code, if any.
     fn find_contact<'a>(
         &'a self,
@@ -55,11 +60,6 @@ pub trait Backend: Send + Sync + 'static {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<AudienceState>, StoreError>>;
-    fn save_audience<'a>(
-        &'a self,
-        key: &'a str,
-        state: &'a AudienceState,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Contacts and accepts per offer and per (offer, segment), for learning.
     fn offer_stats(&self) -> BoxFuture<'_, Result<Vec<OfferStats>, StoreError>>;
     /// Contact times since `since`, per offer (for global constraints after a restart).
@@ -77,11 +77,11 @@ type Ack = oneshot::Sender<Result<(), String>>;
 #[derive(Clone)]
 pub struct HistoryStore {
     backend: Arc<dyn Backend>,
-    queue: mpsc::Sender<(Vec<HistoryRecord>, Ack)>,
+    queue: mpsc::Sender<(Batch, Ack)>,
     depth: Arc<AtomicUsize>,
 }
 
-/// The most records one commit takes; more wait for the next.
+/// The most records and states one commit takes; more wait for the next.
 const MAX_BATCH: usize = 4096;
 
 impl HistoryStore {
@@ -90,35 +90,40 @@ impl HistoryStore {
         Ok(HistoryStore::over(Arc::new(sql::Sql::open(url).await?)))
     }
 
-    /// Starts the group-commit writer over a backend.
+    /// Starts the group-commit writer over a backend: whatever is queued while one commit runs
+    /// goes into the next, so one fsync serves many requests.
     pub fn over(backend: Arc<dyn Backend>) -> HistoryStore {
-        let (queue, mut rx) = mpsc::channel::<(Vec<HistoryRecord>, Ack)>(65_536);
+        let (queue, mut rx) = mpsc::channel::<(Batch, Ack)>(65_536);
         let depth = Arc::new(AtomicUsize::new(0));
         let writer_backend = backend.clone();
         let writer_depth = depth.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                let mut size = batch[0].0.len();
+                let mut waiting = vec![first];
+                let mut size = waiting[0].0.records.len() + waiting[0].0.states.len();
                 while size < MAX_BATCH {
                     match rx.try_recv() {
                         Ok(item) => {
-                            size += item.0.len();
-                            batch.push(item);
+                            size += item.0.records.len() + item.0.states.len();
+                            waiting.push(item);
                         }
                         Err(_) => break,
                     }
                 }
-                let records: Vec<HistoryRecord> = batch
-                    .iter_mut()
-                    .flat_map(|(r, _)| std::mem::take(r))
-                    .collect();
+                let mut batch = Batch::default();
+                for (part, _) in &mut waiting {
+                    batch.records.append(&mut part.records);
+                    for (key, state) in part.states.drain(..) {
+                        batch.states.retain(|(k, _)| *k != key);
+                        batch.states.push((key, state));
+                    }
+                }
                 let result = writer_backend
-                    .write_batch(&records)
+                    .write_batch(&batch)
                     .await
                     .map_err(|e| e.to_string());
-                writer_depth.fetch_sub(records.len(), Ordering::Relaxed);
-                for (_, ack) in batch {
+                writer_depth.fetch_sub(batch.records.len(), Ordering::Relaxed);
+                for (_, ack) in waiting {
                     let _ = ack.send(result.clone());
                 }
             }
@@ -130,19 +135,37 @@ impl HistoryStore {
         }
     }
 
-    /// Stores records durably; returns once they are committed.
-    pub async fn append(&self, records: Vec<HistoryRecord>) -> Result<(), StoreError> {
-        if records.is_empty() {
+    /// Stores records and an audience's state durably; returns once they are committed.
+    pub async fn write(
+        &self,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, AudienceState)>,
+    ) -> Result<(), StoreError> {
+        if records.is_empty() && state.is_none() {
             return Ok(());
         }
         let (ack, done) = oneshot::channel();
         self.depth.fetch_add(records.len(), Ordering::Relaxed);
-        if self.queue.send((records, ack)).await.is_err() {
+        let batch = Batch {
+            records,
+            states: state.into_iter().collect(),
+        };
+        if self.queue.send((batch, ack)).await.is_err() {
             return Err(StoreError::WriterStopped);
         }
         done.await
             .map_err(|_| StoreError::WriterStopped)?
             .map_err(StoreError::WriteFailed)
+    }
+
+    /// Stores records durably; returns once they are committed.
+    pub async fn append(&self, records: Vec<HistoryRecord>) -> Result<(), StoreError> {
+        self.write(records, None).await
+    }
+
+    pub async fn save_audience(&self, key: &str, state: &AudienceState) -> Result<(), StoreError> {
+        self.write(Vec::new(), Some((key.to_string(), state.clone())))
+            .await
     }
 
     /// Records waiting to be committed.
@@ -156,10 +179,6 @@ impl HistoryStore {
 
     pub async fn load_audience(&self, key: &str) -> Result<AudienceState, StoreError> {
         Ok(self.backend.load_audience(key).await?.unwrap_or_default())
-    }
-
-    pub async fn save_audience(&self, key: &str, state: &AudienceState) -> Result<(), StoreError> {
-        self.backend.save_audience(key, state).await
     }
 
     pub async fn offer_stats(&self) -> Result<Vec<OfferStats>, StoreError> {

@@ -10,7 +10,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::{
-    Backend, BoxFuture, OfferStats, StoreError, decode_state, encode_state, fold_stats,
+    Backend, Batch, BoxFuture, OfferStats, StoreError, decode_state, encode_state, fold_stats,
     kind_from_name,
 };
 
@@ -109,16 +109,13 @@ impl Sql {
 }
 
 impl Backend for Sql {
-    fn write_batch<'a>(
-        &'a self,
-        records: &'a [HistoryRecord],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let insert = format!(
                 "INSERT INTO kairos_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             );
             let mut tx = self.pool.begin().await?;
-            for r in records {
+            for r in &batch.records {
                 let t = &r.treatment;
                 sqlx::query(&insert)
                     .bind(r.kind.name())
@@ -138,6 +135,20 @@ impl Backend for Sql {
                     .bind(i64::from(r.cross_session))
                     .execute(&mut *tx)
                     .await?;
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for (key, state) in &batch.states {
+                sqlx::query(
+                    "INSERT INTO kairos_audience (audience, state, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                )
+                .bind(key)
+                .bind(encode_state(state))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -170,28 +181,6 @@ impl Backend for Sql {
                 .await?;
             row.map(|r| decode_state(&r.try_get::<String, _>("state")?))
                 .transpose()
-        })
-    }
-
-    fn save_audience<'a>(
-        &'a self,
-        key: &'a str,
-        state: &'a AudienceState,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            sqlx::query(
-                "INSERT INTO kairos_audience (audience, state, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )
-            .bind(key)
-            .bind(encode_state(state))
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
         })
     }
 
