@@ -6,27 +6,23 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use kairos_engine::random::{Random, SplitMix64};
 
 pub const DEFAULT_SEED: u64 = 26;
 pub const DEFAULT_CUSTOMERS: usize = 3000;
 /// The first customer's ID; IDs are consecutive from here.
 pub const FIRST_CUSTOMER_ID: u64 = 1001;
 
-/// SplitMix64: small, fast and good enough to make believable test data.
-struct Rng(u64);
+/// Helpers over the engine's seeded generator, to make believable test data.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     fn range(&mut self, low: i64, high: i64) -> i64 {
@@ -51,7 +47,7 @@ const COUNTRIES: &[&str] = &["US", "US", "US", "CA", "CA", "GB", "DE", "FR"];
 
 /// The two tables as CSV text: (customers, accounts).
 pub fn profiles(seed: u64, customers: usize) -> (String, String) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64(seed));
     let mut people = String::from(
         "customer_id,first_name,age,country,balance,income,credit_score,tenure_years,has_credit_card,digital_active,email_opt_in,joined\n",
     );

@@ -2,6 +2,7 @@
 
 mod demo;
 mod runtime_cmd;
+mod tables;
 mod test_cmd;
 mod validate;
 

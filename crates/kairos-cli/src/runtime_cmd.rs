@@ -13,7 +13,7 @@ use kairos_engine::inprocess::MemoryTables;
 use kairos_server::{Config, Runtime, channel_hash};
 use kairos_store::HistoryStore;
 
-use crate::test_cmd::read_tables;
+use crate::tables::read_tables;
 
 #[derive(clap::Args)]
 pub struct Args {

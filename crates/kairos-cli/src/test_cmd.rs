@@ -1,17 +1,17 @@
 //! `kairos test FILE... --channel-file FILE [--profiles TABLE=FILE.csv]...`: scenario files
 //! run in process against a channel file.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+
+use crate::tables::read_tables;
 use kairos_engine::Deployment;
-use kairos_engine::inprocess::{InProcess, MemoryTables};
+use kairos_engine::inprocess::InProcess;
 use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::parse_scenarios;
-use kairos_model::table::read_csv;
 use kairos_rules::time::Timestamp;
 
 #[derive(clap::Args)]
@@ -28,19 +28,6 @@ pub struct Args {
     /// Seed for treatment codes, sampling and learning draws: the same seed, the same run
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// Reads `TABLE=FILE.csv` arguments into in-memory tables.
-pub fn read_tables(specs: &[String]) -> Result<MemoryTables> {
-    let mut tables = Vec::new();
-    for spec in specs {
-        let Some((table, file)) = spec.split_once('=') else {
-            bail!("--profiles takes TABLE=FILE.csv, got '{spec}'");
-        };
-        let input = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
-        tables.push(read_csv(table, input, &HashMap::new()).with_context(|| file.to_string())?);
-    }
-    Ok(MemoryTables::new(tables))
 }
 
 fn wall_clock() -> Timestamp {

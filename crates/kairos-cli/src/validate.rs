@@ -1,12 +1,10 @@
 //! `kairos validate FILE...`
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use kairos_model::table::read_csv;
-use kairos_model::{Diagnostic, Schemas, parse_channel};
+use anyhow::{Context, Result};
+use kairos_model::{Diagnostic, parse_channel};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,22 +19,8 @@ pub struct Args {
     format: String,
 }
 
-/// Reads `TABLE=FILE.csv` arguments into schemas for type checking.
-pub fn load_schemas(specs: &[String]) -> Result<Schemas> {
-    let mut schemas = Schemas::new();
-    for spec in specs {
-        let Some((table, file)) = spec.split_once('=') else {
-            bail!("--profiles takes TABLE=FILE.csv, got '{spec}'");
-        };
-        let input = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
-        let loaded = read_csv(table, input, &HashMap::new()).with_context(|| file.to_string())?;
-        schemas.insert(loaded.schema);
-    }
-    Ok(schemas)
-}
-
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let schemas = load_schemas(&args.profiles)?;
+    let schemas = crate::tables::read_tables(&args.profiles)?.schemas();
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut summaries = Vec::new();
     for path in &args.files {

@@ -101,17 +101,16 @@ fn a_missing_file_is_one_clear_line() {
     );
 }
 
-#[test]
-fn scenario_failures_are_reported_with_expected_actual_and_explain() {
-    let scenarios = temp_file(
-        "failing.scenarios.yaml",
-        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: wrong on purpose\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { codes: [ SILVER ] }\n",
-    );
+/// `kairos test FILE` in process against the shop channel of the scenario suite.
+fn test_on_shop(file: &str) -> (Option<i32>, String) {
     let out = kairos()
         .current_dir(repo())
-        .arg("test")
-        .arg(&scenarios)
-        .args(["--channel-file", "tests/scenarios/shop/channel.yaml"])
+        .args([
+            "test",
+            file,
+            "--channel-file",
+            "tests/scenarios/shop/channel.yaml",
+        ])
         .args([
             "--profiles",
             "people=tests/scenarios/people.csv",
@@ -120,8 +119,20 @@ fn scenario_failures_are_reported_with_expected_actual_and_explain() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[test]
+fn scenario_failures_are_reported_with_expected_actual_and_explain() {
+    let scenarios = temp_file(
+        "failing.scenarios.yaml",
+        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: wrong on purpose\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { codes: [ SILVER ] }\n",
+    );
+    let (code, stdout) = test_on_shop(&scenarios.display().to_string());
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
     assert!(
         stdout.contains(":7: step 1 (get_offers): expect codes: expected [SILVER], got [GOLD]"),
@@ -143,21 +154,8 @@ fn scenario_failures_are_reported_with_expected_actual_and_explain() {
 
 #[test]
 fn the_shop_scenarios_pass_through_the_binary() {
-    let out = kairos()
-        .current_dir(repo())
-        .arg("test")
-        .arg("tests/scenarios/shop/arbitration.scenarios.yaml")
-        .args(["--channel-file", "tests/scenarios/shop/channel.yaml"])
-        .args([
-            "--profiles",
-            "people=tests/scenarios/people.csv",
-            "--profiles",
-            "orders=tests/scenarios/orders.csv",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let (code, stdout) = test_on_shop("tests/scenarios/shop/arbitration.scenarios.yaml");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.trim_end().ends_with("scenarios: 6 passed, 0 failed"),
         "{stdout}"

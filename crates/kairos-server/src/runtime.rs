@@ -212,37 +212,24 @@ impl Runtime {
             tokio::time::timeout(budget, profiles.0.load(dep, audience)),
             tokio::time::timeout(budget, self.store.load_audience(&key)),
         );
-        let profile = match profile {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                messages.push(Message::warning(
-                    "PROFILE_UNAVAILABLE",
-                    format!("the profile store failed ({e}); starting without a profile"),
-                ));
-                Some(Profile::new())
-            }
-            Err(_) => {
-                messages.push(Message::warning("PROFILE_TIMEOUT", format!("the profile store did not answer within {budget:?}; starting without a profile")));
-                Some(Profile::new())
-            }
-        };
-        let state = match state {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                messages.push(Message::warning(
-                    "HISTORY_UNAVAILABLE",
-                    format!("suppression and pattern state could not be loaded ({e})"),
-                ));
-                Default::default()
-            }
-            Err(_) => {
-                messages.push(Message::warning(
-                    "HISTORY_TIMEOUT",
-                    format!("suppression and pattern state did not load within {budget:?}"),
-                ));
-                Default::default()
-            }
-        };
+        let profile_codes = ("PROFILE_UNAVAILABLE", "PROFILE_TIMEOUT");
+        let profile = within_budget(
+            profile,
+            Some(Profile::new()),
+            profile_codes,
+            "the profile",
+            budget,
+            messages,
+        );
+        let state_codes = ("HISTORY_UNAVAILABLE", "HISTORY_TIMEOUT");
+        let state = within_budget(
+            state,
+            Default::default(),
+            state_codes,
+            "suppression and pattern state",
+            budget,
+            messages,
+        );
         (profile, state)
     }
 
@@ -491,6 +478,31 @@ impl Runtime {
             let _ = self.close(slot).await;
         }
     }
+}
+
+/// A store's answer within the time budget, or `fallback` and a warning: the first code when
+/// the store failed, the second when it was too slow.
+fn within_budget<T, E: std::fmt::Display>(
+    result: Result<Result<T, E>, tokio::time::error::Elapsed>,
+    fallback: T,
+    (failed, slow): (&'static str, &'static str),
+    what: &str,
+    budget: Duration,
+    messages: &mut Vec<Message>,
+) -> T {
+    let (code, message) = match result {
+        Ok(Ok(value)) => return value,
+        Ok(Err(e)) => (
+            failed,
+            format!("{what} could not be loaded ({e}); the session starts without it"),
+        ),
+        Err(_) => (
+            slow,
+            format!("{what} did not load within {budget:?}; the session starts without it"),
+        ),
+    };
+    messages.push(Message::warning(code, message));
+    fallback
 }
 
 fn storage(e: kairos_store::StoreError) -> Problem {
