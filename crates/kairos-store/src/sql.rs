@@ -45,6 +45,20 @@ fn schema(dialect: Dialect) -> [String; 4] {
     ]
 }
 
+/// Rows per multi-row INSERT: 15 columns x 500 stays under both databases' parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let values: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
     Ok(Treatment {
         code: row.try_get("treatment_code")?,
@@ -111,44 +125,45 @@ impl Sql {
 impl Backend for Sql {
     fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let insert = format!(
-                "INSERT INTO kairos_history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            );
             let mut tx = self.pool.begin().await?;
-            for r in &batch.records {
-                let t = &r.treatment;
-                sqlx::query(&insert)
-                    .bind(r.kind.name())
-                    .bind(&t.code)
-                    .bind(&t.offer)
-                    .bind(t.category.clone())
-                    .bind(&t.rule)
-                    .bind(t.segment.clone())
-                    .bind(&t.ip)
-                    .bind(&t.zone)
-                    .bind(t.score)
-                    .bind(t.deployment as i64)
-                    .bind(&t.session_id)
-                    .bind(&t.audience)
-                    .bind(r.at.0)
-                    .bind(t.issued_at.0)
-                    .bind(i64::from(r.cross_session))
-                    .execute(&mut *tx)
-                    .await?;
+            // Multi-row statements: one round trip per chunk, not per row.
+            for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("INSERT INTO kairos_history ({COLUMNS}) VALUES {}", placeholders(chunk.len(), 15));
+                let mut query = sqlx::query(&sql);
+                for r in chunk {
+                    let t = &r.treatment;
+                    query = query
+                        .bind(r.kind.name())
+                        .bind(&t.code)
+                        .bind(&t.offer)
+                        .bind(t.category.clone())
+                        .bind(&t.rule)
+                        .bind(t.segment.clone())
+                        .bind(&t.ip)
+                        .bind(&t.zone)
+                        .bind(t.score)
+                        .bind(t.deployment as i64)
+                        .bind(&t.session_id)
+                        .bind(&t.audience)
+                        .bind(r.at.0)
+                        .bind(t.issued_at.0)
+                        .bind(i64::from(r.cross_session));
+                }
+                query.execute(&mut *tx).await?;
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            for (key, state) in &batch.states {
-                sqlx::query(
-                    "INSERT INTO kairos_audience (audience, state, updated_at) VALUES ($1, $2, $3) \
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            // The batch holds each audience once, as one upsert statement requires.
+            for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO kairos_audience (audience, state, updated_at) VALUES {} \
                      ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                )
-                .bind(key)
-                .bind(encode_state(state))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    placeholders(chunk.len(), 3)
+                );
+                let mut query = sqlx::query(&sql);
+                for (key, state) in chunk {
+                    query = query.bind(key).bind(encode_state(state)).bind(now);
+                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
