@@ -283,10 +283,8 @@ impl Runtime {
             channel: dep.channel.clone(),
         };
         match self.sessions.insert(session_id.clone(), entry) {
-            Ok(Some(replaced)) => {
-                self.flush(replaced.entry.lock().await.session.take_records(), None)
-                    .await?
-            }
+            // The session it replaces is ended properly: what it held is written.
+            Ok(Some(replaced)) => self.close(replaced).await?,
             Ok(None) => {}
             Err(_) => {
                 return Err(Problem::new(
@@ -330,19 +328,13 @@ impl Runtime {
                 .get_offers(&dep, &world, &mut self.rng(), &request, self.now());
         self.metrics
             .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
-        for m in response
-            .messages
+        for r in request
+            .requests
             .iter()
-            .filter(|m| m.code == "UNKNOWN_INTERACTION_POINT")
+            .filter(|r| !dep.has_interaction_point(&r.ip))
         {
-            if let Some(ip) = request
-                .requests
-                .iter()
-                .find(|r| m.message.contains(&format!("'{}'", r.ip)))
-            {
-                self.metrics
-                    .unknown_name("interaction_point", &dep.channel, &ip.ip);
-            }
+            self.metrics
+                .unknown_name("interaction_point", &dep.channel, &r.ip);
         }
         Ok(response)
     }

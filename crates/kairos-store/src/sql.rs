@@ -52,7 +52,9 @@ const ROWS_PER_STATEMENT: usize = 500;
 fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
-            let values: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            let values: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
             format!("({})", values.join(", "))
         })
         .collect::<Vec<_>>()
@@ -128,7 +130,10 @@ impl Backend for Sql {
             let mut tx = self.pool.begin().await?;
             // Multi-row statements: one round trip per chunk, not per row.
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO kairos_history ({COLUMNS}) VALUES {}", placeholders(chunk.len(), 15));
+                let sql = format!(
+                    "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
+                    placeholders(chunk.len(), 15)
+                );
                 let mut query = sqlx::query(&sql);
                 for r in chunk {
                     let t = &r.treatment;
@@ -151,7 +156,9 @@ impl Backend for Sql {
                 }
                 query.execute(&mut *tx).await?;
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
             // The batch holds each audience once, as one upsert statement requires.
             for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
