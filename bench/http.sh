@@ -42,4 +42,4 @@ echo "$results" | awk -v c="$connections" '
     printf "get offers / healthz:            %.0f%%\n", 100 * rps["offers"] / rps["healthz"]
     printf "offers with contact / healthz:   %.0f%%  (get offers per second)\n", 100 * (rps["offers_contact"] / 2) / rps["healthz"]
   }'
-echo "history rows written: $(python3 -c "import sqlite3; print(sqlite3.connect('$work/data/runtime.db').execute('select count(*) from kairos_history').fetchone()[0])")"
+echo "history rows written: $(python3 -c "import sqlite3; print(sqlite3.connect('$work/data/kairos.db').execute('select count(*) from kairos_history').fetchone()[0])")"

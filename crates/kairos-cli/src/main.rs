@@ -1,5 +1,6 @@
 //! `kairos`: one binary for every Kairos process and command.
 
+mod data_cmd;
 mod demo;
 mod runtime_cmd;
 mod tables;
@@ -28,6 +29,9 @@ enum Command {
     Validate(validate::Args),
     /// Serve the runtime API: offline mode serves channel files directly
     Runtime(runtime_cmd::Args),
+    /// Profile and dimension tables
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
     /// Run scenario files (given this visitor and these calls, these offers come back)
     Test(test_cmd::Args),
     /// Demo data for the example channel
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Runtime(args) => runtime_cmd::run(args),
+        Command::Data(command) => data_cmd::run(command),
         Command::Demo(DemoCommand::Profiles {
             out,
             seed,

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use kairos_engine::Deployment;
-use kairos_engine::inprocess::MemoryTables;
-use kairos_server::{Config, Runtime, channel_hash};
-use kairos_store::HistoryStore;
+use kairos_server::profiles::StoreProfiles;
+use kairos_server::{Config, ProfileSource, Runtime, channel_hash};
+use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::tables::read_tables;
 
@@ -20,12 +20,16 @@ pub struct Args {
     /// Serve these channel files directly, without a control plane (offline mode)
     #[arg(long = "channel-file", value_name = "FILE", required = true)]
     channel_files: Vec<PathBuf>,
-    /// Profile and dimension tables: TABLE=FILE.csv (repeatable)
+    /// Profile and dimension tables: TABLE=FILE.csv (repeatable); without any, profiles are
+    /// read from the tables imported into the database (`kairos data import`)
     #[arg(long = "profiles", value_name = "TABLE=FILE.csv")]
     profiles: Vec<String>,
-    /// Where history and audience state are kept (SQLite)
+    /// Where history and audience state are kept (SQLite in DIR/kairos.db)
     #[arg(long, default_value = "./kairos-data")]
     data: PathBuf,
+    /// Keep history and read profile tables in this database instead: sqlite://PATH or postgres://...
+    #[arg(long)]
+    database: Option<String>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:7701")]
     listen: SocketAddr,
@@ -37,10 +41,37 @@ pub struct Args {
     idle_minutes: u64,
 }
 
-/// Reads, validates and compiles every channel file with the given tables.
-fn load(args: &Args, version: u64) -> Result<(Vec<(Deployment, String)>, MemoryTables)> {
-    let mut tables = read_tables(&args.profiles)?;
-    let schemas = tables.schemas();
+/// The database history, state and (without `--profiles`) profile tables live in.
+fn database_url(args: &Args) -> String {
+    args.database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", args.data.join("kairos.db").display()))
+}
+
+/// Reads, validates and compiles every channel file against its profile tables: the CSV files
+/// given, or else the tables imported into the database.
+async fn load(
+    args: &Args,
+    version: u64,
+) -> Result<(Vec<(Deployment, String)>, Box<dyn ProfileSource>)> {
+    let mut tables = None;
+    let mut from_database = None;
+    let schemas = if args.profiles.is_empty() {
+        let store = ProfileStore::open(&database_url(args))
+            .await
+            .context("cannot open the profile tables")?;
+        let profiles = StoreProfiles::open(store)
+            .await
+            .context("cannot read the profile tables")?;
+        let schemas = profiles.schemas();
+        from_database = Some(profiles);
+        schemas
+    } else {
+        let read = read_tables(&args.profiles)?;
+        let schemas = read.schemas();
+        tables = Some(read);
+        schemas
+    };
     let mut deployments = Vec::new();
     for path in &args.channel_files {
         let shown = path.display().to_string();
@@ -48,10 +79,17 @@ fn load(args: &Args, version: u64) -> Result<(Vec<(Deployment, String)>, MemoryT
         let channel = kairos_model::parse_channel(&shown, &text, &schemas)
             .map_err(|rejected| anyhow::anyhow!("{rejected}"))?;
         let deployment = Deployment::compile(&channel, &schemas, version)?;
-        tables.prepare(&deployment);
+        if let Some(tables) = tables.as_mut() {
+            tables.prepare(&deployment);
+        }
         deployments.push((deployment, channel_hash(&channel)));
     }
-    Ok((deployments, tables))
+    let source: Box<dyn ProfileSource> = match (tables, from_database) {
+        (Some(tables), _) => Box::new(tables),
+        (None, Some(profiles)) => Box::new(profiles),
+        (None, None) => unreachable!("one source is read above"),
+    };
+    Ok((deployments, source))
 }
 
 fn modified(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
@@ -77,19 +115,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 async fn serve(args: Args) -> Result<ExitCode> {
-    let (deployments, tables) = load(&args, 1)?;
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create {}", args.data.display()))?;
-    let db = args.data.join("runtime.db");
-    let store = HistoryStore::open(&format!("sqlite://{}", db.display()))
+    if args.database.is_none() {
+        std::fs::create_dir_all(&args.data)
+            .with_context(|| format!("cannot create {}", args.data.display()))?;
+    }
+    let db = database_url(&args);
+    let (deployments, profiles) = load(&args, 1).await?;
+    let store = HistoryStore::open(&db)
         .await
-        .with_context(|| format!("cannot open {}", db.display()))?;
+        .with_context(|| format!("cannot open {db}"))?;
     let config = Config {
         tokens: args.tokens.clone(),
         idle_timeout: Duration::from_secs(args.idle_minutes * 60),
         ..Config::default()
     };
-    let runtime = Arc::new(Runtime::new(store, Box::new(tables), config));
+    let runtime = Arc::new(Runtime::new(store, profiles, config));
     runtime
         .warm()
         .await
@@ -110,7 +150,10 @@ async fn serve(args: Args) -> Result<ExitCode> {
         names.join(", "),
         listener.local_addr()?
     );
-    println!("  history and state: {}", db.display());
+    println!("  history and state: {db}");
+    if args.profiles.is_empty() {
+        println!("  profiles: the tables imported into {db} (kairos data import)");
+    }
     if args.tokens.is_empty() {
         println!("  open: no touchpoint token is required (give --token to require one)");
     }
@@ -134,10 +177,10 @@ async fn watch(args: Args, runtime: Arc<Runtime>) {
             continue;
         }
         seen = now;
-        match load(&args, version + 1) {
-            Ok((deployments, tables)) => {
+        match load(&args, version + 1).await {
+            Ok((deployments, profiles)) => {
                 version += 1;
-                runtime.set_profiles(Box::new(tables));
+                runtime.set_profiles(profiles);
                 for (deployment, hash) in deployments {
                     println!("reloaded {} as version {version}", deployment.channel);
                     runtime.deploy(deployment, hash);

@@ -708,6 +708,23 @@ impl Deployment {
         })
     }
 
+    /// Where `audience`'s profile is: its row in the level's profile table by the first ID
+    /// field, then its dimension rows. `None` for a level without a profile table.
+    pub fn profile_query(&self, audience: &crate::world::AudienceId) -> Option<ProfileQuery<'_>> {
+        let tables = self.profile_tables(&audience.level)?;
+        let id_field = tables.id_fields.first()?;
+        let (_, value) = audience
+            .fields
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(id_field))?;
+        Some(ProfileQuery {
+            table: tables.table?,
+            id_field,
+            id: crate::world::id_text(value),
+            dimensions: tables.dimensions,
+        })
+    }
+
     pub fn has_interaction_point(&self, name: &str) -> bool {
         self.ip_index.contains_key(&lower(name))
     }
@@ -726,6 +743,16 @@ impl Deployment {
 pub struct ProfileTables<'a> {
     pub table: Option<&'a str>,
     pub id_fields: &'a [String],
+    pub dimensions: Vec<DimensionTable<'a>>,
+}
+
+/// How to load one visitor's profile (see [`Deployment::profile_query`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileQuery<'a> {
+    pub table: &'a str,
+    pub id_field: &'a str,
+    /// The ID value as text, whatever type it arrived as.
+    pub id: String,
     pub dimensions: Vec<DimensionTable<'a>>,
 }
 

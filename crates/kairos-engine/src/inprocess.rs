@@ -12,7 +12,9 @@ use crate::deployment::Deployment;
 use crate::random::SplitMix64;
 use crate::scenario::{Call, Outcome, Target};
 use crate::session::{Session, Start};
-use crate::world::{AudienceId, MemoryWorld, Profile, id_text};
+use crate::world::{
+    AudienceId, MemoryWorld, Profile, Row, assemble_profile, id_text, matches_audience,
+};
 
 /// Profile and dimension tables held in memory, indexed by their key columns on first use.
 #[derive(Default)]
@@ -98,38 +100,18 @@ impl MemoryTables {
     /// The visitor's profile row joined with their dimension rows; `None` without a row.
     /// Needs [`MemoryTables::prepare`] for `dep` first.
     pub fn load_profile(&self, dep: &Deployment, audience: &AudienceId) -> Option<Profile> {
-        let tables = dep.profile_tables(&audience.level)?;
-        let table = tables.table?;
-        let (field, value) = audience.fields.first()?;
-        let id = id_text(value);
-        let row = self.rows(table, field, &id).into_iter().find(|row| {
-            audience.fields.iter().all(|(f, v)| {
-                row.iter()
-                    .any(|(c, cv)| c == f && id_text(cv) == id_text(v))
-            })
-        })?;
-        let dimensions = tables
+        let query = dep.profile_query(audience)?;
+        let row = self
+            .rows(query.table, query.id_field, &query.id)
+            .into_iter()
+            .find(|row| matches_audience(row, audience))?;
+        let dimensions = query
             .dimensions
             .iter()
-            .map(|d| (d.name.to_string(), self.rows(d.table, d.key, &id)))
+            .map(|d| (d.name.to_string(), self.rows(d.table, d.key, &query.id)))
             .collect();
         Some(assemble_profile(row, dimensions))
     }
-}
-
-/// One table row as (column, value) pairs, missing values left out.
-pub type Row = Vec<(String, Value)>;
-
-/// A profile from its row and its dimensions' rows (each a list of maps under its name).
-pub fn assemble_profile(row: Row, dimensions: Vec<(String, Vec<Row>)>) -> Profile {
-    let mut profile: Profile = row.into_iter().collect();
-    for (name, rows) in dimensions {
-        let list = rows
-            .into_iter()
-            .map(|r| Value::map(r.into_iter().map(|(k, v)| (Value::string(k), v))));
-        profile.insert(name, Value::list(list));
-    }
-    profile
 }
 
 /// A deployment served in process, one session at a time, for scenario files.

@@ -10,6 +10,29 @@ use kairos_rules::time::Timestamp;
 /// their dimension name as a list of maps.
 pub type Profile = HashMap<String, Value>;
 
+/// One table row as (column, value) pairs, missing values left out.
+pub type Row = Vec<(String, Value)>;
+
+/// A profile from its row and its dimensions' rows (each a list of maps under its name).
+pub fn assemble_profile(row: Row, dimensions: Vec<(String, Vec<Row>)>) -> Profile {
+    let mut profile: Profile = row.into_iter().collect();
+    for (name, rows) in dimensions {
+        let list = rows
+            .into_iter()
+            .map(|r| Value::map(r.into_iter().map(|(k, v)| (Value::string(k), v))));
+        profile.insert(name, Value::list(list));
+    }
+    profile
+}
+
+/// Whether a profile row holds every ID field of the audience (rows are found by the first).
+pub fn matches_audience(row: &Row, audience: &AudienceId) -> bool {
+    audience.fields.iter().all(|(f, v)| {
+        row.iter()
+            .any(|(c, cv)| c.eq_ignore_ascii_case(f) && id_text(cv) == id_text(v))
+    })
+}
+
 /// Who a session is about: an audience level and the values of its ID fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudienceId {

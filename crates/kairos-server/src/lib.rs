@@ -7,6 +7,7 @@ mod live;
 mod metrics;
 pub mod native;
 pub mod problem;
+pub mod profiles;
 pub mod runtime;
 mod sessions;
 

@@ -4,7 +4,10 @@
 //! (group commit): a record is acknowledged only once its batch is committed.
 
 mod codec;
+mod profiles;
 mod sql;
+
+pub use profiles::ProfileStore;
 
 use std::future::Future;
 use std::pin::Pin;

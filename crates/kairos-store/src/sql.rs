@@ -15,7 +15,7 @@ use crate::{
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
@@ -49,7 +49,7 @@ fn schema(dialect: Dialect) -> [String; 4] {
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let values: Vec<String> = (1..=columns)
@@ -59,6 +59,57 @@ fn placeholders(rows: usize, columns: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
+/// `postgres://...`.
+pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError> {
+    sqlx::any::install_default_drivers();
+    let dialect = if url.starts_with("sqlite://") {
+        Dialect::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Dialect::Postgres
+    } else {
+        return Err(StoreError::Url(url.to_string()));
+    };
+    let (url, max) = match dialect {
+        // Create the file when missing; one writer plus readers.
+        Dialect::Sqlite => (
+            if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            },
+            4,
+        ),
+        Dialect::Postgres => (url.to_string(), 8),
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    // WAL for concurrent readers; FULL so a commit survives power loss, not
+                    // just a crash; wait rather than fail when another writer holds the lock.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    Ok((pool, dialect))
+}
+
+/// Text to store for a value bound as a string.
+pub(crate) fn text_of(value: &kairos_rules::Value) -> String {
+    match value {
+        kairos_rules::Value::String(s) => s.to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
@@ -80,43 +131,7 @@ fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
 
 impl Sql {
     pub async fn open(url: &str) -> Result<Sql, StoreError> {
-        sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite://") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Dialect::Postgres
-        } else {
-            return Err(StoreError::Url(url.to_string()));
-        };
-        let (url, max) = match dialect {
-            // Create the file when missing; one writer plus readers.
-            Dialect::Sqlite => (
-                if url.contains('?') {
-                    url.to_string()
-                } else {
-                    format!("{url}?mode=rwc")
-                },
-                4,
-            ),
-            Dialect::Postgres => (url.to_string(), 8),
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL for concurrent readers; FULL so a commit survives power loss, not
-                        // just a crash; wait rather than fail when another writer holds the lock.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let (pool, dialect) = connect(url).await?;
         for statement in schema(dialect) {
             pool.execute(statement.as_str()).await?;
         }

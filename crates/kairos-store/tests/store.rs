@@ -7,7 +7,11 @@ use kairos_engine::world::{
     AudienceState, HistoryRecord, OfferHistory, ResponseKind, Stats, Treatment,
 };
 use kairos_rules::time::Timestamp;
-use kairos_store::{HistoryStore, OfferStats};
+use std::collections::HashMap;
+
+use kairos_model::table::read_csv;
+use kairos_rules::Value;
+use kairos_store::{HistoryStore, OfferStats, ProfileStore};
 use sqlx::Executor;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -20,15 +24,14 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-async fn sqlite() -> HistoryStore {
+fn sqlite() -> Option<String> {
     let dir = std::env::temp_dir().join(unique("kairos_store"));
     std::fs::create_dir_all(&dir).unwrap();
-    HistoryStore::open(&format!("sqlite://{}", dir.join("kairos.db").display()))
-        .await
-        .unwrap()
+    Some(format!("sqlite://{}", dir.join("kairos.db").display()))
 }
 
-async fn postgres() -> Option<HistoryStore> {
+/// A URL whose connections use a fresh schema of the PostgreSQL server.
+async fn postgres() -> Option<String> {
     let Ok(url) = std::env::var("KAIROS_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -46,13 +49,13 @@ async fn postgres() -> Option<HistoryStore> {
         .await
         .unwrap();
     let separator = if url.contains('?') { '&' } else { '?' };
-    Some(
-        HistoryStore::open(&format!(
-            "{url}{separator}options=-c%20search_path%3D{schema}"
-        ))
-        .await
-        .unwrap(),
-    )
+    Some(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
+async fn history(url: String) -> HistoryStore {
+    HistoryStore::open(&url).await.unwrap()
 }
 
 fn treatment(code: &str, offer: &str, segment: Option<&str>) -> Treatment {
@@ -219,23 +222,93 @@ async fn concurrent_appends_are_all_acknowledged_after_commit(store: HistoryStor
     assert_eq!(store.queue_depth(), 0);
 }
 
+async fn profile_tables_are_imported_replaced_and_read_by_key(url: String) {
+    let store = ProfileStore::open(&url).await.unwrap();
+    let csv =
+        "customer_id,name,balance,vip,joined\n1001,Ada,10.5,true,2024-01-01\n1002,Ben,,false,\n";
+    let table = read_csv("Customers", csv.as_bytes(), &HashMap::new()).unwrap();
+    assert_eq!(store.import(&table, "customer_id").await.unwrap(), 2);
+    let schemas = store.schemas().await.unwrap();
+    assert_eq!(schemas.len(), 1);
+    assert_eq!(schemas[0].columns, table.schema.columns);
+    let rows = store
+        .rows(&schemas[0], "customer_id", "1002")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [vec![
+            ("customer_id".to_string(), Value::Int(1002)),
+            ("name".into(), Value::from("Ben")),
+            ("vip".into(), Value::Bool(false))
+        ]]
+    );
+    let ada = store
+        .rows(&schemas[0], "customer_id", "1001")
+        .await
+        .unwrap();
+    assert!(ada[0].contains(&(
+        "joined".to_string(),
+        Value::Timestamp(kairos_rules::time::parse_instant("2024-01-01").unwrap().at)
+    )));
+    assert!(
+        store
+            .rows(&schemas[0], "customer_id", "not-a-number")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Importing again replaces the table whole.
+    let again = read_csv(
+        "customers",
+        "customer_id,name\n7,Gus\n".as_bytes(),
+        &HashMap::new(),
+    )
+    .unwrap();
+    store.import(&again, "customer_id").await.unwrap();
+    let schemas = store.schemas().await.unwrap();
+    assert_eq!(schemas[0].columns.len(), 2);
+    assert!(
+        store
+            .rows(&schemas[0], "customer_id", "1001")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .rows(&schemas[0], "customer_id", "7")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
+    (history: $($name:ident),* ; profiles: $($pname:ident),* $(,)?) => {
         mod on_sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::sqlite().await).await; } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::history(super::sqlite().unwrap()).await).await; } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $pname() { super::$pname(super::sqlite().unwrap()).await; } )*
         }
         mod on_postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                if let Some(store) = super::postgres().await { super::$name(store).await; }
+                if let Some(url) = super::postgres().await { super::$name(super::history(url).await).await; }
+            } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $pname() {
+                if let Some(url) = super::postgres().await { super::$pname(url).await; }
             } )*
         }
     };
 }
 
 suite!(
+    history:
     records_are_stored_whole_and_in_order,
     contacts_are_found_by_treatment_code,
     audience_state_is_kept_and_replaced,
     learning_statistics_are_counted_per_offer_and_segment,
-    concurrent_appends_are_all_acknowledged_after_commit,
+    concurrent_appends_are_all_acknowledged_after_commit;
+    profiles:
+    profile_tables_are_imported_replaced_and_read_by_key,
 );

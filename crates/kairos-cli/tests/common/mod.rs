@@ -1,0 +1,77 @@
+//! Shared by the tests that run the real binary: paths, ports, a minimal HTTP client and a
+//! runtime process that is killed when dropped.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request on its own connection; `None` when the server is gone.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: k\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1;
+    Some((
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// `kairos runtime` with these arguments on a free port, ready to serve.
+pub struct Runtime {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Runtime {
+    pub fn start(args: &[&str]) -> Runtime {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .current_dir(repo())
+            .arg("runtime")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(port, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "the runtime did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Runtime { child, port }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,84 @@
+//! `kairos data import` and `kairos runtime` reading profiles from the database.
+
+mod common;
+
+use common::{Runtime, http, repo};
+use std::process::Command;
+
+#[test]
+fn imported_tables_serve_the_runtime_profiles() {
+    let data = std::env::temp_dir().join(format!("kairos-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let database = format!("sqlite://{}", data.join("kairos.db").display());
+    for (table, file) in [
+        ("people", "tests/scenarios/people.csv"),
+        ("orders", "tests/scenarios/orders.csv"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .current_dir(repo())
+            .args([
+                "data",
+                "import",
+                "--table",
+                table,
+                "--key",
+                "customer_id",
+                "--database",
+                &database,
+                file,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with(&format!("imported 9 rows into table {table}"))
+                || stdout.starts_with(&format!("imported 3 rows into table {table}")),
+            "{stdout}"
+        );
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .current_dir(repo())
+        .args([
+            "data",
+            "import",
+            "--table",
+            "people",
+            "--key",
+            "customer_id",
+            "--schema",
+            "age:number",
+            "--database",
+            &database,
+        ])
+        .arg("tests/scenarios/people.csv")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'number' is not a type"));
+
+    // No --profiles: the runtime types the channel against, and reads, the imported tables.
+    let runtime = Runtime::start(&[
+        "--channel-file",
+        "tests/scenarios/shop/channel.yaml",
+        "--database",
+        &database,
+    ]);
+    let (status, started) = http(
+        runtime.port,
+        "POST",
+        "/v1/sessions",
+        r#"{"channel":"shop","audience_id":{"customer_id":2},"debug":true}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(
+        started["segments"],
+        serde_json::json!(["high_value", "big_spender", "regular", "vip"])
+    );
+    assert_eq!(started["messages"], serde_json::json!([]));
+}
