@@ -484,3 +484,46 @@ async fn a_hot_swap_under_load_fails_no_request() {
     assert_eq!(version["channels"]["shop"]["deployment"], 10);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_sessions_is_refused_clearly_and_changes_nothing() {
+    let s = server(Config {
+        max_sessions: 5,
+        ..Config::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for customer in 1..=5 {
+        ids.push(start(s.addr, customer).await);
+    }
+    let (status, problem) = call(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "channel": "shop", "audience_id": { "customer_id": 6 } }),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("TOO_MANY_SESSIONS"))
+    );
+    // The sessions already there keep working, and reusing an ID is not a new session.
+    let (status, _) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{}/offers?ip=hero", ids[0]),
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "session_id": ids[1], "channel": "shop", "audience_id": { "customer_id": 2 } }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.runtime.sessions.len(), 5);
+    s.stop().await;
+}
