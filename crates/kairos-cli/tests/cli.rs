@@ -1,23 +1,8 @@
 //! The real `kairos` binary, as a user runs it.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn kairos() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kairos"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kairos-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::{kairos, repo, temp_file};
 
 #[test]
 fn the_demo_channel_validates_with_its_profiles() {

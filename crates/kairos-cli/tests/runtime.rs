@@ -2,8 +2,7 @@
 
 mod common;
 
-use common::{Runtime, http, repo};
-use std::process::Command;
+use common::{Runtime, http, kairos, repo};
 
 #[test]
 fn imported_tables_serve_the_runtime_profiles() {
@@ -14,7 +13,7 @@ fn imported_tables_serve_the_runtime_profiles() {
         ("people", "tests/scenarios/people.csv"),
         ("orders", "tests/scenarios/orders.csv"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        let out = kairos()
             .current_dir(repo())
             .args([
                 "data",
@@ -41,7 +40,7 @@ fn imported_tables_serve_the_runtime_profiles() {
             "{stdout}"
         );
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_kairos"))
+    let bad = kairos()
         .current_dir(repo())
         .args([
             "data",

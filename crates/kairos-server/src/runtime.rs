@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_engine::random::{SplitMix64, stable_hash};
-use kairos_engine::world::{AudienceId, Profile};
+use kairos_engine::world::{AudienceId, AudienceState, HistoryRecord, Profile};
 use kairos_engine::{
     Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start,
 };
@@ -204,7 +204,7 @@ impl Runtime {
         dep: &Deployment,
         audience: &AudienceId,
         messages: &mut Vec<Message>,
-    ) -> (Option<Profile>, kairos_engine::world::AudienceState) {
+    ) -> (Option<Profile>, AudienceState) {
         let budget = self.config.store_budget;
         let key = audience.key();
         let profiles = self.profiles.load_full();
@@ -369,11 +369,9 @@ impl Runtime {
         if !dep.has_event(event) {
             self.metrics.unknown_name("event", &dep.channel, event);
         }
-        let records = entry.session.take_records();
-        let state = entry.session.take_changed_state().cloned();
-        let key = entry.session.audience_key().to_string();
+        let (records, state) = pending(&mut entry.session);
         drop(entry);
-        self.flush(records, state.map(|s| (key, s))).await?;
+        self.flush(records, state).await?;
         Ok(response)
     }
 
@@ -381,8 +379,8 @@ impl Runtime {
     /// after this.
     async fn flush(
         &self,
-        records: Vec<kairos_engine::world::HistoryRecord>,
-        state: Option<(String, kairos_engine::world::AudienceState)>,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, AudienceState)>,
     ) -> Result<(), Problem> {
         if records.is_empty() && state.is_none() {
             return Ok(());
@@ -405,12 +403,7 @@ impl Runtime {
         let mut entry = slot.entry.lock().await;
         let dep = self.deployment(&entry.channel)?;
         // The previous audience's state is saved before the session moves on.
-        let records = entry.session.take_records();
-        let state = entry
-            .session
-            .take_changed_state()
-            .cloned()
-            .map(|s| (entry.session.audience_key().to_string(), s));
+        let (records, state) = pending(&mut entry.session);
         self.flush(records, state).await?;
         let mut messages = Vec::new();
         let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
@@ -445,12 +438,7 @@ impl Runtime {
 
     async fn close(&self, slot: Arc<crate::sessions::Slot>) -> Result<(), Problem> {
         let mut entry = slot.entry.lock().await;
-        let records = entry.session.take_records();
-        let state = entry
-            .session
-            .take_changed_state()
-            .cloned()
-            .map(|s| (entry.session.audience_key().to_string(), s));
+        let (records, state) = pending(&mut entry.session);
         self.flush(records, state).await
     }
 
@@ -470,6 +458,16 @@ impl Runtime {
             let _ = self.close(slot).await;
         }
     }
+}
+
+/// What a session has to write: its new records and, when it changed, its audience's state.
+fn pending(session: &mut Session) -> (Vec<HistoryRecord>, Option<(String, AudienceState)>) {
+    let records = session.take_records();
+    let state = session
+        .take_changed_state()
+        .cloned()
+        .map(|s| (session.audience_key().to_string(), s));
+    (records, state)
 }
 
 /// A store's answer within the time budget, or `fallback` and a warning: the first code when

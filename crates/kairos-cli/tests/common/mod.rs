@@ -8,6 +8,20 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The real binary.
+pub fn kairos() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+}
+
+/// A file with this text in a folder of this test process.
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kairos-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -48,7 +62,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn start(args: &[&str]) -> Runtime {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        let child = kairos()
             .current_dir(repo())
             .arg("runtime")
             .args(args)
