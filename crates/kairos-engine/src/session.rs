@@ -14,7 +14,7 @@ use crate::world::{AudienceId, AudienceState, HistoryRecord, Profile, Treatment}
 
 /// How many treatments a session remembers for responses within it; older ones are matched
 /// through the contact history like responses from another session.
-pub(crate) const TREATMENTS_KEPT: usize = 256;
+pub(crate) const TREATMENTS_KEPT: usize = 64;
 
 /// The deployment-specific view of a session: slot arrays and segment membership.
 pub(crate) struct Bound {
