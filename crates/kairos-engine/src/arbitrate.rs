@@ -3,6 +3,7 @@
 //! duplicates across the requested points, top N, default strings.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use kairos_model::model::Pick;
 use kairos_rules::Value;
@@ -33,17 +34,18 @@ pub struct OfferRequest {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServedOffer {
-    pub code: String,
-    pub name: Option<String>,
-    pub category: Option<String>,
+    pub code: Arc<str>,
+    pub name: Option<Arc<str>>,
+    pub category: Option<Arc<str>>,
     pub treatment_code: String,
     pub score: f64,
-    pub attributes: Vec<(String, Value)>,
+    /// The offer's attributes with the serving rule's overrides, merged at deploy time.
+    pub attributes: Arc<[(String, Value)]>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferList {
-    pub ip: String,
+    pub ip: Arc<str>,
     /// The interaction point's default string, served when no offer qualifies.
     pub default: Option<String>,
     pub offers: Vec<ServedOffer>,
@@ -102,8 +104,8 @@ impl Filter {
 /// One candidate offer of one interaction point, for the explain output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CandidateExplain {
-    pub offer: String,
-    pub rule: String,
+    pub offer: Arc<str>,
+    pub rule: Arc<str>,
     pub removed_by: Option<Filter>,
     /// The failed expression's error, for `eligibility_error` and `score_error`.
     pub detail: Option<String>,
@@ -115,7 +117,7 @@ pub struct CandidateExplain {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct IpExplain {
-    pub ip: String,
+    pub ip: Arc<str>,
     pub control_group: bool,
     /// This request was served by pure exploration (learning's explore share).
     pub explored: bool,
@@ -204,7 +206,7 @@ impl Session {
                     ),
                 ));
                 lists.push(OfferList {
-                    ip: request.ip.clone(),
+                    ip: request.ip.as_str().into(),
                     default: None,
                     offers: Vec::new(),
                 });
@@ -259,20 +261,18 @@ impl Session {
         dep: &Deployment,
         rng: &mut dyn Random,
         c: &Candidate,
-        ip: &str,
-        zone: &str,
+        ip: &Arc<str>,
+        zone: &Arc<str>,
         now: Timestamp,
     ) -> ServedOffer {
         let offer = &dep.offers[c.offer];
         let rule = &dep.rules[c.rule];
         let code = format!("{:016x}", rng.next_u64());
-        let mut attributes = offer.attributes.clone();
-        for (name, value) in &rule.attribute_overrides {
-            match attributes.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1 = value.clone(),
-                None => attributes.push((name.clone(), value.clone())),
-            }
-        }
+        let position = rule
+            .offers
+            .iter()
+            .position(|&o| o == c.offer)
+            .expect("the rule proposed this offer");
         let category = offer.category.map(|i| dep.categories[i].clone());
         self.remember(Treatment {
             code: code.clone(),
@@ -280,8 +280,8 @@ impl Session {
             category: category.clone(),
             rule: rule.id.clone(),
             segment: rule.segment.map(|s| dep.segments[s].clone()),
-            ip: ip.to_string(),
-            zone: zone.to_string(),
+            ip: ip.clone(),
+            zone: zone.clone(),
             score: c.final_score,
             deployment: dep.version,
             session_id: self.id.clone(),
@@ -294,7 +294,7 @@ impl Session {
             category,
             treatment_code: code,
             score: c.final_score,
-            attributes,
+            attributes: rule.attributes[position].clone(),
         }
     }
 
@@ -474,7 +474,7 @@ impl Session {
         if offer.expires.is_some_and(|t| now >= t) {
             return Some(Filter::OfferExpired);
         }
-        if let Some(history) = self.state.offers.get(&offer.code) {
+        if let Some(history) = self.state.offers.get(&*offer.code) {
             let held = |hold: &Option<HoldFor>, at: Option<Timestamp>| match (hold, at) {
                 (Some(HoldFor::Forever), Some(_)) => true,
                 (Some(HoldFor::Seconds(s)), Some(at)) => now.0 < at.0.saturating_add(seconds(*s)),
@@ -504,7 +504,7 @@ impl Session {
             }
         }
         // Suppress actions store lowercase names; compare without allocating.
-        let category = offer.category.map(|c| dep.categories[c].as_str());
+        let category = offer.category.map(|c| &*dep.categories[c]);
         if self.state.suppressions.iter().any(|s| {
             s.until > now
                 && (s.offers.iter().any(|o| o.eq_ignore_ascii_case(&offer.code))
@@ -516,7 +516,7 @@ impl Session {
             return Some(Filter::SuppressedByEvent);
         }
         if let Some(cap) = dep.max_contacts_per_visit
-            && self.visit_contacts.get(&offer.code).copied().unwrap_or(0) >= cap
+            && self.visit_contacts.get(&*offer.code).copied().unwrap_or(0) >= cap
         {
             return Some(Filter::VisitCap);
         }
@@ -562,7 +562,7 @@ impl Session {
             .iter()
             .map(|c| {
                 let code = &dep.offers[c.offer].code;
-                let segment = dep.rules[c.rule].segment.map(|s| dep.segments[s].as_str());
+                let segment = dep.rules[c.rule].segment.map(|s| &*dep.segments[s]);
                 let by_segment = segment
                     .map(|s| world.offer_stats(code, Some(s)))
                     .filter(|st| st.contacts >= min);

@@ -3,6 +3,7 @@
 //! segment. Nothing on the request path parses or looks a name up by string.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use kairos_model::model::{self as m, ActionKind, Channel, Hold, Pick, StepKind, Target};
 use kairos_model::{Loc, Schemas, channel_env, validate};
@@ -21,7 +22,7 @@ pub(crate) struct Level {
 }
 
 pub(crate) struct Ip {
-    pub name: String,
+    pub name: Arc<str>,
     pub zone: usize,
     pub default: Option<String>,
 }
@@ -32,8 +33,8 @@ pub(crate) enum HoldFor {
 }
 
 pub(crate) struct Offer {
-    pub code: String,
-    pub name: Option<String>,
+    pub code: Arc<str>,
+    pub name: Option<Arc<str>>,
     pub category: Option<usize>,
     pub attributes: Vec<(String, Value)>,
     /// Values of the `offer.` slots (built-ins and attributes), for rule expressions.
@@ -47,16 +48,17 @@ pub(crate) struct Offer {
 }
 
 pub(crate) struct Rule {
-    pub id: String,
+    pub id: Arc<str>,
     pub segment: Option<usize>,
     pub offers: Vec<usize>,
     pub pick: Pick,
     pub score: f64,
     pub eligibility: Option<Program>,
     pub score_expr: Option<Program>,
-    /// Attribute overrides: by offer slot (for expressions) and by name (for the response).
+    /// Attribute overrides by offer slot, for expressions.
     pub slot_overrides: Vec<(u32, Value)>,
-    pub attribute_overrides: Vec<(String, Value)>,
+    /// Per offer of `offers`: its attributes with this rule's overrides, as served.
+    pub attributes: Vec<Arc<[(String, Value)]>>,
     pub effective: Option<Timestamp>,
     pub expires: Option<Timestamp>,
     pub enabled: bool,
@@ -156,12 +158,12 @@ pub struct Deployment {
     pub(crate) env: Env,
     pub(crate) levels: Vec<Level>,
     pub(crate) default_level: Option<usize>,
-    pub(crate) zones: Vec<String>,
+    pub(crate) zones: Vec<Arc<str>>,
     pub(crate) ips: Vec<Ip>,
     pub(crate) ip_index: HashMap<String, usize>,
-    pub(crate) categories: Vec<String>,
+    pub(crate) categories: Vec<Arc<str>>,
     pub(crate) offers: Vec<Offer>,
-    pub(crate) segments: Vec<String>,
+    pub(crate) segments: Vec<Arc<str>>,
     pub(crate) segment_exprs: Vec<(usize, Program)>,
     pub(crate) flowcharts: Vec<Flowchart>,
     pub(crate) rules: Vec<Rule>,
@@ -409,7 +411,7 @@ impl Deployment {
         for (zi, zone) in channel.zones.iter().enumerate() {
             for ip in &zone.interaction_points {
                 ips.push(Ip {
-                    name: ip.name.value.clone(),
+                    name: ip.name.value.as_str().into(),
                     zone: zi,
                     default: ip.default.clone(),
                 });
@@ -462,8 +464,8 @@ impl Deployment {
                 let suppression = o.suppression.clone().unwrap_or_default();
                 Offer {
                     slots: offer_slots(&c.env, &o.code.value, &o.name, &category_name, &attributes),
-                    code: o.code.value.clone(),
-                    name: o.name.clone(),
+                    code: o.code.value.as_str().into(),
+                    name: o.name.as_deref().map(Arc::from),
                     category,
                     attributes,
                     effective: start_of(&o.effective),
@@ -476,7 +478,7 @@ impl Deployment {
                 }
             })
             .collect();
-        let offer_codes: Vec<String> = offers.iter().map(|o| o.code.clone()).collect();
+        let offer_codes: Vec<String> = offers.iter().map(|o| o.code.to_string()).collect();
 
         let visitor = Scope::default();
         let mut segment_exprs = Vec::new();
@@ -523,15 +525,30 @@ impl Deployment {
                         .map(|slot| (slot, v.clone()))
                 })
                 .collect();
+            let offer_indices: Vec<usize> = r
+                .offers
+                .codes()
+                .iter()
+                .map(|code| Compiler::index_of(&offer_codes, &code.value))
+                .collect();
+            // What each offer is served with: its attributes, then the rule's overrides.
+            let attributes = offer_indices
+                .iter()
+                .map(|&o| {
+                    let mut merged = offers[o].attributes.clone();
+                    for (name, value) in &attribute_overrides {
+                        match merged.iter_mut().find(|(n, _)| n == name) {
+                            Some(slot) => slot.1 = value.clone(),
+                            None => merged.push((name.clone(), value.clone())),
+                        }
+                    }
+                    Arc::from(merged)
+                })
+                .collect();
             rules.push(Rule {
-                id: r.id.value.clone(),
+                id: r.id.value.as_str().into(),
                 segment,
-                offers: r
-                    .offers
-                    .codes()
-                    .iter()
-                    .map(|code| Compiler::index_of(&offer_codes, &code.value))
-                    .collect(),
+                offers: offer_indices,
                 pick: r.pick.map_or(Pick::Best, |p| p.value),
                 score: r.score.map_or(DEFAULT_SCORE, |s| s.value),
                 eligibility: r
@@ -545,7 +562,7 @@ impl Deployment {
                     .map(|e| c.expr(e, rule_scope, Expected::Number))
                     .transpose()?,
                 slot_overrides,
-                attribute_overrides,
+                attributes,
                 effective: start_of(&r.effective),
                 expires: end_of(&r.expires),
                 enabled: r.enabled.is_none_or(|e| e.value),
@@ -655,12 +672,12 @@ impl Deployment {
             env: c.env,
             levels,
             default_level,
-            zones,
+            zones: zones.iter().map(|z| Arc::from(z.as_str())).collect(),
             ips,
             ip_index,
-            categories,
+            categories: categories.iter().map(|c| Arc::from(c.as_str())).collect(),
             offers,
-            segments,
+            segments: segments.iter().map(|n| Arc::from(n.as_str())).collect(),
             segment_exprs,
             flowcharts,
             rules,

@@ -236,10 +236,10 @@ impl Target for InProcess<'_> {
                     .iter()
                     .map(|l| {
                         (
-                            l.ip.clone(),
+                            l.ip.to_string(),
                             l.offers
                                 .iter()
-                                .map(|o| (o.code.clone(), o.treatment_code.clone()))
+                                .map(|o| (o.code.to_string(), o.treatment_code.clone()))
                                 .collect(),
                         )
                     })

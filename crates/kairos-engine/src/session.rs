@@ -3,6 +3,7 @@
 //! of them ([`Bound`]), rebuilt when a new deployment is swapped in mid-session.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use kairos_rules::time::Timestamp;
 use kairos_rules::{Activation, Root, Value};
@@ -28,9 +29,9 @@ pub(crate) struct Bound {
 }
 
 pub struct Session {
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
     pub(crate) audience: AudienceId,
-    pub(crate) audience_key: String,
+    pub(crate) audience_key: Arc<str>,
     pub(crate) profile: Profile,
     pub(crate) params: BTreeMap<String, Value>,
     pub(crate) state: AudienceState,
@@ -100,8 +101,8 @@ impl Session {
             ));
         }
         let mut session = Session {
-            id: start.session_id,
-            audience_key: audience.key(),
+            id: start.session_id.into(),
+            audience_key: audience.key().into(),
             audience,
             profile: start.profile.unwrap_or_default(),
             params: BTreeMap::new(),
@@ -143,7 +144,7 @@ impl Session {
                 format!("no profile for {}", audience.key()),
             ));
         }
-        self.audience_key = audience.key();
+        self.audience_key = audience.key().into();
         self.audience = audience;
         self.profile = profile.unwrap_or_default();
         self.state = state;
@@ -179,7 +180,7 @@ impl Session {
         Ended {
             records: self.take_records(),
             state: self.state_changed.then_some(self.state),
-            audience_key: self.audience_key,
+            audience_key: self.audience_key.to_string(),
         }
     }
 
@@ -221,7 +222,10 @@ impl Session {
     /// The visitor's current segments under `dep`.
     pub fn segments(&mut self, dep: &Deployment, now: Timestamp) -> Vec<String> {
         let b = self.bind(dep, now);
-        b.segments.iter().map(|s| dep.segments[s].clone()).collect()
+        b.segments
+            .iter()
+            .map(|s| dep.segments[s].to_string())
+            .collect()
     }
 
     pub fn profile_view(&mut self, dep: &Deployment, now: Timestamp) -> ProfileView {
@@ -410,7 +414,7 @@ impl Activation for SessionActivation<'_> {
         Value::list(
             self.segments
                 .iter()
-                .map(|s| Value::string(self.dep.segments[s].as_str())),
+                .map(|s| Value::String(self.dep.segments[s].clone())),
         )
     }
 

@@ -2,6 +2,7 @@
 //! the engine asks of the rest of the system while deciding, and the records it hands back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
@@ -65,19 +66,22 @@ pub fn id_text(value: &Value) -> String {
 
 /// One offer shown once: returned with the offer, echoed back with contacts and responses.
 #[derive(Clone, Debug, PartialEq)]
+///
+/// Names are shared with the deployment and the session (`Arc<str>`): issuing a treatment on
+/// the request path copies no string.
 pub struct Treatment {
     pub code: String,
-    pub offer: String,
-    pub category: Option<String>,
-    pub rule: String,
+    pub offer: Arc<str>,
+    pub category: Option<Arc<str>>,
+    pub rule: Arc<str>,
     /// The segment of the rule that proposed the offer (`None` for a `*` rule).
-    pub segment: Option<String>,
-    pub ip: String,
-    pub zone: String,
+    pub segment: Option<Arc<str>>,
+    pub ip: Arc<str>,
+    pub zone: Arc<str>,
     pub score: f64,
     pub deployment: u64,
-    pub session_id: String,
-    pub audience: String,
+    pub session_id: Arc<str>,
+    pub audience: Arc<str>,
     pub issued_at: Timestamp,
 }
 
@@ -202,8 +206,11 @@ impl MemoryWorld {
         for record in records {
             let t = &record.treatment;
             for key in [
-                (t.offer.clone(), None),
-                (t.offer.clone(), t.segment.clone()),
+                (t.offer.to_string(), None),
+                (
+                    t.offer.to_string(),
+                    t.segment.as_deref().map(str::to_string),
+                ),
             ] {
                 let stats = self.stats.entry(key).or_default();
                 match record.kind {
@@ -217,7 +224,7 @@ impl MemoryWorld {
             }
             if record.kind == ResponseKind::Contact {
                 self.contacts
-                    .entry(t.offer.clone())
+                    .entry(t.offer.to_string())
                     .or_default()
                     .push(record.at);
                 self.treatments.insert(t.code.clone(), t.clone());

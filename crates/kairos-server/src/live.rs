@@ -92,7 +92,7 @@ impl Live {
         let mut stats = self.pending.lock().expect("stats lock");
         for r in records {
             let t = &r.treatment;
-            let entry = stats.entry(t.offer.clone()).or_default();
+            let entry = stats.entry(t.offer.to_string()).or_default();
             let bump = |s: &mut Stats| match r.kind {
                 ResponseKind::Contact => s.contacts += 1,
                 ResponseKind::Accept => s.accepts += 1,
@@ -100,7 +100,7 @@ impl Live {
             };
             bump(&mut entry.overall);
             if let Some(segment) = &t.segment {
-                bump(entry.by_segment.entry(segment.clone()).or_default());
+                bump(entry.by_segment.entry(segment.to_string()).or_default());
             }
         }
         let now_ms = self.epoch.elapsed().as_millis() as i64;

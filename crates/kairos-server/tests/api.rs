@@ -57,7 +57,7 @@ async fn a_touchpoint_session_end_to_end() {
     assert_eq!(
         (
             history[0].kind,
-            history[0].treatment.offer.as_str(),
+            history[0].treatment.offer.as_ref(),
             history[0].treatment.code.as_str()
         ),
         (ResponseKind::Contact, "GOLD", code.as_str())

@@ -2,6 +2,7 @@
 //! are portable (numbered placeholders, `ON CONFLICT` upserts); only the table definitions and
 //! connection settings differ.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kairos_engine::world::{AudienceState, HistoryRecord, Treatment};
@@ -113,18 +114,23 @@ pub(crate) fn text_of(value: &kairos_rules::Value) -> String {
 }
 
 fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
+    let text = |column: &str| row.try_get::<String, _>(column).map(Arc::<str>::from);
+    let optional = |column: &str| {
+        row.try_get::<Option<String>, _>(column)
+            .map(|v| v.map(Arc::<str>::from))
+    };
     Ok(Treatment {
         code: row.try_get("treatment_code")?,
-        offer: row.try_get("offer")?,
-        category: row.try_get("category")?,
-        rule: row.try_get("rule")?,
-        segment: row.try_get("segment")?,
-        ip: row.try_get("ip")?,
-        zone: row.try_get("zone")?,
+        offer: text("offer")?,
+        category: optional("category")?,
+        rule: text("rule")?,
+        segment: optional("segment")?,
+        ip: text("ip")?,
+        zone: text("zone")?,
         score: row.try_get("score")?,
         deployment: row.try_get::<i64, _>("deployment")? as u64,
-        session_id: row.try_get("session_id")?,
-        audience: row.try_get("audience")?,
+        session_id: text("session_id")?,
+        audience: text("audience")?,
         issued_at: Timestamp(row.try_get("issued_at")?),
     })
 }
@@ -155,16 +161,16 @@ impl Backend for Sql {
                     query = query
                         .bind(r.kind.name())
                         .bind(&t.code)
-                        .bind(&t.offer)
-                        .bind(t.category.clone())
-                        .bind(&t.rule)
-                        .bind(t.segment.clone())
-                        .bind(&t.ip)
-                        .bind(&t.zone)
+                        .bind(&*t.offer)
+                        .bind(t.category.as_deref())
+                        .bind(&*t.rule)
+                        .bind(t.segment.as_deref())
+                        .bind(&*t.ip)
+                        .bind(&*t.zone)
                         .bind(t.score)
                         .bind(t.deployment as i64)
-                        .bind(&t.session_id)
-                        .bind(&t.audience)
+                        .bind(&*t.session_id)
+                        .bind(&*t.audience)
                         .bind(r.at.0)
                         .bind(t.issued_at.0)
                         .bind(i64::from(r.cross_session));

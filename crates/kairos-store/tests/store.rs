@@ -64,7 +64,7 @@ fn treatment(code: &str, offer: &str, segment: Option<&str>) -> Treatment {
         offer: offer.into(),
         category: Some("cards".into()),
         rule: "r1".into(),
-        segment: segment.map(str::to_string),
+        segment: segment.map(Into::into),
         ip: "hero".into(),
         zone: "home".into(),
         score: 80.5,
