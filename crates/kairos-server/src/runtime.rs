@@ -171,10 +171,15 @@ impl Runtime {
         !self.channels.load().is_empty()
     }
 
+    /// The deployment serving `channel`; sessions keep the lowercase key, so the request
+    /// path looks it up without allocating.
     fn deployment(&self, channel: &str) -> Result<Arc<Deployment>, Problem> {
-        self.channels
-            .load()
-            .get(&channel.to_ascii_lowercase())
+        let channels = self.channels.load();
+        let found = match channels.get(channel) {
+            Some(loaded) => Some(loaded),
+            None => channels.get(&channel.to_ascii_lowercase()),
+        };
+        found
             .map(|l| l.deployment.clone())
             .ok_or_else(|| Problem::channel_not_found(channel))
     }
@@ -280,7 +285,7 @@ impl Runtime {
         let segments = call.debug.then(|| session.segments(&dep, now));
         let entry = Entry {
             session,
-            channel: dep.channel.clone(),
+            channel: dep.channel.to_ascii_lowercase(),
         };
         match self.sessions.insert(session_id.clone(), entry) {
             // The session it replaces is ended properly: what it held is written.

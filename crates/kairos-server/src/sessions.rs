@@ -12,7 +12,7 @@ use kairos_engine::Session;
 
 const SHARDS: usize = 64;
 
-/// A live session and the channel it belongs to.
+/// A live session and the channel it belongs to (lowercase, as deployments are keyed).
 pub struct Entry {
     pub session: Session,
     pub channel: String,
