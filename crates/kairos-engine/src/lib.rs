@@ -26,4 +26,4 @@ pub use deployment::{
 };
 pub use events::{EventResponse, RESPONSE_TYPE_PARAM, TREATMENT_CODE_PARAMS};
 pub use messages::{Level, Message};
-pub use session::{Ended, ProfileView, Session, Start};
+pub use session::{Ended, ProfileView, Session, SessionSnapshot, Start};

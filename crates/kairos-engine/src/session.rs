@@ -45,6 +45,28 @@ pub struct Session {
     pub(crate) records: Vec<HistoryRecord>,
     pub(crate) state_changed: bool,
     pub(crate) eval_errors: u64,
+    /// Segments carried over from a snapshot, used instead of re-segmenting when the same
+    /// deployment binds the session next.
+    pub(crate) restored_segments: Option<(u64, Vec<String>)>,
+}
+
+/// A session as plain data: what runtime instances sharing sessions (through Redis) store
+/// between requests. Records are not in it: they are written before a snapshot is taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub audience: AudienceId,
+    pub profile: Profile,
+    pub params: BTreeMap<String, Value>,
+    pub state: AudienceState,
+    pub state_changed: bool,
+    pub debug: bool,
+    pub visit_contacts: HashMap<String, u64>,
+    pub treatments: Vec<Treatment>,
+    pub last_offers: Vec<String>,
+    pub eval_errors: u64,
+    /// The segments, by name, under the deployment version that computed them.
+    pub segments: Option<(u64, Vec<String>)>,
 }
 
 /// Everything needed to start a session, already loaded by the shell.
@@ -115,6 +137,7 @@ impl Session {
             records: Vec::new(),
             state_changed: false,
             eval_errors: 0,
+            restored_segments: None,
         };
         session.merge_params(dep, &start.params);
         session.bind(dep, now);
@@ -173,6 +196,63 @@ impl Session {
 
     pub fn set_debug(&mut self, debug: bool) {
         self.debug = debug;
+    }
+
+    /// The session as plain data (take its records first: they are not part of it); its
+    /// segments are named as `dep` names them.
+    pub fn snapshot(&self, dep: &Deployment) -> SessionSnapshot {
+        debug_assert!(
+            self.records.is_empty(),
+            "records are written before a snapshot"
+        );
+        let segments = self
+            .bound
+            .as_ref()
+            .filter(|b| b.version == dep.version)
+            .map(|b| {
+                (
+                    b.version,
+                    b.segments
+                        .iter()
+                        .map(|i| dep.segments[i].to_string())
+                        .collect(),
+                )
+            });
+        SessionSnapshot {
+            id: self.id.to_string(),
+            audience: self.audience.clone(),
+            profile: self.profile.clone(),
+            params: self.params.clone(),
+            state: self.state.clone(),
+            state_changed: self.state_changed,
+            debug: self.debug,
+            visit_contacts: self.visit_contacts.clone(),
+            treatments: self.treatments.iter().cloned().collect(),
+            last_offers: self.last_offers.clone(),
+            eval_errors: self.eval_errors,
+            segments: segments.or_else(|| self.restored_segments.clone()),
+        }
+    }
+
+    /// A session from its snapshot; it is bound to a deployment on its next call.
+    pub fn restore(s: SessionSnapshot) -> Session {
+        Session {
+            audience_key: s.audience.key().into(),
+            id: s.id.into(),
+            audience: s.audience,
+            profile: s.profile,
+            params: s.params,
+            state: s.state,
+            debug: s.debug,
+            bound: None,
+            visit_contacts: s.visit_contacts,
+            treatments: s.treatments.into(),
+            last_offers: s.last_offers,
+            records: Vec::new(),
+            state_changed: s.state_changed,
+            eval_errors: s.eval_errors,
+            restored_segments: s.segments,
+        }
     }
 
     /// Ends the session: everything left to persist.
@@ -292,7 +372,18 @@ impl Session {
                 control_group,
             });
             self.refresh_patterns(dep, now);
-            self.resegment(dep, now);
+            match self.restored_segments.take() {
+                // The same deployment already segmented this visitor: keep its answer.
+                Some((version, names)) if version == dep.version => {
+                    let bound = self.bound.as_mut().expect("bound above");
+                    for name in names {
+                        if let Some(i) = dep.segments.iter().position(|s| **s == *name) {
+                            bound.segments.insert(i);
+                        }
+                    }
+                }
+                _ => self.resegment(dep, now),
+            }
         }
         self.bound.as_mut().expect("bound above")
     }
