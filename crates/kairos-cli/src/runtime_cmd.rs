@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use kairos_engine::Deployment;
 use kairos_server::profiles::StoreProfiles;
+use kairos_server::shared::RedisSessions;
 use kairos_server::{Config, ProfileSource, Runtime, channel_hash};
 use kairos_store::{HistoryStore, ProfileStore};
 
@@ -33,6 +34,10 @@ pub struct Args {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:7701")]
     listen: SocketAddr,
+    /// Where sessions live: memory, or redis://... to share them with the group's other
+    /// instances
+    #[arg(long, default_value = "memory")]
+    sessions: String,
     /// A touchpoint token to accept (repeatable); without any the runtime runs open
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
@@ -129,7 +134,28 @@ async fn serve(args: Args) -> Result<ExitCode> {
         idle_timeout: Duration::from_secs(args.idle_minutes * 60),
         ..Config::default()
     };
-    let runtime = Arc::new(Runtime::new(store, profiles, config));
+    let mut runtime = Runtime::new(store, profiles, config);
+    if args.sessions != "memory" {
+        if !args.sessions.starts_with("redis://") {
+            anyhow::bail!(
+                "--sessions takes memory or redis://..., got '{}'",
+                args.sessions
+            );
+        }
+        // Instances serving the same channels share a key space.
+        let mut channels: Vec<&str> = deployments
+            .iter()
+            .map(|(d, _)| d.channel.as_str())
+            .collect();
+        channels.sort();
+        let prefix = format!("kairos:{}", channels.join(","));
+        let ttl = Duration::from_secs(args.idle_minutes * 60);
+        let shared = RedisSessions::connect(&args.sessions, &prefix, ttl)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        runtime = runtime.with_shared_sessions(shared);
+    }
+    let runtime = Arc::new(runtime);
     runtime
         .warm()
         .await
@@ -151,6 +177,7 @@ async fn serve(args: Args) -> Result<ExitCode> {
         listener.local_addr()?
     );
     println!("  history and state: {db}");
+    println!("  sessions: {}", args.sessions);
     if args.profiles.is_empty() {
         println!("  profiles: the tables imported into {db} (kairos data import)");
     }

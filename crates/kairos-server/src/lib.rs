@@ -10,6 +10,7 @@ pub mod problem;
 pub mod profiles;
 pub mod runtime;
 mod sessions;
+pub mod shared;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -22,6 +22,7 @@ use crate::live::{Live, RequestWorld};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::sessions::{Entry, Sessions};
+use crate::shared::RedisSessions;
 
 /// Where session profiles come from.
 pub trait ProfileSource: Send + Sync {
@@ -81,6 +82,8 @@ pub struct Runtime {
     channels: ArcSwap<HashMap<String, Arc<Loaded>>>,
     profiles: ArcSwap<ProfileHandle>,
     pub sessions: Sessions,
+    /// Sessions shared with the other instances of the group (Redis), instead of `sessions`.
+    shared: Option<RedisSessions>,
     pub store: HistoryStore,
     pub live: Live,
     pub metrics: Metrics,
@@ -122,12 +125,19 @@ impl Runtime {
             channels: ArcSwap::from_pointee(HashMap::new()),
             profiles: ArcSwap::from_pointee(ProfileHandle(profiles)),
             sessions: Sessions::new(config.max_sessions, config.idle_timeout),
+            shared: None,
             store,
             live: Live::default(),
             metrics: Metrics::default(),
             config,
             seed: AtomicU64::new(wall_clock().0 as u64),
         }
+    }
+
+    /// Keeps sessions in Redis, shared with the group's other instances.
+    pub fn with_shared_sessions(mut self, shared: RedisSessions) -> Runtime {
+        self.shared = Some(shared);
+        self
     }
 
     /// Loads learning statistics and recent contact counts from history (at start-up).
@@ -244,17 +254,24 @@ impl Runtime {
             .session_id
             .clone()
             .unwrap_or_else(|| self.new_session_id());
-        if call.rely_on_existing_session
-            && let Some(slot) = self.sessions.get(&session_id)
-        {
-            let mut entry = slot.entry.lock().await;
-            if entry.channel.eq_ignore_ascii_case(&dep.channel) {
-                let now = self.now();
-                entry.session.set_params(&dep, &call.params, now);
-                let segments = entry
-                    .session
-                    .debug()
-                    .then(|| entry.session.segments(&dep, now));
+        let channel = dep.channel.to_ascii_lowercase();
+        if call.rely_on_existing_session && self.session_exists(&session_id).await? {
+            let reused = self
+                .with_session(&session_id, async |entry: &mut Entry| {
+                    if entry.channel != channel {
+                        return Ok(None);
+                    }
+                    let now = self.now();
+                    entry.session.set_params(&dep, &call.params, now);
+                    Ok(Some(
+                        entry
+                            .session
+                            .debug()
+                            .then(|| entry.session.segments(&dep, now)),
+                    ))
+                })
+                .await?;
+            if let Some(segments) = reused {
                 return Ok(Started {
                     session_id,
                     messages: Vec::new(),
@@ -283,11 +300,23 @@ impl Runtime {
             .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
         messages.extend(engine_messages);
         let segments = call.debug.then(|| session.segments(&dep, now));
-        let entry = Entry {
-            session,
-            channel: dep.channel.to_ascii_lowercase(),
-        };
-        match self.sessions.insert(session_id.clone(), entry) {
+        if let Some(shared) = &self.shared {
+            // A replaced session had nothing left to write: each call wrote what it produced.
+            let token = self.new_session_id();
+            shared.lock(&session_id, &token).await?;
+            let saved = shared.save(&channel, &session.snapshot(&dep)).await;
+            shared.unlock(&session_id, &token).await;
+            saved?;
+            return Ok(Started {
+                session_id,
+                messages,
+                segments,
+            });
+        }
+        match self
+            .sessions
+            .insert(session_id.clone(), Entry { session, channel })
+        {
             // The session it replaces is ended properly: what it held is written.
             Ok(Some(replaced)) => self.close(replaced).await?,
             Ok(None) => {}
@@ -309,10 +338,49 @@ impl Runtime {
         })
     }
 
-    fn slot(&self, id: &str) -> Result<Arc<crate::sessions::Slot>, Problem> {
-        self.sessions
-            .get(id)
-            .ok_or_else(|| Problem::session_not_found(id))
+    async fn session_exists(&self, id: &str) -> Result<bool, Problem> {
+        match &self.shared {
+            Some(shared) => shared.exists(id).await,
+            None => Ok(self.sessions.get(id).is_some()),
+        }
+    }
+
+    /// Runs `f` on session `id`: in memory under the session's mutex, or, with shared
+    /// sessions, under its Redis lock, loaded before and stored after.
+    async fn with_session<R>(
+        &self,
+        id: &str,
+        f: impl AsyncFnOnce(&mut Entry) -> Result<R, Problem>,
+    ) -> Result<R, Problem> {
+        let Some(shared) = &self.shared else {
+            let slot = self
+                .sessions
+                .get(id)
+                .ok_or_else(|| Problem::session_not_found(id))?;
+            let mut entry = slot.entry.lock().await;
+            return f(&mut entry).await;
+        };
+        let token = self.new_session_id();
+        shared.lock(id, &token).await?;
+        let result = async {
+            let (channel, snapshot) = shared
+                .load(id)
+                .await?
+                .ok_or_else(|| Problem::session_not_found(id))?;
+            let mut entry = Entry {
+                session: Session::restore(snapshot),
+                channel,
+            };
+            let value = f(&mut entry).await?;
+            let dep = self.deployment(&entry.channel)?;
+            shared
+                .save(&entry.channel, &entry.session.snapshot(&dep))
+                .await?;
+            Ok(value)
+        }
+        .await;
+        shared.unlock(id, &token).await;
+        result
     }
 
     pub async fn get_offers(
@@ -320,28 +388,29 @@ impl Runtime {
         id: &str,
         request: OffersRequest,
     ) -> Result<OffersResponse, Problem> {
-        let slot = self.slot(id)?;
-        let mut entry = slot.entry.lock().await;
-        let dep = self.deployment(&entry.channel)?;
-        let world = RequestWorld {
-            live: &self.live,
-            earlier: None,
-        };
-        let response =
-            entry
-                .session
-                .get_offers(&dep, &world, &mut self.rng(), &request, self.now());
-        self.metrics
-            .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
-        for r in request
-            .requests
-            .iter()
-            .filter(|r| !dep.has_interaction_point(&r.ip))
-        {
+        self.with_session(id, async |entry: &mut Entry| {
+            let dep = self.deployment(&entry.channel)?;
+            let world = RequestWorld {
+                live: &self.live,
+                earlier: None,
+            };
+            let response =
+                entry
+                    .session
+                    .get_offers(&dep, &world, &mut self.rng(), &request, self.now());
             self.metrics
-                .unknown_name("interaction_point", &dep.channel, &r.ip);
-        }
-        Ok(response)
+                .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
+            for r in request
+                .requests
+                .iter()
+                .filter(|r| !dep.has_interaction_point(&r.ip))
+            {
+                self.metrics
+                    .unknown_name("interaction_point", &dep.channel, &r.ip);
+            }
+            Ok(response)
+        })
+        .await
     }
 
     pub async fn post_event(
@@ -350,34 +419,34 @@ impl Runtime {
         event: &str,
         params: Vec<(String, Value)>,
     ) -> Result<EventResponse, Problem> {
-        let slot = self.slot(id)?;
-        let mut entry = slot.entry.lock().await;
-        let dep = self.deployment(&entry.channel)?;
-        // A response naming a treatment of an earlier session: fetch it before deciding.
-        let code = kairos_engine::TREATMENT_CODE_PARAMS
-            .iter()
-            .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
-            .map(|(_, v)| kairos_engine::world::id_text(v));
-        let earlier = match code {
-            Some(code) if !entry.session.has_treatment(&code) => {
-                self.store.find_contact(&code).await.map_err(storage)?
+        self.with_session(id, async |entry: &mut Entry| {
+            let dep = self.deployment(&entry.channel)?;
+            // A response naming a treatment of an earlier session: fetch it before deciding.
+            let code = kairos_engine::TREATMENT_CODE_PARAMS
+                .iter()
+                .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
+                .map(|(_, v)| kairos_engine::world::id_text(v));
+            let earlier = match code {
+                Some(code) if !entry.session.has_treatment(&code) => {
+                    self.store.find_contact(&code).await.map_err(storage)?
+                }
+                _ => None,
+            };
+            let world = RequestWorld {
+                live: &self.live,
+                earlier,
+            };
+            let response = entry
+                .session
+                .post_event(&dep, &world, event, &params, self.now());
+            if !dep.has_event(event) {
+                self.metrics.unknown_name("event", &dep.channel, event);
             }
-            _ => None,
-        };
-        let world = RequestWorld {
-            live: &self.live,
-            earlier,
-        };
-        let response = entry
-            .session
-            .post_event(&dep, &world, event, &params, self.now());
-        if !dep.has_event(event) {
-            self.metrics.unknown_name("event", &dep.channel, event);
-        }
-        let (records, state) = pending(&mut entry.session);
-        drop(entry);
-        self.flush(records, state).await?;
-        Ok(response)
+            let (records, state) = pending(&mut entry.session);
+            self.flush(records, state).await?;
+            Ok(response)
+        })
+        .await
     }
 
     /// Writes records and audience state durably (one group commit); the caller answers only
@@ -404,41 +473,58 @@ impl Runtime {
         audience: AudienceId,
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
-        let slot = self.slot(id)?;
-        let mut entry = slot.entry.lock().await;
-        let dep = self.deployment(&entry.channel)?;
-        // The previous audience's state is saved before the session moves on.
-        let (records, state) = pending(&mut entry.session);
-        self.flush(records, state).await?;
-        let mut messages = Vec::new();
-        let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
-        let more = entry
-            .session
-            .set_audience(&dep, audience, profile, state, &params, self.now())
-            .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
-        messages.extend(more);
-        Ok(messages)
+        self.with_session(id, async |entry: &mut Entry| {
+            let dep = self.deployment(&entry.channel)?;
+            // The previous audience's state is saved before the session moves on.
+            let (records, state) = pending(&mut entry.session);
+            self.flush(records, state).await?;
+            let mut messages = Vec::new();
+            let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
+            let more = entry
+                .session
+                .set_audience(&dep, audience, profile, state, &params, self.now())
+                .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+            messages.extend(more);
+            Ok(messages)
+        })
+        .await
     }
 
     pub async fn get_profile(&self, id: &str) -> Result<ProfileView, Problem> {
-        let slot = self.slot(id)?;
-        let mut entry = slot.entry.lock().await;
-        let dep = self.deployment(&entry.channel)?;
-        Ok(entry.session.profile_view(&dep, self.now()))
+        self.with_session(id, async |entry: &mut Entry| {
+            let dep = self.deployment(&entry.channel)?;
+            Ok(entry.session.profile_view(&dep, self.now()))
+        })
+        .await
     }
 
     pub async fn set_debug(&self, id: &str, debug: bool) -> Result<(), Problem> {
-        self.slot(id)?.entry.lock().await.session.set_debug(debug);
-        Ok(())
+        self.with_session(id, async |entry: &mut Entry| {
+            entry.session.set_debug(debug);
+            Ok(())
+        })
+        .await
     }
 
     /// Ends a session; its history is durable before this returns.
     pub async fn end_session(&self, id: &str) -> Result<(), Problem> {
-        let slot = self
-            .sessions
-            .remove(id)
-            .ok_or_else(|| Problem::session_not_found(id))?;
-        self.close(slot).await
+        let Some(shared) = &self.shared else {
+            let slot = self
+                .sessions
+                .remove(id)
+                .ok_or_else(|| Problem::session_not_found(id))?;
+            return self.close(slot).await;
+        };
+        // Every call already wrote what it produced: ending is forgetting.
+        let token = self.new_session_id();
+        shared.lock(id, &token).await?;
+        let removed = shared.remove(id).await;
+        shared.unlock(id, &token).await;
+        if removed? {
+            Ok(())
+        } else {
+            Err(Problem::session_not_found(id))
+        }
     }
 
     async fn close(&self, slot: Arc<crate::sessions::Slot>) -> Result<(), Problem> {

@@ -211,7 +211,7 @@ pub(crate) fn kind_from_name(name: &str) -> Result<ResponseKind, StoreError> {
     }
 }
 
-pub(crate) use codec::{decode as decode_state, encode as encode_state};
+pub use codec::{decode as decode_state, encode as encode_state};
 
 /// Folds (offer, segment, kind, count) rows into learning statistics.
 pub(crate) fn fold_stats(

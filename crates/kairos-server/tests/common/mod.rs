@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kairos_engine::Deployment;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_model::table::read_csv;
+use kairos_server::shared::RedisSessions;
 use kairos_server::{Config, Runtime, channel_hash};
 use kairos_store::HistoryStore;
 use serde_json::{Value as J, json};
@@ -58,10 +59,6 @@ pub fn june_15() -> kairos_rules::time::Timestamp {
 }
 
 pub async fn server(config: Config) -> Server {
-    let config = Config {
-        clock: june_15,
-        ..config
-    };
     let dir = std::env::temp_dir().join(format!(
         "kairos-api-{}-{}",
         std::process::id(),
@@ -71,9 +68,26 @@ pub async fn server(config: Config) -> Server {
     let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
         .await
         .unwrap();
+    instance(config, store, None).await
+}
+
+/// One runtime instance over `store`, with sessions in memory or shared through Redis.
+pub async fn instance(
+    config: Config,
+    store: HistoryStore,
+    shared: Option<RedisSessions>,
+) -> Server {
+    let config = Config {
+        clock: june_15,
+        ..config
+    };
     let mut tables = tables();
     let (dep, hash) = shop(&mut tables, 1);
-    let runtime = Arc::new(Runtime::new(store, Box::new(tables), config));
+    let mut runtime = Runtime::new(store, Box::new(tables), config);
+    if let Some(shared) = shared {
+        runtime = runtime.with_shared_sessions(shared);
+    }
+    let runtime = Arc::new(runtime);
     runtime.deploy(dep, hash);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,0 +1,293 @@
+//! Sessions shared by several runtime instances of one server group, in Redis: each call
+//! takes the session's lock, loads its snapshot, runs, and stores it back. Idle sessions
+//! expire with their key's time to live; everything they had to write was written at the
+//! call that produced it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use kairos_engine::SessionSnapshot;
+use kairos_engine::world::{AudienceId, Treatment};
+use kairos_rules::Value;
+use kairos_rules::time::{Duration as Span, Timestamp};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde_json::{Map, Value as J, json};
+
+use crate::problem::Problem;
+
+/// How long a call may hold a session's lock before another instance may take it.
+const LOCK_MS: u64 = 10_000;
+/// How long a call waits for a session another call holds.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+pub struct RedisSessions {
+    conn: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+    unlock: redis::Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SESSIONS_UNAVAILABLE",
+        format!("the shared session store failed: {e}"),
+    )
+}
+
+impl RedisSessions {
+    /// Connects to `redis://...`; keys start with `prefix` (one per server group).
+    pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<RedisSessions, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("bad sessions url '{url}': {e}"))?;
+        let conn = client
+            .get_connection_manager()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let unlock = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+        );
+        Ok(RedisSessions {
+            conn,
+            prefix: prefix.to_string(),
+            ttl,
+            unlock,
+        })
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}:session:{id}", self.prefix)
+    }
+
+    fn lock_key(&self, id: &str) -> String {
+        format!("{}:lock:{id}", self.prefix)
+    }
+
+    /// Takes the session's lock; calls for one session are serialised across instances.
+    pub async fn lock(&self, id: &str, token: &str) -> Result<(), Problem> {
+        let key = self.lock_key(id);
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let mut conn = self.conn.clone();
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_MS)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if taken.is_some() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SESSION_BUSY",
+                    format!("session '{id}' is busy; retry"),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    pub async fn unlock(&self, id: &str, token: &str) {
+        let mut conn = self.conn.clone();
+        let _: Result<i64, _> = self
+            .unlock
+            .key(self.lock_key(id))
+            .arg(token)
+            .invoke_async(&mut conn)
+            .await;
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Option<(String, SessionSnapshot)>, Problem> {
+        let mut conn = self.conn.clone();
+        let text: Option<String> = conn.get(self.key(id)).await.map_err(unavailable)?;
+        text.map(|t| decode(&t).ok_or_else(|| unavailable(format!("session '{id}' is unreadable"))))
+            .transpose()
+    }
+
+    pub async fn exists(&self, id: &str) -> Result<bool, Problem> {
+        let mut conn = self.conn.clone();
+        conn.exists(self.key(id)).await.map_err(unavailable)
+    }
+
+    pub async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
+        let mut conn = self.conn.clone();
+        let ttl = self.ttl.as_millis() as u64;
+        let _: () = conn
+            .pset_ex(self.key(&snapshot.id), encode(channel, snapshot), ttl)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<bool, Problem> {
+        let mut conn = self.conn.clone();
+        let removed: i64 = conn.del(self.key(id)).await.map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+}
+
+/// Values keep their type: `{"i": 1}` is an int, `{"f": 1.0}` a double.
+fn value(v: &Value) -> J {
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::String(s) => J::String(s.to_string()),
+        Value::Int(i) => json!({ "i": i }),
+        Value::Double(d) => json!({ "f": d }),
+        Value::Timestamp(t) => json!({ "t": t.0 }),
+        Value::Duration(d) => json!({ "d": d.0 }),
+        Value::List(items) => J::Array(items.iter().map(value).collect()),
+        Value::Map(pairs) => {
+            json!({ "m": pairs.iter().map(|(k, v)| json!([value(k), value(v)])).collect::<Vec<_>>() })
+        }
+    }
+}
+
+fn unvalue(j: &J) -> Option<Value> {
+    Some(match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::String(s) => Value::string(s.as_str()),
+        J::Array(items) => Value::list(items.iter().map(unvalue).collect::<Option<Vec<_>>>()?),
+        J::Object(o) => match o.iter().next()? {
+            (k, v) if k == "i" => Value::Int(v.as_i64()?),
+            (k, v) if k == "f" => Value::Double(v.as_f64()?),
+            (k, v) if k == "t" => Value::Timestamp(Timestamp(v.as_i64()?)),
+            (k, v) if k == "d" => Value::Duration(Span(v.as_i64()?)),
+            (k, v) if k == "m" => Value::map(
+                v.as_array()?
+                    .iter()
+                    .map(|pair| Some((unvalue(pair.get(0)?)?, unvalue(pair.get(1)?)?)))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            _ => return None,
+        },
+        J::Number(_) => return None,
+    })
+}
+
+fn pairs(items: impl IntoIterator<Item = (impl Into<String>, J)>) -> J {
+    J::Object(
+        items
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn unpairs(j: &J) -> Option<Vec<(String, Value)>> {
+    j.as_object()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), unvalue(v)?)))
+        .collect()
+}
+
+fn treatment(t: &Treatment) -> J {
+    json!({
+        "code": t.code, "offer": &*t.offer, "category": t.category.as_deref(), "rule": &*t.rule,
+        "segment": t.segment.as_deref(), "ip": &*t.ip, "zone": &*t.zone, "score": t.score,
+        "deployment": t.deployment, "session_id": &*t.session_id, "audience": &*t.audience,
+        "issued_at": t.issued_at.0,
+    })
+}
+
+fn untreatment(j: &J) -> Option<Treatment> {
+    let text = |k: &str| j[k].as_str().map(Arc::<str>::from);
+    Some(Treatment {
+        code: j["code"].as_str()?.to_string(),
+        offer: text("offer")?,
+        category: text("category"),
+        rule: text("rule")?,
+        segment: text("segment"),
+        ip: text("ip")?,
+        zone: text("zone")?,
+        score: j["score"].as_f64()?,
+        deployment: j["deployment"].as_u64()?,
+        session_id: text("session_id")?,
+        audience: text("audience")?,
+        issued_at: Timestamp(j["issued_at"].as_i64()?),
+    })
+}
+
+fn encode(channel: &str, s: &SessionSnapshot) -> String {
+    json!({
+        "channel": channel,
+        "id": s.id,
+        "level": s.audience.level,
+        "audience": s.audience.fields.iter().map(|(k, v)| json!([k, value(v)])).collect::<Vec<_>>(),
+        "profile": pairs(s.profile.iter().map(|(k, v)| (k.clone(), value(v)))),
+        "params": pairs(s.params.iter().map(|(k, v)| (k.clone(), value(v)))),
+        "state": kairos_store::encode_state(&s.state),
+        "state_changed": s.state_changed,
+        "debug": s.debug,
+        "visit_contacts": s.visit_contacts,
+        "treatments": s.treatments.iter().map(treatment).collect::<Vec<_>>(),
+        "last_offers": s.last_offers,
+        "eval_errors": s.eval_errors,
+        "segments": s.segments,
+    })
+    .to_string()
+}
+
+fn decode(text: &str) -> Option<(String, SessionSnapshot)> {
+    let j: J = serde_json::from_str(text).ok()?;
+    let snapshot = SessionSnapshot {
+        id: j["id"].as_str()?.to_string(),
+        // A list, not an object: the ID fields keep their order, which the audience key follows.
+        audience: AudienceId {
+            level: j["level"].as_str()?.to_string(),
+            fields: j["audience"]
+                .as_array()?
+                .iter()
+                .map(|pair| Some((pair.get(0)?.as_str()?.to_string(), unvalue(pair.get(1)?)?)))
+                .collect::<Option<Vec<_>>>()?,
+        },
+        profile: unpairs(&j["profile"])?.into_iter().collect(),
+        params: unpairs(&j["params"])?
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        state: kairos_store::decode_state(j["state"].as_str()?).ok()?,
+        state_changed: j["state_changed"].as_bool()?,
+        debug: j["debug"].as_bool()?,
+        visit_contacts: serde_json::from_value::<HashMap<String, u64>>(j["visit_contacts"].clone())
+            .ok()?,
+        treatments: j["treatments"]
+            .as_array()?
+            .iter()
+            .map(untreatment)
+            .collect::<Option<Vec<_>>>()?,
+        last_offers: serde_json::from_value(j["last_offers"].clone()).ok()?,
+        eval_errors: j["eval_errors"].as_u64()?,
+        segments: serde_json::from_value(j["segments"].clone()).ok()?,
+    };
+    Some((j["channel"].as_str()?.to_string(), snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_their_types() {
+        let v = Value::list([
+            Value::Int(1),
+            Value::Double(1.0),
+            Value::from("1"),
+            Value::Bool(true),
+            Value::Timestamp(Timestamp(5)),
+            Value::map([(Value::from("k"), Value::Int(2))]),
+        ]);
+        let back = unvalue(&value(&v)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{v:?}"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Two runtime instances of one group sharing sessions through Redis (the server named by
+//! `KAIROS_TEST_REDIS_URL`): a session started on one continues on the other, and calls for
+//! one session are serialised across them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{call, codes, instance};
+use kairos_server::Config;
+use kairos_server::shared::RedisSessions;
+use kairos_store::HistoryStore;
+use serde_json::{Value as J, json};
+
+async fn shared(prefix: &str) -> Option<RedisSessions> {
+    let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set KAIROS_TEST_REDIS_URL"
+        );
+        eprintln!("KAIROS_TEST_REDIS_URL is not set: skipping the shared-session tests");
+        return None;
+    };
+    Some(
+        RedisSessions::connect(&url, prefix, Duration::from_secs(60))
+            .await
+            .unwrap(),
+    )
+}
+
+/// Two instances over one history database and one Redis key space.
+async fn group(name: &str) -> Option<(common::Server, common::Server)> {
+    let prefix = format!("kairos-test-{name}-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
+        .await
+        .unwrap();
+    let a = instance(
+        Config::default(),
+        store.clone(),
+        Some(shared(&prefix).await?),
+    )
+    .await;
+    let b = instance(Config::default(), store, Some(shared(&prefix).await?)).await;
+    Some((a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_continues_on_another_instance() {
+    let Some((a, b)) = group("continue").await else {
+        return;
+    };
+    let (_, started) = call(
+        a.addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "channel": "shop", "audience_id": { "customer_id": 2 }, "debug": true }),
+    )
+    .await;
+    let id = started["session_id"].as_str().unwrap().to_string();
+    let (status, offers) = call(
+        b.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=1"),
+        J::Null,
+    )
+    .await;
+    assert_eq!((status, codes(&offers)), (200, vec!["GOLD".to_string()]));
+    let code = offers["offer_lists"][0]["offers"][0]["treatment_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The treatment issued on B is known on A: a response in the same session.
+    let (_, closed) = call(
+        a.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/events"),
+        json!({ "event": "offer_closed", "params": { "treatment_code": code } }),
+    )
+    .await;
+    assert_eq!(closed["messages"], json!([]), "{closed}");
+    let (_, offers) = call(
+        b.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=3"),
+        J::Null,
+    )
+    .await;
+    assert!(
+        !codes(&offers).contains(&"GOLD".to_string()),
+        "rejected on A, suppressed on B"
+    );
+    let (_, profile) = call(
+        a.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(
+        profile["segments"],
+        json!(["high_value", "big_spender", "regular", "vip"])
+    );
+    let (status, _) = call(b.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
+    assert_eq!(status, 200);
+    let (status, gone) = call(
+        a.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, gone["code"].as_str()),
+        (404, Some("INVALID_SESSION_ID"))
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_for_one_session_are_serialised_across_instances() {
+    let Some((a, b)) = group("serial").await else {
+        return;
+    };
+    let (_, started) = call(
+        a.addr,
+        "POST",
+        "/v1/sessions",
+        json!({ "channel": "shop", "audience_id": { "customer_id": 4 } }),
+    )
+    .await;
+    let id = started["session_id"].as_str().unwrap().to_string();
+    let (_, offers) = call(
+        b.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(codes(&offers).len(), 2);
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let addr = if n % 2 == 0 { a.addr } else { b.addr };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            call(
+                addr,
+                "POST",
+                &format!("/v1/sessions/{id}/events"),
+                json!({ "event": "offer_shown" }),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // 20 events, each logging both offers of the last get offers: no update lost or doubled.
+    assert_eq!(a.runtime.store.history().await.unwrap().len(), 40);
+    a.stop().await;
+    b.stop().await;
+}
