@@ -419,34 +419,38 @@ impl Runtime {
         event: &str,
         params: Vec<(String, Value)>,
     ) -> Result<EventResponse, Problem> {
-        self.with_session(id, async |entry: &mut Entry| {
-            let dep = self.deployment(&entry.channel)?;
-            // A response naming a treatment of an earlier session: fetch it before deciding.
-            let code = kairos_engine::TREATMENT_CODE_PARAMS
-                .iter()
-                .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
-                .map(|(_, v)| kairos_engine::world::id_text(v));
-            let earlier = match code {
-                Some(code) if !entry.session.has_treatment(&code) => {
-                    self.store.find_contact(&code).await.map_err(storage)?
+        let (response, write) = self
+            .with_session(id, async |entry: &mut Entry| {
+                let dep = self.deployment(&entry.channel)?;
+                // A response naming a treatment of an earlier session: fetch it before deciding.
+                let code = kairos_engine::TREATMENT_CODE_PARAMS
+                    .iter()
+                    .find_map(|p| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)))
+                    .map(|(_, v)| kairos_engine::world::id_text(v));
+                let earlier = match code {
+                    Some(code) if !entry.session.has_treatment(&code) => {
+                        self.store.find_contact(&code).await.map_err(storage)?
+                    }
+                    _ => None,
+                };
+                let world = RequestWorld {
+                    live: &self.live,
+                    earlier,
+                };
+                let response = entry
+                    .session
+                    .post_event(&dep, &world, event, &params, self.now());
+                if !dep.has_event(event) {
+                    self.metrics.unknown_name("event", &dep.channel, event);
                 }
-                _ => None,
-            };
-            let world = RequestWorld {
-                live: &self.live,
-                earlier,
-            };
-            let response = entry
-                .session
-                .post_event(&dep, &world, event, &params, self.now());
-            if !dep.has_event(event) {
-                self.metrics.unknown_name("event", &dep.channel, event);
-            }
-            let (records, state) = pending(&mut entry.session);
-            self.flush(records, state).await?;
-            Ok(response)
-        })
-        .await
+                // Queued in order under the session's lock; waited for after it is released,
+                // so the next call for this session need not wait for this fsync.
+                let (records, state) = pending(&mut entry.session);
+                Ok((response, self.queue_write(records, state).await?))
+            })
+            .await?;
+        write.durable(&self.live).await?;
+        Ok(response)
     }
 
     /// Writes records and audience state durably (one group commit); the caller answers only
@@ -456,15 +460,23 @@ impl Runtime {
         records: Vec<HistoryRecord>,
         state: Option<(String, AudienceState)>,
     ) -> Result<(), Problem> {
-        if records.is_empty() && state.is_none() {
-            return Ok(());
-        }
-        self.store
-            .write(records.clone(), state)
+        self.queue_write(records, state)
+            .await?
+            .durable(&self.live)
             .await
-            .map_err(storage)?;
-        self.live.record(&records);
-        Ok(())
+    }
+
+    async fn queue_write(
+        &self,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, AudienceState)>,
+    ) -> Result<QueuedWrite, Problem> {
+        let live_records = records.clone();
+        let commit = self.store.enqueue(records, state).await.map_err(storage)?;
+        Ok(QueuedWrite {
+            commit,
+            records: live_records,
+        })
     }
 
     pub async fn set_audience(
@@ -548,6 +560,21 @@ impl Runtime {
         for slot in self.sessions.drain() {
             let _ = self.close(slot).await;
         }
+    }
+}
+
+/// A write queued for the next group commit.
+struct QueuedWrite {
+    commit: kairos_store::Commit,
+    records: Vec<HistoryRecord>,
+}
+
+impl QueuedWrite {
+    /// Waits until the write is on disk, then counts its records for learning.
+    async fn durable(self, live: &Live) -> Result<(), Problem> {
+        self.commit.durable().await.map_err(storage)?;
+        live.record(&self.records);
+        Ok(())
     }
 }
 

@@ -76,6 +76,22 @@ pub trait Backend: Send + Sync + 'static {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// A queued write: [`Commit::durable`] returns once it is on disk.
+#[must_use = "a queued write is durable only once `durable` has returned"]
+pub struct Commit(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl Commit {
+    pub async fn durable(self) -> Result<(), StoreError> {
+        match self.0 {
+            None => Ok(()),
+            Some(done) => done
+                .await
+                .map_err(|_| StoreError::WriterStopped)?
+                .map_err(StoreError::WriteFailed),
+        }
+    }
+}
+
 /// The history and audience store the runtime uses: group-committed writes over a backend.
 #[derive(Clone)]
 pub struct HistoryStore {
@@ -138,14 +154,15 @@ impl HistoryStore {
         }
     }
 
-    /// Stores records and an audience's state durably; returns once they are committed.
-    pub async fn write(
+    /// Queues records and an audience's state for the next commit. Writes queued by one
+    /// caller are committed in the order it queued them; [`Commit::durable`] waits for it.
+    pub async fn enqueue(
         &self,
         records: Vec<HistoryRecord>,
         state: Option<(String, AudienceState)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Commit, StoreError> {
         if records.is_empty() && state.is_none() {
-            return Ok(());
+            return Ok(Commit(None));
         }
         let (ack, done) = oneshot::channel();
         self.depth.fetch_add(records.len(), Ordering::Relaxed);
@@ -156,9 +173,16 @@ impl HistoryStore {
         if self.queue.send((batch, ack)).await.is_err() {
             return Err(StoreError::WriterStopped);
         }
-        done.await
-            .map_err(|_| StoreError::WriterStopped)?
-            .map_err(StoreError::WriteFailed)
+        Ok(Commit(Some(done)))
+    }
+
+    /// Stores records and an audience's state durably; returns once they are committed.
+    pub async fn write(
+        &self,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, AudienceState)>,
+    ) -> Result<(), StoreError> {
+        self.enqueue(records, state).await?.durable().await
     }
 
     /// Stores records durably; returns once they are committed.
