@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{call, codes, http, server, shop, start, tables};
+use common::{call, codes, contacts_from_concurrent_calls, http, server, shop, start, tables};
 use kairos_engine::world::ResponseKind;
 use kairos_server::Config;
 use serde_json::{Value as J, json};
@@ -405,34 +405,7 @@ async fn idle_sessions_expire_on_a_timer_and_are_flushed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_one_session_are_serialised() {
     let s = server(Config::default()).await;
-    let id = start(s.addr, 4).await;
-    let (_, offers) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
-        J::Null,
-    )
-    .await;
-    assert_eq!(codes(&offers).len(), 2);
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (addr, id) = (s.addr, id.clone());
-        tasks.push(tokio::spawn(async move {
-            call(
-                addr,
-                "POST",
-                &format!("/v1/sessions/{id}/events"),
-                json!({ "event": "offer_shown" }),
-            )
-            .await
-            .0
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    // Each event logged both offers of the last get offers: 40 contacts, none lost or doubled.
-    assert_eq!(s.runtime.store.history().await.unwrap().len(), 40);
+    contacts_from_concurrent_calls(&[s.addr], &s.runtime.store).await;
     s.stop().await;
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, codes, instance};
+use common::{call, codes, contacts_from_concurrent_calls, instance};
 use kairos_server::Config;
 use kairos_server::shared::RedisSessions;
 use kairos_store::HistoryStore;
@@ -124,42 +124,7 @@ async fn calls_for_one_session_are_serialised_across_instances() {
     let Some((a, b)) = group("serial").await else {
         return;
     };
-    let (_, started) = call(
-        a.addr,
-        "POST",
-        "/v1/sessions",
-        json!({ "channel": "shop", "audience_id": { "customer_id": 4 } }),
-    )
-    .await;
-    let id = started["session_id"].as_str().unwrap().to_string();
-    let (_, offers) = call(
-        b.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
-        J::Null,
-    )
-    .await;
-    assert_eq!(codes(&offers).len(), 2);
-    let mut tasks = Vec::new();
-    for n in 0..20 {
-        let addr = if n % 2 == 0 { a.addr } else { b.addr };
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            call(
-                addr,
-                "POST",
-                &format!("/v1/sessions/{id}/events"),
-                json!({ "event": "offer_shown" }),
-            )
-            .await
-            .0
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    // 20 events, each logging both offers of the last get offers: no update lost or doubled.
-    assert_eq!(a.runtime.store.history().await.unwrap().len(), 40);
+    contacts_from_concurrent_calls(&[a.addr, b.addr], &a.runtime.store).await;
     a.stop().await;
     b.stop().await;
 }

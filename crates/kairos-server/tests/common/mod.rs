@@ -210,3 +210,36 @@ pub fn codes(body: &J) -> Vec<String> {
         })
         .collect()
 }
+
+/// Customer 4's session gets two offers on the first instance, then 20 contact events for it
+/// are posted at once, spread over `instances`. Each logs both offers: 40 contacts must be
+/// stored, none lost or doubled, however the calls interleave.
+pub async fn contacts_from_concurrent_calls(instances: &[SocketAddr], store: &HistoryStore) {
+    let id = start(instances[0], 4).await;
+    let (_, offers) = call(
+        instances[0],
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(codes(&offers).len(), 2);
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let (addr, id) = (instances[n % instances.len()], id.clone());
+        tasks.push(tokio::spawn(async move {
+            call(
+                addr,
+                "POST",
+                &format!("/v1/sessions/{id}/events"),
+                json!({ "event": "offer_shown" }),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(store.history().await.unwrap().len(), 40);
+}
