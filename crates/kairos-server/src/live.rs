@@ -3,6 +3,7 @@
 //! treatment from an earlier session looked up before the engine runs.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +27,11 @@ struct OfferLearning {
 
 type StatsMap = HashMap<String, OfferLearning>;
 
+const CONTACT_SHARDS: usize = 16;
+
+/// Per offer: (minute, contacts), oldest first.
+type ContactCounts = HashMap<String, VecDeque<(i64, u64)>>;
+
 /// How stale the learning snapshot requests read may get.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
@@ -36,8 +42,10 @@ pub struct Live {
     snapshot: ArcSwap<StatsMap>,
     epoch: Instant,
     published_ms: AtomicI64,
-    /// Per offer: (minute, contacts) oldest first.
-    contacts: Mutex<HashMap<String, VecDeque<(i64, u64)>>>,
+    /// Per offer: (minute, contacts) oldest first, in shards by offer so that requests for
+    /// different offers never wait on one lock.
+    contacts: Vec<Mutex<ContactCounts>>,
+    hasher: RandomState,
 }
 
 impl Default for Live {
@@ -47,12 +55,17 @@ impl Default for Live {
             snapshot: ArcSwap::from_pointee(StatsMap::new()),
             epoch: Instant::now(),
             published_ms: AtomicI64::new(0),
-            contacts: Mutex::default(),
+            contacts: (0..CONTACT_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
         }
     }
 }
 
 impl Live {
+    fn contact_shard(&self, offer: &str) -> &Mutex<ContactCounts> {
+        &self.contacts[(self.hasher.hash_one(offer) as usize) % CONTACT_SHARDS]
+    }
+
     pub fn warm(&self, stats: Vec<OfferStats>, contacts: Vec<(String, Timestamp)>) {
         let mut map = self.pending.lock().expect("stats lock");
         for s in stats {
@@ -73,7 +86,7 @@ impl Live {
 
     fn count_contact(&self, offer: &str, at: Timestamp) {
         let minute = at.0.div_euclid(BUCKET_NANOS);
-        let mut contacts = self.contacts.lock().expect("contacts lock");
+        let mut contacts = self.contact_shard(offer).lock().expect("contacts lock");
         let buckets = contacts.entry(offer.to_string()).or_default();
         match buckets.back_mut() {
             Some((m, n)) if *m == minute => *n += 1,
@@ -136,7 +149,11 @@ impl World for RequestWorld<'_> {
 
     fn offer_contacts_since(&self, offer: &str, since: Timestamp) -> u64 {
         let first = since.0.div_euclid(BUCKET_NANOS);
-        let contacts = self.live.contacts.lock().expect("contacts lock");
+        let contacts = self
+            .live
+            .contact_shard(offer)
+            .lock()
+            .expect("contacts lock");
         contacts.get(offer).map_or(0, |b| {
             b.iter()
                 .rev()
