@@ -500,3 +500,47 @@ async fn a_flood_of_new_sessions_is_refused_clearly_and_changes_nothing() {
     assert_eq!(s.runtime.sessions.len(), 5);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_cap_counts_contacts_across_sessions() {
+    let s = server(Config::default()).await;
+    // CAPPED may be contacted twice a day across all visitors.
+    for customer in [1, 3] {
+        let id = start(s.addr, customer).await;
+        let (_, offers) = call(
+            s.addr,
+            "GET",
+            &format!("/v1/sessions/{id}/offers?ip=upsell&count=3"),
+            J::Null,
+        )
+        .await;
+        let capped = offers["offer_lists"][0]["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["code"] == "CAPPED")
+            .unwrap_or_else(|| panic!("customer {customer} is offered CAPPED: {offers}"))["treatment_code"]
+            .clone();
+        let (status, _) = call(
+            s.addr,
+            "POST",
+            &format!("/v1/sessions/{id}/events"),
+            json!({ "event": "offer_shown", "params": { "treatment_code": capped } }),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let id = start(s.addr, 4).await;
+    let (_, offers) = call(
+        s.addr,
+        "GET",
+        &format!("/v1/sessions/{id}/offers?ip=upsell&count=3"),
+        J::Null,
+    )
+    .await;
+    assert!(
+        !codes(&offers).contains(&"CAPPED".to_string()),
+        "the cap is reached: {offers}"
+    );
+    s.stop().await;
+}
