@@ -5,6 +5,7 @@ mod demo;
 mod runtime_cmd;
 mod tables;
 mod test_cmd;
+mod up_cmd;
 mod validate;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run Kairos on this machine with the embedded store and the demo channel
+    Up(up_cmd::Args),
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
     /// Serve the runtime API: offline mode serves channel files directly
@@ -67,6 +70,7 @@ enum DemoCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => up_cmd::run(args),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Runtime(args) => runtime_cmd::run(args),

@@ -218,7 +218,8 @@ async fn watch(args: Args, runtime: Arc<Runtime>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
