@@ -2,6 +2,7 @@
 
 mod data_cmd;
 mod demo;
+mod remote;
 mod runtime_cmd;
 mod tables;
 mod test_cmd;

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{http, kairos, repo};
+use common::{http, kairos, repo, temp_file};
 
 #[test]
 fn up_serves_the_demo_on_staging() {
