@@ -66,6 +66,32 @@ fn up_serves_the_demo_on_staging() {
         Some(503),
         "production has nothing deployed"
     );
+    // Scenario files run against the staging group. Counts are large enough that learning's
+    // exploration (which reorders offers) cannot change which offers come back.
+    let scenarios = temp_file(
+        "staging.scenarios.yaml",
+        "channel: web\nscenarios:\n  - name: a loan shopper on staging\n    start: { audience_id: { customer_id: 1002 } }\n    steps:\n      - get_offers: { ip: hero, count: 10 }\n        expect: { absent: [ PERSONAL_LOAN ], warnings: [] }\n      - post_event: { event: loan_page_view }\n      - post_event: { event: loan_page_view }\n      - post_event: { event: loan_page_view }\n        expect: { segments: [ card_holder, prime, loan_intent ] }\n      - get_offers: { ip: hero, count: 10 }\n        expect: { contains: [ PERSONAL_LOAN ] }\n      - get_offers: { ip: promo_strip, count: 1 }\n        expect: { default: true, warnings: [ UNKNOWN_INTERACTION_POINT ] }\n      - end_session: {}\n",
+    );
+    let out = kairos()
+        .arg("test")
+        .arg(&scenarios)
+        .args(["--group", "staging"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("scenarios: 1 passed, 0 failed"),
+        "{stdout}"
+    );
+    let out = kairos()
+        .arg("test")
+        .arg(&scenarios)
+        .args(["--group", "qa"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown server group 'qa'"));
     let _ = child.kill();
     let _ = child.wait();
 }
