@@ -1,7 +1,8 @@
 //! The runtime's shared state and its operations, independent of the wire format: the native
-//! API (and later the Interact-compatible one) are thin translations onto these.
+//! API and the Interact-compatible one are thin translations onto these.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -88,7 +89,10 @@ pub struct Runtime {
     pub live: Live,
     pub metrics: Metrics,
     pub config: Config,
-    seed: AtomicU64,
+    counter: AtomicU64,
+    /// Per-process random keys: hashing a counter under them gives session IDs and random
+    /// seeds nobody can predict, without a cryptography dependency.
+    keys: RandomState,
 }
 
 pub fn wall_clock() -> Timestamp {
@@ -130,7 +134,8 @@ impl Runtime {
             live: Live::default(),
             metrics: Metrics::default(),
             config,
-            seed: AtomicU64::new(wall_clock().0 as u64),
+            counter: AtomicU64::new(0),
+            keys: RandomState::new(),
         }
     }
 
@@ -198,18 +203,19 @@ impl Runtime {
         (self.config.clock)()
     }
 
-    fn rng(&self) -> SplitMix64 {
-        SplitMix64(
-            self.seed
-                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
-        )
+    fn unpredictable(&self) -> u64 {
+        self.keys
+            .hash_one(self.counter.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Generates a session ID nobody can guess from another.
+    /// A random source for one request (treatment codes, sampling, learning draws).
+    fn rng(&self) -> SplitMix64 {
+        SplitMix64(self.unpredictable())
+    }
+
+    /// A session ID nobody can guess from another.
     fn new_session_id(&self) -> String {
-        let mut rng = self.rng();
-        use kairos_engine::random::Random;
-        format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+        format!("{:016x}{:016x}", self.unpredictable(), self.unpredictable())
     }
 
     /// Loads what a session needs about its audience within the time budget; on overrun or
