@@ -35,7 +35,7 @@ fn authorized(rt: &Runtime, headers: &HeaderMap) -> bool {
     [header("m_tokenId"), header("m_user_password"), bearer]
         .into_iter()
         .flatten()
-        .any(|t| rt.config.tokens.iter().any(|k| k == t))
+        .any(|t| rt.accepts_token(t))
 }
 
 /// `[{ "n": name, "t": "string" | "numeric" | "datetime", "v": value }]` to parameters.

@@ -148,7 +148,7 @@ async fn authenticate(
             "send a touchpoint token: Authorization: Bearer <token>",
         )
         .into_response(),
-        Some(token) if rt.config.tokens.iter().any(|t| t == token) => next.run(request).await,
+        Some(token) if rt.accepts_token(token) => next.run(request).await,
         Some(_) => Problem::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
