@@ -2,6 +2,7 @@
 
 mod data_cmd;
 mod demo;
+mod loadtest_cmd;
 mod remote;
 mod runtime_cmd;
 mod tables;
@@ -36,6 +37,8 @@ enum Command {
     /// Profile and dimension tables
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Drive realistic sessions against a group's runtime; thresholds make it pass or fail
+    Loadtest(loadtest_cmd::Args),
     /// Run scenario files (given this visitor and these calls, these offers come back)
     Test(test_cmd::Args),
     /// Demo data for the example channel
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up_cmd::run(args),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
+        Command::Loadtest(args) => loadtest_cmd::run(&args),
         Command::Runtime(args) => runtime_cmd::run(args),
         Command::Data(command) => data_cmd::run(command),
         Command::Demo(DemoCommand::Profiles {

@@ -41,7 +41,7 @@ pub struct Args {
 
 /// The runtime a group's scenarios run against. Until the control plane can say where a group
 /// runs, the groups are those `kairos up` starts.
-fn group_url(group: &str) -> Result<String> {
+pub fn group_url(group: &str) -> Result<String> {
     match group {
         "staging" => Ok("http://127.0.0.1:7701".into()),
         "production" => Ok("http://127.0.0.1:7702".into()),

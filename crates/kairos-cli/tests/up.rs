@@ -92,6 +92,36 @@ fn up_serves_the_demo_on_staging() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown server group 'qa'"));
+    // A load test on the staging group: realistic sessions, thresholds decide the exit code.
+    let load = |extra: &[&str]| {
+        kairos()
+            .args([
+                "loadtest",
+                "--group",
+                "staging",
+                "--channel",
+                "web",
+                "--duration",
+                "2s",
+                "--concurrency",
+                "2",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = load(&["--max-p99-ms", "2000"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(", 0 errors")
+            && stdout.contains("latency p50")
+            && stdout.ends_with("loadtest passed\n"),
+        "{stdout}"
+    );
+    let out = load(&["--min-rps", "100000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is below --min-rps 100000000"));
     let _ = child.kill();
     let _ = child.wait();
 }

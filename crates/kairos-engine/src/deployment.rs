@@ -750,6 +750,23 @@ impl Deployment {
         self.event_index.contains_key(&lower(name))
     }
 
+    /// The interaction points, in channel order.
+    pub fn interaction_points(&self) -> impl Iterator<Item = &str> {
+        self.ips.iter().map(|ip| &*ip.name)
+    }
+
+    /// The events, in channel order, each with whether it logs a contact (directly).
+    pub fn events(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.events.iter().map(|e| {
+            (
+                e.name.as_str(),
+                e.actions
+                    .iter()
+                    .any(|a| matches!(a.action, Action::LogContact)),
+            )
+        })
+    }
+
     pub fn offer_count(&self) -> usize {
         self.offers.len()
     }

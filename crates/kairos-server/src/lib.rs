@@ -79,6 +79,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/v1/sessions/{id}/profile", get(native::get_profile))
         .route("/v1/batch", post(native::batch))
         .route("/v1/version", get(native::version))
+        .route("/v1/channels/{name}", get(native::channel))
         .route_layer(middleware::from_fn_with_state(
             runtime.clone(),
             authenticate,

@@ -438,6 +438,39 @@ pub async fn version(State(rt): Shared) -> Json<J> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels }))
 }
 
+/// `GET /v1/channels/{name}`: what a touchpoint may call on a deployed channel (its audience
+/// levels, interaction points and events), for touchpoint developers and load tests.
+pub async fn channel(State(rt): Shared, Path(name): Path<String>) -> JsonResult {
+    let channels = rt.channels();
+    let loaded = channels
+        .get(&name.to_ascii_lowercase())
+        .ok_or_else(|| Problem::channel_not_found(&name))?;
+    let dep = &loaded.deployment;
+    let levels: Vec<J> = dep
+        .audience_levels()
+        .map(|level| {
+            let fields = dep
+                .profile_tables(level)
+                .map(|t| t.id_fields.to_vec())
+                .unwrap_or_default();
+            json!({ "name": level, "id_fields": fields })
+        })
+        .collect();
+    let events: Vec<J> = dep
+        .events()
+        .map(|(name, logs_contact)| json!({ "name": name, "logs_contact": logs_contact }))
+        .collect();
+    Ok(Json(json!({
+        "channel": dep.channel,
+        "deployment": dep.version,
+        "hash": loaded.hash,
+        "default_audience_level": dep.default_audience_level(),
+        "audience_levels": levels,
+        "interaction_points": dep.interaction_points().collect::<Vec<_>>(),
+        "events": events,
+    })))
+}
+
 #[derive(Deserialize)]
 pub struct BatchBody {
     session_id: Option<String>,

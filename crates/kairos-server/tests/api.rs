@@ -544,3 +544,25 @@ async fn a_global_cap_counts_contacts_across_sessions() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_channel_describes_what_touchpoints_may_call() {
+    let s = server(Config::default()).await;
+    let (status, body) = call(s.addr, "GET", "/v1/channels/SHOP", J::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["interaction_points"],
+        json!(["hero", "sidebar", "upsell"])
+    );
+    assert_eq!(body["default_audience_level"], "customer");
+    assert_eq!(
+        body["audience_levels"][0],
+        json!({ "name": "customer", "id_fields": ["customer_id"] })
+    );
+    let events = body["events"].as_array().unwrap();
+    assert!(events.contains(&json!({ "name": "offer_shown", "logs_contact": true })));
+    assert!(events.contains(&json!({ "name": "page_view", "logs_contact": false })));
+    let (status, _) = call(s.addr, "GET", "/v1/channels/nope", J::Null).await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
