@@ -26,17 +26,17 @@ pub struct Args {
     #[arg(long = "profiles", value_name = "TABLE=FILE.csv")]
     profiles: Vec<String>,
     /// Where history and audience state are kept (SQLite in DIR/kairos.db)
-    #[arg(long, default_value = "./kairos-data")]
+    #[arg(long, value_name = "DIR", default_value = "./kairos-data")]
     data: PathBuf,
     /// Keep history and read profile tables in this database instead: sqlite://PATH or postgres://...
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     database: Option<String>,
     /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:7701")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7701")]
     listen: SocketAddr,
     /// Where sessions live: memory, or redis://... to share them with the group's other
     /// instances
-    #[arg(long, default_value = "memory")]
+    #[arg(long, value_name = "URL", default_value = "memory")]
     sessions: String,
     /// A touchpoint token to accept (repeatable); without any the runtime runs open
     #[arg(long = "token", value_name = "TOKEN")]

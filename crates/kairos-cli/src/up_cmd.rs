@@ -26,7 +26,7 @@ const PRODUCTION: &str = "127.0.0.1:7702";
 #[derive(clap::Args)]
 pub struct Args {
     /// Where the embedded store keeps everything
-    #[arg(long, default_value = "./kairos-data")]
+    #[arg(long, value_name = "DIR", default_value = "./kairos-data")]
     data: PathBuf,
     /// Start without the demo channel and its profiles
     #[arg(long)]
