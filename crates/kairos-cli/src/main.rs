@@ -5,6 +5,7 @@ mod demo;
 mod loadtest_cmd;
 mod remote;
 mod runtime_cmd;
+mod segments_cmd;
 mod tables;
 mod test_cmd;
 mod up_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Drive realistic sessions against a group's runtime; thresholds make it pass or fail
     Loadtest(loadtest_cmd::Args),
+    /// A flowchart test run: segment sizes and flowchart path counts over a profile table
+    Segments(segments_cmd::Args),
     /// Run scenario files (given this visitor and these calls, these offers come back)
     Test(test_cmd::Args),
     /// Demo data for the example channel
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up_cmd::run(args),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
+        Command::Segments(args) => segments_cmd::run(&args),
         Command::Loadtest(args) => loadtest_cmd::run(&args),
         Command::Runtime(args) => runtime_cmd::run(args),
         Command::Data(command) => data_cmd::run(command),

@@ -172,3 +172,49 @@ fn the_demo_scenarios_pass() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_flowchart_test_run_counts_segments_and_paths() {
+    let out = kairos()
+        .current_dir(repo())
+        .args([
+            "segments",
+            "--channel-file",
+            "tests/scenarios/shop/channel.yaml",
+        ])
+        .args([
+            "--profiles",
+            "people=tests/scenarios/people.csv",
+            "--profiles",
+            "orders=tests/scenarios/orders.csv",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with(
+            "flowchart test run of channel shop: 9 visitors of level customer (table people)"
+        ),
+        "{stdout}"
+    );
+    // The nine people of the suite: one under 30, two VIPs, two in the US, one senior.
+    let row = |label: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .map(|l| l.split_whitespace().rev().nth(1).unwrap().to_string())
+    };
+    assert_eq!(row("regular ").as_deref(), Some("8"));
+    assert_eq!(row("vip ").as_deref(), Some("2"));
+    assert_eq!(row("main › profile.age < 30 → young").as_deref(), Some("1"));
+    assert_eq!(row("main › else → regular").as_deref(), Some("8"));
+    assert_eq!(
+        row("main › profile.country == 'US' → domestic").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        row("main › select profile.age >= 65 → senior").as_deref(),
+        Some("1")
+    );
+}

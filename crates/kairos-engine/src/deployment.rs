@@ -85,7 +85,11 @@ pub(crate) enum Step {
         splits: Vec<(f64, Vec<Step>)>,
     },
     Select(Program),
-    Populate(usize),
+    /// Populate a segment; `branch` indexes [`Deployment::branches`], the path that led here.
+    Populate {
+        segment: usize,
+        branch: usize,
+    },
 }
 
 pub(crate) struct Flowchart {
@@ -177,6 +181,8 @@ pub struct Deployment {
     pub(crate) learning: Learning,
     pub(crate) control_group_percent: f64,
     pub(crate) max_contacts_per_visit: Option<u64>,
+    /// Flowchart paths ending in a populate step, for segment-count reports.
+    pub(crate) branches: Vec<String>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -228,6 +234,8 @@ fn scalar_value(s: &m::Scalar) -> Value {
 struct Compiler<'c> {
     env: Env,
     channel: &'c Channel,
+    /// Labels of the flowchart paths that end in a populate step, for segment-count reports.
+    branches: Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -250,53 +258,69 @@ impl Compiler<'_> {
             .expect("validated reference")
     }
 
-    fn steps(&mut self, steps: &[m::Step], segments: &[String]) -> Result<Vec<Step>, CompileError> {
+    /// Compiles a step list; `path` names where it sits ("main › profile.age < 30"). A select
+    /// narrows the path of the steps after it.
+    fn steps(
+        &mut self,
+        steps: &[m::Step],
+        segments: &[String],
+        path: &str,
+    ) -> Result<Vec<Step>, CompileError> {
         let visitor = Scope::default();
-        steps
-            .iter()
-            .map(|step| {
-                Ok(match &step.kind {
-                    StepKind::Populate(name) => {
-                        Step::Populate(Self::index_of(segments, &name.value))
+        let mut path = path.to_string();
+        let mut compiled = Vec::with_capacity(steps.len());
+        for step in steps {
+            compiled.push(match &step.kind {
+                StepKind::Populate(name) => {
+                    self.branches.push(format!("{path} → {}", name.value));
+                    Step::Populate {
+                        segment: Self::index_of(segments, &name.value),
+                        branch: self.branches.len() - 1,
                     }
-                    StepKind::Select(when) => {
-                        Step::Select(self.expr(when, visitor, Expected::Bool)?)
+                }
+                StepKind::Select(when) => {
+                    path = format!("{path} › select {}", when.src);
+                    Step::Select(self.expr(when, visitor, Expected::Bool)?)
+                }
+                StepKind::Decision(d) => {
+                    let mut branches = Vec::with_capacity(d.branches.len());
+                    for b in &d.branches {
+                        let when = self.expr(&b.when, visitor, Expected::Bool)?;
+                        branches.push((
+                            when,
+                            self.steps(&b.steps, segments, &format!("{path} › {}", b.when.src))?,
+                        ));
                     }
-                    StepKind::Decision(d) => Step::Decision {
+                    let otherwise = match &d.otherwise {
+                        Some(steps) => self.steps(steps, segments, &format!("{path} › else"))?,
+                        None => Vec::new(),
+                    };
+                    Step::Decision {
                         all: d
                             .mode
                             .is_some_and(|mode| mode.value == m::DecisionMode::All),
-                        branches: d
-                            .branches
-                            .iter()
-                            .map(|b| {
-                                Ok((
-                                    self.expr(&b.when, visitor, Expected::Bool)?,
-                                    self.steps(&b.steps, segments)?,
-                                ))
-                            })
-                            .collect::<Result<_, CompileError>>()?,
-                        otherwise: match &d.otherwise {
-                            Some(steps) => self.steps(steps, segments)?,
-                            None => Vec::new(),
-                        },
-                    },
-                    StepKind::Sample(sample) => {
-                        let mut upper = 0.0;
-                        let mut splits = Vec::new();
-                        for split in &sample.splits {
-                            upper += split.percent.value;
-                            splits.push((upper, self.steps(&split.steps, segments)?));
-                        }
-                        let seed = sample
-                            .seed
-                            .clone()
-                            .unwrap_or_else(|| self.channel.name.value.clone());
-                        Step::Sample { seed, splits }
+                        branches,
+                        otherwise,
                     }
-                })
-            })
-            .collect()
+                }
+                StepKind::Sample(sample) => {
+                    let mut upper = 0.0;
+                    let mut splits = Vec::new();
+                    for split in &sample.splits {
+                        upper += split.percent.value;
+                        let label =
+                            format!("{path} › {}% {}", split.percent.value, split.name.value);
+                        splits.push((upper, self.steps(&split.steps, segments, &label)?));
+                    }
+                    let seed = sample
+                        .seed
+                        .clone()
+                        .unwrap_or_else(|| self.channel.name.value.clone());
+                    Step::Sample { seed, splits }
+                }
+            });
+        }
+        Ok(compiled)
     }
 
     fn actions(
@@ -387,6 +411,7 @@ impl Deployment {
         let mut c = Compiler {
             env: channel_env(channel, schemas, &segment_refs),
             channel,
+            branches: Vec::new(),
         };
 
         let levels: Vec<Level> = channel
@@ -493,7 +518,7 @@ impl Deployment {
                     .audience_level
                     .as_ref()
                     .map(|l| Compiler::index_of(&level_names, &l.value)),
-                steps: c.steps(&f.steps, &segments)?,
+                steps: c.steps(&f.steps, &segments, &f.name.value)?,
             });
         }
 
@@ -691,6 +716,7 @@ impl Deployment {
             learning,
             control_group_percent: channel.control_group_percent.map_or(0.0, |p| p.value),
             max_contacts_per_visit: channel.max_offer_contacts_per_visit.map(|n| n.value as u64),
+            branches: c.branches,
         })
     }
 

@@ -98,6 +98,17 @@ impl MemoryTables {
     }
 
     /// The visitor's profile row joined with their dimension rows; `None` without a row.
+    /// Every value of `column` in `table` (the audience IDs of a flowchart test run).
+    pub fn column_values(&self, table: &str, column: &str) -> Vec<Value> {
+        let Some(t) = self.tables.get(&table.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        let Some(col) = t.schema.columns.iter().position(|c| c.name == column) else {
+            return Vec::new();
+        };
+        t.rows.iter().filter_map(|row| row[col].clone()).collect()
+    }
+
     /// Needs [`MemoryTables::prepare`] for `dep` first.
     pub fn load_profile(&self, dep: &Deployment, audience: &AudienceId) -> Option<Profile> {
         let query = dep.profile_query(audience)?;

@@ -10,6 +10,7 @@ pub mod inprocess;
 pub mod learning;
 mod messages;
 pub mod random;
+pub mod report;
 pub mod scenario;
 mod segmentation;
 mod segments;

@@ -11,40 +11,61 @@ use crate::session::{Session, SessionActivation};
 impl Session {
     /// Recomputes the visitor's segments from scratch.
     pub(crate) fn resegment(&mut self, dep: &Deployment, now: Timestamp) {
-        let bound = self.bound.as_mut().expect("bound before segmenting");
-        let mut segments = std::mem::take(&mut bound.segments);
-        segments.clear();
-        let mut errors = 0;
-        {
-            let bound = self.bound.as_ref().expect("bound");
-            for (segment, program) in &dep.segment_exprs {
-                // Later expressions may ask about earlier segments: they see the set so far.
-                let act = SessionActivation {
-                    segments: &segments,
-                    ..SessionActivation::new(dep, bound, now)
-                };
-                match program.eval_bool(&act) {
-                    Ok(true) => segments.insert(*segment),
-                    Ok(false) => {}
-                    Err(_) => errors += 1,
-                }
-            }
-            for chart in &dep.flowcharts {
-                if chart.level.is_none() || chart.level == bound.level {
-                    let mut run = Run {
-                        dep,
-                        now,
-                        audience_key: &self.audience_key,
-                        bound,
-                        errors: 0,
-                    };
-                    run.steps(&chart.steps, &mut segments);
-                    errors += run.errors;
-                }
-            }
-        }
+        let (segments, errors) = self.segment(dep, now, None);
         self.eval_errors += errors;
         self.bound.as_mut().expect("bound").segments = segments;
+    }
+
+    /// The visitor's segments and the flowchart paths (indices into the deployment's
+    /// branches) that populated them.
+    pub(crate) fn trace_segments(
+        &mut self,
+        dep: &Deployment,
+        now: Timestamp,
+    ) -> (SegmentSet, Vec<usize>) {
+        self.bind(dep, now);
+        let mut hits = Vec::new();
+        let (segments, _) = self.segment(dep, now, Some(&mut hits));
+        (segments, hits)
+    }
+
+    /// The visitor's segments and the evaluation errors met, recording populate paths in `hits`.
+    fn segment(
+        &self,
+        dep: &Deployment,
+        now: Timestamp,
+        mut hits: Option<&mut Vec<usize>>,
+    ) -> (SegmentSet, u64) {
+        let bound = self.bound.as_ref().expect("bound before segmenting");
+        let mut segments = SegmentSet::with_capacity(dep.segments.len());
+        let mut errors = 0;
+        for (segment, program) in &dep.segment_exprs {
+            // Later expressions may ask about earlier segments: they see the set so far.
+            let act = SessionActivation {
+                segments: &segments,
+                ..SessionActivation::new(dep, bound, now)
+            };
+            match program.eval_bool(&act) {
+                Ok(true) => segments.insert(*segment),
+                Ok(false) => {}
+                Err(_) => errors += 1,
+            }
+        }
+        for chart in &dep.flowcharts {
+            if chart.level.is_none() || chart.level == bound.level {
+                let mut run = Run {
+                    dep,
+                    now,
+                    audience_key: &self.audience_key,
+                    bound,
+                    errors: 0,
+                    hits: hits.as_deref_mut(),
+                };
+                run.steps(&chart.steps, &mut segments);
+                errors += run.errors;
+            }
+        }
+        (segments, errors)
     }
 }
 
@@ -54,6 +75,7 @@ struct Run<'a> {
     audience_key: &'a str,
     bound: &'a crate::session::Bound,
     errors: u64,
+    hits: Option<&'a mut Vec<usize>>,
 }
 
 impl Run<'_> {
@@ -75,7 +97,12 @@ impl Run<'_> {
     fn steps(&mut self, steps: &[Step], segments: &mut SegmentSet) {
         for step in steps {
             match step {
-                Step::Populate(segment) => segments.insert(*segment),
+                Step::Populate { segment, branch } => {
+                    segments.insert(*segment);
+                    if let Some(hits) = self.hits.as_mut() {
+                        hits.push(*branch);
+                    }
+                }
                 Step::Select(program) => {
                     if !self.test(program, segments) {
                         return;

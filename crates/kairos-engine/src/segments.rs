@@ -26,10 +26,6 @@ impl SegmentSet {
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
-    pub fn clear(&mut self) {
-        self.words.iter_mut().for_each(|w| *w = 0);
-    }
-
     /// Members in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.words.iter().enumerate().flat_map(|(wi, &w)| {
@@ -58,7 +54,5 @@ mod tests {
         }
         assert_eq!(s.iter().collect::<Vec<_>>(), [0, 3, 64, 130]);
         assert!(s.contains(64) && !s.contains(65));
-        s.clear();
-        assert_eq!(s.iter().count(), 0);
     }
 }
