@@ -2,6 +2,7 @@
 
 mod data_cmd;
 mod demo;
+mod impact_cmd;
 mod loadtest_cmd;
 mod remote;
 mod runtime_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Loadtest(loadtest_cmd::Args),
     /// A flowchart test run: segment sizes and flowchart path counts over a profile table
     Segments(segments_cmd::Args),
+    /// How a candidate channel version changes the offers and segments of a profile table's visitors
+    Impact(impact_cmd::Args),
     /// Run scenario files (given this visitor and these calls, these offers come back)
     Test(test_cmd::Args),
     /// Demo data for the example channel
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up_cmd::run(args),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
+        Command::Impact(args) => impact_cmd::run(&args),
         Command::Segments(args) => segments_cmd::run(&args),
         Command::Loadtest(args) => loadtest_cmd::run(&args),
         Command::Runtime(args) => runtime_cmd::run(args),

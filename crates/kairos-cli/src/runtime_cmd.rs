@@ -14,7 +14,7 @@ use kairos_server::shared::RedisSessions;
 use kairos_server::{Config, ProfileSource, Runtime, channel_hash};
 use kairos_store::{HistoryStore, ProfileStore};
 
-use crate::tables::read_tables;
+use crate::tables::{compile_channel_file, read_tables};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,11 +79,7 @@ async fn load(
     };
     let mut deployments = Vec::new();
     for path in &args.channel_files {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
-        let channel = kairos_model::parse_channel(&shown, &text, &schemas)
-            .map_err(|rejected| anyhow::anyhow!("{rejected}"))?;
-        let deployment = Deployment::compile(&channel, &schemas, version)?;
+        let (deployment, channel) = compile_channel_file(path, &schemas, version)?;
         if let Some(tables) = tables.as_mut() {
             tables.prepare(&deployment);
         }

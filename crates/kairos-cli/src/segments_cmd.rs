@@ -4,12 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use kairos_engine::Deployment;
+use anyhow::Result;
 use kairos_engine::report::segment_counts;
-use kairos_engine::world::AudienceId;
 
-use crate::tables::read_tables;
+use crate::tables::{Population, compile_channel_file, population, read_tables};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,38 +33,13 @@ fn share(n: u64, total: u64) -> f64 {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let mut tables = read_tables(&args.profiles)?;
-    let shown = args.channel_file.display().to_string();
-    let text = std::fs::read_to_string(&args.channel_file)
-        .with_context(|| format!("cannot read {shown}"))?;
-    let channel = kairos_model::parse_channel(&shown, &text, &tables.schemas())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dep = Deployment::compile(&channel, &tables.schemas(), 1)?;
+    let (dep, _) = compile_channel_file(&args.channel_file, &tables.schemas(), 1)?;
     tables.prepare(&dep);
-    let Some(level) = args
-        .level
-        .clone()
-        .or_else(|| dep.default_audience_level().map(str::to_string))
-    else {
-        bail!("the channel has no audience level");
-    };
-    let Some(source) = dep.profile_tables(&level) else {
-        bail!("channel '{}' has no audience level '{level}'", dep.channel);
-    };
-    let (Some(table), Some(field)) = (source.table, source.id_fields.first()) else {
-        bail!("audience level '{level}' has no profile table to run over");
-    };
-    let ids = tables.column_values(table, field);
-    if ids.is_empty() {
-        bail!("table '{table}' has no rows (give it with --profiles {table}=FILE.csv)");
-    }
-    let visitors = ids.into_iter().map(|id| {
-        let audience = AudienceId {
-            level: level.clone(),
-            fields: vec![(field.clone(), id)],
-        };
-        let profile = tables.load_profile(&dep, &audience);
-        (audience, profile)
-    });
+    let Population {
+        level,
+        table,
+        visitors,
+    } = population(&tables, &dep, args.level.as_deref())?;
     let counts = segment_counts(&dep, visitors, kairos_server::wall_clock());
     println!(
         "flowchart test run of channel {}: {} visitors of level {level} (table {table})",

@@ -12,7 +12,7 @@ use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
 
 use crate::remote::{Client, Remote};
-use crate::tables::read_tables;
+use crate::tables::{compile_channel_file, read_tables};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -81,22 +81,8 @@ impl Runner {
             bail!("say where to run: --channel-file FILE (in process), --group GROUP or --url URL");
         };
         let tables = read_tables(&args.profiles)?;
-        let shown = channel_file.display().to_string();
-        let text = std::fs::read_to_string(channel_file)
-            .with_context(|| format!("cannot read {shown}"))?;
-        let channel = match kairos_model::parse_channel(&shown, &text, &tables.schemas()) {
-            Ok(channel) => channel,
-            Err(rejected) => {
-                for d in &rejected.0 {
-                    println!("{d}");
-                }
-                bail!(
-                    "{shown} is not a valid channel file ({} error(s))",
-                    rejected.0.len()
-                );
-            }
-        };
-        let deployment = Box::new(Deployment::compile(&channel, &tables.schemas(), 1)?);
+        let (deployment, _) = compile_channel_file(channel_file, &tables.schemas(), 1)?;
+        let deployment = Box::new(deployment);
         Ok(Runner::InProcess {
             deployment,
             tables,

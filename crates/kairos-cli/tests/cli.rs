@@ -218,3 +218,57 @@ fn a_flowchart_test_run_counts_segments_and_paths() {
         Some("1")
     );
 }
+
+#[test]
+fn an_impact_report_shows_what_a_candidate_changes() {
+    let current =
+        std::fs::read_to_string(repo().join("tests/scenarios/shop/channel.yaml")).unwrap();
+    // The candidate stops both GOLD rules and raises the high-value threshold.
+    let candidate = current
+        .replace(
+            "offer: GOLD, score: 80 }",
+            "offer: GOLD, score: 80, enabled: false }",
+        )
+        .replace(
+            "offer: GOLD, score: 88 }",
+            "offer: GOLD, score: 88, enabled: false }",
+        )
+        .replace("profile.balance >= 10000", "profile.balance >= 25000");
+    assert_ne!(candidate, current);
+    let candidate = temp_file("candidate.yaml", &candidate);
+    let impact = |file: &std::path::Path| {
+        let out = kairos()
+            .current_dir(repo())
+            .args(["impact", "--channel-file"])
+            .arg(file)
+            .args(["--current", "tests/scenarios/shop/channel.yaml"])
+            .args([
+                "--profiles",
+                "people=tests/scenarios/people.csv",
+                "--profiles",
+                "orders=tests/scenarios/orders.csv",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let stdout = impact(&candidate);
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(row("GOLD").as_deref(), Some("2 0 -2"), "{stdout}");
+    assert_eq!(row("high_value").as_deref(), Some("2 1 -1"), "{stdout}");
+    let same = impact(&repo().join("tests/scenarios/shop/channel.yaml"));
+    assert!(
+        same.ends_with("no offer and no segment changes reach\n"),
+        "{same}"
+    );
+}
