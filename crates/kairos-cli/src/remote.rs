@@ -3,9 +3,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kairos_engine::scenario::{Call, Outcome, Target};
+use kairos_engine::{CandidateExplain, Filter, IpExplain};
 use kairos_rules::Value;
 use serde_json::{Map, Value as J, json};
 
@@ -268,21 +270,31 @@ impl Target for Remote {
     }
 }
 
-/// The explain output of a debug get offers, in the in-process runner's layout.
+/// The explain output of a debug get offers, read back into the engine's explain types so
+/// it prints exactly as an in-process run prints it.
 fn explain_text(ips: &[J]) -> String {
-    let mut out = String::new();
-    for ip in ips {
-        out.push_str(&format!("{}:\n", ip["ip"].as_str().unwrap_or_default()));
-        for c in ip["candidates"].as_array().into_iter().flatten() {
-            let removed = c["removed_by"]
-                .as_str()
-                .map_or("served".to_string(), |f| format!("removed by {f}"));
-            out.push_str(&format!(
-                "  {} (rule {}): {removed}\n",
-                c["offer"].as_str().unwrap_or_default(),
-                c["rule"].as_str().unwrap_or_default()
-            ));
-        }
-    }
-    out
+    let text = |v: &J| Arc::<str>::from(v.as_str().unwrap_or_default());
+    ips.iter()
+        .map(|ip| {
+            IpExplain {
+                ip: text(&ip["ip"]),
+                control_group: ip["control_group"].as_bool().unwrap_or(false),
+                explored: ip["explored"].as_bool().unwrap_or(false),
+                candidates: ip["candidates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| CandidateExplain {
+                        offer: text(&c["offer"]),
+                        rule: text(&c["rule"]),
+                        removed_by: c["removed_by"].as_str().and_then(Filter::from_name),
+                        detail: c["detail"].as_str().map(str::to_string),
+                        score: c["score"].as_f64(),
+                        final_score: c["final_score"].as_f64(),
+                    })
+                    .collect(),
+            }
+            .to_text()
+        })
+        .collect()
 }

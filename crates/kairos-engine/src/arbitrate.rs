@@ -76,6 +76,33 @@ pub enum Filter {
 }
 
 impl Filter {
+    pub const ALL: [Filter; 19] = [
+        Filter::RuleDisabled,
+        Filter::RuleNotYetEffective,
+        Filter::RuleExpired,
+        Filter::OfferNotYetEffective,
+        Filter::OfferExpired,
+        Filter::Ineligible,
+        Filter::EligibilityError,
+        Filter::ScoreError,
+        Filter::SuppressedAfterAccept,
+        Filter::SuppressedAfterReject,
+        Filter::SuppressedMaxContacts,
+        Filter::SuppressedByEvent,
+        Filter::VisitCap,
+        Filter::Constraint,
+        Filter::ControlGroup,
+        Filter::NotPicked,
+        Filter::OutscoredByAnotherRule,
+        Filter::Duplicate,
+        Filter::BelowTopN,
+    ];
+
+    /// The filter with this stable name, as the explain output shows it.
+    pub fn from_name(name: &str) -> Option<Filter> {
+        Filter::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Filter::RuleDisabled => "rule_disabled",
@@ -613,5 +640,20 @@ fn score_candidate(
             Ok(score) => Err((Filter::ScoreError, Some(format!("score is {score}")))),
             Err(e) => Err((Filter::ScoreError, Some(e.to_string()))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    #[test]
+    fn filter_names_are_distinct_and_read_back() {
+        for f in Filter::ALL {
+            assert_eq!(Filter::from_name(f.name()), Some(f));
+        }
+        let names: std::collections::HashSet<&str> = Filter::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(names.len(), Filter::ALL.len());
+        assert_eq!(Filter::from_name("nonsense"), None);
     }
 }
