@@ -86,22 +86,22 @@ fn a_missing_file_is_one_clear_line() {
     );
 }
 
+/// `kairos SUBCOMMAND` run from the repository with the scenario suite's profile tables.
+fn with_shop_profiles(subcommand: &str) -> std::process::Command {
+    let mut command = kairos();
+    command.current_dir(repo()).arg(subcommand).args([
+        "--profiles",
+        "people=tests/scenarios/people.csv",
+        "--profiles",
+        "orders=tests/scenarios/orders.csv",
+    ]);
+    command
+}
+
 /// `kairos test FILE` in process against the shop channel of the scenario suite.
 fn test_on_shop(file: &str) -> (Option<i32>, String) {
-    let out = kairos()
-        .current_dir(repo())
-        .args([
-            "test",
-            file,
-            "--channel-file",
-            "tests/scenarios/shop/channel.yaml",
-        ])
-        .args([
-            "--profiles",
-            "people=tests/scenarios/people.csv",
-            "--profiles",
-            "orders=tests/scenarios/orders.csv",
-        ])
+    let out = with_shop_profiles("test")
+        .args([file, "--channel-file", "tests/scenarios/shop/channel.yaml"])
         .output()
         .unwrap();
     (
@@ -175,19 +175,8 @@ fn the_demo_scenarios_pass() {
 
 #[test]
 fn a_flowchart_test_run_counts_segments_and_paths() {
-    let out = kairos()
-        .current_dir(repo())
-        .args([
-            "segments",
-            "--channel-file",
-            "tests/scenarios/shop/channel.yaml",
-        ])
-        .args([
-            "--profiles",
-            "people=tests/scenarios/people.csv",
-            "--profiles",
-            "orders=tests/scenarios/orders.csv",
-        ])
+    let out = with_shop_profiles("segments")
+        .args(["--channel-file", "tests/scenarios/shop/channel.yaml"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -237,17 +226,10 @@ fn an_impact_report_shows_what_a_candidate_changes() {
     assert_ne!(candidate, current);
     let candidate = temp_file("candidate.yaml", &candidate);
     let impact = |file: &std::path::Path| {
-        let out = kairos()
-            .current_dir(repo())
-            .args(["impact", "--channel-file"])
+        let out = with_shop_profiles("impact")
+            .arg("--channel-file")
             .arg(file)
             .args(["--current", "tests/scenarios/shop/channel.yaml"])
-            .args([
-                "--profiles",
-                "people=tests/scenarios/people.csv",
-                "--profiles",
-                "orders=tests/scenarios/orders.csv",
-            ])
             .output()
             .unwrap();
         assert!(
