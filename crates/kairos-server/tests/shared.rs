@@ -6,10 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, codes, contacts_from_concurrent_calls, instance};
+use common::{call, codes, contacts_from_concurrent_calls, empty_history, instance};
 use kairos_server::Config;
 use kairos_server::shared::RedisSessions;
-use kairos_store::HistoryStore;
 use serde_json::{Value as J, json};
 
 async fn shared(prefix: &str) -> Option<RedisSessions> {
@@ -31,11 +30,7 @@ async fn shared(prefix: &str) -> Option<RedisSessions> {
 /// Two instances over one history database and one Redis key space.
 async fn group(name: &str) -> Option<(common::Server, common::Server)> {
     let prefix = format!("kairos-test-{name}-{}", std::process::id());
-    let dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
-        .await
-        .unwrap();
+    let store = empty_history(&prefix).await;
     let a = instance(
         Config::default(),
         store.clone(),

@@ -26,6 +26,8 @@ fn unique(prefix: &str) -> String {
 
 fn sqlite() -> Option<String> {
     let dir = std::env::temp_dir().join(unique("kairos_store"));
+    // A folder left by an earlier run whose process had the same id holds old rows.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Some(format!("sqlite://{}", dir.join("kairos.db").display()))
 }

@@ -59,16 +59,23 @@ pub fn june_15() -> kairos_rules::time::Timestamp {
 }
 
 pub async fn server(config: Config) -> Server {
-    let dir = std::env::temp_dir().join(format!(
+    let name = format!(
         "kairos-api-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    );
+    instance(config, empty_history(&name).await, None).await
+}
+
+/// An empty SQLite history in a temporary folder of this name. A folder left by an earlier
+/// run whose process had the same id is cleared: its history would suppress offers.
+pub async fn empty_history(name: &str) -> HistoryStore {
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
+    HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
         .await
-        .unwrap();
-    instance(config, store, None).await
+        .unwrap()
 }
 
 /// One runtime instance over `store`, with sessions in memory or shared through Redis.
