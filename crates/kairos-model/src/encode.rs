@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::model::*;
 
 /// A YAML value as the writer lays it out.
-enum Y {
+pub(crate) enum Y {
     Str(String),
     /// Always quoted: expressions read best that way, as the channel format shows them.
     Expr(String),
@@ -126,7 +126,7 @@ fn target(m: &mut MapBuilder, t: &Target) {
     };
 }
 
-fn channel_to_y(c: &Channel) -> Y {
+pub(crate) fn channel_to_y(c: &Channel) -> Y {
     let mut m = MapBuilder::new();
     m.put("channel", name(&c.name));
     m.opt("description", c.description.clone().map(Y::Str));
@@ -480,6 +480,19 @@ fn pattern(p: &EventPattern) -> Y {
     m.opt("rolling", p.rolling.map(Y::Bool));
     m.non_empty("actions", actions(&p.actions));
     m.build()
+}
+
+/// The same value as JSON: the design API's form of a component.
+pub(crate) fn to_json(y: Y) -> serde_json::Value {
+    use serde_json::Value as J;
+    match y {
+        Y::Str(s) | Y::Expr(s) => J::String(s),
+        Y::Int(i) => J::from(i),
+        Y::Float(f) => J::from(f),
+        Y::Bool(b) => J::Bool(b),
+        Y::List(items) => J::Array(items.into_iter().map(to_json).collect()),
+        Y::Map(entries) => J::Object(entries.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
+    }
 }
 
 // ---- layout ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! (YAML, read with positions and written back losslessly), validation with located errors,
 //! and profile table schemas.
 
+pub mod components;
 mod decode;
 mod encode;
 mod loc;

@@ -4,6 +4,7 @@
 //! (group commit): a record is acknowledged only once its batch is committed.
 
 mod codec;
+pub mod control;
 mod profiles;
 mod sql;
 
@@ -32,6 +33,11 @@ pub enum StoreError {
     WriterStopped,
     #[error("writing history failed: {0}")]
     WriteFailed(String),
+    /// Someone else changed the component since the revision the edit was based on.
+    #[error("{path} was changed by someone else (now at revision {})", current.map_or("deleted".to_string(), |r| r.to_string()))]
+    Conflict { path: String, current: Option<i64> },
+    #[error("{0} does not exist")]
+    NotFound(String),
 }
 
 /// Learning statistics of one offer, overall (`segment: None`) or within a segment.

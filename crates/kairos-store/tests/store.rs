@@ -9,9 +9,14 @@ use kairos_engine::world::{
 use kairos_rules::time::Timestamp;
 use std::collections::HashMap;
 
+use kairos_model::components::{Component, Kind};
 use kairos_model::table::read_csv;
 use kairos_rules::Value;
-use kairos_store::{HistoryStore, OfferStats, ProfileStore};
+use kairos_store::control::{
+    Activation, AuditEntry, ControlStore, Expect, Instance, Review, TestResult, Token, UnknownName,
+    User, Version,
+};
+use kairos_store::{HistoryStore, OfferStats, ProfileStore, StoreError};
 use sqlx::Executor;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -287,8 +292,293 @@ async fn profile_tables_are_imported_replaced_and_read_by_key(url: String) {
     );
 }
 
+fn component(kind: Kind, name: &str, body: serde_json::Value) -> Component {
+    Component {
+        kind,
+        name: name.to_string(),
+        body,
+    }
+}
+
+async fn control(url: &str) -> ControlStore {
+    ControlStore::open(url, &serde_json::json!({ "approvals": 1 }))
+        .await
+        .unwrap()
+}
+
+async fn design_edits_conflict_only_on_the_same_component(url: String) {
+    let store = control(&url).await;
+    let gold = component(Kind::Offers, "GOLD", serde_json::json!({ "name": "Gold" }));
+    let silver = component(
+        Kind::Offers,
+        "SILVER",
+        serde_json::json!({ "name": "Silver" }),
+    );
+    let first = store
+        .replace_channel("web", &[gold.clone(), silver.clone()], "ana", Timestamp(1))
+        .await
+        .unwrap();
+    // Two designers start from the same revision and edit different offers: both succeed.
+    let gold2 = component(
+        Kind::Offers,
+        "GOLD",
+        serde_json::json!({ "name": "Gold 2" }),
+    );
+    let silver2 = component(
+        Kind::Offers,
+        "SILVER",
+        serde_json::json!({ "name": "Silver 2" }),
+    );
+    let a = store
+        .put_component("web", &gold2, Expect::Revision(first), "ana", Timestamp(2))
+        .await
+        .unwrap();
+    store
+        .put_component(
+            "web",
+            &silver2,
+            Expect::Revision(first),
+            "ben",
+            Timestamp(3),
+        )
+        .await
+        .unwrap();
+    // A third edit of GOLD based on the first revision conflicts and changes nothing.
+    let stale = component(Kind::Offers, "GOLD", serde_json::json!({ "name": "lost" }));
+    match store
+        .put_component("web", &stale, Expect::Revision(first), "cy", Timestamp(4))
+        .await
+    {
+        Err(StoreError::Conflict { path, current }) => {
+            assert_eq!(path, "offers/GOLD");
+            assert_eq!(current, Some(a));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .put_component("web", &stale, Expect::Absent, "cy", Timestamp(4))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let stored = store.components("web").await.unwrap();
+    let bodies: Vec<_> = stored.iter().map(|c| c.component.clone()).collect();
+    assert_eq!(bodies, vec![gold2, silver2]);
+    assert_eq!(stored[1].updated_by, "ben");
+    assert!(matches!(
+        store
+            .delete_component(
+                "web",
+                Kind::Offers,
+                "GOLD",
+                Expect::Revision(first),
+                "cy",
+                Timestamp(5)
+            )
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store
+        .delete_component(
+            "web",
+            Kind::Offers,
+            "GOLD",
+            Expect::Revision(a),
+            "cy",
+            Timestamp(5),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .delete_component("web", Kind::Offers, "GOLD", Expect::Any, "cy", Timestamp(6))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let info = store.channel("web").await.unwrap().unwrap();
+    assert_eq!((info.revision, info.updated_by.as_str()), (a + 2, "cy"));
+}
+
+async fn concurrent_creates_of_different_components_all_land(url: String) {
+    let store = std::sync::Arc::new(control(&url).await);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let offer = component(Kind::Offers, &format!("O{i}"), serde_json::json!({}));
+                store
+                    .put_component("web", &offer, Expect::Absent, "ana", Timestamp(i))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.components("web").await.unwrap().len(), 10);
+    assert_eq!(store.channel("web").await.unwrap().unwrap().revision, 10);
+}
+
+async fn versions_deployments_and_reviews_are_recorded(url: String) {
+    let store = control(&url).await;
+    let groups = store.groups().await.unwrap();
+    let names: Vec<_> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.production))
+        .collect();
+    assert_eq!(names, vec![("staging", false), ("production", true)]);
+    assert_eq!(groups[1].gates, serde_json::json!({ "approvals": 1 }));
+
+    let version = |note: &str| Version {
+        channel: "web".into(),
+        number: 0,
+        yaml: "channel: web\n".into(),
+        hash: "abc".into(),
+        author: "ana".into(),
+        created_at: Timestamp(10),
+        note: note.into(),
+        report: serde_json::json!({ "warnings": [] }),
+    };
+    assert_eq!(store.create_version(&version("first")).await.unwrap(), 1);
+    assert_eq!(store.create_version(&version("second")).await.unwrap(), 2);
+    let v2 = store.version("web", 2).await.unwrap().unwrap();
+    assert_eq!((v2.number, v2.note.as_str()), (2, "second"));
+    assert_eq!(store.versions("web").await.unwrap().len(), 2);
+    assert_eq!(store.version("web", 3).await.unwrap(), None);
+
+    for (n, action) in [(1, "deploy"), (2, "deploy"), (1, "rollback")] {
+        store
+            .activate(&Activation {
+                group: "staging".into(),
+                channel: "web".into(),
+                version: n,
+                by: "admin".into(),
+                at: Timestamp(20 + n),
+                action: action.into(),
+                reason: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.active("staging").await.unwrap(),
+        vec![("web".to_string(), 1)]
+    );
+    assert_eq!(store.active("production").await.unwrap(), vec![]);
+    assert_eq!(store.group("staging").await.unwrap().unwrap().generation, 3);
+    let history: Vec<_> = store
+        .activations("web", Some("staging"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| (a.version, a.action.clone()))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (1, "deploy".into()),
+            (2, "deploy".into()),
+            (1, "rollback".into())
+        ]
+    );
+
+    let review = Review {
+        reviewer: "rita".into(),
+        approved: true,
+        comment: "looks right".into(),
+        at: Timestamp(30),
+    };
+    store.add_review("web", 2, &review).await.unwrap();
+    assert_eq!(store.reviews("web", 2).await.unwrap(), vec![review]);
+    assert_eq!(store.reviews("web", 1).await.unwrap(), vec![]);
+    let result = TestResult {
+        group: "staging".into(),
+        kind: "loadtest".into(),
+        passed: false,
+        summary: serde_json::json!({ "p99_ms": 12.5 }),
+        by: "ana".into(),
+        at: Timestamp(31),
+    };
+    store.add_result("web", 2, &result).await.unwrap();
+    assert_eq!(store.results("web", 2).await.unwrap(), vec![result]);
+
+    for at in [40, 41] {
+        store
+            .report_instance(&Instance {
+                group: "staging".into(),
+                instance: "i-1".into(),
+                address: "127.0.0.1:7701".into(),
+                running: serde_json::json!({ "web": at }),
+                seen_at: Timestamp(at),
+            })
+            .await
+            .unwrap();
+        store
+            .report_unknown(&UnknownName {
+                channel: "web".into(),
+                kind: "event".into(),
+                name: "basket_viewed".into(),
+                calls: 3,
+                last_at: Timestamp(at),
+            })
+            .await
+            .unwrap();
+    }
+    let instances = store.instances("staging").await.unwrap();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].seen_at, Timestamp(41));
+    let unknown = store.unknown_names().await.unwrap();
+    assert_eq!((unknown[0].calls, unknown[0].last_at), (6, Timestamp(41)));
+
+    for (i, action) in ["apply", "deploy"].iter().enumerate() {
+        store
+            .audit(&AuditEntry {
+                at: Timestamp(50 + i as i64),
+                actor: "ana".into(),
+                action: action.to_string(),
+                target: "web".into(),
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["deploy", "apply"]
+    );
+}
+
+async fn users_and_token_digests_are_kept(url: String) {
+    let store = control(&url).await;
+    let mut user = User {
+        name: "ana".into(),
+        password_hash: "$argon2id$...".into(),
+        roles: vec!["designer".into(), "reviewer".into()],
+    };
+    store.put_user(&user, Timestamp(1)).await.unwrap();
+    user.roles = vec!["administrator".into()];
+    store.put_user(&user, Timestamp(2)).await.unwrap();
+    assert_eq!(store.user("ana").await.unwrap(), Some(user.clone()));
+    assert_eq!(store.users().await.unwrap(), vec![user]);
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    let token = Token {
+        kind: "touchpoint".into(),
+        subject: "web".into(),
+        label: "website".into(),
+        digest: "d1".into(),
+    };
+    store
+        .add_token(&token, "admin", Timestamp(3))
+        .await
+        .unwrap();
+    assert_eq!(store.token("d1").await.unwrap(), Some(token.clone()));
+    assert_eq!(store.tokens("touchpoint").await.unwrap(), vec![token]);
+    assert_eq!(store.tokens("user").await.unwrap(), vec![]);
+}
+
 macro_rules! suite {
-    (history: $($name:ident),* ; profiles: $($pname:ident),* $(,)?) => {
+    (history: $($name:ident),* ; by_url: $($pname:ident),* $(,)?) => {
         mod on_sqlite {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::history(super::sqlite().unwrap()).await).await; } )*
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $pname() { super::$pname(super::sqlite().unwrap()).await; } )*
@@ -311,6 +601,10 @@ suite!(
     audience_state_is_kept_and_replaced,
     learning_statistics_are_counted_per_offer_and_segment,
     concurrent_appends_are_all_acknowledged_after_commit;
-    profiles:
+    by_url:
     profile_tables_are_imported_replaced_and_read_by_key,
+    design_edits_conflict_only_on_the_same_component,
+    concurrent_creates_of_different_components_all_land,
+    versions_deployments_and_reviews_are_recorded,
+    users_and_token_digests_are_kept,
 );
