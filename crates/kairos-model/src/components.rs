@@ -236,6 +236,84 @@ pub fn check(name: &str, components: &[Component], schemas: &Schemas) -> Result<
     crate::parse_channel("design", &assembled.text, schemas).map_err(|e| assembled.locate(e))
 }
 
+/// How one component differs between two versions of a channel.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub path: String,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+    /// The body's lines, each prefixed `+ `, `- ` or two spaces.
+    pub lines: Vec<String>,
+}
+
+/// What changed from `old` to `new`, component by component, in file order.
+pub fn diff(old: &[Component], new: &[Component]) -> Vec<Change> {
+    let find = |list: &[Component], c: &Component| {
+        list.iter()
+            .find(|o| o.kind == c.kind && o.name == c.name)
+            .map(|o| body_text(&o.body))
+    };
+    let mut changes = Vec::new();
+    for c in new {
+        let text = body_text(&c.body);
+        match find(old, c) {
+            None => changes.push(Change {
+                path: c.path(),
+                change: "added",
+                lines: text.lines().map(|l| format!("+ {l}")).collect(),
+            }),
+            Some(before) if before != text => changes.push(Change {
+                path: c.path(),
+                change: "changed",
+                lines: line_diff(&before, &text),
+            }),
+            Some(_) => {}
+        }
+    }
+    for c in old {
+        if find(new, c).is_none() {
+            changes.push(Change {
+                path: c.path(),
+                change: "removed",
+                lines: body_text(&c.body)
+                    .lines()
+                    .map(|l| format!("- {l}"))
+                    .collect(),
+            });
+        }
+    }
+    changes
+}
+
+/// A line diff by longest common subsequence; component bodies are short.
+fn line_diff(old: &str, new: &str) -> Vec<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push(format!("  {}", a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(format!("+ {}", b[j]));
+            j += 1;
+        } else {
+            out.push(format!("- {}", a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +360,47 @@ mod tests {
             "{}",
             errors[0].message
         );
+    }
+
+    #[test]
+    fn diff_names_each_added_removed_and_changed_component() {
+        let old = split(&bank());
+        let mut new = old.clone();
+        new.retain(|c| c.path() != "offers/KIDS_SAVER");
+        let gold = new
+            .iter_mut()
+            .find(|c| c.path() == "offers/GOLD_CARD")
+            .unwrap();
+        gold.body["name"] = Value::String("Gold card".into());
+        new.push(Component {
+            kind: Kind::Segments,
+            name: "students".into(),
+            body: Value::String("profile.age < 25".into()),
+        });
+        let changes = diff(&old, &new);
+        let summary: Vec<_> = changes
+            .iter()
+            .map(|c| (c.path.as_str(), c.change))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("offers/GOLD_CARD", "changed"),
+                ("segments/students", "added"),
+                ("offers/KIDS_SAVER", "removed")
+            ]
+        );
+        let changed = &changes[0].lines;
+        assert!(
+            changed.contains(&"-   \"name\": \"Gold credit card\",".to_string()),
+            "{changed:?}"
+        );
+        assert!(
+            changed.contains(&"+   \"name\": \"Gold card\",".to_string()),
+            "{changed:?}"
+        );
+        assert!(changed.iter().filter(|l| !l.starts_with("  ")).count() == 2);
+        assert!(diff(&old, &old).is_empty());
     }
 
     #[test]

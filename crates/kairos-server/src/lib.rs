@@ -2,6 +2,8 @@
 //! knows HTTP. [`run`] serves a [`Runtime`] on a listener until `shutdown` completes; tests
 //! start it on port 0.
 
+pub mod auth;
+pub mod control;
 pub mod interact;
 mod live;
 mod metrics;

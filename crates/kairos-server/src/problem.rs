@@ -11,6 +11,8 @@ pub struct Problem {
     /// A stable code clients can match on (`INVALID_SESSION_ID`).
     pub code: &'static str,
     pub detail: String,
+    /// Every located error, when there are several (a rejected channel).
+    pub errors: Vec<String>,
 }
 
 impl Problem {
@@ -19,7 +21,13 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            errors: Vec::new(),
         }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<String>) -> Self {
+        self.errors = errors;
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -43,13 +51,17 @@ impl Problem {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
+        let mut doc = json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "code": self.code,
             "detail": self.detail,
-        })
+        });
+        if !self.errors.is_empty() {
+            doc["errors"] = json!(self.errors);
+        }
+        doc
     }
 }
 

@@ -675,6 +675,14 @@ impl ControlStore {
         Ok(())
     }
 
+    /// Tells every group's runtimes to fetch again (touchpoint tokens changed).
+    pub async fn touch_groups(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE kc_groups SET generation = generation + 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// What a group runs: (channel, version) pairs.
     pub async fn active(&self, group: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let rows =

@@ -1,0 +1,644 @@
+//! The control plane's API on a random port over a temporary SQLite repository: logins and
+//! roles, concurrent edits, versions, gates, reviews, rollback, the runtimes' long poll.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::http;
+use kairos_server::control::ControlPlane;
+use serde_json::{Value as J, json};
+
+const BANK: &str = include_str!("../../../examples/bank/channel.yaml");
+
+struct Control {
+    addr: SocketAddr,
+    admin: String,
+}
+
+async fn control() -> Control {
+    let dir = std::env::temp_dir().join(format!(
+        "kairos-control-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("control.db").display());
+    let cp = ControlPlane::open(&url, kairos_server::wall_clock)
+        .await
+        .unwrap();
+    assert!(cp.ensure_admin("admin-password").await.unwrap());
+    assert!(!cp.ensure_admin("other").await.unwrap(), "created once");
+    let cp = Arc::new(cp);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(kairos_server::control::run(
+        listener,
+        cp,
+        std::future::pending(),
+    ));
+    let admin = login(addr, "admin", "admin-password").await;
+    Control { addr, admin }
+}
+
+async fn api(addr: SocketAddr, method: &str, path: &str, token: &str, body: J) -> (u16, J) {
+    api_with(addr, method, path, token, &[], body).await
+}
+
+async fn api_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: J,
+) -> (u16, J) {
+    let auth = format!("Bearer {token}");
+    let mut all = vec![("authorization", auth.as_str())];
+    all.extend_from_slice(headers);
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let (status, body) = http(addr, method, path, &all, &text).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(J::String(body)),
+    )
+}
+
+async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
+    let (status, body) = common::call(
+        addr,
+        "POST",
+        "/api/login",
+        json!({ "user": user, "password": password }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// A user with these roles, logged in.
+async fn user(c: &Control, name: &str, roles: &[&str]) -> String {
+    let (status, body) = api(
+        c.addr,
+        "POST",
+        "/api/users",
+        &c.admin,
+        json!({ "name": name, "password": format!("{name}-password"), "roles": roles }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    login(c.addr, name, &format!("{name}-password")).await
+}
+
+async fn apply(c: &Control, token: &str, yaml: &str) -> (u16, J) {
+    api(
+        c.addr,
+        "POST",
+        "/api/channels/apply",
+        token,
+        json!({ "file": "bank.yaml", "yaml": yaml }),
+    )
+    .await
+}
+
+fn revision_of(channel: &J, path: &str) -> i64 {
+    channel["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            format!(
+                "{}/{}",
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            ) == path
+        })
+        .map(|c| c["revision"].as_i64().unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logins_and_roles_are_checked_on_every_action() {
+    let c = control().await;
+    let (status, body) = common::call(
+        c.addr,
+        "POST",
+        "/api/login",
+        json!({ "user": "admin", "password": "wrong" }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("BAD_CREDENTIALS"))
+    );
+    let (status, _) = api(c.addr, "GET", "/api/channels", "ku_forged", J::Null).await;
+    assert_eq!(status, 401);
+    let (status, _) = common::call(c.addr, "GET", "/api/channels", J::Null).await;
+    assert_eq!(status, 401);
+
+    let designer = user(&c, "dana", &["designer"]).await;
+    let reviewer = user(&c, "rex", &["reviewer"]).await;
+    // A reviewer cannot edit; a designer can.
+    let (status, body) = apply(&c, &reviewer, BANK).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("designer"),
+        "{body}"
+    );
+    assert_eq!(apply(&c, &designer, BANK).await.0, 200);
+    // A designer cannot deploy, create users or issue tokens.
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/groups/staging/deployments",
+        &designer,
+        json!({ "channel": "web" }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/users",
+        &designer,
+        json!({ "name": "x", "password": "12345678", "roles": [] }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/tokens",
+        &designer,
+        json!({ "kind": "touchpoint", "for": "web" }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A designer cannot approve.
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/channels/web/versions",
+        &designer,
+        json!({ "note": "first" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/channels/web/versions/1/reviews",
+        &designer,
+        json!({ "decision": "approve" }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = api(
+        c.addr,
+        "POST",
+        "/api/users",
+        &c.admin,
+        json!({ "name": "eve", "password": "long enough", "roles": ["superuser"] }),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("roles:"),
+        "{body}"
+    );
+    let (_, log) = api(c.addr, "GET", "/api/audit", &designer, J::Null).await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"apply") && actions.contains(&"snapshot"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_channel_file_is_rejected_whole_with_located_errors() {
+    let c = control().await;
+    let bad = BANK
+        .replace(
+            "category: cards\n    attributes: { apr: 19.9",
+            "category: gadgets\n    attributes: { apr: 19.9",
+        )
+        .replace("score: 85", "score: high");
+    let (status, body) = apply(&c, &c.admin, &bad).await;
+    assert_eq!(status, 422, "{body}");
+    let errors: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.starts_with("bank.yaml:")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("gadgets")), "{errors:?}");
+    let (_, channels) = api(c.addr, "GET", "/api/channels", &c.admin, J::Null).await;
+    assert_eq!(channels, json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn edits_of_different_components_both_land_and_the_same_one_conflicts() {
+    let c = control().await;
+    let ana = user(&c, "ana", &["designer"]).await;
+    let ben = user(&c, "ben", &["designer"]).await;
+    apply(&c, &ana, BANK).await;
+    let (_, channel) = api(c.addr, "GET", "/api/channels/web", &ana, J::Null).await;
+    let gold = revision_of(&channel, "offers/GOLD_CARD");
+    let platinum = revision_of(&channel, "offers/PLATINUM_CARD");
+    let (_, mut gold_body) = api(
+        c.addr,
+        "GET",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &ana,
+        J::Null,
+    )
+    .await;
+    gold_body["name"] = json!("Gold card, new look");
+    let if_match = format!("\"{gold}\"");
+    let (status, saved) = api_with(
+        c.addr,
+        "PUT",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &ana,
+        &[("if-match", &if_match)],
+        gold_body.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["errors"], json!([]));
+    let (_, mut platinum_body) = api(
+        c.addr,
+        "GET",
+        "/api/channels/web/components/offers/PLATINUM_CARD",
+        &ben,
+        J::Null,
+    )
+    .await;
+    platinum_body["category"] = json!("gadgets");
+    let if_match = format!("\"{platinum}\"");
+    let (status, saved) = api_with(
+        c.addr,
+        "PUT",
+        "/api/channels/web/components/offers/PLATINUM_CARD",
+        &ben,
+        &[("if-match", &if_match)],
+        platinum_body,
+    )
+    .await;
+    assert_eq!(status, 200, "ben's edit of another offer lands: {saved}");
+    // Saved, but the design now has an error, placed in the component.
+    let error = &saved["errors"][0];
+    assert_eq!(error["component"], "offers/PLATINUM_CARD");
+    assert!(
+        error["message"].as_str().unwrap().contains("gadgets"),
+        "{error}"
+    );
+    // Ben edits GOLD_CARD from the revision he read before Ana's change: a conflict.
+    gold_body["name"] = json!("ben's gold");
+    let if_match = format!("\"{gold}\"");
+    let (status, body) = api_with(
+        c.addr,
+        "PUT",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &ben,
+        &[("if-match", &if_match)],
+        gold_body,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("CONFLICT")),
+        "{body}"
+    );
+    let (_, now) = api(
+        c.addr,
+        "GET",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &ana,
+        J::Null,
+    )
+    .await;
+    assert_eq!(now["name"], "Gold card, new look", "ana's edit is kept");
+    // The design cannot be snapshotted while it has errors.
+    let (status, body) = api(
+        c.addr,
+        "POST",
+        "/api/channels/web/versions",
+        &c.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("offers/PLATINUM_CARD:"),
+        "{body}"
+    );
+}
+
+async fn deploy(c: &Control, group: &str, body: J) -> (u16, J) {
+    api(
+        c.addr,
+        "POST",
+        &format!("/api/groups/{group}/deployments"),
+        &c.admin,
+        body,
+    )
+    .await
+}
+
+async fn result(c: &Control, version: i64, kind: &str, passed: bool) {
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        &format!("/api/channels/web/versions/{version}/results"),
+        &c.admin,
+        json!({ "group": "staging", "kind": kind, "passed": passed, "summary": {} }),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn production_gates_approvals_promotion_and_rollback() {
+    let c = control().await;
+    let rex = user(&c, "rex", &["reviewer"]).await;
+    apply(&c, &c.admin, BANK).await;
+    let (status, v1) = deploy(&c, "staging", json!({ "channel": "web", "note": "first" })).await;
+    assert_eq!((status, v1["version"].as_i64()), (200, Some(1)), "{v1}");
+    // Unchanged design: the same version, not a new one.
+    let (_, again) = deploy(&c, "staging", json!({ "channel": "web" })).await;
+    assert_eq!(again["version"], 1);
+
+    let (status, refused) =
+        deploy(&c, "production", json!({ "channel": "web", "version": 1 })).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("GATES_FAILED")),
+        "{refused}"
+    );
+    let failed: Vec<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed.len(),
+        3,
+        "tests and approval are missing: {failed:?}"
+    );
+    assert!(failed.iter().any(|f| f.starts_with("scenarios:")));
+    assert!(failed.iter().any(|f| f.starts_with("loadtest:")));
+    assert!(failed.iter().any(|f| f.starts_with("approvals:")));
+
+    result(&c, 1, "scenarios", true).await;
+    result(&c, 1, "loadtest", false).await;
+    let review = |decision: &'static str| {
+        let rex = rex.clone();
+        let addr = c.addr;
+        async move {
+            api(
+                addr,
+                "POST",
+                "/api/channels/web/versions/1/reviews",
+                &rex,
+                json!({ "decision": decision, "comment": "checked the impact report" }),
+            )
+            .await
+        }
+    };
+    assert_eq!(review("approve").await.0, 200);
+    let (_, refused) = deploy(&c, "production", json!({ "channel": "web", "version": 1 })).await;
+    assert_eq!(
+        refused["errors"],
+        json!(["loadtest: the last load test on staging failed"])
+    );
+    result(&c, 1, "loadtest", true).await;
+    let (status, promoted) =
+        deploy(&c, "production", json!({ "channel": "web", "version": 1 })).await;
+    assert_eq!(status, 200, "{promoted}");
+
+    // A change, staged as version 2, then forced to production by an administrator.
+    let (_, mut gold) = api(
+        c.addr,
+        "GET",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &c.admin,
+        J::Null,
+    )
+    .await;
+    gold["name"] = json!("Gold card 2");
+    api(
+        c.addr,
+        "PUT",
+        "/api/channels/web/components/offers/GOLD_CARD",
+        &c.admin,
+        gold,
+    )
+    .await;
+    let (_, v2) = deploy(
+        &c,
+        "staging",
+        json!({ "channel": "web", "note": "new name" }),
+    )
+    .await;
+    assert_eq!(v2["version"], 2);
+    let (_, diff) = api(
+        c.addr,
+        "GET",
+        "/api/channels/web/diff?from=1&to=2",
+        &rex,
+        J::Null,
+    )
+    .await;
+    assert_eq!(diff["changes"].as_array().unwrap().len(), 1, "{diff}");
+    assert_eq!(diff["changes"][0]["path"], "offers/GOLD_CARD");
+    let (status, _) = deploy(&c, "production", json!({ "channel": "web", "version": 2 })).await;
+    assert_eq!(status, 409);
+    let (status, forced) = deploy(
+        &c,
+        "production",
+        json!({ "channel": "web", "version": 2, "override_reason": "typo fix, tested by hand" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{forced}");
+
+    let (status, back) = api(
+        c.addr,
+        "POST",
+        "/api/groups/production/rollback",
+        &c.admin,
+        json!({ "channel": "web" }),
+    )
+    .await;
+    assert_eq!(
+        (status, back["version"].as_i64(), back["previous"].as_i64()),
+        (200, Some(1), Some(2))
+    );
+    let (_, groups) = api(c.addr, "GET", "/api/groups", &rex, J::Null).await;
+    let production = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "production")
+        .unwrap();
+    assert_eq!(
+        production["active"],
+        json!([{ "channel": "web", "version": 1 }])
+    );
+    let (_, versions) = api(c.addr, "GET", "/api/channels/web/versions", &rex, J::Null).await;
+    let v2 = &versions[1];
+    assert_eq!(v2["active_in"], json!(["staging"]));
+    let override_reason = v2["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|d| d["reason"].as_str())
+        .unwrap();
+    assert!(override_reason.contains("typo fix"), "{override_reason}");
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/groups/production/rollback",
+        &c.admin,
+        json!({ "channel": "web", "to": 7 }),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a version production never ran cannot be rolled back to"
+    );
+}
+
+#[tokio::test]
+async fn runtimes_long_poll_for_their_group_and_report_status() {
+    let c = control().await;
+    apply(&c, &c.admin, BANK).await;
+    let (_, token) = api(
+        c.addr,
+        "POST",
+        "/api/tokens",
+        &c.admin,
+        json!({ "kind": "runtime", "for": "staging", "label": "staging runtimes" }),
+    )
+    .await;
+    let runtime = token["token"].as_str().unwrap().to_string();
+    let (status, first) = api(
+        c.addr,
+        "GET",
+        "/api/groups/staging/active",
+        &runtime,
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(first["deployments"], json!([]));
+    let generation = first["generation"].as_i64().unwrap();
+    let (status, _) = api(
+        c.addr,
+        "GET",
+        "/api/groups/production/active",
+        &runtime,
+        J::Null,
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a staging runtime token cannot read production"
+    );
+
+    let addr = c.addr;
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let reply = api(
+            addr,
+            "GET",
+            &format!("/api/groups/staging/active?after={generation}&wait=30"),
+            &runtime,
+            J::Null,
+        )
+        .await;
+        (reply, started.elapsed())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    deploy(&c, "staging", json!({ "channel": "web" })).await;
+    let ((status, changed), waited) = waiting.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "answered on the change: {waited:?}"
+    );
+    assert_eq!(changed["deployments"][0]["version"], 1);
+    assert!(
+        changed["deployments"][0]["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("GOLD_CARD")
+    );
+
+    let (_, touchpoint) = api(
+        c.addr,
+        "POST",
+        "/api/tokens",
+        &c.admin,
+        json!({ "kind": "touchpoint", "for": "web", "label": "website" }),
+    )
+    .await;
+    let secret = touchpoint["token"].as_str().unwrap();
+    assert!(secret.starts_with("kt_"));
+    let (status, _) = api(c.addr, "GET", "/api/channels", secret, J::Null).await;
+    assert_eq!(status, 401, "a touchpoint token is not a user");
+    let runtime = token["token"].as_str().unwrap();
+    let (_, now) = api(
+        c.addr,
+        "GET",
+        "/api/groups/staging/active",
+        runtime,
+        J::Null,
+    )
+    .await;
+    assert!(now["generation"].as_i64().unwrap() > changed["generation"].as_i64().unwrap());
+    assert_eq!(now["touchpoint_token_digests"].as_array().unwrap().len(), 1);
+
+    let (status, _) = api(
+        c.addr,
+        "POST",
+        "/api/groups/staging/instances/host-a",
+        runtime,
+        json!({
+            "address": "127.0.0.1:7701",
+            "running": { "web": { "version": 1 } },
+            "unknown": [{ "channel": "web", "kind": "event", "name": "basket_viewed", "calls": 2 }],
+        }),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, groups) = api(c.addr, "GET", "/api/groups", &c.admin, J::Null).await;
+    let staging = &groups[0];
+    assert_eq!(staging["instances"][0]["instance"], "host-a");
+    assert_eq!(staging["instances"][0]["running"]["web"]["version"], 1);
+    let (_, unknown) = api(c.addr, "GET", "/api/unknown-names", &c.admin, J::Null).await;
+    assert_eq!(unknown[0]["name"], "basket_viewed");
+    assert_eq!(unknown[0]["calls"], 2);
+}
