@@ -16,9 +16,12 @@ use crate::remote::Client;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server group whose runtime takes the load (staging or production, as `kairos up` runs them)
+    /// The server group whose runtime takes the load; the results are attached to the
+    /// version it runs
     #[arg(long, required_unless_present = "url")]
     group: Option<String>,
+    #[command(flatten)]
+    control: crate::control_cmd::ControlArgs,
     /// Or the runtime at this address (http://HOST:PORT)
     #[arg(long, conflicts_with = "group")]
     url: Option<String>,
@@ -191,7 +194,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 pub fn run(args: &Args) -> Result<ExitCode> {
     let url = match (&args.url, &args.group) {
         (Some(url), _) => url.clone(),
-        (None, Some(group)) => crate::test_cmd::group_url(group)?,
+        (None, Some(group)) => crate::test_cmd::group_url(&args.control, group)?,
         (None, None) => bail!("give --group GROUP or --url URL"),
     };
     let duration =
@@ -274,6 +277,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     if failures.is_empty() {
         println!("loadtest passed");
+    }
+    if let Some(group) = &args.group {
+        let summary = json!({
+            "requests": requests,
+            "requests_per_second": rps,
+            "errors": errors,
+            "p50_ms": percentile(&latencies, 0.5),
+            "p99_ms": p99,
+            "max_p99_ms": args.max_p99_ms,
+            "min_rps": args.min_rps,
+            "failures": failures,
+            "text": format!("{rps:.0} requests/s, p99 {p99:.2} ms, {errors} errors"),
+        });
+        crate::test_cmd::attach(
+            &args.control,
+            group,
+            &args.channel,
+            "loadtest",
+            failures.is_empty(),
+            summary,
+        );
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS

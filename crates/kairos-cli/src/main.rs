@@ -1,7 +1,9 @@
 //! `kairos`: one binary for every Kairos process and command.
 
+mod control_cmd;
 mod data_cmd;
 mod demo;
+mod follow;
 mod impact_cmd;
 mod loadtest_cmd;
 mod remote;
@@ -32,6 +34,32 @@ struct Cli {
 enum Command {
     /// Run Kairos on this machine with the embedded store and the demo channel
     Up(up_cmd::Args),
+    /// Run the control plane alone (design and deployment API)
+    Control(up_cmd::ControlArgs),
+    /// Log in to the control plane; the token is saved for the other commands
+    Login(control_cmd::LoginArgs),
+    /// Import channel files into the design environment as a new revision
+    Apply(control_cmd::ApplyArgs),
+    /// Print a channel (the design, or a version) as a channel file
+    Export(control_cmd::ExportArgs),
+    /// Deploy a channel to a server group (production groups check their gates)
+    Deploy(control_cmd::DeployArgs),
+    /// A channel's versions: who, when, note, hash, where active, test results, reviews
+    Deployments(control_cmd::ChannelArgs),
+    /// What changed between two versions of a channel (or a version and the design)
+    Diff(control_cmd::DiffArgs),
+    /// Approve a version (reviewers)
+    Approve(control_cmd::ReviewArgs),
+    /// Reject a version (reviewers)
+    Reject(control_cmd::ReviewArgs),
+    /// Re-activate the previous (or a named) version on a server group
+    Rollback(control_cmd::RollbackArgs),
+    /// Users of the control plane (administrators)
+    #[command(subcommand)]
+    User(control_cmd::UserCommand),
+    /// Touchpoint and runtime tokens (administrators)
+    #[command(subcommand)]
+    Token(control_cmd::TokenCommand),
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
     /// Serve the runtime API: offline mode serves channel files directly
@@ -81,6 +109,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up_cmd::run(args),
+        Command::Control(args) => up_cmd::run_control(args),
+        Command::Login(args) => control_cmd::login(&args),
+        Command::Apply(args) => control_cmd::apply(&args),
+        Command::Export(args) => control_cmd::export(&args),
+        Command::Deploy(args) => control_cmd::deploy(&args),
+        Command::Deployments(args) => control_cmd::deployments(&args),
+        Command::Diff(args) => control_cmd::diff(&args),
+        Command::Approve(args) => control_cmd::review(&args, "approve"),
+        Command::Reject(args) => control_cmd::review(&args, "reject"),
+        Command::Rollback(args) => control_cmd::rollback(&args),
+        Command::User(command) => control_cmd::user(&command),
+        Command::Token(command) => control_cmd::token(&command),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Impact(args) => impact_cmd::run(&args),

@@ -46,51 +46,71 @@ impl Client {
         Ok(self.stream.as_mut().expect("connected above"))
     }
 
-    /// Sends one request; a connection the server closed is reopened once.
+    /// Sends one JSON request (or none) and reads a JSON answer (`null` when it is not JSON).
     pub fn request(
         &mut self,
         method: &str,
         path: &str,
         body: Option<&J>,
     ) -> Result<(u16, J), String> {
-        match self.try_request(method, path, body) {
+        let body = body.map(J::to_string);
+        let content_type = body.as_ref().map(|_| "application/json");
+        let (status, bytes) = self.send(
+            method,
+            path,
+            content_type,
+            body.as_deref().unwrap_or_default().as_bytes(),
+        )?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(J::Null)))
+    }
+
+    /// Sends one request with any body; a connection the server closed is reopened once.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        match self.try_send(method, path, content_type, body) {
             Ok(r) => Ok(r),
             Err(_) => {
                 self.stream = None;
-                self.try_request(method, path, body)
+                self.try_send(method, path, content_type, body)
             }
         }
     }
 
-    fn try_request(
+    fn try_send(
         &mut self,
         method: &str,
         path: &str,
-        body: Option<&J>,
-    ) -> Result<(u16, J), String> {
-        let body = body.map(J::to_string).unwrap_or_default();
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n",
             self.address,
             body.len()
         );
-        if !body.is_empty() {
-            head.push_str("content-type: application/json\r\n");
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("content-type: {content_type}\r\n"));
         }
         if let Some(token) = &self.token {
             head.push_str(&format!("authorization: Bearer {token}\r\n"));
         }
         head.push_str("\r\n");
+        let address = self.address.clone();
         let stream = self.connect()?;
-        let io = |e: std::io::Error| format!("the runtime connection failed: {e}");
+        let io = |e: std::io::Error| format!("the connection to {address} failed: {e}");
         stream.get_mut().write_all(head.as_bytes()).map_err(io)?;
-        stream.get_mut().write_all(body.as_bytes()).map_err(io)?;
+        stream.get_mut().write_all(body).map_err(io)?;
         let mut status_line = String::new();
         stream.read_line(&mut status_line).map_err(io)?;
         let status: u16 = status_line
             .get(9..12)
             .and_then(|s| s.parse().ok())
-            .ok_or("the runtime sent no HTTP status")?;
+            .ok_or_else(|| format!("{address} sent no HTTP status"))?;
         let mut length = 0usize;
         loop {
             let mut line = String::new();
@@ -107,7 +127,7 @@ impl Client {
         }
         let mut bytes = vec![0; length];
         stream.read_exact(&mut bytes).map_err(io)?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(J::Null)))
+        Ok((status, bytes))
     }
 }
 

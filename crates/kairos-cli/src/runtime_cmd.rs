@@ -1,5 +1,6 @@
-//! `kairos runtime --channel-file FILE... --listen ADDR`: a runtime serving channel files
-//! directly (offline mode), reloading them when they change.
+//! `kairos runtime`: one runtime instance. With `--group G --control URL` it serves what the
+//! control plane has active for its server group; with `--channel-file FILE...` it serves
+//! channel files directly (offline mode), reloading them when they change.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,18 +15,38 @@ use kairos_server::shared::RedisSessions;
 use kairos_server::{Config, ProfileSource, Runtime, channel_hash};
 use kairos_store::{HistoryStore, ProfileStore};
 
+use crate::follow::Follow;
 use crate::tables::{compile_channel_file, read_tables};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Serve these channel files directly, without a control plane (offline mode)
-    #[arg(long = "channel-file", value_name = "FILE", required = true)]
+    #[arg(
+        long = "channel-file",
+        value_name = "FILE",
+        required_unless_present = "group",
+        conflicts_with = "group"
+    )]
     channel_files: Vec<PathBuf>,
+    /// Serve what the control plane has active for this server group
+    #[arg(long, requires = "control")]
+    group: Option<String>,
+    /// The control plane a group's runtime follows
+    #[arg(long, value_name = "URL")]
+    control: Option<String>,
+    /// The runtime token the control plane issued for the group (kairos token issue
+    /// --runtime GROUP), or a user token
+    #[arg(long, value_name = "TOKEN", env = "KAIROS_RUNTIME_TOKEN")]
+    control_token: Option<String>,
+    /// This instance's name on the control plane's status page (default: its address)
+    #[arg(long)]
+    instance: Option<String>,
     /// Profile and dimension tables: TABLE=FILE.csv (repeatable); without any, profiles are
     /// read from the tables imported into the database (`kairos data import`)
     #[arg(long = "profiles", value_name = "TABLE=FILE.csv")]
     profiles: Vec<String>,
-    /// Where history and audience state are kept (SQLite in DIR/kairos.db)
+    /// Where history and audience state are kept (SQLite in DIR/kairos.db), and a group's
+    /// last versions (DIR/cache)
     #[arg(long, value_name = "DIR", default_value = "./kairos-data")]
     data: PathBuf,
     /// Keep history and read profile tables in this database instead: sqlite://PATH or postgres://...
@@ -115,13 +136,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     tokio.block_on(serve(args))
 }
 
-async fn serve(args: Args) -> Result<ExitCode> {
-    if args.database.is_none() {
-        std::fs::create_dir_all(&args.data)
-            .with_context(|| format!("cannot create {}", args.data.display()))?;
-    }
-    let db = database_url(&args);
-    let (deployments, profiles) = load(&args, 1).await?;
+/// A runtime over the database's history, with sessions in memory or in Redis under
+/// `prefix`, its learning statistics warmed from history.
+async fn build_runtime(
+    args: &Args,
+    profiles: Box<dyn ProfileSource>,
+    prefix: &str,
+) -> Result<Arc<Runtime>> {
+    let db = database_url(args);
     let store = HistoryStore::open(&db)
         .await
         .with_context(|| format!("cannot open {db}"))?;
@@ -138,15 +160,8 @@ async fn serve(args: Args) -> Result<ExitCode> {
                 args.sessions
             );
         }
-        // Instances serving the same channels share a key space.
-        let mut channels: Vec<&str> = deployments
-            .iter()
-            .map(|(d, _)| d.channel.as_str())
-            .collect();
-        channels.sort();
-        let prefix = format!("kairos:{}", channels.join(","));
         let ttl = Duration::from_secs(args.idle_minutes * 60);
-        let shared = RedisSessions::connect(&args.sessions, &prefix, ttl)
+        let shared = RedisSessions::connect(&args.sessions, prefix, ttl)
             .await
             .map_err(anyhow::Error::msg)?;
         runtime = runtime.with_shared_sessions(shared);
@@ -156,6 +171,41 @@ async fn serve(args: Args) -> Result<ExitCode> {
         .warm()
         .await
         .context("cannot read history to warm learning statistics")?;
+    Ok(runtime)
+}
+
+fn print_common(args: &Args, db: &str) {
+    println!("  history and state: {db}");
+    println!("  sessions: {}", args.sessions);
+    if args.tokens.is_empty() {
+        println!(
+            "  touchpoint tokens: {}",
+            if args.group.is_some() {
+                "those the control plane issues for the group's channels (open while there are none)"
+            } else {
+                "none required (give --token to require one)"
+            }
+        );
+    }
+}
+
+async fn serve(args: Args) -> Result<ExitCode> {
+    if args.database.is_none() {
+        std::fs::create_dir_all(&args.data)
+            .with_context(|| format!("cannot create {}", args.data.display()))?;
+    }
+    if let Some(group) = args.group.clone() {
+        return serve_group(args, group).await;
+    }
+    let db = database_url(&args);
+    let (deployments, profiles) = load(&args, 1).await?;
+    // Instances serving the same channels share a key space.
+    let mut channels: Vec<&str> = deployments
+        .iter()
+        .map(|(d, _)| d.channel.as_str())
+        .collect();
+    channels.sort();
+    let runtime = build_runtime(&args, profiles, &format!("kairos:{}", channels.join(","))).await?;
     let mut names = Vec::new();
     for (deployment, hash) in deployments {
         names.push(format!(
@@ -172,16 +222,55 @@ async fn serve(args: Args) -> Result<ExitCode> {
         names.join(", "),
         listener.local_addr()?
     );
-    println!("  history and state: {db}");
-    println!("  sessions: {}", args.sessions);
+    print_common(&args, &db);
     if args.profiles.is_empty() {
         println!("  profiles: the tables imported into {db} (kairos data import)");
     }
-    if args.tokens.is_empty() {
-        println!("  open: no touchpoint token is required (give --token to require one)");
-    }
     println!("  watching the channel and profile files; edits are validated and swapped in live");
     tokio::spawn(watch(args, runtime.clone()));
+    kairos_server::run(listener, runtime, shutdown_signal()).await?;
+    println!("kairos runtime stopped; history flushed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runtime of a server group: serves its cached versions at once, then what the control
+/// plane says the group runs.
+async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
+    let db = database_url(&args);
+    let store = ProfileStore::open(&db)
+        .await
+        .context("cannot open the profile tables")?;
+    let profiles = StoreProfiles::open(store)
+        .await
+        .context("cannot read the profile tables")?;
+    let runtime =
+        build_runtime(&args, Box::new(profiles), &format!("kairos:group:{group}")).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?.to_string();
+    let follow = Follow {
+        control: args
+            .control
+            .clone()
+            .expect("clap requires --control with --group"),
+        token: args.control_token.clone(),
+        group: group.clone(),
+        instance: args.instance.clone().unwrap_or_else(|| address.clone()),
+        address: address.clone(),
+        cache: args.data.join("cache"),
+        database: db.clone(),
+    };
+    let cached = follow.serve_cached(&runtime).await?;
+    println!(
+        "kairos runtime of group {group} on http://{address}, following {}",
+        follow.control
+    );
+    if cached {
+        println!("  serving the group's last known versions until the control plane answers");
+    }
+    print_common(&args, &db);
+    follow.spawn(runtime.clone(), tokio::runtime::Handle::current());
     kairos_server::run(listener, runtime, shutdown_signal()).await?;
     println!("kairos runtime stopped; history flushed");
     Ok(ExitCode::SUCCESS)

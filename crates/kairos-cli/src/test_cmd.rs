@@ -11,6 +11,9 @@ use kairos_engine::inprocess::{InProcess, MemoryTables};
 use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
 
+use serde_json::{Value as J, json};
+
+use crate::control_cmd::{Control, ControlArgs};
 use crate::remote::{Client, Remote};
 use crate::tables::{compile_channel_file, read_tables};
 
@@ -25,9 +28,12 @@ pub struct Args {
     /// Profile and dimension tables for the in-process run: TABLE=FILE.csv (repeatable)
     #[arg(long = "profiles", value_name = "TABLE=FILE.csv")]
     profiles: Vec<String>,
-    /// Run against a server group's runtime (staging or production, as `kairos up` runs them)
+    /// Run against a server group's runtime, as the control plane reports it, and attach the
+    /// results to the version the group runs
     #[arg(long, conflicts_with = "url")]
     group: Option<String>,
+    #[command(flatten)]
+    control: ControlArgs,
     /// Run against the runtime at this address (http://HOST:PORT)
     #[arg(long)]
     url: Option<String>,
@@ -39,15 +45,38 @@ pub struct Args {
     seed: u64,
 }
 
-/// The runtime a group's scenarios run against. Until the control plane can say where a group
-/// runs, the groups are those `kairos up` starts.
-pub fn group_url(group: &str) -> Result<String> {
+/// The runtime a group's calls go to: the instance that reported to the control plane last,
+/// or, when the control plane cannot say, the address `kairos up` gives the group.
+pub fn group_url(control: &ControlArgs, group: &str) -> Result<String> {
+    if let Ok(mut control) = Control::connect(control)
+        && let Ok(Some(address)) = control.group_address(group)
+    {
+        return Ok(address);
+    }
     match group {
         "staging" => Ok("http://127.0.0.1:7701".into()),
         "production" => Ok("http://127.0.0.1:7702".into()),
         other => bail!(
-            "unknown server group '{other}': the groups are staging and production (or give --url)"
+            "no runtime of server group '{other}' has reported to {} (or give --url)",
+            control.control
         ),
+    }
+}
+
+/// Attaches a result to the version `group` runs, or says why it could not.
+pub fn attach(
+    control: &ControlArgs,
+    group: &str,
+    channel: &str,
+    kind: &str,
+    passed: bool,
+    summary: J,
+) {
+    let attached =
+        Control::connect(control).and_then(|mut c| c.attach(group, channel, kind, passed, summary));
+    match attached {
+        Ok(version) => println!("results attached to {version} on {group}"),
+        Err(e) => println!("results not attached: {e:#}"),
     }
 }
 
@@ -70,7 +99,7 @@ impl Runner {
             .url
             .clone()
             .map(Ok)
-            .or_else(|| args.group.as_deref().map(group_url))
+            .or_else(|| args.group.as_deref().map(|g| group_url(&args.control, g)))
         {
             return Ok(Runner::Remote {
                 url: url?,
@@ -132,6 +161,8 @@ impl Runner {
 pub fn run(args: &Args) -> Result<ExitCode> {
     let mut runner = Runner::from_args(args)?;
     let (mut passed, mut failed) = (0, 0);
+    // Per channel: scenarios passed and failed, for the results attached to its version.
+    let mut per_channel: Vec<(String, usize, usize)> = Vec::new();
     for path in &args.files {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
@@ -148,8 +179,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         match runner.run(&file, &shown) {
             Ok(reports) => {
                 print!("{}", format_report(&shown, &reports));
-                passed += reports.iter().filter(|r| r.passed()).count();
-                failed += reports.iter().filter(|r| !r.passed()).count();
+                let ok = reports.iter().filter(|r| r.passed()).count();
+                let bad = reports.len() - ok;
+                passed += ok;
+                failed += bad;
+                let channel = file.channel.value.clone();
+                match per_channel.iter_mut().find(|(c, _, _)| *c == channel) {
+                    Some(entry) => (entry.1, entry.2) = (entry.1 + ok, entry.2 + bad),
+                    None => per_channel.push((channel, ok, bad)),
+                }
             }
             Err(e) => {
                 println!("{e}");
@@ -158,6 +196,21 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
     }
     println!("scenarios: {passed} passed, {failed} failed");
+    if let Some(group) = &args.group {
+        let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+        for (channel, ok, bad) in per_channel {
+            let text = format!("{ok} passed, {bad} failed");
+            let summary = json!({ "passed": ok, "failed": bad, "files": files, "text": text });
+            attach(
+                &args.control,
+                group,
+                &channel,
+                "scenarios",
+                bad == 0 && failed == 0,
+                summary,
+            );
+        }
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -1,25 +1,28 @@
-//! `kairos up`: Kairos on one machine, with the embedded store and the demo channel.
+//! `kairos up`: Kairos on one machine. The control plane on 127.0.0.1:7700, the `staging`
+//! runtime on 127.0.0.1:7701 and the `production` runtime on 127.0.0.1:7702, each runtime
+//! following its group like any other; storage embedded in `--data`. On first start: the
+//! `admin` user and, unless `--no-demo`, the demo channel with its profiles, on staging.
 //!
-//! This build runs the two runtimes of the default server groups: `staging` on 127.0.0.1:7701,
-//! serving the demo channel with its profiles, and `production` on 127.0.0.1:7702, with
-//! nothing deployed until a version is promoted. The control plane (design UI and deployment
-//! API on 127.0.0.1:7700) is not part of this build yet.
+//! `kairos control --listen ADDR --database URL` is the control plane alone.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use kairos_engine::Deployment;
 use kairos_model::table::read_csv;
+use kairos_server::control::ControlPlane;
 use kairos_server::profiles::StoreProfiles;
-use kairos_server::{Config, Runtime, channel_hash};
+use kairos_server::{Config, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::demo;
+use crate::follow::Follow;
 
 const DEMO_CHANNEL: &str = include_str!("../../../examples/bank/channel.yaml");
+const CONTROL: &str = "127.0.0.1:7700";
 const STAGING: &str = "127.0.0.1:7701";
 const PRODUCTION: &str = "127.0.0.1:7702";
 
@@ -33,11 +36,70 @@ pub struct Args {
     no_demo: bool,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+#[derive(clap::Args)]
+pub struct ControlArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = CONTROL)]
+    listen: SocketAddr,
+    /// The design repository, and the profile tables: sqlite://PATH or postgres://...
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "sqlite://./kairos-data/kairos.db"
+    )]
+    database: String,
+}
+
+fn tokio() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(up(args))
+        .build()?)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    tokio()?.block_on(up(args))
+}
+
+pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
+    tokio()?.block_on(async {
+        if let Some(path) = args.database.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let control = open_control(&args.database).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("kairos control plane on http://{}", listener.local_addr()?);
+        println!("  design repository: {}", args.database);
+        kairos_server::control::run(listener, control, crate::runtime_cmd::shutdown_signal())
+            .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The control plane over `database`, with the `admin` user: its password from
+/// `KAIROS_ADMIN_PASSWORD`, or generated and printed this once.
+async fn open_control(database: &str) -> Result<Arc<ControlPlane>> {
+    let control = ControlPlane::open(database, kairos_server::wall_clock)
+        .await
+        .with_context(|| format!("cannot open {database}"))?;
+    let given = std::env::var("KAIROS_ADMIN_PASSWORD").ok();
+    let password = given
+        .clone()
+        .unwrap_or_else(kairos_server::auth::new_password);
+    if control.ensure_admin(&password).await? {
+        match given {
+            Some(_) => println!("created user admin (password from KAIROS_ADMIN_PASSWORD)"),
+            None => println!(
+                "created user admin with password {password} (shown once; set KAIROS_ADMIN_PASSWORD to choose it)"
+            ),
+        }
+    }
+    Ok(Arc::new(control))
 }
 
 /// Imports the demo's profile tables once; later starts keep what is there.
@@ -58,88 +120,103 @@ async fn load_demo_tables(profiles: &ProfileStore, args: &Args) -> Result<()> {
     Ok(())
 }
 
-async fn group(args: &Args, name: &str, profiles_url: &str) -> Result<Arc<Runtime>> {
+/// One runtime of `group`, following it through the control plane on this machine.
+async fn group_runtime(
+    args: &Args,
+    control: &ControlPlane,
+    group: &str,
+    address: &str,
+    database: &str,
+) -> Result<Arc<Runtime>> {
     let history = format!(
         "sqlite://{}",
-        args.data.join(format!("{name}.db")).display()
+        args.data.join(format!("{group}.db")).display()
     );
     let store = HistoryStore::open(&history)
         .await
         .with_context(|| format!("cannot open {history}"))?;
-    let profiles = StoreProfiles::open(ProfileStore::open(profiles_url).await?).await?;
-    let runtime = Runtime::new(store, Box::new(profiles), Config::default());
+    let profiles = StoreProfiles::open(ProfileStore::open(database).await?).await?;
+    let runtime = Arc::new(Runtime::new(store, Box::new(profiles), Config::default()));
     runtime.warm().await?;
-    Ok(Arc::new(runtime))
+    let token = control
+        .issue_token("runtime", group, "kairos up", "admin")
+        .await?;
+    let follow = Follow {
+        control: format!("http://{CONTROL}"),
+        token: Some(token),
+        group: group.to_string(),
+        instance: format!("{group}-1"),
+        address: address.to_string(),
+        cache: args.data.join("cache"),
+        database: database.to_string(),
+    };
+    follow.serve_cached(&runtime).await?;
+    follow.spawn(runtime.clone(), tokio::runtime::Handle::current());
+    Ok(runtime)
+}
+
+async fn bind(address: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
 }
 
 async fn up(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
-    let profiles_url = format!("sqlite://{}", args.data.join("kairos.db").display());
-    let profile_store = ProfileStore::open(&profiles_url)
-        .await
-        .with_context(|| format!("cannot open {profiles_url}"))?;
-    if !args.no_demo {
-        load_demo_tables(&profile_store, &args).await?;
-    }
-    let staging = group(&args, "staging", &profiles_url).await?;
-    let production = group(&args, "production", &profiles_url).await?;
-    if !args.no_demo {
-        let schemas = StoreProfiles::open(profile_store).await?.schemas();
-        let channel = kairos_model::parse_channel("demo channel", DEMO_CHANNEL, &schemas)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        staging.deploy(
-            Deployment::compile(&channel, &schemas, 1)?,
-            channel_hash(&channel),
-        );
-    }
-    let staging_listener = tokio::net::TcpListener::bind(STAGING)
-        .await
-        .with_context(|| format!("cannot listen on {STAGING}"))?;
-    let production_listener = tokio::net::TcpListener::bind(PRODUCTION)
-        .await
-        .with_context(|| format!("cannot listen on {PRODUCTION}"))?;
-
+    let database = format!("sqlite://{}", args.data.join("kairos.db").display());
+    let control_listener = bind(CONTROL).await?;
+    let staging_listener = bind(STAGING).await?;
+    let production_listener = bind(PRODUCTION).await?;
     println!("kairos up: data in {}", args.data.display());
-    println!(
-        "  staging runtime     http://{STAGING}   {}",
-        if args.no_demo {
-            "(nothing deployed)"
-        } else {
-            "serving the demo channel 'web'"
-        }
-    );
-    println!("  production runtime  http://{PRODUCTION}   (nothing deployed yet)");
-    println!("  control plane       not part of this build yet (127.0.0.1:7700)");
-    println!("  open: the runtimes require no touchpoint token");
+    let control = open_control(&database).await?;
     if !args.no_demo {
-        println!();
-        println!("Try it:");
+        load_demo_tables(&ProfileStore::open(&database).await?, &args).await?;
+        control
+            .seed_channel("examples/bank/channel.yaml", DEMO_CHANNEL, "staging")
+            .await
+            .map_err(|p| anyhow::anyhow!("cannot deploy the demo: {}", p.detail))?;
+    }
+    let staging = group_runtime(&args, &control, "staging", STAGING, &database).await?;
+    let production = group_runtime(&args, &control, "production", PRODUCTION, &database).await?;
+
+    println!("  control plane       http://{CONTROL}   (API: /api/openapi.json)");
+    println!("  staging runtime     http://{STAGING}");
+    println!("  production runtime  http://{PRODUCTION}");
+    println!();
+    println!("Try it:");
+    println!("  kairos login --user admin");
+    println!("  kairos deployments --channel web");
+    if !args.no_demo {
         println!("  curl -s http://{STAGING}/v1/sessions -H 'content-type: application/json' \\");
         println!(
             "       -d '{{\"channel\":\"web\",\"audience_id\":{{\"customer_id\":1001}},\"debug\":true}}'"
         );
         println!("  curl -s 'http://{STAGING}/v1/sessions/SESSION_ID/offers?ip=hero&count=2'");
-        println!("  API description: http://{STAGING}/openapi.json");
+        println!("  kairos test examples/bank/scenarios.yaml --group staging");
     }
 
-    // One Ctrl-C (or SIGTERM) stops both runtimes, each writing what its sessions hold.
+    // One Ctrl-C (or SIGTERM) stops everything, each runtime writing what its sessions hold.
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
-    let (mut stop_staging, mut stop_production) = (stop.subscribe(), stop.subscribe());
+    let stopped = |stop: &tokio::sync::broadcast::Sender<()>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let (on_control, on_staging, on_production) = (stopped(&stop), stopped(&stop), stopped(&stop));
     tokio::spawn(async move {
         crate::runtime_cmd::shutdown_signal().await;
         let _ = stop.send(());
     });
-    let (a, b) = tokio::join!(
-        kairos_server::run(staging_listener, staging, async move {
-            let _ = stop_staging.recv().await;
-        }),
-        kairos_server::run(production_listener, production, async move {
-            let _ = stop_production.recv().await;
-        }),
+    let (a, b, c) = tokio::join!(
+        kairos_server::control::run(control_listener, control, on_control),
+        kairos_server::run(staging_listener, staging, on_staging),
+        kairos_server::run(production_listener, production, on_production),
     );
     a?;
     b?;
+    c?;
     println!("kairos stopped; history flushed");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,26 +1,80 @@
-//! `kairos up` on a fresh data folder: staging serves the demo channel with its profiles on
-//! 127.0.0.1:7701; production (7702) has nothing deployed yet.
+//! `kairos up` on a fresh data folder, and the whole workflow through the CLI against it:
+//! the demo on staging, login, users and roles, gates refusing production, scenario and load
+//! tests attached to the version, review, promotion, a change, diff, rollback, history.
 
 mod common;
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{http, kairos, repo, temp_file};
 
+/// The CLI as one user: their own saved login in `config`.
+fn as_user(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = kairos();
+    command
+        .current_dir(repo())
+        .env("KAIROS_CONFIG_DIR", config)
+        .env_remove("KAIROS_TOKEN")
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Stops `kairos up` however the test ends: a leftover would hold the ports.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn deployed_version(port: u16) -> Option<i64> {
+    http(port, "GET", "/v1/version", "")
+        .and_then(|(_, v)| v["channels"]["web"]["deployment"].as_i64())
+}
+
+fn wait_for_version(port: u16, version: i64) -> Duration {
+    let started = Instant::now();
+    while deployed_version(port) != Some(version) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "port {port} did not switch to version {version}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
 #[test]
-fn up_serves_the_demo_on_staging() {
+fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let data = std::env::temp_dir().join(format!("kairos-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut child = kairos()
-        .current_dir(repo())
-        .arg("up")
-        .arg("--data")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _up = KillOnDrop(
+        kairos()
+            .current_dir(repo())
+            .arg("up")
+            .arg("--data")
+            .arg(&data)
+            .env("KAIROS_ADMIN_PASSWORD", "admin-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
         assert!(Instant::now() < deadline, "staging did not become ready");
@@ -72,29 +126,119 @@ fn up_serves_the_demo_on_staging() {
         "staging.scenarios.yaml",
         "channel: web\nscenarios:\n  - name: a loan shopper on staging\n    start: { audience_id: { customer_id: 1002 } }\n    steps:\n      - get_offers: { ip: hero, count: 10 }\n        expect: { absent: [ PERSONAL_LOAN ], warnings: [] }\n      - post_event: { event: loan_page_view }\n      - post_event: { event: loan_page_view }\n      - post_event: { event: loan_page_view }\n        expect: { segments: [ card_holder, prime, loan_intent ] }\n      - get_offers: { ip: hero, count: 10 }\n        expect: { contains: [ PERSONAL_LOAN ] }\n      - get_offers: { ip: promo_strip, count: 1 }\n        expect: { default: true, warnings: [ UNKNOWN_INTERACTION_POINT ] }\n      - end_session: {}\n",
     );
-    let out = kairos()
-        .arg("test")
-        .arg(&scenarios)
-        .args(["--group", "staging"])
-        .output()
-        .unwrap();
+    let admin = data.join("config-admin");
+    let out = as_user(
+        &admin,
+        &["login", "--user", "admin"],
+        &[("KAIROS_PASSWORD", "wrong")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unknown user or wrong password"),
+        "{}",
+        text(&out)
+    );
+    let out = as_user(
+        &admin,
+        &["login", "--user", "admin"],
+        &[("KAIROS_PASSWORD", "admin-secret")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, role) in [("dana", "designer"), ("rex", "reviewer")] {
+        let out = as_user(
+            &admin,
+            &["user", "add", name, "--role", role],
+            &[("KAIROS_NEW_PASSWORD", &format!("{name}-password"))],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let login = |name: &str| {
+        let config = data.join(format!("config-{name}"));
+        let out = as_user(
+            &config,
+            &["login", "--user", name],
+            &[("KAIROS_PASSWORD", &format!("{name}-password"))],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        config
+    };
+    let (dana, rex) = (login("dana"), login("rex"));
+
+    let out = as_user(&admin, &["deployments", "--channel", "web"], &[]);
+    assert!(
+        text(&out).contains("version 1 ") && text(&out).contains("ACTIVE on staging"),
+        "{}",
+        text(&out)
+    );
+
+    // Roles: a designer cannot deploy, a reviewer cannot edit.
+    let out = as_user(
+        &dana,
+        &["deploy", "--channel", "web", "--group", "staging"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("needs the administrator or manager role"),
+        "{}",
+        text(&out)
+    );
+    let bank = repo().join("examples/bank/channel.yaml");
+    let bank = bank.to_str().unwrap();
+    let out = as_user(&rex, &["apply", bank], &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("needs the designer role"),
+        "{}",
+        text(&out)
+    );
+
+    // Gates refuse production: no tests, no approval yet.
+    let promote = [
+        "deploy",
+        "--channel",
+        "web",
+        "--group",
+        "production",
+        "--version",
+        "1",
+    ];
+    let out = as_user(&admin, &promote, &[]);
+    assert!(!out.status.success());
+    let refused = text(&out);
+    assert!(
+        refused.contains("3 gate(s) failed") && refused.contains("approvals:"),
+        "{refused}"
+    );
+
+    // Scenario tests against the staging group, attached to the version it runs.
+    let out = as_user(
+        &admin,
+        &["test", scenarios.to_str().unwrap(), "--group", "staging"],
+        &[],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("scenarios: 1 passed, 0 failed"), "{stdout}");
     assert!(
-        stdout.trim_end().ends_with("scenarios: 1 passed, 0 failed"),
+        stdout.contains("results attached to web version 1 on staging"),
         "{stdout}"
     );
-    let out = kairos()
-        .arg("test")
-        .arg(&scenarios)
-        .args(["--group", "qa"])
-        .output()
-        .unwrap();
+    let out = as_user(
+        &admin,
+        &["test", scenarios.to_str().unwrap(), "--group", "qa"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown server group 'qa'"));
+    assert!(
+        text(&out).contains("no runtime of server group 'qa'"),
+        "{}",
+        text(&out)
+    );
     // A load test on the staging group: realistic sessions, thresholds decide the exit code.
     let load = |extra: &[&str]| {
         kairos()
+            .env("KAIROS_CONFIG_DIR", &admin)
             .args([
                 "loadtest",
                 "--group",
@@ -116,12 +260,119 @@ fn up_serves_the_demo_on_staging() {
     assert!(
         stdout.contains(", 0 errors")
             && stdout.contains("latency p50")
-            && stdout.ends_with("loadtest passed\n"),
+            && stdout.contains("loadtest passed\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("results attached to web version 1"),
         "{stdout}"
     );
     let out = load(&["--min-rps", "100000000"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is below --min-rps 100000000"));
-    let _ = child.kill();
-    let _ = child.wait();
+    // That failed load test is now the latest: production still refuses.
+    let out = as_user(&admin, &promote, &[]);
+    assert!(
+        text(&out).contains("loadtest: the last load test on staging failed"),
+        "{}",
+        text(&out)
+    );
+    let out = load(&["--max-p99-ms", "2000"]);
+    assert!(out.status.success());
+
+    // Review, then promotion: production serves version 1 within moments.
+    let out = as_user(
+        &rex,
+        &[
+            "approve",
+            "--channel",
+            "web",
+            "--version",
+            "1",
+            "--comment",
+            "impact checked",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = as_user(&admin, &promote, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let live_after = wait_for_version(7702, 1);
+    assert!(live_after < Duration::from_secs(10), "{live_after:?}");
+
+    // A change by the designer, staged as version 2: diff, then rollback.
+    let changed = temp_file(
+        "changed.yaml",
+        &std::fs::read_to_string(repo().join("examples/bank/channel.yaml"))
+            .unwrap()
+            .replace("name: Gold credit card", "name: Gold card, new look"),
+    );
+    let out = as_user(&dana, &["apply", changed.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = as_user(
+        &admin,
+        &[
+            "deploy",
+            "--channel",
+            "web",
+            "--group",
+            "staging",
+            "--note",
+            "new gold name",
+        ],
+        &[],
+    );
+    assert!(
+        text(&out).contains("deployed web version 2"),
+        "{}",
+        text(&out)
+    );
+    wait_for_version(7701, 2);
+    let out = as_user(&rex, &["diff", "--channel", "web", "1", "2"], &[]);
+    let diff = text(&out);
+    assert!(diff.starts_with("changed offers/GOLD_CARD\n"), "{diff}");
+    assert!(
+        diff.contains("+   \"name\": \"Gold card, new look\","),
+        "{diff}"
+    );
+    let out = as_user(
+        &admin,
+        &["rollback", "--channel", "web", "--group", "staging"],
+        &[],
+    );
+    assert!(
+        text(&out).contains("back to version 1 (was 2)"),
+        "{}",
+        text(&out)
+    );
+    wait_for_version(7701, 1);
+    let out = as_user(&admin, &["deployments", "--channel", "web"], &[]);
+    let history = text(&out);
+    for expected in [
+        "rollback to staging by admin",
+        "deploy to production by admin",
+        "approved by rex: impact checked",
+        "scenarios on staging: passed",
+        "loadtest on staging: FAILED",
+        "note: new gold name",
+    ] {
+        assert!(history.contains(expected), "{expected} in:\n{history}");
+    }
+    let out = as_user(&admin, &["export", "--channel", "web"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: \"Gold card, new look\""));
+
+    // A bad file is rejected whole, every error located.
+    let bad = temp_file(
+        "bad.yaml",
+        &std::fs::read_to_string(&changed)
+            .unwrap()
+            .replace("score: 85", "score: high"),
+    );
+    let out = as_user(&dana, &["apply", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("bad.yaml:") && text(&out).contains("rejected whole"),
+        "{}",
+        text(&out)
+    );
 }

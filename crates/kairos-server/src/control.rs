@@ -176,6 +176,31 @@ impl ControlPlane {
         Ok(secret)
     }
 
+    /// Imports a channel file, snapshots it and activates it on `group`, unless a channel of
+    /// that name exists already (`kairos up`'s demo). Returns whether it did.
+    pub async fn seed_channel(&self, file: &str, yaml: &str, group: &str) -> Result<bool, Problem> {
+        let channel = kairos_model::parse_channel(file, yaml, &self.schemas().await?)
+            .map_err(|e| rejected(file, e))?;
+        let name = channel.name.value.clone();
+        if self.store.channel(&name).await.map_err(storage)?.is_some() {
+            return Ok(false);
+        }
+        let actor = "admin";
+        self.store
+            .replace_channel(&name, &components::split(&channel), actor, self.now())
+            .await
+            .map_err(storage)?;
+        self.audit(actor, "apply", &name, file.to_string()).await?;
+        let (version, _) = self.snapshot(&name, "the demo channel", actor).await?;
+        let caller = Caller {
+            name: actor.to_string(),
+            roles: Role::ALL.to_vec(),
+            runtime_group: None,
+        };
+        activate(self, &caller, group, &version, "deploy", None).await?;
+        Ok(true)
+    }
+
     fn signal(&self) {
         self.changed.send_modify(|n| *n += 1);
     }

@@ -1,0 +1,210 @@
+//! A runtime following its server group: long-polls the control plane for the group's
+//! active versions, compiles and swaps them in, caches the last good answer on disk (served
+//! at the next start even with the control plane down), and reports which versions it runs
+//! and the names touchpoints called that its channels lack.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kairos_engine::Deployment;
+use kairos_server::Runtime;
+use kairos_server::profiles::StoreProfiles;
+use kairos_store::ProfileStore;
+use serde_json::{Value as J, json};
+
+use crate::remote::Client;
+
+/// How long one poll waits for a change; also the longest gap between status reports.
+const POLL_SECONDS: u64 = 5;
+
+pub struct Follow {
+    pub control: String,
+    pub token: Option<String>,
+    pub group: String,
+    /// This instance's name in the control plane's status page.
+    pub instance: String,
+    /// The address touchpoints reach it at.
+    pub address: String,
+    /// Where the last good answer is kept.
+    pub cache: PathBuf,
+    /// The database with the profile tables, for type checking and profile loads.
+    pub database: String,
+}
+
+impl Follow {
+    fn cache_file(&self) -> PathBuf {
+        self.cache.join(format!("{}.json", self.group))
+    }
+
+    /// Serves the cached versions, if any: what the group ran when this instance last heard.
+    pub async fn serve_cached(&self, runtime: &Runtime) -> Result<bool> {
+        let Ok(bytes) = std::fs::read(self.cache_file()) else {
+            return Ok(false);
+        };
+        let answer: J = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is corrupt", self.cache_file().display()))?;
+        self.apply(runtime, &answer).await?;
+        Ok(true)
+    }
+
+    /// Swaps in every version of `answer` the runtime does not run yet.
+    async fn apply(&self, runtime: &Runtime, answer: &J) -> Result<Vec<String>> {
+        let running = runtime.channels();
+        let mut changed = Vec::new();
+        let mut profiles = None;
+        for d in answer["deployments"].as_array().into_iter().flatten() {
+            let channel = d["channel"].as_str().unwrap_or_default();
+            let version = d["version"].as_u64().unwrap_or_default();
+            let hash = d["hash"].as_str().unwrap_or_default();
+            let current = running.get(&channel.to_ascii_lowercase());
+            if current.is_some_and(|l| l.hash == hash && l.deployment.version == version) {
+                continue;
+            }
+            // Tables may have been re-imported since: read their schemas afresh.
+            if profiles.is_none() {
+                let store = ProfileStore::open(&self.database).await?;
+                profiles = Some(StoreProfiles::open(store).await?);
+            }
+            let schemas = profiles.as_ref().expect("opened above").schemas();
+            let shown = format!("{channel} version {version}");
+            let parsed = kairos_model::parse_channel(
+                &shown,
+                d["yaml"].as_str().unwrap_or_default(),
+                &schemas,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let deployment = Deployment::compile(&parsed, &schemas, version)
+                .with_context(|| format!("cannot compile {shown}"))?;
+            runtime.deploy(deployment, hash.to_string());
+            changed.push(shown);
+        }
+        if let Some(profiles) = profiles {
+            runtime.set_profiles(Box::new(profiles));
+        }
+        let digests = answer["touchpoint_token_digests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str().map(str::to_string))
+            .collect();
+        runtime.set_token_digests(digests);
+        Ok(changed)
+    }
+
+    fn write_cache(&self, answer: &J) -> Result<()> {
+        std::fs::create_dir_all(&self.cache)?;
+        // Written aside and renamed: a crash mid-write leaves the previous cache whole.
+        let partial = self.cache.join(format!("{}.json.partial", self.group));
+        std::fs::write(&partial, answer.to_string())?;
+        std::fs::rename(&partial, self.cache_file())?;
+        Ok(())
+    }
+
+    fn running(runtime: &Runtime) -> J {
+        J::Object(
+            runtime
+                .channels()
+                .values()
+                .map(|l| {
+                    (
+                        l.deployment.channel.clone(),
+                        json!({ "version": l.deployment.version, "hash": l.hash }),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Polls and reports until the process ends. Runs on its own thread: the control plane
+    /// being slow or down never holds up a request.
+    pub fn spawn(self, runtime: Arc<Runtime>, handle: tokio::runtime::Handle) {
+        std::thread::spawn(move || self.follow(&runtime, &handle));
+    }
+
+    fn follow(&self, runtime: &Runtime, handle: &tokio::runtime::Handle) {
+        let mut generation = -1i64;
+        let mut reported: HashMap<(String, String, String), u64> = HashMap::new();
+        let mut last_report: Option<Instant> = None;
+        let mut down_since: Option<Instant> = None;
+        let mut client = Client::new(&self.control, self.token.clone());
+        loop {
+            let Ok(control) = client.as_mut() else {
+                eprintln!("cannot follow {}: not an http:// address", self.control);
+                return;
+            };
+            let path = format!(
+                "/api/groups/{}/active?after={generation}&wait={POLL_SECONDS}",
+                self.group
+            );
+            match control.request("GET", &path, None) {
+                Ok((200, answer)) => {
+                    if down_since.take().is_some() {
+                        println!("control plane {} reachable again", self.control);
+                    }
+                    let next = answer["generation"].as_i64().unwrap_or(generation);
+                    if next != generation {
+                        match handle.block_on(self.apply(runtime, &answer)) {
+                            Ok(changed) => {
+                                generation = next;
+                                for shown in changed {
+                                    println!("{}: now serving {shown}", self.group);
+                                }
+                                if let Err(e) = self.write_cache(&answer) {
+                                    eprintln!("cannot cache the group's versions: {e:#}");
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!(
+                                    "{}: not swapped in, still serving what ran: {e:#}",
+                                    self.group
+                                );
+                                std::thread::sleep(Duration::from_secs(POLL_SECONDS));
+                            }
+                        }
+                    }
+                }
+                Ok((status, body)) => {
+                    eprintln!(
+                        "control plane refused {path}: {}",
+                        crate::control_cmd::problem_text(status, &body)
+                    );
+                    std::thread::sleep(Duration::from_secs(POLL_SECONDS));
+                }
+                Err(e) => {
+                    if down_since.is_none() {
+                        eprintln!("control plane unreachable ({e}); still serving what ran");
+                        down_since = Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(POLL_SECONDS)) {
+                let mut unknown = Vec::new();
+                let mut counted = Vec::new();
+                for (kind, channel, name, count) in runtime.metrics.unknown_names() {
+                    let key = (kind.to_string(), channel.clone(), name.clone());
+                    let before = reported.get(&key).copied().unwrap_or(0);
+                    if count > before {
+                        unknown.push(json!({ "channel": channel, "kind": kind, "name": name, "calls": count - before }));
+                        counted.push((key, count));
+                    }
+                }
+                let status = json!({
+                    "address": self.address,
+                    "running": Self::running(runtime),
+                    "unknown": unknown,
+                });
+                let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);
+                // Counts are marked reported only once the control plane has them.
+                if let Ok((204, _)) = control.request("POST", &path, Some(&status)) {
+                    reported.extend(counted);
+                    last_report = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
