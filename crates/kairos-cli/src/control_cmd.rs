@@ -418,6 +418,56 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
+    let mut control = Control::connect(args)?;
+    for g in list(&control.call("GET", "/api/groups", None)?) {
+        let active: Vec<String> = list(&g["active"])
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} v{}",
+                    a["channel"].as_str().unwrap_or_default(),
+                    a["version"]
+                )
+            })
+            .collect();
+        println!(
+            "{}{}: {}",
+            g["name"].as_str().unwrap_or_default(),
+            if g["production"] == true {
+                " (production)"
+            } else {
+                ""
+            },
+            if active.is_empty() {
+                "nothing active".to_string()
+            } else {
+                active.join(", ")
+            }
+        );
+        for i in list(&g["instances"]) {
+            let running: Vec<String> = i["running"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(c, v)| format!("{c} v{}", v["version"]))
+                .collect();
+            println!(
+                "  instance {} at {}: runs {}; last seen {}s ago",
+                i["instance"].as_str().unwrap_or_default(),
+                i["address"].as_str().unwrap_or_default(),
+                if running.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    running.join(", ")
+                },
+                i["seconds_since_seen"]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(clap::Args)]
 pub struct DiffArgs {
     #[arg(long)]

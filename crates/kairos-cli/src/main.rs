@@ -46,6 +46,8 @@ enum Command {
     Deploy(control_cmd::DeployArgs),
     /// A channel's versions: who, when, note, hash, where active, test results, reviews
     Deployments(control_cmd::ChannelArgs),
+    /// Server groups: what each runs, and each runtime instance's status
+    Groups(control_cmd::ControlArgs),
     /// What changed between two versions of a channel (or a version and the design)
     Diff(control_cmd::DiffArgs),
     /// Approve a version (reviewers)
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => control_cmd::deploy(&args),
         Command::Deployments(args) => control_cmd::deployments(&args),
         Command::Diff(args) => control_cmd::diff(&args),
+        Command::Groups(args) => control_cmd::groups(&args),
         Command::Approve(args) => control_cmd::review(&args, "approve"),
         Command::Reject(args) => control_cmd::review(&args, "reject"),
         Command::Rollback(args) => control_cmd::rollback(&args),

@@ -376,3 +376,166 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         text(&out)
     );
 }
+
+/// A process killed when dropped, started once its port answers.
+fn spawn_ready(args: &[&str], env: &[(&str, &str)], port: u16, path: &str) -> KillOnDrop {
+    let mut command = kairos();
+    command
+        .current_dir(repo())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = KillOnDrop(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", path, "").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "{args:?} did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_restart() {
+    let data = std::env::temp_dir().join(format!("kairos-follow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    let database = format!("sqlite://{}", data.join("kairos.db").display());
+    let (control_port, runtime_port) = (common::free_port(), common::free_port());
+    let url = format!("http://127.0.0.1:{control_port}");
+    let start_control = || {
+        spawn_ready(
+            &[
+                "control",
+                "--listen",
+                &format!("127.0.0.1:{control_port}"),
+                "--database",
+                &database,
+            ],
+            &[("KAIROS_ADMIN_PASSWORD", "admin-secret")],
+            control_port,
+            "/healthz",
+        )
+    };
+    let mut control = start_control();
+    let config = data.join("config");
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--control", &url]);
+        let out = as_user(&config, &all, &[("KAIROS_PASSWORD", "admin-secret")]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cli(&["login", "--user", "admin"]);
+    for table in ["customers", "accounts"] {
+        let csv = repo().join(format!("examples/bank/{table}.csv"));
+        let out = kairos()
+            .args([
+                "data",
+                "import",
+                "--table",
+                table,
+                "--key",
+                "customer_id",
+                "--database",
+                &database,
+            ])
+            .arg(csv)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    cli(&["apply", "examples/bank/channel.yaml"]);
+    cli(&["deploy", "--channel", "web", "--group", "staging"]);
+    let token = cli(&["token", "issue", "--runtime", "staging"])
+        .trim()
+        .to_string();
+    let runtime_data = data.join("runtime");
+    let runtime_args = [
+        "runtime",
+        "--group",
+        "staging",
+        "--control",
+        &url,
+        "--control-token",
+        &token,
+        "--listen",
+        &format!("127.0.0.1:{runtime_port}"),
+        "--data",
+        runtime_data.to_str().unwrap(),
+        "--database",
+        &database,
+        "--instance",
+        "host-a",
+    ];
+    let mut runtime = spawn_ready(&runtime_args, &[], runtime_port, "/readyz");
+    assert_eq!(deployed_version(runtime_port), Some(1));
+    let start = r#"{"channel":"web","audience_id":{"customer_id":1001}}"#;
+    assert_eq!(
+        http(runtime_port, "POST", "/v1/sessions", start).unwrap().0,
+        200
+    );
+    // The control plane shows the instance and what it runs.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let groups = cli(&["groups"]);
+        if groups.contains("instance host-a at 127.0.0.1:") && groups.contains("runs web v1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{groups}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The control plane goes down: the runtime serves on, and after its own restart too.
+    drop(control);
+    assert_eq!(
+        http(runtime_port, "POST", "/v1/sessions", start).unwrap().0,
+        200
+    );
+    drop(runtime);
+    runtime = spawn_ready(&runtime_args, &[], runtime_port, "/readyz");
+    assert_eq!(
+        deployed_version(runtime_port),
+        Some(1),
+        "served from its cache"
+    );
+    assert_eq!(
+        http(runtime_port, "POST", "/v1/sessions", start).unwrap().0,
+        200
+    );
+
+    // Back up: a new version reaches the runtime, and so does a touchpoint token.
+    control = start_control();
+    let changed = temp_file(
+        "follow-changed.yaml",
+        &std::fs::read_to_string(repo().join("examples/bank/channel.yaml"))
+            .unwrap()
+            .replace("score: 85", "score: 86"),
+    );
+    cli(&["apply", changed.to_str().unwrap()]);
+    cli(&["deploy", "--channel", "web", "--group", "staging"]);
+    wait_for_version(runtime_port, 2);
+    let touchpoint = cli(&["token", "issue", "--touchpoint", "web"])
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(runtime_port, "POST", "/v1/sessions", start).unwrap().0 != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the touchpoint token never reached the runtime"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let with_token = format!(
+        "POST /v1/sessions HTTP/1.1\r\nhost: k\r\nconnection: close\r\nauthorization: Bearer {touchpoint}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{start}",
+        start.len()
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", runtime_port)).unwrap();
+    std::io::Write::write_all(&mut stream, with_token.as_bytes()).unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop((runtime, control));
+}
