@@ -193,7 +193,7 @@ async fn up(args: Args) -> Result<ExitCode> {
             "       -d '{{\"channel\":\"web\",\"audience_id\":{{\"customer_id\":1001}},\"debug\":true}}'"
         );
         println!("  curl -s 'http://{STAGING}/v1/sessions/SESSION_ID/offers?ip=hero&count=2'");
-        println!("  kairos test examples/bank/scenarios.yaml --group staging");
+        println!("  kairos test examples/bank/staging.scenarios.yaml --group staging");
     }
 
     // One Ctrl-C (or SIGTERM) stops everything, each runtime writing what its sessions hold.
