@@ -465,6 +465,20 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
             );
         }
     }
+    let unknown = control.call("GET", "/api/unknown-names", None)?;
+    if !list(&unknown).is_empty() {
+        println!("names touchpoints called that their channel does not define:");
+        for u in list(&unknown) {
+            println!(
+                "  {} {} in {}: {} call(s), last at {}",
+                u["kind"].as_str().unwrap_or_default().replace('_', " "),
+                u["name"].as_str().unwrap_or_default(),
+                u["channel"].as_str().unwrap_or_default(),
+                u["calls"],
+                u["last_at"].as_str().unwrap_or_default()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

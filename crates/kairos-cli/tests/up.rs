@@ -488,6 +488,26 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A touchpoint calls an event the channel lacks: the design team sees it listed.
+    let (_, session) = http(runtime_port, "POST", "/v1/sessions", start).unwrap();
+    let id = session["session_id"].as_str().unwrap();
+    http(
+        runtime_port,
+        "POST",
+        &format!("/v1/sessions/{id}/events"),
+        r#"{"event":"basket_viewed"}"#,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let groups = cli(&["groups"]);
+        if groups.contains("event basket_viewed in web: 1 call(s)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{groups}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // The control plane goes down: the runtime serves on, and after its own restart too.
     drop(control);
     assert_eq!(
