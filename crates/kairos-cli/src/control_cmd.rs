@@ -80,27 +80,46 @@ impl Control {
         })
     }
 
-    /// One call; an answer other than 2xx is an error with the problem's text.
-    pub fn call(&mut self, method: &str, path: &str, body: Option<&J>) -> Result<J> {
-        let (status, answer) = self
+    /// One exchange; an answer other than 2xx is an error with the problem's text.
+    fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>> {
+        let (status, bytes) = self
             .client
-            .request(method, path, body)
+            .send(method, path, content_type, body)
             .map_err(anyhow::Error::msg)?;
         if !(200..300).contains(&status) {
-            bail!("{}", problem_text(status, &answer));
+            let problem = serde_json::from_slice(&bytes).unwrap_or(J::Null);
+            bail!("{}", problem_text(status, &problem));
         }
-        Ok(answer)
+        Ok(bytes)
+    }
+
+    /// A JSON call (2xx with no body gives `null`).
+    pub fn call(&mut self, method: &str, path: &str, body: Option<&J>) -> Result<J> {
+        let text = body.map(J::to_string);
+        let content_type = text.as_ref().map(|_| "application/json");
+        let bytes = self.exchange(
+            method,
+            path,
+            content_type,
+            text.as_deref().unwrap_or_default().as_bytes(),
+        )?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
+    }
+
+    /// A body that is not JSON (a CSV file), answered with JSON.
+    pub fn upload(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<J> {
+        let bytes = self.exchange("POST", path, Some(content_type), body)?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
     }
 
     pub fn text(&mut self, path: &str) -> Result<String> {
-        let (status, bytes) = self
-            .client
-            .send("GET", path, None, &[])
-            .map_err(anyhow::Error::msg)?;
-        if !(200..300).contains(&status) {
-            let body = serde_json::from_slice(&bytes).unwrap_or(J::Null);
-            bail!("{}", problem_text(status, &body));
-        }
+        let bytes = self.exchange("GET", path, None, &[])?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -479,6 +498,63 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct GroupArgs {
+    /// The server group to create or change
+    name: String,
+    /// Whether it is a production group (production groups check gates)
+    #[arg(long)]
+    production: Option<bool>,
+    /// Its own data source for profile tables (sqlite://PATH or postgres://...)
+    #[arg(long, conflicts_with = "shared_data")]
+    data: Option<String>,
+    /// Share the default data source again
+    #[arg(long)]
+    shared_data: bool,
+    /// Approvals a version needs before it may go to this group
+    #[arg(long)]
+    approvals: Option<u64>,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+pub fn group(args: &GroupArgs) -> Result<ExitCode> {
+    let mut control = Control::connect(&args.control)?;
+    let groups = control.call("GET", "/api/groups", None)?;
+    let existing = list(&groups)
+        .into_iter()
+        .find(|g| g["name"] == args.name.as_str());
+    let mut gates = existing.map_or(J::Null, |g| g["gates"].clone());
+    if let Some(n) = args.approvals {
+        if !gates.is_object() {
+            gates = json!({});
+        }
+        gates["approvals"] = json!(n);
+    }
+    let data = match (&args.data, args.shared_data) {
+        (Some(url), _) => J::String(url.clone()),
+        (None, true) => J::Null,
+        (None, false) => existing.map_or(J::Null, |g| g["data"].clone()),
+    };
+    let mut body = json!({ "production": args.production, "data": data });
+    if gates.is_object() {
+        body["gates"] = gates;
+    }
+    let saved = control.call("PUT", &format!("/api/groups/{}", args.name), Some(&body))?;
+    println!(
+        "group {}: {}gates {}, data {}",
+        args.name,
+        if saved["production"] == true {
+            "production, "
+        } else {
+            ""
+        },
+        saved["gates"],
+        saved["data"].as_str().unwrap_or("shared")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

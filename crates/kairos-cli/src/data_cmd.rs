@@ -1,13 +1,17 @@
 //! `kairos data import --table NAME --key FIELD FILE.csv`: create or replace a profile or
-//! dimension table in the database the runtimes read.
+//! dimension table in the data source the runtimes read: through the control plane (the
+//! data administrator's role checked, `--group G` for a group's own data source), or
+//! straight into a database with `--database URL`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use kairos_model::table::{ColumnType, read_csv};
+use anyhow::{Context, Result};
+use kairos_model::table::read_csv;
+use kairos_server::control::declared_types;
 use kairos_store::ProfileStore;
+
+use crate::control_cmd::{Control, ControlArgs};
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
@@ -26,38 +30,30 @@ pub struct ImportArgs {
     /// Column types instead of inferring them: COLUMN:TYPE,... (int, double, bool, timestamp, string)
     #[arg(long)]
     schema: Option<String>,
-    /// The database: sqlite://PATH or postgres://...
-    #[arg(long, default_value = "sqlite://./kairos-data/kairos.db")]
-    database: String,
+    /// Into this server group's own data source (staging on test data)
+    #[arg(long, conflicts_with = "database")]
+    group: Option<String>,
+    /// Straight into this database (sqlite://PATH or postgres://...), not through the
+    /// control plane
+    #[arg(long)]
+    database: Option<String>,
+    #[command(flatten)]
+    control: ControlArgs,
     /// The CSV file, with a header row
     file: PathBuf,
 }
 
-fn declared(spec: Option<&str>) -> Result<HashMap<String, ColumnType>> {
-    let mut types = HashMap::new();
-    for item in spec
-        .into_iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.trim().is_empty())
-    {
-        let Some((column, ty)) = item.split_once(':') else {
-            bail!("--schema takes COLUMN:TYPE pairs separated by commas, got '{item}'");
-        };
-        let Some(ty) = ColumnType::from_name(ty.trim()) else {
-            bail!("--schema: '{ty}' is not a type; use int, double, bool, timestamp or string");
-        };
-        types.insert(column.trim().to_string(), ty);
-    }
-    Ok(types)
-}
-
 pub fn run(command: DataCommand) -> Result<ExitCode> {
     let DataCommand::Import(args) = command;
+    let Some(database) = &args.database else {
+        return through_control(&args);
+    };
     let input = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let table = read_csv(&args.table, input, &declared(args.schema.as_deref())?)
-        .with_context(|| args.file.display().to_string())?;
-    if let Some(path) = args.database.strip_prefix("sqlite://")
+    let types = declared_types(args.schema.as_deref()).map_err(anyhow::Error::msg)?;
+    let table =
+        read_csv(&args.table, input, &types).with_context(|| args.file.display().to_string())?;
+    if let Some(path) = database.strip_prefix("sqlite://")
         && let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
     {
@@ -67,20 +63,56 @@ pub fn run(command: DataCommand) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let rows = tokio.block_on(async {
-        let store = ProfileStore::open(&args.database).await?;
+        let store = ProfileStore::open(database).await?;
         store.import(&table, &args.key).await
     })?;
-    let columns: Vec<String> = table
+    let columns: Vec<(String, String)> = table
         .schema
         .columns
         .iter()
-        .map(|c| format!("{} {}", c.name, c.ty.name()))
+        .map(|c| (c.name.clone(), c.ty.name().to_string()))
         .collect();
+    report(&args, rows, &columns);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ImportArgs, rows: usize, columns: &[(String, String)]) {
+    let columns: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
     println!(
-        "imported {rows} rows into table {} ({}), keyed by {}",
+        "imported {rows} rows into table {} ({}), keyed by {}{}",
         args.table,
         columns.join(", "),
-        args.key
+        args.key,
+        args.group
+            .as_deref()
+            .map_or_else(String::new, |g| format!(", for group {g}"))
     );
+}
+
+/// The CSV sent to the control plane, which checks the role and imports it.
+fn through_control(args: &ImportArgs) -> Result<ExitCode> {
+    let csv = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut path = format!("/api/tables/{}?key={}", args.table, args.key);
+    if let Some(group) = &args.group {
+        path.push_str(&format!("&group={group}"));
+    }
+    if let Some(schema) = &args.schema {
+        path.push_str(&format!("&schema={schema}"));
+    }
+    let imported = Control::connect(&args.control)?.upload(&path, "text/csv", &csv)?;
+    let columns: Vec<(String, String)> = imported["columns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["type"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let rows = imported["rows"].as_u64().unwrap_or_default() as usize;
+    report(args, rows, &columns);
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,8 @@ pub struct Follow {
     pub address: String,
     /// Where the last good answer is kept.
     pub cache: PathBuf,
-    /// The database with the profile tables, for type checking and profile loads.
+    /// The database with the profile tables, for type checking and profile loads, unless
+    /// the group names its own data source.
     pub database: String,
 }
 
@@ -46,15 +47,25 @@ impl Follow {
         };
         let answer: J = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is corrupt", self.cache_file().display()))?;
-        self.apply(runtime, &answer).await?;
+        self.apply(runtime, &answer, true).await?;
         Ok(true)
     }
 
-    /// Swaps in every version of `answer` the runtime does not run yet.
-    async fn apply(&self, runtime: &Runtime, answer: &J) -> Result<Vec<String>> {
+    /// Swaps in every version of `answer` the runtime does not run yet, and the group's
+    /// profile tables when they changed or `reload_profiles` says so.
+    async fn apply(
+        &self,
+        runtime: &Runtime,
+        answer: &J,
+        reload_profiles: bool,
+    ) -> Result<Vec<String>> {
         let running = runtime.channels();
         let mut changed = Vec::new();
+        let data = answer["data"].as_str().unwrap_or(&self.database);
         let mut profiles = None;
+        if reload_profiles {
+            profiles = Some(StoreProfiles::open(ProfileStore::open(data).await?).await?);
+        }
         for d in answer["deployments"].as_array().into_iter().flatten() {
             let channel = d["channel"].as_str().unwrap_or_default();
             let version = d["version"].as_u64().unwrap_or_default();
@@ -65,8 +76,7 @@ impl Follow {
             }
             // Tables may have been re-imported since: read their schemas afresh.
             if profiles.is_none() {
-                let store = ProfileStore::open(&self.database).await?;
-                profiles = Some(StoreProfiles::open(store).await?);
+                profiles = Some(StoreProfiles::open(ProfileStore::open(data).await?).await?);
             }
             let schemas = profiles.as_ref().expect("opened above").schemas();
             let shown = format!("{channel} version {version}");
@@ -126,6 +136,8 @@ impl Follow {
 
     fn follow(&self, runtime: &Runtime, handle: &tokio::runtime::Handle) {
         let mut generation = -1i64;
+        // The group's data source as last applied (the cached answer's, at start).
+        let mut data: Option<J> = None;
         let mut reported: HashMap<(String, String, String), u64> = HashMap::new();
         let mut last_report: Option<Instant> = None;
         let mut down_since: Option<Instant> = None;
@@ -146,9 +158,11 @@ impl Follow {
                     }
                     let next = answer["generation"].as_i64().unwrap_or(generation);
                     if next != generation {
-                        match handle.block_on(self.apply(runtime, &answer)) {
+                        let reload = data.as_ref() != Some(&answer["data"]);
+                        match handle.block_on(self.apply(runtime, &answer, reload)) {
                             Ok(changed) => {
                                 generation = next;
+                                data = Some(answer["data"].clone());
                                 for shown in changed {
                                     println!("{}: now serving {shown}", self.group);
                                 }

@@ -48,6 +48,8 @@ enum Command {
     Deployments(control_cmd::ChannelArgs),
     /// Server groups: what each runs, and each runtime instance's status
     Groups(control_cmd::ControlArgs),
+    /// Create or change a server group: production, gates, its own data source (administrators)
+    Group(control_cmd::GroupArgs),
     /// What changed between two versions of a channel (or a version and the design)
     Diff(control_cmd::DiffArgs),
     /// Approve a version (reviewers)
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
         Command::Deployments(args) => control_cmd::deployments(&args),
         Command::Diff(args) => control_cmd::diff(&args),
         Command::Groups(args) => control_cmd::groups(&args),
+        Command::Group(args) => control_cmd::group(&args),
         Command::Approve(args) => control_cmd::review(&args, "approve"),
         Command::Reject(args) => control_cmd::review(&args, "reject"),
         Command::Rollback(args) => control_cmd::rollback(&args),

@@ -193,6 +193,30 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         text(&out)
     );
 
+    // Tables go through the control plane, for data administrators only.
+    let import = [
+        "data",
+        "import",
+        "--table",
+        "customers",
+        "--key",
+        "customer_id",
+        "examples/bank/customers.csv",
+    ];
+    let out = as_user(&dana, &import, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("needs the data_administrator role"),
+        "{}",
+        text(&out)
+    );
+    let out = as_user(&admin, &import, &[]);
+    assert!(
+        text(&out).starts_with("imported 3000 rows into table customers ("),
+        "{}",
+        text(&out)
+    );
+
     // Gates refuse production: no tests, no approval yet.
     let promote = [
         "deploy",

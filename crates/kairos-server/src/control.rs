@@ -41,7 +41,9 @@ pub struct ControlPlane {
     pub store: ControlStore,
     /// The profile and dimension tables the runtimes read: their schemas type-check
     /// channels; the data administrator imports into them here.
-    profiles: ProfileStore,
+    profiles: Arc<ProfileStore>,
+    /// Groups' own data sources, opened when first used, by URL.
+    group_data: tokio::sync::Mutex<HashMap<String, Arc<ProfileStore>>>,
     clock: fn() -> Timestamp,
     /// Bumped on every activation or token change, so long polls answer at once.
     changed: tokio::sync::watch::Sender<u64>,
@@ -124,7 +126,8 @@ impl ControlPlane {
     ) -> Result<ControlPlane, StoreError> {
         Ok(ControlPlane {
             store: ControlStore::open(database, &default_gates()).await?,
-            profiles: ProfileStore::open(database).await?,
+            profiles: Arc::new(ProfileStore::open(database).await?),
+            group_data: tokio::sync::Mutex::new(HashMap::new()),
             clock,
             changed: tokio::sync::watch::channel(0).0,
         })
@@ -222,6 +225,23 @@ impl ControlPlane {
             })
             .await
             .map_err(storage)
+    }
+
+    /// The tables of `group`'s data source: its own, or the default one.
+    async fn profiles_for(&self, group: Option<&str>) -> Result<Arc<ProfileStore>, Problem> {
+        let Some(group) = group else {
+            return Ok(self.profiles.clone());
+        };
+        let Some(url) = group_named(self, group).await?.data else {
+            return Ok(self.profiles.clone());
+        };
+        let mut open = self.group_data.lock().await;
+        if let Some(store) = open.get(&url) {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(ProfileStore::open(&url).await.map_err(storage)?);
+        open.insert(url, store.clone());
+        Ok(store)
     }
 
     async fn schemas(&self) -> Result<Schemas, Problem> {
@@ -445,6 +465,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         )
         .route("/api/channels/{channel}/diff", get(diff))
         .route("/api/groups", get(list_groups))
+        .route("/api/groups/{group}", axum::routing::put(put_group))
         .route("/api/groups/{group}/deployments", post(deploy))
         .route("/api/groups/{group}/rollback", post(rollback))
         .route("/api/groups/{group}/active", get(active))
@@ -1143,6 +1164,7 @@ async fn list_groups(State(cp): State<Arc<ControlPlane>>) -> Reply {
             "name": g.name,
             "production": g.production,
             "gates": g.gates,
+            "data": g.data,
             "active": active.iter().map(|(c, n)| json!({ "channel": c, "version": n })).collect::<Vec<_>>(),
             "instances": instances.iter().map(|i| json!({
                 "instance": i.instance,
@@ -1154,6 +1176,88 @@ async fn list_groups(State(cp): State<Arc<ControlPlane>>) -> Reply {
         }));
     }
     ok(J::Array(out))
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    #[serde(default)]
+    production: Option<bool>,
+    /// Gate settings: `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
+    #[serde(default)]
+    gates: Option<J>,
+    /// The group's own data source (`sqlite://...`, `postgres://...`), or null to share the
+    /// default one.
+    #[serde(default)]
+    data: Option<String>,
+}
+
+/// Creates a server group or changes one.
+async fn put_group(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    json: Result<Json<GroupBody>, axum::extract::rejection::JsonRejection>,
+) -> Reply {
+    caller.require(&[Role::Administrator])?;
+    let b = body(json)?;
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(Problem::bad_request(
+            "group: letters, digits, '-' and '_' only",
+        ));
+    }
+    if let Some(gates) = &b.gates
+        && !gates.is_object()
+    {
+        return Err(Problem::bad_request(
+            "gates: an object such as {\"approvals\": 2}",
+        ));
+    }
+    if let Some(url) = &b.data {
+        // Opened now, so a wrong URL is refused here rather than at the first import.
+        ProfileStore::open(url)
+            .await
+            .map_err(|e| Problem::bad_request(format!("data: {e}")))?;
+    }
+    let existing = cp.store.group(&name).await.map_err(storage)?;
+    let production = b
+        .production
+        .or(existing.as_ref().map(|g| g.production))
+        .unwrap_or(false);
+    let gates = b
+        .gates
+        .or(existing.as_ref().map(|g| g.gates.clone()))
+        .unwrap_or_else(|| {
+            if production {
+                default_gates()
+            } else {
+                json!({})
+            }
+        });
+    let group = kairos_store::control::Group {
+        name: name.clone(),
+        production,
+        gates,
+        generation: 0,
+        data: b.data,
+    };
+    cp.store.put_group(&group).await.map_err(storage)?;
+    cp.signal();
+    cp.audit(
+        &caller.name,
+        "group",
+        &name,
+        format!(
+            "production: {production}, gates: {}, data: {}",
+            group.gates,
+            group.data.as_deref().unwrap_or("shared")
+        ),
+    )
+    .await?;
+    ok(json!({ "name": name, "production": production, "gates": group.gates, "data": group.data }))
 }
 
 async fn group_named(
@@ -1379,9 +1483,13 @@ async fn active(
         .filter(|t| channels.iter().any(|c| c.eq_ignore_ascii_case(&t.subject)))
         .map(|t| J::String(t.digest))
         .collect();
-    ok(
-        json!({ "group": group, "generation": g.generation, "deployments": deployments, "touchpoint_token_digests": tokens }),
-    )
+    ok(json!({
+        "group": group,
+        "generation": g.generation,
+        "data": g.data,
+        "deployments": deployments,
+        "touchpoint_token_digests": tokens,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -1439,8 +1547,19 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_tables(State(cp): State<Arc<ControlPlane>>) -> Reply {
-    let schemas = cp.profiles.schemas().await.map_err(storage)?;
+#[derive(Deserialize)]
+struct TablesQuery {
+    /// A group with its own data source; the default one otherwise.
+    group: Option<String>,
+}
+
+async fn list_tables(
+    State(cp): State<Arc<ControlPlane>>,
+    query: Result<Query<TablesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let group = query?.0.group;
+    let profiles = cp.profiles_for(group.as_deref()).await?;
+    let schemas = profiles.schemas().await.map_err(storage)?;
     ok(J::Array(
         schemas
             .iter()
@@ -1455,6 +1574,35 @@ async fn list_tables(State(cp): State<Arc<ControlPlane>>) -> Reply {
 #[derive(Deserialize)]
 struct ImportQuery {
     key: String,
+    /// Into this group's own data source.
+    group: Option<String>,
+    /// Column types instead of inferring them: COLUMN:TYPE,...
+    schema: Option<String>,
+}
+
+/// `COLUMN:TYPE,...` as declared column types.
+pub fn declared_types(
+    spec: Option<&str>,
+) -> Result<HashMap<String, kairos_model::table::ColumnType>, String> {
+    let mut types = HashMap::new();
+    for item in spec
+        .into_iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.trim().is_empty())
+    {
+        let Some((column, ty)) = item.split_once(':') else {
+            return Err(format!(
+                "schema: COLUMN:TYPE pairs separated by commas, got '{item}'"
+            ));
+        };
+        let Some(ty) = kairos_model::table::ColumnType::from_name(ty.trim()) else {
+            return Err(format!(
+                "schema: '{ty}' is not a type; use int, double, bool, timestamp or string"
+            ));
+        };
+        types.insert(column.trim().to_string(), ty);
+    }
+    Ok(types)
 }
 
 async fn import_table(
@@ -1465,25 +1613,33 @@ async fn import_table(
     csv: String,
 ) -> Reply {
     caller.require(&[Role::DataAdministrator])?;
-    let key = query?.0.key;
-    let table = kairos_model::table::read_csv(&name, csv.as_bytes(), &HashMap::new())
+    let q = query?.0;
+    let types = declared_types(q.schema.as_deref()).map_err(Problem::bad_request)?;
+    let table = kairos_model::table::read_csv(&name, csv.as_bytes(), &types)
         .map_err(|e| Problem::bad_request(format!("body: {e}")))?;
-    let rows = cp
-        .profiles
-        .import(&table, &key)
-        .await
-        .map_err(|e| match e {
-            StoreError::Corrupt(m) => Problem::bad_request(m),
-            other => storage(other),
-        })?;
+    let profiles = cp.profiles_for(q.group.as_deref()).await?;
+    let rows = profiles.import(&table, &q.key).await.map_err(|e| match e {
+        StoreError::Corrupt(m) => Problem::bad_request(m),
+        other => storage(other),
+    })?;
+    let into = q
+        .group
+        .as_deref()
+        .map_or_else(String::new, |g| format!(" for group {g}"));
     cp.audit(
         &caller.name,
         "import",
         &name,
-        format!("{rows} rows, key {key}"),
+        format!("{rows} rows, key {}{into}", q.key),
     )
     .await?;
-    ok(json!({ "table": name, "rows": rows }))
+    let columns: Vec<J> = table
+        .schema
+        .columns
+        .iter()
+        .map(|c| json!({ "name": c.name, "type": c.ty.name() }))
+        .collect();
+    ok(json!({ "table": name, "rows": rows, "key": q.key, "columns": columns, "group": q.group }))
 }
 
 async fn unknown_names(State(cp): State<Arc<ControlPlane>>) -> Reply {

@@ -642,3 +642,96 @@ async fn runtimes_long_poll_for_their_group_and_report_status() {
     assert_eq!(unknown[0]["name"], "basket_viewed");
     assert_eq!(unknown[0]["calls"], 2);
 }
+
+#[tokio::test]
+async fn a_group_may_keep_its_own_profile_tables() {
+    let c = control().await;
+    let data = std::env::temp_dir().join(format!(
+        "kairos-control-data-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    let url = format!("sqlite://{}", data.join("test-data.db").display());
+    let (status, body) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/staging",
+        &c.admin,
+        json!({ "data": url }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let dana = user(&c, "dana", &["designer"]).await;
+    let csv = "customer_id,age\n1,30\n2,41\n";
+    let import = |token: String, query: &'static str| {
+        let addr = c.addr;
+        async move {
+            let auth = format!("Bearer {token}");
+            http(
+                addr,
+                "POST",
+                &format!("/api/tables/testers?key=customer_id{query}"),
+                &[("authorization", &auth), ("content-type", "text/csv")],
+                csv,
+            )
+            .await
+        }
+    };
+    let (status, _) = import(dana, "&group=staging").await;
+    assert_eq!(status, 403, "only a data administrator imports");
+    let (status, body) = import(c.admin.clone(), "&group=staging&schema=age:double").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"type\":\"double\""),
+        "the declared type wins: {body}"
+    );
+    let names = |tables: J| -> Vec<String> {
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, staging) = api(
+        c.addr,
+        "GET",
+        "/api/tables?group=staging",
+        &c.admin,
+        J::Null,
+    )
+    .await;
+    assert_eq!(names(staging), ["testers"]);
+    let (_, shared) = api(c.addr, "GET", "/api/tables", &c.admin, J::Null).await;
+    assert_eq!(
+        names(shared),
+        Vec::<String>::new(),
+        "production's data is untouched"
+    );
+    let (_, active) = api(
+        c.addr,
+        "GET",
+        "/api/groups/staging/active",
+        &c.admin,
+        J::Null,
+    )
+    .await;
+    assert_eq!(active["data"], json!(url), "the group's runtimes read it");
+    let (status, body) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/qa",
+        &c.admin,
+        json!({ "data": "mysql://nope" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("data:"),
+        "{body}"
+    );
+}

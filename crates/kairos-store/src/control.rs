@@ -23,7 +23,7 @@ fn schema(dialect: Dialect) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS kc_channels (name TEXT PRIMARY KEY, revision BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL)".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_components (channel TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, revision BIGINT NOT NULL, position BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (channel, kind, name))".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_versions (channel TEXT NOT NULL, number BIGINT NOT NULL, yaml TEXT NOT NULL, hash TEXT NOT NULL, author TEXT NOT NULL, created_at BIGINT NOT NULL, note TEXT NOT NULL, report TEXT NOT NULL, PRIMARY KEY (channel, number))".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_groups (name TEXT PRIMARY KEY, production BIGINT NOT NULL, gates TEXT NOT NULL, generation BIGINT NOT NULL)".to_string(),
+        "CREATE TABLE IF NOT EXISTS kc_groups (name TEXT PRIMARY KEY, production BIGINT NOT NULL, gates TEXT NOT NULL, generation BIGINT NOT NULL, data TEXT)".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_active (grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (grp, channel))".to_string(),
         format!("CREATE TABLE IF NOT EXISTS kc_activations ({id}, grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL, action TEXT NOT NULL, reason TEXT)"),
         format!("CREATE TABLE IF NOT EXISTS kc_reviews ({id}, channel TEXT NOT NULL, version BIGINT NOT NULL, reviewer TEXT NOT NULL, approved BIGINT NOT NULL, comment TEXT NOT NULL, at BIGINT NOT NULL)"),
@@ -101,6 +101,9 @@ pub struct Group {
     pub gates: Json,
     /// Bumped on every activation in the group: runtimes wait for it to change.
     pub generation: i64,
+    /// The group's own data source for profile tables (staging on test data); `None`
+    /// shares the default one.
+    pub data: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +216,7 @@ fn group(row: &AnyRow) -> Result<Group, StoreError> {
         production: row.try_get::<i64, _>("production")? != 0,
         gates: serde_json::from_str(&gates).map_err(corrupt("group gates"))?,
         generation: row.try_get("generation")?,
+        data: row.try_get("data")?,
     })
 }
 
@@ -618,6 +622,22 @@ impl ControlStore {
         .bind(name)
         .bind(i64::from(production))
         .bind(gates.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates or changes a group; its runtimes are told to fetch again.
+    pub async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kc_groups (name, production, gates, generation, data) VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (name) DO UPDATE SET production = excluded.production, gates = excluded.gates, \
+             data = excluded.data, generation = kc_groups.generation + 1",
+        )
+        .bind(&group.name)
+        .bind(i64::from(group.production))
+        .bind(group.gates.to_string())
+        .bind(group.data.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())

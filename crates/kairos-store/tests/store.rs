@@ -13,8 +13,8 @@ use kairos_model::components::{Component, Kind};
 use kairos_model::table::read_csv;
 use kairos_rules::Value;
 use kairos_store::control::{
-    Activation, AuditEntry, ControlStore, Expect, Instance, Review, TestResult, Token, UnknownName,
-    User, Version,
+    Activation, AuditEntry, ControlStore, Expect, Group, Instance, Review, TestResult, Token,
+    UnknownName, User, Version,
 };
 use kairos_store::{HistoryStore, OfferStats, ProfileStore, StoreError};
 use sqlx::Executor;
@@ -428,6 +428,26 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
         .collect();
     assert_eq!(names, vec![("staging", false), ("production", true)]);
     assert_eq!(groups[1].gates, serde_json::json!({ "approvals": 1 }));
+    assert_eq!(groups[0].data, None, "groups share the default data source");
+    let mut staging = groups[0].clone();
+    staging.data = Some("sqlite://test-data.db".into());
+    store.put_group(&staging).await.unwrap();
+    let changed = store.group("staging").await.unwrap().unwrap();
+    assert_eq!(changed.data.as_deref(), Some("sqlite://test-data.db"));
+    assert_eq!(
+        changed.generation,
+        staging.generation + 1,
+        "its runtimes fetch again"
+    );
+    let qa = Group {
+        name: "qa".into(),
+        production: false,
+        gates: serde_json::json!({}),
+        generation: 0,
+        data: None,
+    };
+    store.put_group(&qa).await.unwrap();
+    assert_eq!(store.groups().await.unwrap().len(), 3);
 
     let version = |note: &str| Version {
         channel: "web".into(),
@@ -446,6 +466,7 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
     assert_eq!(store.versions("web").await.unwrap().len(), 2);
     assert_eq!(store.version("web", 3).await.unwrap(), None);
 
+    let before = store.group("staging").await.unwrap().unwrap().generation;
     for (n, action) in [(1, "deploy"), (2, "deploy"), (1, "rollback")] {
         store
             .activate(&Activation {
@@ -465,7 +486,10 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
         vec![("web".to_string(), 1)]
     );
     assert_eq!(store.active("production").await.unwrap(), vec![]);
-    assert_eq!(store.group("staging").await.unwrap().unwrap().generation, 3);
+    assert_eq!(
+        store.group("staging").await.unwrap().unwrap().generation,
+        before + 3
+    );
     let history: Vec<_> = store
         .activations("web", Some("staging"))
         .await
