@@ -1,26 +1,42 @@
-//! `kairos segments --channel-file FILE --profiles TABLE=FILE.csv...`: a flowchart test run
-//! over a profile table: how many visitors land in each segment and take each flowchart path.
+//! `kairos segments`: a flowchart test run over a profile table: how many visitors land in
+//! each segment and take each flowchart path. On a channel file in process, or on a version
+//! in the control plane over the tables the runtimes read (`--channel web --version 3`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kairos_engine::report::segment_counts;
+use kairos_engine::inprocess::{Population, population};
+use kairos_engine::report::{SegmentCounts, segment_counts};
 
-use crate::tables::{Population, compile_channel_file, population, read_tables};
+use crate::control_cmd::{Control, ControlArgs};
+use crate::tables::{compile_channel_file, read_tables};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The channel file whose segments and flowcharts run
-    #[arg(long = "channel-file", value_name = "FILE")]
-    channel_file: PathBuf,
+    #[arg(
+        long = "channel-file",
+        value_name = "FILE",
+        required_unless_present = "channel",
+        requires = "profiles"
+    )]
+    channel_file: Option<PathBuf>,
     /// Profile and dimension tables: TABLE=FILE.csv (repeatable); every row of the audience
     /// level's profile table is one visitor
-    #[arg(long = "profiles", value_name = "TABLE=FILE.csv", required = true)]
+    #[arg(long = "profiles", value_name = "TABLE=FILE.csv")]
     profiles: Vec<String>,
+    /// Or a channel in the control plane...
+    #[arg(long, conflicts_with = "channel_file", requires = "version")]
+    channel: Option<String>,
+    /// ...and its version
+    #[arg(long)]
+    version: Option<i64>,
     /// The audience level (default: the channel's default level)
     #[arg(long)]
     level: Option<String>,
+    #[command(flatten)]
+    control: ControlArgs,
 }
 
 fn share(n: u64, total: u64) -> f64 {
@@ -32,19 +48,63 @@ fn share(n: u64, total: u64) -> f64 {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
+    if let (Some(channel), Some(version)) = (&args.channel, args.version) {
+        let mut path = format!("/api/channels/{channel}/versions/{version}/segments");
+        if let Some(level) = &args.level {
+            path.push_str(&format!("?level={level}"));
+        }
+        let answer = Control::connect(&args.control)?.call("GET", &path, None)?;
+        let pairs = |key: &str| -> Vec<(String, u64)> {
+            answer[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                        r["visitors"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let counts = SegmentCounts {
+            visitors: answer["visitors"].as_u64().unwrap_or_default(),
+            segments: pairs("segments"),
+            branches: pairs("branches"),
+            rejected: answer["rejected"].as_u64().unwrap_or_default(),
+        };
+        let described = format!(
+            "{channel} version {version}: {} visitors of level {} (table {})",
+            counts.visitors,
+            answer["level"].as_str().unwrap_or_default(),
+            answer["table"].as_str().unwrap_or_default()
+        );
+        print(&described, &counts);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let channel_file = args
+        .channel_file
+        .as_ref()
+        .expect("clap requires --channel-file without --channel");
     let mut tables = read_tables(&args.profiles)?;
-    let (dep, _) = compile_channel_file(&args.channel_file, &tables.schemas(), 1)?;
+    let (dep, _) = compile_channel_file(channel_file, &tables.schemas(), 1)?;
     tables.prepare(&dep);
     let Population {
         level,
         table,
         visitors,
-    } = population(&tables, &dep, args.level.as_deref())?;
+    } = population(&tables, &dep, args.level.as_deref()).map_err(anyhow::Error::msg)?;
     let counts = segment_counts(&dep, visitors, kairos_server::wall_clock());
-    println!(
-        "flowchart test run of channel {}: {} visitors of level {level} (table {table})",
+    let described = format!(
+        "{}: {} visitors of level {level} (table {table})",
         dep.channel, counts.visitors
     );
+    print(&described, &counts);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(described: &str, counts: &SegmentCounts) {
+    println!("flowchart test run of channel {described}");
     let width = counts
         .branches
         .iter()
@@ -76,5 +136,4 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             counts.rejected
         );
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -329,7 +329,11 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "changed.yaml",
         &std::fs::read_to_string(repo().join("examples/bank/channel.yaml"))
             .unwrap()
-            .replace("name: Gold credit card", "name: Gold card, new look"),
+            .replace("name: Gold credit card", "name: Gold card, new look")
+            .replace(
+                "offer: PLATINUM_CARD, score: 85 }",
+                "offer: PLATINUM_CARD, score: 85, enabled: false }",
+            ),
     );
     let out = as_user(&dana, &["apply", changed.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", text(&out));

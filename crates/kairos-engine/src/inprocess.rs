@@ -125,6 +125,56 @@ impl MemoryTables {
     }
 }
 
+/// The visitors of an audience level's profile table.
+pub struct Population {
+    pub level: String,
+    pub table: String,
+    pub visitors: Vec<(AudienceId, Option<Profile>)>,
+}
+
+/// Every visitor of an audience level's profile table (the rows of a flowchart test run or an
+/// impact report), with their profiles. Needs `tables` prepared for `dep`.
+pub fn population(
+    tables: &MemoryTables,
+    dep: &Deployment,
+    level: Option<&str>,
+) -> Result<Population, String> {
+    let Some(level) = level.or(dep.default_audience_level()).map(str::to_string) else {
+        return Err("the channel has no audience level".into());
+    };
+    let Some(source) = dep.profile_tables(&level) else {
+        return Err(format!(
+            "channel '{}' has no audience level '{level}'",
+            dep.channel
+        ));
+    };
+    let (Some(table), Some(field)) = (source.table, source.id_fields.first()) else {
+        return Err(format!(
+            "audience level '{level}' has no profile table to run over"
+        ));
+    };
+    let ids = tables.column_values(table, field);
+    if ids.is_empty() {
+        return Err(format!("table '{table}' has no rows"));
+    }
+    let visitors = ids
+        .into_iter()
+        .map(|id| {
+            let audience = AudienceId {
+                level: level.clone(),
+                fields: vec![(field.clone(), id)],
+            };
+            let profile = tables.load_profile(dep, &audience);
+            (audience, profile)
+        })
+        .collect();
+    Ok(Population {
+        level,
+        table: table.to_string(),
+        visitors,
+    })
+}
+
 /// A deployment served in process, one session at a time, for scenario files.
 pub struct InProcess<'a> {
     dep: &'a Deployment,

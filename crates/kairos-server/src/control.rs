@@ -14,6 +14,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use kairos_engine::inprocess::{MemoryTables, population};
+use kairos_engine::report::{impact, segment_counts};
 use kairos_model::components::{self, Component, Kind, SETTINGS};
 use kairos_model::{Rejected, Schemas};
 use kairos_rules::time::Timestamp;
@@ -462,6 +464,14 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route(
             "/api/channels/{channel}/versions/{number}/results",
             post(attach_result),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/impact",
+            get(impact_report),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/segments",
+            get(segments_report),
         )
         .route("/api/channels/{channel}/diff", get(diff))
         .route("/api/groups", get(list_groups))
@@ -1130,6 +1140,175 @@ async fn attach_result(
     )
     .await?;
     Ok(StatusCode::CREATED.into_response())
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    /// Impact: the group whose active version is compared (default `production`), or a
+    /// version number.
+    against: Option<String>,
+    /// Impact: offers asked for at every interaction point.
+    #[serde(default = "three")]
+    count: usize,
+    /// The audience level whose profile table is the population (default: the channel's).
+    level: Option<String>,
+    /// At most this many rows of each table.
+    #[serde(default = "sample_rows")]
+    limit: i64,
+}
+
+fn three() -> usize {
+    3
+}
+
+fn sample_rows() -> i64 {
+    100_000
+}
+
+impl ControlPlane {
+    /// A version compiled against the default data source's tables.
+    async fn compiled(
+        &self,
+        channel: &str,
+        number: i64,
+        schemas: &Schemas,
+    ) -> Result<kairos_engine::Deployment, Problem> {
+        let v = self.version(channel, number).await?;
+        let parsed = kairos_model::parse_channel(&format!("{channel} v{number}"), &v.yaml, schemas)
+            .map_err(|e| rejected("the version no longer checks against the tables", e))?;
+        kairos_engine::Deployment::compile(&parsed, schemas, number as u64).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_CHANNEL_FILE",
+                e.to_string(),
+            )
+        })
+    }
+
+    /// The default data source's tables in memory, prepared for `deployments`.
+    async fn population_tables(
+        &self,
+        deployments: &[&kairos_engine::Deployment],
+        limit: i64,
+    ) -> Result<MemoryTables, Problem> {
+        let mut tables = Vec::new();
+        for schema in self.profiles.schemas().await.map_err(storage)? {
+            tables.push(
+                self.profiles
+                    .table(&schema, limit.clamp(1, 1_000_000))
+                    .await
+                    .map_err(storage)?,
+            );
+        }
+        let mut tables = MemoryTables::new(tables);
+        for dep in deployments {
+            tables.prepare(dep);
+        }
+        Ok(tables)
+    }
+}
+
+fn report_failed(e: impl std::fmt::Display) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "NO_POPULATION", e.to_string())
+}
+
+/// For reviewers: over the profile table's visitors, which offers gain or lose how many
+/// visitors, and which segments change size, if this version replaced the one `against` runs.
+async fn impact_report(
+    State(cp): State<Arc<ControlPlane>>,
+    Path((channel, number)): Path<(String, i64)>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let q = query?.0;
+    let against = q.against.unwrap_or_else(|| "production".into());
+    let current_number = match against.parse::<i64>() {
+        Ok(n) => n,
+        Err(_) => {
+            group_named(&cp, &against).await?;
+            cp.store
+                .active(&against)
+                .await
+                .map_err(storage)?
+                .into_iter()
+                .find(|(c, _)| *c == channel)
+                .map(|(_, n)| n)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::CONFLICT,
+                        "NOTHING_ACTIVE",
+                        format!("{against} runs no version of {channel}: nothing to compare with"),
+                    )
+                })?
+        }
+    };
+    let schemas = cp.schemas().await?;
+    let candidate = cp.compiled(&channel, number, &schemas).await?;
+    let current = cp.compiled(&channel, current_number, &schemas).await?;
+    let tables = cp
+        .population_tables(&[&current, &candidate], q.limit)
+        .await?;
+    let now = cp.now();
+    let count = q.count.clamp(1, 100);
+    // Thousands of sessions: off the async workers.
+    let (level, table, report) = tokio::task::spawn_blocking(move || {
+        let p = population(&tables, &candidate, q.level.as_deref())?;
+        let report = impact(&current, &candidate, p.visitors, count, now);
+        Ok::<_, String>((p.level, p.table, report))
+    })
+    .await
+    .map_err(report_failed)?
+    .map_err(report_failed)?;
+    let rows = |rows: &[(String, u64, u64)]| -> Vec<J> {
+        rows.iter()
+            .map(|(name, now, next)| json!({ "name": name, "current": now, "candidate": next }))
+            .collect()
+    };
+    ok(json!({
+        "channel": channel,
+        "version": number,
+        "against": { "name": against, "version": current_number },
+        "level": level,
+        "table": table,
+        "visitors": report.visitors,
+        "offers": rows(&report.offers),
+        "segments": rows(&report.segments),
+    }))
+}
+
+/// A flowchart test run of a version over the profile table: segment sizes and path counts.
+async fn segments_report(
+    State(cp): State<Arc<ControlPlane>>,
+    Path((channel, number)): Path<(String, i64)>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let q = query?.0;
+    let schemas = cp.schemas().await?;
+    let dep = cp.compiled(&channel, number, &schemas).await?;
+    let tables = cp.population_tables(&[&dep], q.limit).await?;
+    let now = cp.now();
+    let (level, table, counts) = tokio::task::spawn_blocking(move || {
+        let p = population(&tables, &dep, q.level.as_deref())?;
+        let counts = segment_counts(&dep, p.visitors, now);
+        Ok::<_, String>((p.level, p.table, counts))
+    })
+    .await
+    .map_err(report_failed)?
+    .map_err(report_failed)?;
+    let pairs = |rows: &[(String, u64)]| -> Vec<J> {
+        rows.iter()
+            .map(|(name, n)| json!({ "name": name, "visitors": n }))
+            .collect()
+    };
+    ok(json!({
+        "channel": channel,
+        "version": number,
+        "level": level,
+        "table": table,
+        "visitors": counts.visitors,
+        "rejected": counts.rejected,
+        "segments": pairs(&counts.segments),
+        "branches": pairs(&counts.branches),
+    }))
 }
 
 #[derive(Deserialize)]

@@ -174,6 +174,33 @@ impl ProfileStore {
             .collect()
     }
 
+    /// The table itself, at most `limit` rows (reports over a population).
+    pub async fn table(&self, schema: &TableSchema, limit: i64) -> Result<Table, StoreError> {
+        let name = table_name(&schema.name)?;
+        let list: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
+        let sql = format!("SELECT {} FROM {name} LIMIT $1", list.join(", "));
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                schema
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| cell(row, i, c.ty))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Table {
+            schema: schema.clone(),
+            rows,
+        })
+    }
+
     /// Rows of `schema`'s table whose `column` holds the ID `id` (given as text, compared with
     /// the column's type), as (column, value) pairs without missing values.
     pub async fn rows(
