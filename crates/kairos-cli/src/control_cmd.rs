@@ -502,6 +502,37 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
 }
 
 #[derive(clap::Args)]
+pub struct AuditArgs {
+    /// How many entries, newest first
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// The audit log: who did what, when.
+pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
+    let mut control = Control::connect(&args.control)?;
+    let log = control.call("GET", &format!("/api/audit?limit={}", args.limit), None)?;
+    for e in list(&log) {
+        let detail = e["detail"].as_str().unwrap_or_default();
+        println!(
+            "{}  {:<10} {:<12} {}{}",
+            e["at"].as_str().unwrap_or_default(),
+            e["actor"].as_str().unwrap_or_default(),
+            e["action"].as_str().unwrap_or_default(),
+            e["target"].as_str().unwrap_or_default(),
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
 pub struct GroupArgs {
     /// The server group to create or change
     name: String,

@@ -50,6 +50,8 @@ enum Command {
     Groups(control_cmd::ControlArgs),
     /// Create or change a server group: production, gates, its own data source (administrators)
     Group(control_cmd::GroupArgs),
+    /// The audit log: every change, deployment, review and rollback, newest first
+    Audit(control_cmd::AuditArgs),
     /// What changed between two versions of a channel (or a version and the design)
     Diff(control_cmd::DiffArgs),
     /// Approve a version (reviewers)
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => control_cmd::diff(&args),
         Command::Groups(args) => control_cmd::groups(&args),
         Command::Group(args) => control_cmd::group(&args),
+        Command::Audit(args) => control_cmd::audit(&args),
         Command::Approve(args) => control_cmd::review(&args, "approve"),
         Command::Reject(args) => control_cmd::review(&args, "reject"),
         Command::Rollback(args) => control_cmd::rollback(&args),

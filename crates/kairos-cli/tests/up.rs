@@ -386,6 +386,14 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     ] {
         assert!(history.contains(expected), "{expected} in:\n{history}");
     }
+    let out = as_user(&rex, &["audit"], &[]);
+    let audit = text(&out);
+    for expected in [
+        " rex        approve      web v1 (impact checked)",
+        " dana       apply        web",
+    ] {
+        assert!(audit.contains(expected), "{expected} in:\n{audit}");
+    }
     let out = as_user(&admin, &["export", "--channel", "web"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: \"Gold card, new look\""));
 
