@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{http, kairos, repo, temp_file};
+use common::{KillOnDrop, http, kairos, repo, temp_file};
 
 /// The CLI as one user: their own saved login in `config`.
 fn as_user(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -32,16 +32,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Stops `kairos up` however the test ends: a leftover would hold the ports.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn deployed_version(port: u16) -> Option<i64> {
     http(port, "GET", "/v1/version", "")
         .and_then(|(_, v)| v["channels"]["web"]["deployment"].as_i64())
@@ -63,7 +53,7 @@ fn wait_for_version(port: u16, version: i64) -> Duration {
 fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let data = std::env::temp_dir().join(format!("kairos-up-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let _up = KillOnDrop(
+    let mut up = KillOnDrop(
         kairos()
             .current_dir(repo())
             .arg("up")
@@ -80,6 +70,10 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         assert!(Instant::now() < deadline, "staging did not become ready");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(
+        up.0.try_wait().unwrap().is_none(),
+        "kairos up exited: is another one holding ports 7700-7702?"
+    );
     let (status, started) = http(
         7701,
         "POST",

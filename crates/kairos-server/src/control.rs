@@ -32,6 +32,8 @@ use crate::auth::{self, Role};
 use crate::problem::Problem;
 use crate::runtime::channel_hash;
 
+mod ui;
+
 const OPENAPI: &str = include_str!("control-openapi.json");
 
 /// The gates a production group checks unless configured otherwise.
@@ -490,6 +492,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         ));
     Router::new()
         .merge(api)
+        .merge(ui::routes())
         .route("/api/login", post(login))
         .route(
             "/api/openapi.json",
@@ -525,22 +528,40 @@ async fn authenticate(
         )
         .into_response();
     };
+    match caller_of(&cp, secret).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Who holds this token: a user, or a group's runtime. Touchpoint tokens are for runtimes,
+/// not for the control plane.
+async fn caller_of(cp: &ControlPlane, secret: &str) -> Result<Caller, Problem> {
     let invalid = || {
         Problem::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "this token is not valid; log in again",
         )
-        .into_response()
     };
-    let token = match cp.store.token(&auth::token_digest(secret)).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return invalid(),
-        Err(e) => return storage(e).into_response(),
-    };
-    let caller = match token.kind.as_str() {
-        "user" => match cp.store.user(&token.subject).await {
-            Ok(Some(user)) => Caller {
+    let token = cp
+        .store
+        .token(&auth::token_digest(secret))
+        .await
+        .map_err(storage)?
+        .ok_or_else(invalid)?;
+    match token.kind.as_str() {
+        "user" => {
+            let user = cp
+                .store
+                .user(&token.subject)
+                .await
+                .map_err(storage)?
+                .ok_or_else(invalid)?;
+            Ok(Caller {
                 name: user.name,
                 roles: user
                     .roles
@@ -548,20 +569,15 @@ async fn authenticate(
                     .filter_map(|r| Role::from_name(r))
                     .collect(),
                 runtime_group: None,
-            },
-            Ok(None) => return invalid(),
-            Err(e) => return storage(e).into_response(),
-        },
-        "runtime" => Caller {
+            })
+        }
+        "runtime" => Ok(Caller {
             name: format!("runtime of {}", token.subject),
             roles: Vec::new(),
             runtime_group: Some(token.subject),
-        },
-        // Touchpoint tokens are for runtimes, not for the control plane.
-        _ => return invalid(),
-    };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+        }),
+        _ => Err(invalid()),
+    }
 }
 
 fn body<T: serde::de::DeserializeOwned>(

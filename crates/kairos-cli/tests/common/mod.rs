@@ -53,6 +53,16 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, ser
     ))
 }
 
+/// A process stopped however the test ends: a leftover would hold its ports.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `kairos runtime` with these arguments on a free port, ready to serve.
 pub struct Runtime {
     pub child: Child,

