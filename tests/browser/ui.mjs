@@ -99,6 +99,27 @@ await page.getByText('added offers/SPRING_SAVER').waitFor();
 await check('diff');
 await page.goBack();
 
+// The simulator plays a visitor against staging's runtime, with the explain output, and
+// writes the visit as a scenario file.
+await page.goto(base + '/ui/channels/web/simulator');
+await page.getByLabel('Audience ID').fill('customer_id=1001');
+await page.getByLabel('Real-time parameters').fill('page=home');
+await page.getByLabel('Interaction point').fill('hero');
+await page.getByLabel('Offers wanted').fill('3');
+await page.getByLabel('Then post this event').fill('page_view');
+await page.getByRole('button', { name: 'Run' }).click();
+const offers = page.locator('table.offers').first();
+await offers.waitFor();
+assert.equal(await offers.locator('tbody tr').count(), 3, 'three offers for the hero');
+assert.match(await page.locator('pre.explain').first().innerText(), /hero/);
+assert.match(await page.getByText(/^Segments:/).first().innerText(), /mortgage_holder/);
+const scenario = await page.getByLabel(/Scenario file/).inputValue();
+assert.match(scenario, /^channel: web\n/);
+assert.match(scenario, /get_offers: \{ ip: hero, count: 3 \}\n        expect: \{ codes: \[ [A-Z_]+, [A-Z_]+, [A-Z_]+ \] \}/);
+assert.match(scenario, /post_event: \{ event: page_view/);
+await check('simulator');
+await page.goto(base + '/ui/channels/web/versions');
+
 // Production refuses it (no tests yet), the review approves, an administrator promotes it
 // with a recorded reason.
 const v2 = page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) });

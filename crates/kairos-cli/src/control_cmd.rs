@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value as J, json};
 
-use crate::remote::Client;
+use kairos_server::remote::Client;
 
 #[derive(clap::Args, Clone)]
 pub struct ControlArgs {

@@ -15,7 +15,7 @@ use kairos_server::profiles::StoreProfiles;
 use kairos_store::ProfileStore;
 use serde_json::{Value as J, json};
 
-use crate::remote::Client;
+use kairos_server::remote::Client;
 
 /// How long one poll waits for a change; also the longest gap between status reports.
 const POLL_SECONDS: u64 = 5;

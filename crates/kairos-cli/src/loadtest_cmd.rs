@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use kairos_engine::random::{Random, SplitMix64};
 use serde_json::{Value as J, json};
 
-use crate::remote::Client;
+use kairos_server::remote::Client;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -6,7 +6,6 @@ mod demo;
 mod follow;
 mod impact_cmd;
 mod loadtest_cmd;
-mod remote;
 mod runtime_cmd;
 mod segments_cmd;
 mod tables;

@@ -14,8 +14,8 @@ use kairos_model::scenario::{ScenarioFile, parse_scenarios};
 use serde_json::{Value as J, json};
 
 use crate::control_cmd::{Control, ControlArgs};
-use crate::remote::{Client, Remote};
 use crate::tables::{compile_channel_file, read_tables};
+use kairos_server::remote::{Client, Remote};
 
 #[derive(clap::Args)]
 pub struct Args {

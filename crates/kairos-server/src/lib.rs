@@ -10,6 +10,7 @@ mod metrics;
 pub mod native;
 pub mod problem;
 pub mod profiles;
+pub mod remote;
 pub mod runtime;
 mod sessions;
 pub mod shared;

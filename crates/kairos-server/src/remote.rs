@@ -1,5 +1,6 @@
-//! Scenario files against a running runtime over its native API: a small blocking HTTP/1.1
-//! client (keep-alive, JSON) and the scenario [`Target`] on top of it.
+//! A small blocking HTTP/1.1 client (keep-alive, JSON) for the CLI, the runtimes following
+//! their control plane and the control plane's simulator, and the scenario [`Target`] over a
+//! runtime's native API on top of it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -135,7 +136,7 @@ fn params(values: &[(String, Value)]) -> J {
     J::Object(
         values
             .iter()
-            .map(|(k, v)| (k.clone(), kairos_server::native::value_json(v)))
+            .map(|(k, v)| (k.clone(), crate::native::value_json(v)))
             .collect::<Map<_, _>>(),
     )
 }
