@@ -106,7 +106,7 @@ await page.getByLabel('Audience ID').fill('customer_id=1001');
 await page.getByLabel('Real-time parameters').fill('page=home');
 await page.getByLabel('Interaction point').fill('hero');
 await page.getByLabel('Offers wanted').fill('3');
-await page.getByLabel('Then post this event').fill('page_view');
+await page.getByLabel('Then post this event').fill('offer_shown');
 await page.getByRole('button', { name: 'Run' }).click();
 const offers = page.locator('table.offers').first();
 await offers.waitFor();
@@ -116,7 +116,7 @@ assert.match(await page.getByText(/^Segments:/).first().innerText(), /mortgage_h
 const scenario = await page.getByLabel(/Scenario file/).inputValue();
 assert.match(scenario, /^channel: web\n/);
 assert.match(scenario, /get_offers: \{ ip: hero, count: 3 \}\n        expect: \{ codes: \[ [A-Z_]+, [A-Z_]+, [A-Z_]+ \] \}/);
-assert.match(scenario, /post_event: \{ event: page_view/);
+assert.match(scenario, /post_event: \{ event: offer_shown/);
 await check('simulator');
 await page.goto(base + '/ui/channels/web/versions');
 
@@ -140,6 +140,16 @@ await page.getByText('version 2 is now active on production').waitFor();
 await page.getByLabel(/Roll back a group/).selectOption('staging');
 await page.getByRole('button', { name: 'Roll back' }).click();
 await page.getByText('staging rolled back to version 1').waitFor();
+
+// Reports: the contacts the simulator just logged, with charts drawn on the server.
+await page.getByRole('navigation').getByRole('link', { name: 'Reports' }).click();
+await page.locator('table.performance').getByRole('cell', { name: 'HOME_LOAN_REFI' }).waitFor();
+assert.ok(await page.locator('svg.chart rect.bar').count() >= 3, 'bars in the charts');
+assert.ok(await page.getByText(/Segment sizes: web version/).isVisible());
+await check('reports');
+await page.getByLabel('By').selectOption('day');
+await page.getByRole('button', { name: 'Show' }).click();
+await page.locator('table.performance').getByRole('cell', { name: /^\d{4}-\d{2}-\d{2}$/ }).first().waitFor();
 
 // Every other page renders.
 for (const [link, name] of [['Server groups', 'groups'], ['Unknown names', 'unknown'],

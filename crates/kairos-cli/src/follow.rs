@@ -140,6 +140,7 @@ impl Follow {
         let mut data: Option<J> = None;
         let mut reported: HashMap<(String, String, String), u64> = HashMap::new();
         let mut last_report: Option<Instant> = None;
+        let mut requests_at_report = runtime.metrics.requests();
         let mut down_since: Option<Instant> = None;
         let mut client = Client::new(&self.control, self.token.clone());
         loop {
@@ -207,15 +208,31 @@ impl Follow {
                         counted.push((key, count));
                     }
                 }
+                let requests = runtime.metrics.requests();
+                let seconds = last_report.map_or(1.0, |t| t.elapsed().as_secs_f64().max(0.001));
+                let ms = |q| {
+                    runtime
+                        .metrics
+                        .quantile("get_offers", q)
+                        .map(|s| s * 1000.0)
+                };
                 let status = json!({
                     "address": self.address,
                     "running": Self::running(runtime),
                     "unknown": unknown,
+                    "stats": {
+                        "requests_per_second": (requests - requests_at_report) as f64 / seconds,
+                        "requests_total": requests,
+                        "get_offers_p50_ms": ms(0.5),
+                        "get_offers_p99_ms": ms(0.99),
+                        "sessions_live": runtime.sessions.len(),
+                    },
                 });
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);
                 // Counts are marked reported only once the control plane has them.
                 if let Ok((204, _)) = control.request("POST", &path, Some(&status)) {
                     reported.extend(counted);
+                    requests_at_report = requests;
                     last_report = Some(Instant::now());
                 }
             }

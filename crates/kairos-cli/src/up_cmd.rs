@@ -177,6 +177,16 @@ async fn up(args: Args) -> Result<ExitCode> {
             .await
             .map_err(|p| anyhow::anyhow!("cannot deploy the demo: {}", p.detail))?;
     }
+    for group in ["staging", "production"] {
+        let history = format!(
+            "sqlite://{}",
+            args.data.join(format!("{group}.db")).display()
+        );
+        control
+            .set_history(group, &history)
+            .await
+            .map_err(|p| anyhow::anyhow!("cannot configure {group}: {}", p.detail))?;
+    }
     let staging = group_runtime(&args, &control, "staging", STAGING, &database).await?;
     let production = group_runtime(&args, &control, "production", PRODUCTION, &database).await?;
 

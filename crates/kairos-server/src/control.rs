@@ -208,6 +208,16 @@ impl ControlPlane {
         Ok(true)
     }
 
+    /// Records where `group`'s runtimes keep their history, so reports can read it.
+    pub async fn set_history(&self, group: &str, url: &str) -> Result<(), Problem> {
+        let mut g = group_named(self, group).await?;
+        if g.history.as_deref() != Some(url) {
+            g.history = Some(url.to_string());
+            self.store.put_group(&g).await.map_err(storage)?;
+        }
+        Ok(())
+    }
+
     fn signal(&self) {
         self.changed.send_modify(|n| *n += 1);
     }
@@ -485,6 +495,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/tables", get(list_tables))
         .route("/api/tables/{name}", post(import_table))
         .route("/api/unknown-names", get(unknown_names))
+        .route("/api/reports/performance", get(performance_report))
         .route("/api/audit", get(audit_log))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
@@ -1360,11 +1371,13 @@ async fn list_groups(State(cp): State<Arc<ControlPlane>>) -> Reply {
             "production": g.production,
             "gates": g.gates,
             "data": g.data,
+            "history": g.history,
             "active": active.iter().map(|(c, n)| json!({ "channel": c, "version": n })).collect::<Vec<_>>(),
             "instances": instances.iter().map(|i| json!({
                 "instance": i.instance,
                 "address": i.address,
                 "running": i.running,
+                "stats": i.stats,
                 "seen_at": time(i.seen_at),
                 "seconds_since_seen": (now.0 - i.seen_at.0) / 1_000_000_000,
             })).collect::<Vec<_>>(),
@@ -1384,6 +1397,9 @@ struct GroupBody {
     /// default one.
     #[serde(default)]
     data: Option<String>,
+    /// Where its runtimes keep history (for reports); absent keeps it, "" forgets it.
+    #[serde(default)]
+    history: Option<String>,
 }
 
 /// Creates a server group or changes one.
@@ -1438,6 +1454,12 @@ async fn put_group(
         gates,
         generation: 0,
         data: b.data,
+        // Absent keeps it; an empty string forgets it.
+        history: match b.history {
+            Some(url) if url.is_empty() => None,
+            Some(url) => Some(url),
+            None => existing.and_then(|g| g.history),
+        },
     };
     cp.store.put_group(&group).await.map_err(storage)?;
     cp.signal();
@@ -1452,7 +1474,9 @@ async fn put_group(
         ),
     )
     .await?;
-    ok(json!({ "name": name, "production": production, "gates": group.gates, "data": group.data }))
+    ok(
+        json!({ "name": name, "production": production, "gates": group.gates, "data": group.data, "history": group.history }),
+    )
 }
 
 async fn group_named(
@@ -1695,6 +1719,9 @@ struct HeartbeatBody {
     /// Names touchpoints called since the last report: {channel, kind, name, calls}.
     #[serde(default)]
     unknown: Vec<UnknownBody>,
+    /// Throughput and latency: requests_per_second, get_offers_p50_ms, get_offers_p99_ms...
+    #[serde(default)]
+    stats: J,
 }
 
 #[derive(Deserialize)]
@@ -1723,6 +1750,7 @@ async fn heartbeat(
             instance,
             address: b.address,
             running: b.running,
+            stats: b.stats,
             seen_at: now,
         })
         .await
@@ -1764,6 +1792,89 @@ async fn list_tables(
             }))
             .collect(),
     ))
+}
+
+#[derive(Deserialize)]
+struct PerformanceQuery {
+    group: String,
+    /// `offer`, `segment`, `zone` or `day`.
+    #[serde(default = "by_offer")]
+    by: String,
+    /// The last this many days.
+    #[serde(default = "thirty")]
+    days: i64,
+}
+
+fn by_offer() -> String {
+    "offer".into()
+}
+
+fn thirty() -> i64 {
+    30
+}
+
+/// Offer performance from a group's history: contacts, accepts, rejects and the acceptance
+/// rate with its 95% interval (the Beta posterior learning draws from), by offer, segment,
+/// zone or day.
+async fn performance_report(
+    State(cp): State<Arc<ControlPlane>>,
+    query: Result<Query<PerformanceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
+    let q = query?.0;
+    if !matches!(q.by.as_str(), "offer" | "segment" | "zone" | "day") {
+        return Err(Problem::bad_request("by: offer, segment, zone or day"));
+    }
+    let g = group_named(&cp, &q.group).await?;
+    let url = g.history.ok_or_else(|| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "NO_HISTORY",
+            format!(
+                "group {} has no history source for reports: kairos group {} --history URL",
+                q.group, q.group
+            ),
+        )
+    })?;
+    let history = kairos_store::Sql::open(&url).await.map_err(storage)?;
+    let days = q.days.clamp(1, 3660);
+    let since = Timestamp(cp.now().0 - days * 86_400 * 1_000_000_000);
+    let mut totals: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
+    for row in history.performance(since).await.map_err(storage)? {
+        let key = match q.by.as_str() {
+            "offer" => row.offer,
+            "segment" if row.segment.is_empty() => "(every visitor)".into(),
+            "segment" => row.segment,
+            "zone" => row.zone,
+            _ => {
+                let (y, m, d) = kairos_rules::time::civil_from_days(row.day);
+                format!("{y:04}-{m:02}-{d:02}")
+            }
+        };
+        let slot = match row.kind.as_str() {
+            "contact" => 0,
+            "accept" => 1,
+            _ => 2,
+        };
+        totals.entry(key).or_default()[slot] += row.count as u64;
+    }
+    let mut rows: Vec<(String, [u64; 3])> = totals.into_iter().collect();
+    if q.by != "day" {
+        rows.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+    }
+    let rows: Vec<J> = rows
+        .into_iter()
+        .map(|(key, [contacts, accepts, rejects])| {
+            let p = kairos_engine::learning::summarize(kairos_engine::world::Stats {
+                contacts,
+                accepts,
+            });
+            json!({
+                "key": key, "contacts": contacts, "accepts": accepts, "rejects": rejects,
+                "rate": p.mean, "low": p.low, "high": p.high,
+            })
+        })
+        .collect();
+    ok(json!({ "group": q.group, "by": q.by, "days": days, "rows": rows }))
 }
 
 #[derive(Deserialize)]

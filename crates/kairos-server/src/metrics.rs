@@ -101,6 +101,30 @@ impl Metrics {
             .collect()
     }
 
+    /// Requests served so far, over every call.
+    pub fn requests(&self) -> u64 {
+        self.latency
+            .iter()
+            .map(|h| h.count.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The `q` quantile of one call's latency since start, in seconds: the upper bound of
+    /// the bucket it falls in (`None` before any request, or past the last bucket).
+    pub fn quantile(&self, call: &str, q: f64) -> Option<f64> {
+        let h = &self.latency[Self::call_index(call)];
+        let count = h.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let wanted = (q * count as f64).ceil() as u64;
+        BUCKETS
+            .iter()
+            .zip(&h.buckets)
+            .find(|(_, n)| n.load(Ordering::Relaxed) >= wanted)
+            .map(|(bound, _)| *bound)
+    }
+
     pub fn render(&self, sessions_live: usize, history_queue: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");

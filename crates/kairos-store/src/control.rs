@@ -23,12 +23,12 @@ fn schema(dialect: Dialect) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS kc_channels (name TEXT PRIMARY KEY, revision BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL)".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_components (channel TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, revision BIGINT NOT NULL, position BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (channel, kind, name))".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_versions (channel TEXT NOT NULL, number BIGINT NOT NULL, yaml TEXT NOT NULL, hash TEXT NOT NULL, author TEXT NOT NULL, created_at BIGINT NOT NULL, note TEXT NOT NULL, report TEXT NOT NULL, PRIMARY KEY (channel, number))".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_groups (name TEXT PRIMARY KEY, production BIGINT NOT NULL, gates TEXT NOT NULL, generation BIGINT NOT NULL, data TEXT)".to_string(),
+        "CREATE TABLE IF NOT EXISTS kc_groups (name TEXT PRIMARY KEY, production BIGINT NOT NULL, gates TEXT NOT NULL, generation BIGINT NOT NULL, data TEXT, history TEXT)".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_active (grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (grp, channel))".to_string(),
         format!("CREATE TABLE IF NOT EXISTS kc_activations ({id}, grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL, action TEXT NOT NULL, reason TEXT)"),
         format!("CREATE TABLE IF NOT EXISTS kc_reviews ({id}, channel TEXT NOT NULL, version BIGINT NOT NULL, reviewer TEXT NOT NULL, approved BIGINT NOT NULL, comment TEXT NOT NULL, at BIGINT NOT NULL)"),
         format!("CREATE TABLE IF NOT EXISTS kc_results ({id}, channel TEXT NOT NULL, version BIGINT NOT NULL, grp TEXT NOT NULL, kind TEXT NOT NULL, passed BIGINT NOT NULL, summary TEXT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL)"),
-        "CREATE TABLE IF NOT EXISTS kc_instances (grp TEXT NOT NULL, instance TEXT NOT NULL, address TEXT NOT NULL, running TEXT NOT NULL, seen_at BIGINT NOT NULL, PRIMARY KEY (grp, instance))".to_string(),
+        "CREATE TABLE IF NOT EXISTS kc_instances (grp TEXT NOT NULL, instance TEXT NOT NULL, address TEXT NOT NULL, running TEXT NOT NULL, stats TEXT NOT NULL, seen_at BIGINT NOT NULL, PRIMARY KEY (grp, instance))".to_string(),
         "CREATE TABLE IF NOT EXISTS kc_unknown (channel TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, calls BIGINT NOT NULL, last_at BIGINT NOT NULL, PRIMARY KEY (channel, kind, name))".to_string(),
         format!("CREATE TABLE IF NOT EXISTS kc_audit ({id}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL)"),
     ]
@@ -104,6 +104,8 @@ pub struct Group {
     /// The group's own data source for profile tables (staging on test data); `None`
     /// shares the default one.
     pub data: Option<String>,
+    /// Where the group's runtimes keep contact and response history, for reports.
+    pub history: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +147,8 @@ pub struct Instance {
     pub address: String,
     /// What the instance reported it runs: channel -> version, hash.
     pub running: Json,
+    /// Its throughput and latency as it last reported them.
+    pub stats: Json,
     pub seen_at: Timestamp,
 }
 
@@ -217,6 +221,7 @@ fn group(row: &AnyRow) -> Result<Group, StoreError> {
         gates: serde_json::from_str(&gates).map_err(corrupt("group gates"))?,
         generation: row.try_get("generation")?,
         data: row.try_get("data")?,
+        history: row.try_get("history")?,
     })
 }
 
@@ -630,14 +635,15 @@ impl ControlStore {
     /// Creates or changes a group; its runtimes are told to fetch again.
     pub async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_groups (name, production, gates, generation, data) VALUES ($1, $2, $3, 1, $4) \
+            "INSERT INTO kc_groups (name, production, gates, generation, data, history) VALUES ($1, $2, $3, 1, $4, $5) \
              ON CONFLICT (name) DO UPDATE SET production = excluded.production, gates = excluded.gates, \
-             data = excluded.data, generation = kc_groups.generation + 1",
+             data = excluded.data, history = excluded.history, generation = kc_groups.generation + 1",
         )
         .bind(&group.name)
         .bind(i64::from(group.production))
         .bind(group.gates.to_string())
         .bind(group.data.as_deref())
+        .bind(group.history.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -837,13 +843,15 @@ impl ControlStore {
 
     pub async fn report_instance(&self, instance: &Instance) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_instances (grp, instance, address, running, seen_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (grp, instance) DO UPDATE SET address = excluded.address, running = excluded.running, seen_at = excluded.seen_at",
+            "INSERT INTO kc_instances (grp, instance, address, running, stats, seen_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (grp, instance) DO UPDATE SET address = excluded.address, running = excluded.running, \
+             stats = excluded.stats, seen_at = excluded.seen_at",
         )
         .bind(&instance.group)
         .bind(&instance.instance)
         .bind(&instance.address)
         .bind(instance.running.to_string())
+        .bind(instance.stats.to_string())
         .bind(instance.seen_at.0)
         .execute(&self.pool)
         .await?;
@@ -858,11 +866,13 @@ impl ControlStore {
         rows.iter()
             .map(|r| {
                 let running: String = r.try_get("running")?;
+                let stats: String = r.try_get("stats")?;
                 Ok(Instance {
                     group: r.try_get("grp")?,
                     instance: r.try_get("instance")?,
                     address: r.try_get("address")?,
                     running: serde_json::from_str(&running).map_err(corrupt("instance report"))?,
+                    stats: serde_json::from_str(&stats).map_err(corrupt("instance stats"))?,
                     seen_at: ts(r, "seen_at")?,
                 })
             })

@@ -9,6 +9,7 @@ mod profiles;
 mod sql;
 
 pub use profiles::ProfileStore;
+pub use sql::{PerformanceRow, Sql};
 
 use std::future::Future;
 use std::pin::Pin;

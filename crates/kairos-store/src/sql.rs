@@ -135,7 +135,45 @@ fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
     })
 }
 
+/// Contacts, accepts or rejects of one offer in one segment, zone and day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerformanceRow {
+    pub offer: String,
+    /// Empty when the rule was for every visitor.
+    pub segment: String,
+    pub zone: String,
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// `contact`, `accept` or `reject`.
+    pub kind: String,
+    pub count: i64,
+}
+
 impl Sql {
+    /// History counted per offer, segment, zone, day and kind, since `since`: what offer
+    /// performance reports are made of.
+    pub async fn performance(&self, since: Timestamp) -> Result<Vec<PerformanceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT offer, COALESCE(segment, '') AS segment, zone, at / 86400000000000 AS day, kind, COUNT(*) AS n \
+             FROM kairos_history WHERE at >= $1 GROUP BY offer, COALESCE(segment, ''), zone, at / 86400000000000, kind",
+        )
+        .bind(since.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PerformanceRow {
+                    offer: r.try_get("offer")?,
+                    segment: r.try_get("segment")?,
+                    zone: r.try_get("zone")?,
+                    day: r.try_get("day")?,
+                    kind: r.try_get("kind")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn open(url: &str) -> Result<Sql, StoreError> {
         let (pool, dialect) = connect(url).await?;
         for statement in schema(dialect) {

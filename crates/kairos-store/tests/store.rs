@@ -445,6 +445,7 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
         gates: serde_json::json!({}),
         generation: 0,
         data: None,
+        history: None,
     };
     store.put_group(&qa).await.unwrap();
     assert_eq!(store.groups().await.unwrap().len(), 3);
@@ -533,6 +534,7 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
                 instance: "i-1".into(),
                 address: "127.0.0.1:7701".into(),
                 running: serde_json::json!({ "web": at }),
+                stats: serde_json::json!({ "requests_per_second": at }),
                 seen_at: Timestamp(at),
             })
             .await
@@ -551,6 +553,7 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
     let instances = store.instances("staging").await.unwrap();
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0].seen_at, Timestamp(41));
+    assert_eq!(instances[0].stats["requests_per_second"], 41);
     let unknown = store.unknown_names().await.unwrap();
     assert_eq!((unknown[0].calls, unknown[0].last_at), (6, Timestamp(41)));
 
@@ -601,6 +604,49 @@ async fn users_and_token_digests_are_kept(url: String) {
     assert_eq!(store.tokens("user").await.unwrap(), vec![]);
 }
 
+async fn performance_is_counted_per_offer_segment_zone_day_and_kind(url: String) {
+    let day = 86_400_000_000_000i64;
+    let store = history(url.clone()).await;
+    store
+        .append(vec![
+            record(ResponseKind::Contact, "a", "GOLD", Some("vip"), 3 * day + 5),
+            record(ResponseKind::Contact, "b", "GOLD", Some("vip"), 3 * day + 9),
+            record(ResponseKind::Accept, "a", "GOLD", Some("vip"), 3 * day + 10),
+            record(ResponseKind::Contact, "c", "GOLD", None, 4 * day),
+            record(ResponseKind::Contact, "d", "SILVER", None, day),
+        ])
+        .await
+        .unwrap();
+    let sql = kairos_store::Sql::open(&url).await.unwrap();
+    let mut rows: Vec<_> = sql
+        .performance(Timestamp(2 * day))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.offer, r.segment, r.zone, r.day, r.kind, r.count))
+        .collect();
+    rows.sort();
+    let row = |segment: &str, day: i64, kind: &str, n: i64| {
+        (
+            "GOLD".to_string(),
+            segment.to_string(),
+            "home".to_string(),
+            day,
+            kind.to_string(),
+            n,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("", 4, "contact", 1),
+            row("vip", 3, "accept", 1),
+            row("vip", 3, "contact", 2)
+        ],
+        "SILVER's contact is before the report's start"
+    );
+}
+
 macro_rules! suite {
     (history: $($name:ident),* ; by_url: $($pname:ident),* $(,)?) => {
         mod on_sqlite {
@@ -631,4 +677,5 @@ suite!(
     concurrent_creates_of_different_components_all_land,
     versions_deployments_and_reviews_are_recorded,
     users_and_token_digests_are_kept,
+    performance_is_counted_per_offer_segment_zone_day_and_kind,
 );

@@ -97,7 +97,7 @@ fn enc(text: &str) -> String {
 fn page(caller: Option<&Caller>, title: &str, body: &str) -> Response {
     let mut nav = String::new();
     if let Some(c) = caller {
-        nav.push_str(r#"<nav aria-label="main"><a href="/ui/channels">Channels</a> <a href="/ui/groups">Server groups</a> <a href="/ui/unknown">Unknown names</a> <a href="/ui/audit">Audit log</a>"#);
+        nav.push_str(r#"<nav aria-label="main"><a href="/ui/channels">Channels</a> <a href="/ui/groups">Server groups</a> <a href="/ui/reports">Reports</a> <a href="/ui/unknown">Unknown names</a> <a href="/ui/audit">Audit log</a>"#);
         if c.roles.contains(&Role::Administrator) {
             nav.push_str(r#" <a href="/ui/users">Users &amp; tokens</a>"#);
         }
@@ -223,6 +223,7 @@ pub(super) fn routes() -> Router<Arc<ControlPlane>> {
             get(simulator_page).post(simulator_submit),
         )
         .route("/ui/groups", get(groups_page))
+        .route("/ui/reports", get(reports_page))
         .route("/ui/audit", get(audit_page))
         .route("/ui/unknown", get(unknown_page))
         .route("/ui/unknown/create", post(create_unknown))
@@ -1954,6 +1955,305 @@ fn scenario_yaml(
     out
 }
 
+// ---- reports ----
+
+/// One bar of a chart: its label, its value, and an interval around it when there is one.
+struct Bar {
+    label: String,
+    value: f64,
+    interval: Option<(f64, f64)>,
+}
+
+/// A horizontal bar chart drawn on the server: no script, nothing to download.
+fn bar_chart(title: &str, bars: &[Bar], format: fn(f64) -> String) -> String {
+    if bars.is_empty() {
+        return format!(
+            r#"<p class="muted">{}: nothing to show yet.</p>"#,
+            esc(title)
+        );
+    }
+    let (label_width, plot_width, row) = (190.0, 420.0, 22.0);
+    let max = bars
+        .iter()
+        .map(|b| b.interval.map_or(b.value, |(_, high)| high.max(b.value)))
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let height = row * bars.len() as f64 + 8.0;
+    let width = label_width + plot_width + 90.0;
+    let mut svg = format!(
+        r#"<figure class="card scroll"><figcaption>{}</figcaption><svg class="chart" role="img" aria-label="{}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
+        esc(title),
+        esc(title),
+        esc(title)
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let y = 4.0 + row * i as f64;
+        let w = plot_width * b.value / max;
+        let label: String = b.label.chars().take(26).collect();
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="end" font-size="12" fill="#1d2430">{}</text><rect class="bar" x="{label_width}" y="{}" width="{w:.1}" height="{}" fill="#1b5fc1"><title>{}: {}</title></rect>"##,
+            label_width - 6.0,
+            y + 14.0,
+            esc(&label),
+            y + 3.0,
+            row - 8.0,
+            esc(&b.label),
+            esc(&format(b.value))
+        );
+        if let Some((low, high)) = b.interval {
+            let (x1, x2) = (
+                label_width + plot_width * low / max,
+                label_width + plot_width * high / max,
+            );
+            let mid = y + row / 2.0;
+            let _ = write!(
+                svg,
+                r##"<line x1="{x1:.1}" y1="{mid}" x2="{x2:.1}" y2="{mid}" stroke="#b42318" stroke-width="1.5"/><line x1="{x1:.1}" y1="{}" x2="{x1:.1}" y2="{}" stroke="#b42318"/><line x1="{x2:.1}" y1="{}" x2="{x2:.1}" y2="{}" stroke="#b42318"/>"##,
+                mid - 4.0,
+                mid + 4.0,
+                mid - 4.0,
+                mid + 4.0
+            );
+        }
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" font-size="12" fill="#1d2430">{}</text>"##,
+            label_width + plot_width + 6.0,
+            y + 14.0,
+            esc(&format(b.value))
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+fn count(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+fn millis(v: f64) -> String {
+    format!("{v:.2} ms")
+}
+
+#[derive(Deserialize)]
+struct ReportsQuery {
+    group: Option<String>,
+    by: Option<String>,
+    days: Option<i64>,
+}
+
+async fn reports_page(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportsQuery>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let groups = match answer(list_groups(State(cp.clone())).await).await {
+        Ok(g) => g,
+        Err(p) => return error_page(&caller, &p),
+    };
+    let group = q.group.unwrap_or_else(|| "staging".into());
+    let by = q.by.unwrap_or_else(|| "offer".into());
+    let days = q.days.unwrap_or(30);
+    let mut group_options = String::new();
+    for g in list(&groups) {
+        let name = g["name"].as_str().unwrap_or_default();
+        let _ = write!(
+            group_options,
+            r#"<option value="{0}"{1}>{0}</option>"#,
+            esc(name),
+            if name == group { " selected" } else { "" }
+        );
+    }
+    let mut by_options = String::new();
+    for b in ["offer", "segment", "zone", "day"] {
+        let _ = write!(
+            by_options,
+            r#"<option value="{b}"{}>{b}</option>"#,
+            if b == by { " selected" } else { "" }
+        );
+    }
+    let mut body = format!(
+        r#"<form method="get" action="/ui/reports" class="card"><label class="inline" for="report-group">Server group <select id="report-group" name="group">{group_options}</select></label><label class="inline" for="report-by">By <select id="report-by" name="by">{by_options}</select></label><label class="inline" for="report-days">Last days <input id="report-days" name="days" type="text" size="4" value="{days}"></label><button type="submit">Show</button></form>"#
+    );
+
+    // Offer performance, with the Beta posterior learning draws from.
+    let _ = write!(
+        body,
+        "<h2>Offer performance on {} by {}</h2>",
+        esc(&group),
+        esc(&by)
+    );
+    let performance = performance_report(
+        State(cp.clone()),
+        Ok(Query(PerformanceQuery {
+            group: group.clone(),
+            by: by.clone(),
+            days,
+        })),
+    )
+    .await;
+    match answer(performance).await {
+        Err(p) => {
+            let _ = write!(body, r#"<p class="muted">{}</p>"#, esc(&p.detail));
+        }
+        Ok(report) => {
+            let rows = list(&report["rows"]);
+            let bars: Vec<Bar> = rows
+                .iter()
+                .take(25)
+                .map(|r| Bar {
+                    label: r["key"].as_str().unwrap_or_default().to_string(),
+                    value: r["rate"].as_f64().unwrap_or(0.0),
+                    interval: Some((
+                        r["low"].as_f64().unwrap_or(0.0),
+                        r["high"].as_f64().unwrap_or(0.0),
+                    )),
+                })
+                .collect();
+            body.push_str(&bar_chart(
+                "Acceptance rate with its 95% interval (the posterior learning uses)",
+                &bars,
+                percent,
+            ));
+            let contacts: Vec<Bar> = rows
+                .iter()
+                .take(25)
+                .map(|r| Bar {
+                    label: r["key"].as_str().unwrap_or_default().to_string(),
+                    value: r["contacts"].as_f64().unwrap_or(0.0),
+                    interval: None,
+                })
+                .collect();
+            body.push_str(&bar_chart("Contacts", &contacts, count));
+            body.push_str(
+                r#"<div class="scroll"><table class="performance"><thead><tr><th scope="col">"#,
+            );
+            body.push_str(&esc(&by));
+            body.push_str(r#"</th><th scope="col">Contacts</th><th scope="col">Accepts</th><th scope="col">Rejects</th><th scope="col">Acceptance</th><th scope="col">95% interval</th></tr></thead><tbody>"#);
+            for r in &rows {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} – {}</td></tr>",
+                    cell(&r["key"]),
+                    cell(&r["contacts"]),
+                    cell(&r["accepts"]),
+                    cell(&r["rejects"]),
+                    percent(r["rate"].as_f64().unwrap_or(0.0)),
+                    percent(r["low"].as_f64().unwrap_or(0.0)),
+                    percent(r["high"].as_f64().unwrap_or(0.0))
+                );
+            }
+            body.push_str("</tbody></table></div>");
+        }
+    }
+
+    // Runtime latency and throughput, as each instance last reported it.
+    let _ = write!(
+        body,
+        "<h2>Runtime latency and throughput on {}</h2>",
+        esc(&group)
+    );
+    let instances: Vec<&J> = list(&groups)
+        .into_iter()
+        .find(|g| g["name"] == group.as_str())
+        .map(|g| list(&g["instances"]))
+        .unwrap_or_default();
+    let p99: Vec<Bar> = instances
+        .iter()
+        .filter_map(|i| {
+            Some(Bar {
+                label: i["instance"].as_str()?.to_string(),
+                value: i["stats"]["get_offers_p99_ms"].as_f64()?,
+                interval: None,
+            })
+        })
+        .collect();
+    body.push_str(&bar_chart(
+        "Get offers p99 latency since start, per instance",
+        &p99,
+        millis,
+    ));
+    body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Requests/s</th><th scope="col">Requests</th><th scope="col">Get offers p50</th><th scope="col">p99</th><th scope="col">Live sessions</th></tr></thead><tbody>"#);
+    for i in &instances {
+        let s = &i["stats"];
+        let ms = |v: &J| v.as_f64().map_or(String::new(), millis);
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cell(&i["instance"]),
+            s["requests_per_second"]
+                .as_f64()
+                .map_or(String::new(), |r| format!("{r:.1}")),
+            cell(&s["requests_total"]),
+            ms(&s["get_offers_p50_ms"]),
+            ms(&s["get_offers_p99_ms"]),
+            cell(&s["sessions_live"])
+        );
+    }
+    body.push_str("</tbody></table></div>");
+
+    // Segment sizes: a flowchart test run of each version the group runs.
+    let active: Vec<(String, i64)> = list(&groups)
+        .into_iter()
+        .find(|g| g["name"] == group.as_str())
+        .map(|g| {
+            list(&g["active"])
+                .iter()
+                .filter_map(|a| Some((a["channel"].as_str()?.to_string(), a["version"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (channel, version) in active {
+        let _ = write!(
+            body,
+            "<h2>Segment sizes: {} version {version}</h2>",
+            esc(&channel)
+        );
+        let run = segments_report(
+            State(cp.clone()),
+            Path((channel.clone(), version)),
+            Ok(Query(ReportQuery {
+                against: None,
+                count: 3,
+                level: None,
+                limit: 100_000,
+            })),
+        )
+        .await;
+        match answer(run).await {
+            Ok(counts) => {
+                let bars: Vec<Bar> = list(&counts["segments"])
+                    .iter()
+                    .map(|s| Bar {
+                        label: s["name"].as_str().unwrap_or_default().to_string(),
+                        value: s["visitors"].as_f64().unwrap_or(0.0),
+                        interval: None,
+                    })
+                    .collect();
+                let title = format!(
+                    "Visitors per segment over {} rows of {}",
+                    counts["visitors"],
+                    counts["table"].as_str().unwrap_or_default()
+                );
+                body.push_str(&bar_chart(&title, &bars, count));
+            }
+            Err(p) => {
+                let _ = write!(body, r#"<p class="muted">{}</p>"#, esc(&p.detail));
+            }
+        }
+    }
+    page(Some(&caller), "Reports", &body)
+}
+
 #[cfg(test)]
 mod tests {
     use kairos_engine::scenario::Outcome;
@@ -1983,13 +2283,30 @@ mod tests {
         });
         let audience = pairs("customer_id=1001").unwrap();
         let params = pairs("page=home, vip=true, spend=10.5").unwrap();
-        let yaml = scenario_yaml("web", "staging", &audience, &params, &played, "clicked", &[]);
+        let yaml = scenario_yaml(
+            "web",
+            "staging",
+            &audience,
+            &params,
+            &played,
+            "clicked",
+            &[],
+        );
         let file = kairos_model::scenario::parse_scenarios("simulated.yaml", &yaml)
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let steps = &file.scenarios[0].steps;
         assert_eq!(steps.len(), 4, "{yaml}");
-        assert!(yaml.contains("params: { page: \"home\", vip: true, spend: 10.5 }"), "{yaml}");
-        assert!(yaml.contains("expect: { codes: [ GOLD, SILVER ] }"), "{yaml}");
-        assert!(yaml.contains("post_event: { event: clicked, params: {} }"), "{yaml}");
+        assert!(
+            yaml.contains("params: { page: \"home\", vip: true, spend: 10.5 }"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("expect: { codes: [ GOLD, SILVER ] }"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("post_event: { event: clicked, params: {} }"),
+            "{yaml}"
+        );
     }
 }
