@@ -54,6 +54,8 @@ await check('channels');
 await page.getByRole('link', { name: 'web', exact: true }).click();
 await page.waitForURL(/\/ui\/channels\/web$/);
 assert.ok(await page.locator('table').first().locator('tbody tr').count() > 10, 'the rules table');
+assert.equal(await page.locator('svg.flowchart').count(), 2, 'both flowcharts drawn');
+assert.match(await page.locator('svg.flowchart').first().textContent(), /→ young/);
 await check('channel');
 
 // A new offer, first with a category that does not exist: saved, the error on its line.

@@ -32,6 +32,7 @@ use crate::auth::{self, Role};
 use crate::problem::Problem;
 use crate::runtime::channel_hash;
 
+mod flowchart;
 mod ui;
 
 const OPENAPI: &str = include_str!("control-openapi.json");

@@ -47,7 +47,7 @@ ol.code li.bad{background:#fdecec}
 .muted{color:#5b6472}
 "#;
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -533,6 +533,19 @@ async fn channel_page(
         );
         if kind == Kind::Rules && !of_kind.is_empty() {
             body.push_str(&rules_table(&name, &of_kind));
+        } else if kind == Kind::Flowcharts && !of_kind.is_empty() {
+            for c in &of_kind {
+                let flowchart = c["name"].as_str().unwrap_or_default();
+                let _ = write!(
+                    body,
+                    r#"<figure class="card scroll"><figcaption><a href="/ui/channels/{}/edit/flowcharts/{}">{}</a> <span class="muted">revision {}</span></figcaption>{}</figure>"#,
+                    enc(&name),
+                    enc(flowchart),
+                    esc(flowchart),
+                    cell(&c["revision"]),
+                    super::flowchart::svg(flowchart, &c["body"])
+                );
+            }
         } else if !of_kind.is_empty() {
             body.push_str("<ul>");
             for c in &of_kind {
@@ -661,6 +674,15 @@ fn editor(caller: &Caller, e: &Editor) -> Response {
         esc(e.channel),
         e.revision.map_or("new".to_string(), |r| r.to_string())
     );
+    if e.kind == "flowcharts"
+        && let Ok(parsed) = serde_json::from_str::<J>(e.text)
+    {
+        let _ = write!(
+            body,
+            r#"<figure class="card scroll">{}</figure>"#,
+            super::flowchart::svg(e.name, &parsed)
+        );
+    }
     if !e.errors.is_empty() {
         body.push_str(&annotated(e.text, &e.errors));
     }
