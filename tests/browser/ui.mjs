@@ -100,6 +100,22 @@ await page.getByRole('link', { name: 'What changed since version 1' }).click();
 await page.getByText('added offers/SPRING_SAVER').waitFor();
 await check('diff');
 await page.goBack();
+await page.getByLabel('Compare', { exact: true }).selectOption('1');
+await page.getByLabel('with version').selectOption('design');
+await page.getByRole('button', { name: 'Show the differences' }).click();
+await page.getByText('added rules/spring_saver_home').waitFor();
+await page.goBack();
+
+// The design exports as a channel file that names the new offer.
+const download = page.waitForEvent('download');
+await page.goto(base + '/ui/channels/web');
+await page.getByRole('link', { name: 'Export as a channel file' }).click();
+const exported = await download;
+assert.equal(exported.suggestedFilename(), 'web.yaml');
+const exportedPath = await exported.path();
+const { readFileSync } = await import('node:fs');
+assert.match(readFileSync(exportedPath, 'utf8'), /SPRING_SAVER:/);
+await page.goto(base + '/ui/channels/web/versions');
 
 // The simulator plays a visitor against staging's runtime, with the explain output, and
 // writes the visit as a scenario file.

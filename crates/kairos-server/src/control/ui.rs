@@ -218,6 +218,7 @@ pub(super) fn routes() -> Router<Arc<ControlPlane>> {
             post(review_submit),
         )
         .route("/ui/channels/{channel}/diff", get(diff_page))
+        .route("/ui/channels/{channel}/export", get(export_download))
         .route(
             "/ui/channels/{channel}/simulator",
             get(simulator_page).post(simulator_submit),
@@ -464,7 +465,7 @@ async fn channel_page(
     let mut body = banner(&flash);
     let _ = write!(
         body,
-        r#"<p>Revision {} · last change by {} at {} · <a href="/ui/channels/{3}/versions">Versions and deployments</a> · <a href="/ui/channels/{3}/simulator">Simulator</a></p>"#,
+        r#"<p>Revision {} · last change by {} at {} · <a href="/ui/channels/{3}/versions">Versions and deployments</a> · <a href="/ui/channels/{3}/simulator">Simulator</a> · <a href="/ui/channels/{3}/export" download>Export as a channel file</a></p>"#,
         cell(&doc["revision"]),
         cell(&doc["updated_by"]),
         when(&doc["updated_at"]),
@@ -989,6 +990,21 @@ async fn versions_page(
         );
     }
     let all = list(&versions);
+    if all.len() > 1 {
+        let mut options = String::from(r#"<option value="design">the design</option>"#);
+        for v in all.iter().rev() {
+            let _ = write!(
+                options,
+                r#"<option value="{0}">version {0}</option>"#,
+                cell(&v["number"])
+            );
+        }
+        let _ = write!(
+            body,
+            r#"<form method="get" action="/ui/channels/{}/diff" class="card"><label class="inline" for="diff-from">Compare</label><select id="diff-from" name="from">{options}</select> <label class="inline" for="diff-to">with version</label><select id="diff-to" name="to">{options}</select> <button type="submit" class="secondary">Show the differences</button></form>"#,
+            enc(&name)
+        );
+    }
     if all.is_empty() {
         body.push_str(r#"<p class="muted">No versions yet: deploy the design to staging to make version 1.</p>"#);
     }
@@ -1255,6 +1271,31 @@ async fn diff_page(
         body.push_str("</pre>");
     }
     page(Some(&caller), &title, &body)
+}
+
+/// The design (or `?version=N`) as a channel file, downloaded.
+async fn export_download(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match user(&cp, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match export(State(cp), Path(name.clone()), query).await {
+        Ok(mut response) => {
+            let disposition = format!("attachment; filename=\"{}.yaml\"", name.replace('"', ""));
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(p) => error_page(&caller, &p),
+    }
 }
 
 // ---- groups, audit, unknown names ----
