@@ -136,6 +136,25 @@ assert.match(scenario, /^channel: web\n/);
 assert.match(scenario, /get_offers: \{ ip: hero, count: 3 \}\n        expect: \{ codes: \[ [A-Z_]+, [A-Z_]+, [A-Z_]+ \] \}/);
 assert.match(scenario, /post_event: \{ event: offer_shown/);
 await check('simulator');
+
+// A touchpoint asks for an interaction point the channel lacks: the design team sees it
+// listed (from the runtime's next report) and creates it with one click.
+await page.getByLabel('Interaction point').fill('promo_strip');
+await page.getByLabel('Then post this event').fill('');
+await page.getByRole('button', { name: 'Run' }).click();
+await page.getByText('UNKNOWN_INTERACTION_POINT').first().waitFor();
+const deadline = Date.now() + 15000;
+await page.goto(base + '/ui/unknown');
+while (await page.getByRole('cell', { name: 'promo_strip' }).count() === 0) {
+  assert.ok(Date.now() < deadline, 'promo_strip is listed');
+  await page.waitForTimeout(500);
+  await page.reload();
+}
+const row = page.getByRole('row', { name: /promo_strip/ });
+await row.getByLabel('in zone').fill('home');
+await row.getByRole('button', { name: 'Create' }).click();
+await page.getByText('created interaction point promo_strip').waitFor();
+assert.match(await page.getByLabel(/zones\/home/).inputValue(), /"promo_strip": \{\}/);
 await page.goto(base + '/ui/channels/web/versions');
 
 // Production refuses it (no tests yet), the review approves, an administrator promotes it
