@@ -58,33 +58,45 @@ assert.equal(await page.locator('svg.flowchart').count(), 2, 'both flowcharts dr
 assert.match(await page.locator('svg.flowchart').first().textContent(), /→ young/);
 await check('channel');
 
-// A new offer, first with a category that does not exist: saved, the error on its line.
+// A new offer, in its form, first with a category that does not exist: saved, and the
+// error placed on the category field.
 await page.getByLabel('New offers').fill('SPRING_SAVER');
 await page.getByLabel('New offers').press('Enter');
 await page.waitForURL(/\/edit\/offers\/SPRING_SAVER$/);
-await page.getByLabel(/offers\/SPRING_SAVER/).fill(JSON.stringify(
-  { name: 'Spring saver', category: 'gadgets', attributes: { aer: 4.4 } }, null, 2));
+await page.getByLabel('Name', { exact: true }).fill('Spring saver');
+await page.getByLabel('Category').fill('gadgets');
+await page.getByLabel(/^Attributes/).fill('aer=4.4');
 await page.getByRole('button', { name: 'Save' }).click();
-const error = page.locator('.field-error');
-await error.waitFor();
-assert.match(await error.innerText(), /gadgets/);
-const line = Number(await error.getAttribute('data-line'));
-assert.match(await page.locator(`#line-${line}`).innerText(), /"category": "gadgets"/,
-  'the error sits under the line it is about');
+const categoryError = page.locator('.field-error[data-field="category"]');
+await categoryError.waitFor();
+assert.match(await categoryError.innerText(), /gadgets/);
+assert.equal(await page.getByLabel('Category').getAttribute('aria-invalid'), 'true');
 await check('offer-with-error', { errorExpected: true });
-await page.getByLabel(/offers\/SPRING_SAVER/).fill(JSON.stringify(
-  { name: 'Spring saver', category: 'savings', attributes: { aer: 4.4 } }, null, 2));
+await page.getByLabel('Category').fill('savings');
 await page.getByRole('button', { name: 'Save' }).click();
 await page.getByText(/Saved as revision \d+\./).waitFor();
 assert.equal(await page.locator('.field-error').count(), 0);
+// The same offer as JSON, shaped like its entry in the channel file.
+await page.getByRole('link', { name: 'Edit as JSON' }).click();
+assert.match(await page.getByLabel(/offers\/SPRING_SAVER/).inputValue(), /"aer": 4.4/);
 
-// A rule offering it on the home page.
+// A rule offering it on the home page, its eligibility first mistyped: the error sits under
+// the expression, a caret at the place.
 await page.getByRole('link', { name: /Back to channel web/ }).click();
 await page.getByLabel('New treatment rules').fill('spring_saver_home');
 await page.getByLabel('New treatment rules').press('Enter');
 await page.waitForURL(/\/edit\/rules\/spring_saver_home$/);
-await page.getByLabel(/rules\/spring_saver_home/).fill(JSON.stringify(
-  { segment: '*', zone: 'home', offer: 'SPRING_SAVER', score: 61 }, null, 2));
+await page.getByLabel('Segment').fill('*');
+await page.getByLabel('Zone').fill('home');
+await page.getByLabel('Offer', { exact: true }).fill('SPRING_SAVER');
+await page.getByLabel('Marketing score').fill('61');
+await page.getByLabel('Eligibility').fill("profile.age > 'young'");
+await page.getByRole('button', { name: 'Save' }).click();
+const expressionError = page.locator('.field-error[data-field="eligibility"]');
+await expressionError.waitFor();
+assert.match(await expressionError.locator('pre.caret').innerText(), /\^/);
+await check('rule-with-error', { errorExpected: true });
+await page.getByLabel('Eligibility').fill('profile.age > 25');
 await page.getByRole('button', { name: 'Save' }).click();
 await page.getByText(/Saved as revision \d+\./).waitFor();
 await page.getByRole('link', { name: /Back to channel web/ }).click();

@@ -45,6 +45,10 @@ ol.code li.bad{background:#fdecec}
 .add{color:#0a7a2f}.del{color:#b42318}
 .pass{color:#0a7a2f;font-weight:600}.fail{color:#b42318;font-weight:600}
 .muted{color:#5b6472}
+pre.caret{margin:.2rem 0 0;font-size:13px;color:#a31919;background:none}
+input.expr{font-family:ui-monospace,Menlo,Consolas,monospace}
+input[aria-invalid=true],textarea[aria-invalid=true]{border-color:#a31919;background:#fff8f8}
+.field-error[data-field]{margin-left:0}
 "#;
 
 pub(super) fn esc(text: &str) -> String {
@@ -658,6 +662,10 @@ struct Editor<'a> {
     /// Errors elsewhere in the channel.
     others: Vec<String>,
     message: String,
+    /// The raw JSON even for a component that has a form.
+    raw: bool,
+    /// `<datalist>`s of the channel's names, for the form's suggestions.
+    suggestions: String,
 }
 
 fn editor(caller: &Caller, e: &Editor) -> Response {
@@ -684,7 +692,10 @@ fn editor(caller: &Caller, e: &Editor) -> Response {
             super::flowchart::svg(e.name, &parsed)
         );
     }
-    if !e.errors.is_empty() {
+    let form = fields_of(e.kind)
+        .filter(|_| !e.raw)
+        .and_then(|fields| Some((fields, serde_json::from_str::<J>(e.text).ok()?)));
+    if form.is_none() && !e.errors.is_empty() {
         body.push_str(&annotated(e.text, &e.errors));
     }
     if !e.others.is_empty() {
@@ -698,7 +709,19 @@ fn editor(caller: &Caller, e: &Editor) -> Response {
         }
         body.push_str("</ul></details>");
     }
-    if caller.roles.contains(&Role::Designer) {
+    if let Some((fields, current)) = form {
+        body.push_str(&e.suggestions);
+        body.push_str(&field_form(
+            &href,
+            e,
+            fields,
+            &current,
+            caller.roles.contains(&Role::Designer),
+        ));
+    } else if caller.roles.contains(&Role::Designer) {
+        if fields_of(e.kind).is_some() {
+            let _ = write!(body, r#"<p><a href="{href}">Edit with the form</a></p>"#);
+        }
         let _ = write!(
             body,
             r#"<form method="post" action="{href}" class="card"><input type="hidden" name="revision" value="{}"><label for="body">{} (JSON, shaped like its entry in the channel file)</label><textarea id="body" name="body" rows="{}" spellcheck="false"{}>{}</textarea><p><button type="submit" name="action" value="save">Save</button><button type="submit" name="action" value="delete" class="danger">Delete</button></p></form>"#,
@@ -716,6 +739,393 @@ fn editor(caller: &Caller, e: &Editor) -> Response {
         let _ = write!(body, r#"<pre class="card">{}</pre>"#, esc(e.text));
     }
     page(Some(caller), &format!("{} {}", e.kind, e.name), &body)
+}
+
+/// How a form field edits its key of a component's body.
+#[derive(Clone, Copy, PartialEq)]
+enum FieldKind {
+    Text,
+    Number,
+    /// An expression: its errors point at a character of it.
+    Expr,
+    /// `enabled`: absent means true.
+    Enabled,
+    /// A comma-separated list of names.
+    Names,
+    /// `name=value` lines (attributes).
+    Pairs,
+}
+
+struct Field {
+    /// The key in the body; `a.b` for a key of a nested mapping.
+    key: &'static str,
+    label: &'static str,
+    kind: FieldKind,
+    /// Which names to suggest: `segments`, `zones`, `offers`, `categories`.
+    suggest: Option<&'static str>,
+}
+
+const fn field(key: &'static str, label: &'static str, kind: FieldKind) -> Field {
+    Field {
+        key,
+        label,
+        kind,
+        suggest: None,
+    }
+}
+
+const fn suggested(key: &'static str, label: &'static str, from: &'static str) -> Field {
+    Field {
+        key,
+        label,
+        kind: FieldKind::Text,
+        suggest: Some(from),
+    }
+}
+
+const OFFER_FIELDS: &[Field] = &[
+    field("name", "Name", FieldKind::Text),
+    field("description", "Description", FieldKind::Text),
+    suggested("category", "Category", "categories"),
+    field(
+        "attributes",
+        "Attributes (one name=value per line)",
+        FieldKind::Pairs,
+    ),
+    field("effective", "Effective from (date)", FieldKind::Text),
+    field("expires", "Expires (date)", FieldKind::Text),
+    field(
+        "suppression.after_accept",
+        "Suppress after an accept (forever or a duration: 30d)",
+        FieldKind::Text,
+    ),
+    field(
+        "suppression.after_reject",
+        "Suppress after a reject (forever or a duration)",
+        FieldKind::Text,
+    ),
+    field(
+        "suppression.max_contacts",
+        "Stop after this many contacts",
+        FieldKind::Number,
+    ),
+    field(
+        "suppression.within",
+        "...within (a duration)",
+        FieldKind::Text,
+    ),
+];
+
+const RULE_FIELDS: &[Field] = &[
+    suggested("segment", "Segment (* for every visitor)", "segments"),
+    suggested("zone", "Zone (* for every zone)", "zones"),
+    suggested("offer", "Offer", "offers"),
+    field(
+        "offers",
+        "Or several offers (comma separated)",
+        FieldKind::Names,
+    ),
+    field(
+        "pick",
+        "Pick among several (best or random)",
+        FieldKind::Text,
+    ),
+    field("score", "Marketing score", FieldKind::Number),
+    field(
+        "eligibility",
+        "Eligibility (an expression)",
+        FieldKind::Expr,
+    ),
+    field("score_expr", "Score expression", FieldKind::Expr),
+    field("effective", "Effective from (date)", FieldKind::Text),
+    field("expires", "Expires (date)", FieldKind::Text),
+    field("enabled", "Enabled", FieldKind::Enabled),
+    field(
+        "attributes",
+        "Attribute overrides (one name=value per line)",
+        FieldKind::Pairs,
+    ),
+];
+
+fn fields_of(kind: &str) -> Option<&'static [Field]> {
+    match kind {
+        "offers" => Some(OFFER_FIELDS),
+        "rules" => Some(RULE_FIELDS),
+        _ => None,
+    }
+}
+
+fn value_at<'a>(body: &'a J, key: &str) -> &'a J {
+    match key.split_once('.') {
+        Some((outer, inner)) => &body[outer][inner],
+        None => &body[key],
+    }
+}
+
+fn scalar_text(v: &J) -> String {
+    match v {
+        J::Null => String::new(),
+        J::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A typed value from a form: a number, true/false, or text.
+fn typed(text: &str) -> J {
+    if let Ok(i) = text.parse::<i64>() {
+        return json!(i);
+    }
+    if let Ok(d) = text.parse::<f64>() {
+        return json!(d);
+    }
+    match text {
+        "true" => json!(true),
+        "false" => json!(false),
+        _ => json!(text),
+    }
+}
+
+/// The key of `body` each line of its text is in (`suppression.within` for nested ones), so
+/// an error's line names the field it belongs to.
+fn keys_by_line(text: &str) -> Vec<Option<String>> {
+    let mut outer: Option<String> = None;
+    text.lines()
+        .map(|line| {
+            let indent = line.len() - line.trim_start().len();
+            let key = line
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|rest| rest.split_once("\":"))
+                .map(|(k, _)| k.to_string());
+            match (indent, key) {
+                (2, Some(k)) => {
+                    outer = Some(k.clone());
+                    Some(k)
+                }
+                (4, Some(k)) => outer.as_ref().map(|o| format!("{o}.{k}")),
+                _ => outer.clone(),
+            }
+        })
+        .collect()
+}
+
+fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool) -> String {
+    let lines: Vec<&str> = e.text.lines().collect();
+    let keys = keys_by_line(e.text);
+    let mut out = format!(
+        r#"<p><a href="{href}?view=json">Edit as JSON</a></p><form method="post" action="{href}" class="card"><input type="hidden" name="revision" value="{}"><input type="hidden" name="mode" value="form">"#,
+        e.revision.map_or(String::new(), |r| r.to_string())
+    );
+    let mut placed = vec![false; e.errors.len()];
+    for f in fields {
+        let id = format!("field-{}", f.key.replace('.', "-"));
+        let value = value_at(body, f.key);
+        // The errors whose line is in this field's key, nested ones under their parent.
+        let mut errors = String::new();
+        for (i, (line, column, message)) in e.errors.iter().enumerate() {
+            let key = keys.get(*line as usize - 1).cloned().flatten();
+            let here = key.as_deref().is_some_and(|k| {
+                k == f.key || (f.kind == FieldKind::Pairs && k.starts_with(&format!("{}.", f.key)))
+            });
+            if !here {
+                continue;
+            }
+            placed[i] = true;
+            let mut text = esc(message);
+            if f.kind == FieldKind::Expr {
+                // The column points into the quoted expression on its line.
+                let line_text = lines.get(*line as usize - 1).copied().unwrap_or_default();
+                let start = line_text.find(": \"").map_or(0, |p| p + 3);
+                let at = (*column as usize).saturating_sub(start + 1);
+                let expr = scalar_text(value);
+                text = format!(
+                    "{text}<pre class=\"caret\">{}\n{}^</pre>",
+                    esc(&expr),
+                    " ".repeat(at.min(expr.chars().count()))
+                );
+            }
+            let _ = write!(
+                errors,
+                r#"<div class="field-error" role="alert" id="{id}-error" data-field="{}">{text}</div>"#,
+                f.key
+            );
+        }
+        let invalid = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(r#" aria-invalid="true" aria-describedby="{id}-error""#)
+        };
+        let disabled = if editable { "" } else { " disabled" };
+        match f.kind {
+            FieldKind::Enabled => {
+                let _ = write!(
+                    out,
+                    r#"<label for="{id}"><input id="{id}" name="f.{}" type="checkbox" value="on"{}{invalid}{disabled}> {}</label>{errors}"#,
+                    f.key,
+                    if value == &json!(false) {
+                        ""
+                    } else {
+                        " checked"
+                    },
+                    esc(f.label)
+                );
+            }
+            FieldKind::Pairs => {
+                let text: Vec<String> = value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", scalar_text(v)))
+                    .collect();
+                let _ = write!(
+                    out,
+                    r#"<label for="{id}">{}</label><textarea id="{id}" name="f.{}" rows="{}"{invalid}{disabled}>{}</textarea>{errors}"#,
+                    esc(f.label),
+                    f.key,
+                    text.len().max(2) + 1,
+                    esc(&text.join("\n"))
+                );
+            }
+            _ => {
+                let text = match f.kind {
+                    FieldKind::Names => list(value)
+                        .iter()
+                        .map(|v| scalar_text(v))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => scalar_text(value),
+                };
+                let datalist = f
+                    .suggest
+                    .map_or(String::new(), |from| format!(r#" list="names-{from}""#));
+                let _ = write!(
+                    out,
+                    r#"<label for="{id}">{}</label><input id="{id}" name="f.{}" type="text" value="{}"{datalist}{}{invalid}{disabled}>{errors}"#,
+                    esc(f.label),
+                    f.key,
+                    esc(&text),
+                    if f.kind == FieldKind::Expr {
+                        r#" spellcheck="false" class="expr""#
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    // Errors the form could not place (a key it has no field for) are listed at the end.
+    for ((line, column, message), placed) in e.errors.iter().zip(placed) {
+        if !placed {
+            let _ = write!(
+                out,
+                r#"<div class="field-error" role="alert">line {line}, column {column}: {}</div>"#,
+                esc(message)
+            );
+        }
+    }
+    if editable {
+        out.push_str(r#"<p><button type="submit" name="action" value="save">Save</button><button type="submit" name="action" value="delete" class="danger">Delete</button></p>"#);
+    }
+    out.push_str("</form>");
+    out
+}
+
+/// The body a form describes: the current body with each field's key set from the form
+/// (an empty field removes its key), keys the form has no field for kept.
+fn body_from_form(fields: &[Field], current: &J, form: &HashMap<String, String>) -> J {
+    let mut body = if current.is_object() {
+        current.clone()
+    } else {
+        json!({})
+    };
+    for f in fields {
+        let raw = form
+            .get(&format!("f.{}", f.key))
+            .map(|s| s.trim())
+            .unwrap_or("");
+        let value = match f.kind {
+            FieldKind::Enabled if form.contains_key(&format!("f.{}", f.key)) => None,
+            FieldKind::Enabled => Some(json!(false)),
+            _ if raw.is_empty() => None,
+            FieldKind::Text | FieldKind::Expr => Some(json!(raw)),
+            FieldKind::Number => Some(typed(raw)),
+            FieldKind::Names => Some(J::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| json!(n))
+                    .collect(),
+            )),
+            FieldKind::Pairs => Some(J::Object(
+                raw.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.trim().to_string(), typed(v.trim())))
+                    .collect(),
+            )),
+        };
+        let (outer, inner) = match f.key.split_once('.') {
+            Some((o, i)) => (o, Some(i)),
+            None => (f.key, None),
+        };
+        let object = body.as_object_mut().expect("made an object above");
+        match (inner, value) {
+            (None, Some(v)) => {
+                object.insert(outer.to_string(), v);
+            }
+            (None, None) => {
+                object.remove(outer);
+            }
+            (Some(inner), value) => {
+                let nested = object.entry(outer.to_string()).or_insert_with(|| json!({}));
+                if !nested.is_object() {
+                    *nested = json!({});
+                }
+                let nested_map = nested.as_object_mut().expect("an object");
+                match value {
+                    Some(v) => {
+                        nested_map.insert(inner.to_string(), v);
+                    }
+                    None => {
+                        nested_map.remove(inner);
+                    }
+                }
+                if nested_map.is_empty() {
+                    object.remove(outer);
+                }
+            }
+        }
+    }
+    body
+}
+
+/// Datalists of the channel's segment, zone, offer and category names.
+fn suggestions(doc: &J) -> String {
+    let mut out = String::new();
+    for (id, kind) in [
+        ("segments", "segments"),
+        ("zones", "zones"),
+        ("offers", "offers"),
+    ] {
+        let _ = write!(out, r#"<datalist id="names-{id}"><option value="*">"#);
+        for c in list(&doc["components"])
+            .iter()
+            .filter(|c| c["kind"] == kind)
+        {
+            let _ = write!(out, r#"<option value="{}">"#, cell(&c["name"]));
+        }
+        out.push_str("</datalist>");
+    }
+    out.push_str(r#"<datalist id="names-categories">"#);
+    for c in list(&doc["components"])
+        .iter()
+        .filter(|c| c["kind"] == "settings")
+    {
+        for category in list(&c["body"]["categories"]) {
+            let _ = write!(out, r#"<option value="{}">"#, cell(category));
+        }
+    }
+    out.push_str("</datalist>");
+    out
 }
 
 /// This component's errors and the others, from a channel check.
@@ -755,25 +1165,47 @@ fn split_errors(kind: &str, name: &str, errors: &J) -> (Vec<(u32, u32, String)>,
     (mine, others)
 }
 
+#[derive(Deserialize, Default)]
+struct EditorQuery {
+    #[serde(flatten)]
+    flash: Flash,
+    /// `json` shows the raw body even where there is a form.
+    view: Option<String>,
+}
+
+/// The channel document and one of its components, or the page saying why not.
+async fn component_of(
+    cp: &Arc<ControlPlane>,
+    caller: &Caller,
+    channel_name: &str,
+    kind: &str,
+    name: &str,
+) -> Result<(J, Option<J>), Response> {
+    let doc = answer(channel(State(cp.clone()), Path(channel_name.to_string())).await)
+        .await
+        .map_err(|p| error_page(caller, &p))?;
+    let found = list(&doc["components"])
+        .into_iter()
+        .find(|c| c["kind"] == kind && c["name"] == name)
+        .cloned();
+    Ok((doc, found))
+}
+
 async fn editor_page(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
     Path((channel_name, kind, name)): Path<(String, String, String)>,
-    Query(flash): Query<Flash>,
+    Query(q): Query<EditorQuery>,
 ) -> Response {
     let caller = match user(&cp, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let doc = match answer(channel(State(cp.clone()), Path(channel_name.clone())).await).await {
-        Ok(d) => d,
-        Err(p) => return error_page(&caller, &p),
+    let (doc, found) = match component_of(&cp, &caller, &channel_name, &kind, &name).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Some(found) = list(&doc["components"])
-        .into_iter()
-        .find(|c| c["kind"] == kind.as_str() && c["name"] == name.as_str())
-        .cloned()
-    else {
+    let Some(found) = found else {
         return error_page(
             &caller,
             &not_found(format!("{channel_name} has no {kind}/{name}")),
@@ -794,30 +1226,27 @@ async fn editor_page(
             revision: found["revision"].as_i64(),
             errors,
             others,
-            message: banner(&flash),
+            message: banner(&q.flash),
+            raw: q.view.as_deref() == Some("json"),
+            suggestions: suggestions(&doc),
         },
     )
-}
-
-#[derive(Deserialize)]
-struct EditForm {
-    body: String,
-    revision: String,
-    action: String,
 }
 
 async fn editor_submit(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
     Path((channel_name, kind, name)): Path<(String, String, String)>,
-    Form(f): Form<EditForm>,
+    Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let caller = match user(&cp, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let field = |key: &str| form.get(key).map(String::as_str).unwrap_or_default();
+    let revision_text = field("revision").trim().to_string();
     let mut expect = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", f.revision.trim())) {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{revision_text}\"")) {
         expect.insert(header::IF_MATCH, value);
     }
     let here = format!(
@@ -826,7 +1255,7 @@ async fn editor_submit(
         enc(&kind),
         enc(&name)
     );
-    if f.action == "delete" {
+    if field("action") == "delete" {
         let reply = delete_component(
             State(cp),
             Extension(caller),
@@ -843,27 +1272,53 @@ async fn editor_submit(
             Err(p) => with_flash(&here, "error", &problem_message(&p)),
         };
     }
-    let revision = f.revision.trim().parse::<i64>().ok();
-    let parsed: Result<J, _> = serde_json::from_str(&f.body);
-    let body = match parsed {
-        Ok(b) => b,
-        Err(e) => {
-            // Not JSON: nothing saved; the error sits on its line.
-            return editor(
-                &caller,
-                &Editor {
-                    channel: &channel_name,
-                    kind: &kind,
-                    name: &name,
-                    text: &f.body,
-                    revision,
-                    errors: vec![(e.line() as u32, e.column() as u32, format!("not valid JSON: {e}"))],
-                    others: Vec::new(),
-                    message: r#"<p class="error" role="alert">Not saved: the text is not valid JSON.</p>"#.into(),
-                },
-            );
-        }
+    let (doc, found) = match component_of(&cp, &caller, &channel_name, &kind, &name).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
+    let revision = revision_text.parse::<i64>().ok();
+    let from_form = field("mode") == "form";
+    let base = Editor {
+        channel: &channel_name,
+        kind: &kind,
+        name: &name,
+        text: "",
+        revision,
+        errors: Vec::new(),
+        others: Vec::new(),
+        message: String::new(),
+        raw: !from_form,
+        suggestions: suggestions(&doc),
+    };
+    let body = match fields_of(&kind).filter(|_| from_form) {
+        Some(fields) => {
+            let current = found.as_ref().map_or(J::Null, |c| c["body"].clone());
+            body_from_form(fields, &current, &form)
+        }
+        None => match serde_json::from_str::<J>(field("body")) {
+            Ok(b) => b,
+            Err(e) => {
+                // Not JSON: nothing saved; the error sits on its line.
+                let errors = vec![(
+                    e.line() as u32,
+                    e.column() as u32,
+                    format!("not valid JSON: {e}"),
+                )];
+                let message =
+                    r#"<p class="error" role="alert">Not saved: the text is not valid JSON.</p>"#;
+                return editor(
+                    &caller,
+                    &Editor {
+                        text: field("body"),
+                        errors,
+                        message: message.into(),
+                        ..base
+                    },
+                );
+            }
+        },
+    };
+    let text = components::body_text(&body);
     let reply = put_component(
         State(cp.clone()),
         Extension(caller.clone()),
@@ -887,38 +1342,30 @@ async fn editor_submit(
                     errors.len()
                 )
             };
-            let text = components::body_text(&body);
             editor(
                 &caller,
                 &Editor {
-                    channel: &channel_name,
-                    kind: &kind,
-                    name: &name,
                     text: &text,
                     revision: saved["revision"].as_i64(),
                     errors,
                     others,
                     message,
+                    ..base
                 },
             )
         }
         Err(p) if p.status == StatusCode::CONFLICT => {
             // Someone else saved first: show theirs, keep ours in the form, based on theirs,
             // so saving again is a conscious overwrite.
-            let current = answer(channel(State(cp), Path(channel_name.clone())).await)
+            let current = component_of(&cp, &caller, &channel_name, &kind, &name)
                 .await
                 .ok()
-                .and_then(|d| {
-                    list(&d["components"])
-                        .into_iter()
-                        .find(|c| c["kind"] == kind.as_str() && c["name"] == name.as_str())
-                        .cloned()
-                });
+                .and_then(|(_, c)| c);
             let theirs = current.as_ref().map_or("(deleted)".to_string(), |c| {
                 components::body_text(&c["body"])
             });
             let message = format!(
-                r#"<div class="error" role="alert"><p>Not saved: {} changed this component since you opened it. Their version is below; your text is kept in the form, and saving it again replaces theirs.</p><pre>{}</pre></div>"#,
+                r#"<div class="error" role="alert"><p>Not saved: {} changed this component since you opened it. Their version is below; yours is kept in the form, and saving it again replaces theirs.</p><pre>{}</pre></div>"#,
                 esc(current
                     .as_ref()
                     .and_then(|c| c["updated_by"].as_str())
@@ -928,14 +1375,10 @@ async fn editor_submit(
             editor(
                 &caller,
                 &Editor {
-                    channel: &channel_name,
-                    kind: &kind,
-                    name: &name,
-                    text: &f.body,
+                    text: &text,
                     revision: current.and_then(|c| c["revision"].as_i64()),
-                    errors: Vec::new(),
-                    others: Vec::new(),
                     message,
+                    ..base
                 },
             )
         }
