@@ -847,15 +847,26 @@ const RULE_FIELDS: &[Field] = &[
     ),
 ];
 
+/// A segment is one expression: the key `""` is the whole body.
+const SEGMENT_FIELDS: &[Field] = &[field(
+    "",
+    "Who is in the segment (an expression)",
+    FieldKind::Expr,
+)];
+
 fn fields_of(kind: &str) -> Option<&'static [Field]> {
     match kind {
         "offers" => Some(OFFER_FIELDS),
         "rules" => Some(RULE_FIELDS),
+        "segments" => Some(SEGMENT_FIELDS),
         _ => None,
     }
 }
 
 fn value_at<'a>(body: &'a J, key: &str) -> &'a J {
+    if key.is_empty() {
+        return body;
+    }
     match key.split_once('.') {
         Some((outer, inner)) => &body[outer][inner],
         None => &body[key],
@@ -918,7 +929,11 @@ fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool
     );
     let mut placed = vec![false; e.errors.len()];
     for f in fields {
-        let id = format!("field-{}", f.key.replace('.', "-"));
+        let id = if f.key.is_empty() {
+            "field-body".to_string()
+        } else {
+            format!("field-{}", f.key.replace('.', "-"))
+        };
         let value = value_at(body, f.key);
         // The errors whose line is in this field's key, nested ones under their parent.
         let mut errors = String::new();
@@ -935,7 +950,11 @@ fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool
             if f.kind == FieldKind::Expr {
                 // The column points into the quoted expression on its line.
                 let line_text = lines.get(*line as usize - 1).copied().unwrap_or_default();
-                let start = line_text.find(": \"").map_or(0, |p| p + 3);
+                let start = if f.key.is_empty() {
+                    line_text.find('"').map_or(0, |p| p + 1)
+                } else {
+                    line_text.find(": \"").map_or(0, |p| p + 3)
+                };
                 let at = (*column as usize).saturating_sub(start + 1);
                 let expr = scalar_text(value);
                 text = format!(
@@ -1033,6 +1052,11 @@ fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool
 /// The body a form describes: the current body with each field's key set from the form
 /// (an empty field removes its key), keys the form has no field for kept.
 fn body_from_form(fields: &[Field], current: &J, form: &HashMap<String, String>) -> J {
+    if let [whole] = fields
+        && whole.key.is_empty()
+    {
+        return json!(form.get("f.").map_or("", |s| s.trim()));
+    }
     let mut body = if current.is_object() {
         current.clone()
     } else {
@@ -2765,6 +2789,57 @@ mod tests {
     use kairos_engine::scenario::Outcome;
 
     use super::*;
+
+    #[test]
+    fn a_form_sets_its_fields_and_keeps_the_rest() {
+        let current = json!({
+            "name": "Gold", "category": "cards", "unknown_to_the_form": 1,
+            "suppression": { "after_reject": "30d" },
+        });
+        let form: HashMap<String, String> = [
+            ("f.name", "Gold card"),
+            ("f.category", ""),
+            ("f.attributes", "apr=19.9\nfee=95\nimage=gold.png"),
+            ("f.suppression.after_reject", ""),
+            ("f.suppression.max_contacts", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let body = body_from_form(OFFER_FIELDS, &current, &form);
+        assert_eq!(
+            body,
+            json!({
+                "name": "Gold card", "unknown_to_the_form": 1,
+                "attributes": { "apr": 19.9, "fee": 95, "image": "gold.png" },
+                "suppression": { "max_contacts": 3 },
+            })
+        );
+        let unchecked = body_from_form(RULE_FIELDS, &json!({ "score": 5 }), &HashMap::new());
+        assert_eq!(
+            unchecked,
+            json!({ "enabled": false }),
+            "an unticked box disables"
+        );
+        let segment: HashMap<String, String> =
+            [("f.".to_string(), " profile.age < 40 ".to_string())].into();
+        assert_eq!(
+            body_from_form(SEGMENT_FIELDS, &json!("true"), &segment),
+            json!("profile.age < 40")
+        );
+    }
+
+    #[test]
+    fn each_line_of_a_body_names_its_field() {
+        let text = components::body_text(&json!({
+            "name": "Gold", "suppression": { "after_accept": "forever", "within": "7d" },
+        }));
+        let keys = keys_by_line(&text);
+        let of =
+            |needle: &str| keys[text.lines().position(|l| l.contains(needle)).unwrap()].clone();
+        assert_eq!(of("\"name\"").as_deref(), Some("name"));
+        assert_eq!(of("\"within\"").as_deref(), Some("suppression.within"));
+    }
 
     #[test]
     fn a_simulated_visit_is_a_scenario_file_that_reads_back() {
