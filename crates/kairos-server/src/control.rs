@@ -1517,6 +1517,27 @@ async fn deploy(
     };
     let mut reason = None;
     if g.production {
+        // A channel has exactly one production group: the first it goes to.
+        for other in cp.store.groups().await.map_err(storage)? {
+            if !other.production || other.name == g.name {
+                continue;
+            }
+            let runs_it = cp
+                .store
+                .activations(&b.channel, Some(&other.name))
+                .await
+                .map_err(storage)?;
+            if !runs_it.is_empty() {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "ONE_PRODUCTION_GROUP",
+                    format!(
+                        "{}'s production group is {}; a channel has exactly one",
+                        b.channel, other.name
+                    ),
+                ));
+            }
+        }
         let failed = cp.failed_gates(&g, &b.channel, version.number).await?;
         if !failed.is_empty() {
             match b
