@@ -9,7 +9,8 @@ duration="${1:-10s}"
 connections="${2:-32}"
 port=17801
 work="$(mktemp -d)"
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 cargo build --release -q -p kairos-cli

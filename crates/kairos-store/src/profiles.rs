@@ -128,7 +128,7 @@ impl ProfileStore {
             let sql = format!(
                 "INSERT INTO {name} ({}) VALUES {}",
                 columns.join(", "),
-                placeholders(chunk.len(), columns.len())
+                placeholders(chunk.len(), columns.len(), self.dialect)
             );
             let mut query = sqlx::query(&sql);
             for row in chunk {

@@ -23,6 +23,7 @@ pub(crate) enum Dialect {
 
 pub struct Sql {
     pool: AnyPool,
+    dialect: Dialect,
 }
 
 const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
@@ -49,12 +50,17 @@ fn schema(dialect: Dialect) -> [String; 4] {
 /// Rows per multi-row INSERT: 15 columns x 500 stays under both databases' parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values; `(?, ?), (?, ?)` on SQLite,
+/// whose lookup of a numbered parameter's name scans every parameter (the binding of a
+/// multi-row statement would be quadratic).
+pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> String {
     (0..rows)
         .map(|r| {
             let values: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
+                .map(|c| match dialect {
+                    Dialect::Sqlite => "?".to_string(),
+                    Dialect::Postgres => format!("${}", r * columns + c),
+                })
                 .collect();
             format!("({})", values.join(", "))
         })
@@ -179,7 +185,7 @@ impl Sql {
         for statement in schema(dialect) {
             pool.execute(statement.as_str()).await?;
         }
-        Ok(Sql { pool })
+        Ok(Sql { pool, dialect })
     }
 }
 
@@ -191,7 +197,7 @@ impl Backend for Sql {
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
-                    placeholders(chunk.len(), 15)
+                    placeholders(chunk.len(), 15, self.dialect)
                 );
                 let mut query = sqlx::query(&sql);
                 for r in chunk {
@@ -223,7 +229,7 @@ impl Backend for Sql {
                 let sql = format!(
                     "INSERT INTO kairos_audience (audience, state, updated_at) VALUES {} \
                      ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                    placeholders(chunk.len(), 3)
+                    placeholders(chunk.len(), 3, self.dialect)
                 );
                 let mut query = sqlx::query(&sql);
                 for (key, state) in chunk {
