@@ -295,6 +295,19 @@ impl ControlPlane {
             .ok_or_else(|| not_found(format!("channel '{channel}' has no version {number}")))
     }
 
+    /// Every error of the design, each in its component: {component, line, column, message}.
+    async fn design_errors(&self, channel: &str) -> Result<Vec<J>, Problem> {
+        let design = self.design(channel).await?;
+        Ok(match components::check(channel, &design, &self.schemas().await?) {
+            Ok(_) => Vec::new(),
+            Err(r) => r
+                .0
+                .iter()
+                .map(|d| json!({ "component": d.file, "line": d.line, "column": d.column, "message": d.message }))
+                .collect(),
+        })
+    }
+
     /// Components of a version, or of the current design for `design`.
     async fn components_of(&self, channel: &str, which: &str) -> Result<Vec<Component>, Problem> {
         if which == "design" {
@@ -844,11 +857,7 @@ async fn export(
 }
 
 async fn validate(State(cp): State<Arc<ControlPlane>>, Path(channel): Path<String>) -> Reply {
-    let design = cp.design(&channel).await?;
-    let errors = match components::check(&channel, &design, &cp.schemas().await?) {
-        Ok(_) => Vec::new(),
-        Err(r) => r.0.iter().map(ToString::to_string).collect(),
-    };
+    let errors = cp.design_errors(&channel).await?;
     ok(json!({ "valid": errors.is_empty(), "errors": errors }))
 }
 
@@ -936,15 +945,7 @@ async fn put_component(
     )
     .await?;
     // Saved either way (a design may be mid-edit); the errors say what blocks a deploy.
-    let design = cp.design(&channel).await?;
-    let errors: Vec<J> = match components::check(&channel, &design, &cp.schemas().await?) {
-        Ok(_) => Vec::new(),
-        Err(r) => r
-            .0
-            .iter()
-            .map(|d| json!({ "component": d.file, "line": d.line, "column": d.column, "message": d.message }))
-            .collect(),
-    };
+    let errors = cp.design_errors(&channel).await?;
     let mut response = Json(json!({ "revision": revision, "errors": errors })).into_response();
     response.headers_mut().insert(header::ETAG, etag(revision));
     Ok(response)

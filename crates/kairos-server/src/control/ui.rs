@@ -167,14 +167,31 @@ fn token_of(headers: &HeaderMap) -> Option<&str> {
         .find_map(|c| c.trim().strip_prefix("kairos_session="))
 }
 
-/// The signed-in user, or a redirect to the login page.
-async fn user(cp: &ControlPlane, headers: &HeaderMap) -> Result<Caller, Response> {
-    let Some(token) = token_of(headers) else {
-        return Err(redirect("/ui/login"));
-    };
-    match caller_of(cp, token).await {
-        Ok(c) if c.runtime_group.is_none() => Ok(c),
-        _ => Err(redirect("/ui/login")),
+/// The signed-in user of a page; without one, the page is the login page.
+struct Signed(Caller);
+
+impl axum::extract::FromRequestParts<Arc<ControlPlane>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        cp: &Arc<ControlPlane>,
+    ) -> Result<Self, Response> {
+        let Some(token) = token_of(&parts.headers) else {
+            return Err(redirect("/ui/login"));
+        };
+        match caller_of(cp, token).await {
+            Ok(c) if c.runtime_group.is_none() => Ok(Signed(c)),
+            _ => Err(redirect("/ui/login")),
+        }
+    }
+}
+
+/// After an action: back to `back` with what it did, or with why it was refused.
+async fn flash_after(reply: Reply, back: &str, done: impl FnOnce(&J) -> String) -> Response {
+    match answer(reply).await {
+        Ok(answer) => with_flash(back, "ok", &done(&answer)),
+        Err(p) => with_flash(back, "error", &problem_message(&p)),
     }
 }
 
@@ -291,13 +308,9 @@ async fn logout() -> Response {
 
 async fn channels_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let channels = match answer(list_channels(State(cp.clone())).await).await {
         Ok(c) => c,
         Err(p) => return error_page(&caller, &p),
@@ -335,13 +348,9 @@ struct ApplyForm {
 
 async fn apply_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Form(f): Form<ApplyForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let reply = apply(
         State(cp),
         Extension(caller.clone()),
@@ -450,14 +459,10 @@ fn rules_table(channel: &str, components: &[&J]) -> String {
 
 async fn channel_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let doc = match answer(channel(State(cp.clone()), Path(name.clone())).await).await {
         Ok(d) => d,
         Err(p) => return error_page(&caller, &p),
@@ -487,26 +492,24 @@ async fn channel_page(
             errors.len()
         );
         for e in &errors {
-            let text = e.as_str().unwrap_or_default();
-            // `kind/name:line:column: message`: link to the component.
-            let link = text
-                .split(':')
-                .next()
+            let text = error_text(e);
+            // The error's component (`kind/name`), linked to its editor.
+            match e["component"]
+                .as_str()
                 .and_then(|path| path.split_once('/'))
-                .map(|(kind, component)| {
-                    format!(
-                        "/ui/channels/{}/edit/{}/{}",
+            {
+                Some((kind, component)) => {
+                    let _ = write!(
+                        body,
+                        r#"<li><a href="/ui/channels/{}/edit/{}/{}">{}</a></li>"#,
                         enc(&name),
                         enc(kind),
-                        enc(component)
-                    )
-                });
-            match link {
-                Some(href) => {
-                    let _ = write!(body, r#"<li><a href="{href}">{}</a></li>"#, esc(text));
+                        enc(component),
+                        esc(&text)
+                    );
                 }
                 None => {
-                    let _ = write!(body, "<li>{}</li>", esc(text));
+                    let _ = write!(body, "<li>{}</li>", esc(&text));
                 }
             }
         }
@@ -593,14 +596,10 @@ struct AddForm {
 
 async fn add_component(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(channel): Path<String>,
     Form(f): Form<AddForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let back = format!("/ui/channels/{}", enc(&channel));
     let Some(kind) = Kind::from_name(&f.kind) else {
         return with_flash(&back, "error", "unknown component kind");
@@ -1152,41 +1151,34 @@ fn suggestions(doc: &J) -> String {
     out
 }
 
-/// This component's errors and the others, from a channel check.
+/// A design error as `kind/name:line:column: message`.
+fn error_text(e: &J) -> String {
+    format!(
+        "{}:{}:{}: {}",
+        e["component"].as_str().unwrap_or_default(),
+        e["line"],
+        e["column"],
+        e["message"].as_str().unwrap_or_default()
+    )
+}
+
+/// This component's errors (line, column, message) and the others' as text.
 fn split_errors(kind: &str, name: &str, errors: &J) -> (Vec<(u32, u32, String)>, Vec<String>) {
     let path = format!("{kind}/{name}");
-    let mut mine = Vec::new();
-    let mut others = Vec::new();
-    for e in list(errors) {
-        if e["component"] == path.as_str() {
-            mine.push((
+    let (mine, others): (Vec<&J>, Vec<&J>) = list(errors)
+        .into_iter()
+        .partition(|e| e["component"] == path.as_str());
+    let mine = mine
+        .iter()
+        .map(|e| {
+            (
                 e["line"].as_u64().unwrap_or(1) as u32,
                 e["column"].as_u64().unwrap_or(1) as u32,
                 e["message"].as_str().unwrap_or_default().to_string(),
-            ));
-        } else if let Some(text) = e.as_str() {
-            // `kind/name:line:column: message` from a whole-channel check.
-            match text.strip_prefix(&format!("{path}:")) {
-                Some(rest) => {
-                    let mut parts = rest.splitn(3, ':');
-                    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(1);
-                    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-                    let message = parts.next().unwrap_or_default().trim().to_string();
-                    mine.push((line, column, message));
-                }
-                None => others.push(text.to_string()),
-            }
-        } else {
-            others.push(format!(
-                "{}:{}:{}: {}",
-                e["component"].as_str().unwrap_or_default(),
-                e["line"],
-                e["column"],
-                e["message"].as_str().unwrap_or_default()
-            ));
-        }
-    }
-    (mine, others)
+            )
+        })
+        .collect();
+    (mine, others.into_iter().map(error_text).collect())
 }
 
 #[derive(Deserialize, Default)]
@@ -1217,14 +1209,10 @@ async fn component_of(
 
 async fn editor_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path((channel_name, kind, name)): Path<(String, String, String)>,
     Query(q): Query<EditorQuery>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let (doc, found) = match component_of(&cp, &caller, &channel_name, &kind, &name).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -1259,14 +1247,10 @@ async fn editor_page(
 
 async fn editor_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path((channel_name, kind, name)): Path<(String, String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let field = |key: &str| form.get(key).map(String::as_str).unwrap_or_default();
     let revision_text = field("revision").trim().to_string();
     let mut expect = HeaderMap::new();
@@ -1414,14 +1398,10 @@ async fn editor_submit(
 
 async fn versions_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let versions = match answer(list_versions(State(cp.clone()), Path(name.clone())).await).await {
         Ok(v) => v,
         Err(p) => return error_page(&caller, &p),
@@ -1592,14 +1572,10 @@ struct DeployForm {
 
 async fn deploy_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     Form(f): Form<DeployForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let reply = deploy(
         State(cp),
         Extension(caller),
@@ -1613,14 +1589,10 @@ async fn deploy_submit(
     )
     .await;
     let back = format!("/ui/channels/{}/versions", enc(&name));
-    match answer(reply).await {
-        Ok(done) => with_flash(
-            &back,
-            "ok",
-            &format!("version {} is now active on {}", done["version"], f.group),
-        ),
-        Err(p) => with_flash(&back, "error", &problem_message(&p)),
-    }
+    flash_after(reply, &back, |done| {
+        format!("version {} is now active on {}", done["version"], f.group)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1630,14 +1602,10 @@ struct RollbackForm {
 
 async fn rollback_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     Form(f): Form<RollbackForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let reply = rollback(
         State(cp),
         Extension(caller),
@@ -1649,14 +1617,10 @@ async fn rollback_submit(
     )
     .await;
     let back = format!("/ui/channels/{}/versions", enc(&name));
-    match answer(reply).await {
-        Ok(done) => with_flash(
-            &back,
-            "ok",
-            &format!("{} rolled back to version {}", f.group, done["version"]),
-        ),
-        Err(p) => with_flash(&back, "error", &problem_message(&p)),
-    }
+    flash_after(reply, &back, |done| {
+        format!("{} rolled back to version {}", f.group, done["version"])
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1668,14 +1632,10 @@ struct ReviewForm {
 
 async fn review_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path((name, number)): Path<(String, i64)>,
     Form(f): Form<ReviewForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let reply = review(
         State(cp),
         Extension(caller),
@@ -1687,22 +1647,18 @@ async fn review_submit(
     )
     .await;
     let back = format!("/ui/channels/{}/versions", enc(&name));
-    match answer(reply).await {
-        Ok(_) => with_flash(&back, "ok", &format!("version {number}: {}d", f.decision)),
-        Err(p) => with_flash(&back, "error", &problem_message(&p)),
-    }
+    flash_after(reply, &back, |_| {
+        format!("version {number}: {}d", f.decision)
+    })
+    .await
 }
 
 async fn diff_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let q = match query {
         Ok(q) => q,
         Err(e) => return error_page(&caller, &Problem::from(e)),
@@ -1743,14 +1699,10 @@ async fn diff_page(
 /// The design (or `?version=N`) as a channel file, downloaded.
 async fn export_download(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match export(State(cp), Path(name.clone()), query).await {
         Ok(mut response) => {
             let disposition = format!("attachment; filename=\"{}.yaml\"", name.replace('"', ""));
@@ -1767,11 +1719,7 @@ async fn export_download(
 
 // ---- groups, audit, unknown names ----
 
-async fn groups_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn groups_page(State(cp): State<Arc<ControlPlane>>, Signed(caller): Signed) -> Response {
     let groups = match answer(list_groups(State(cp)).await).await {
         Ok(g) => g,
         Err(p) => return error_page(&caller, &p),
@@ -1822,11 +1770,7 @@ async fn groups_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) ->
     page(Some(&caller), "Server groups", &body)
 }
 
-async fn audit_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn audit_page(State(cp): State<Arc<ControlPlane>>, Signed(caller): Signed) -> Response {
     let log = match answer(audit_log(State(cp), Ok(Query(AuditQuery { limit: 500 }))).await).await {
         Ok(l) => l,
         Err(p) => return error_page(&caller, &p),
@@ -1851,13 +1795,9 @@ async fn audit_page(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> 
 
 async fn unknown_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let names = match answer(unknown_names(State(cp)).await).await {
         Ok(n) => n,
         Err(p) => return error_page(&caller, &p),
@@ -1906,13 +1846,9 @@ struct CreateForm {
 /// One click: an event with no actions, or an interaction point in a zone.
 async fn create_unknown(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Form(f): Form<CreateForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let (kind, name, body, expect) = if f.kind == "interaction_point" {
         let zone = f.zone.clone().unwrap_or_default();
         let current = cp.store.components(&f.channel).await.ok().and_then(|all| {
@@ -1965,13 +1901,9 @@ async fn create_unknown(
 
 async fn users_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let users = match answer(list_users(State(cp.clone()), Extension(caller.clone())).await).await {
         Ok(u) => u,
         Err(p) => return error_page(&caller, &p),
@@ -2014,13 +1946,9 @@ async fn users_page(
 
 async fn user_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let roles = Role::ALL
         .iter()
         .filter(|r| form.contains_key(&format!("role_{}", r.name())))
@@ -2037,10 +1965,7 @@ async fn user_submit(
         })),
     )
     .await;
-    match answer(reply).await {
-        Ok(_) => with_flash("/ui/users", "ok", &format!("saved user {name}")),
-        Err(p) => with_flash("/ui/users", "error", &problem_message(&p)),
-    }
+    flash_after(reply, "/ui/users", |_| format!("saved user {name}")).await
 }
 
 #[derive(Deserialize)]
@@ -2053,13 +1978,9 @@ struct TokenForm {
 
 async fn token_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let reply = create_token(
         State(cp),
         Extension(caller.clone()),
@@ -2208,13 +2129,9 @@ fn simulator_form(channel: &str, groups: &J, f: &SimulatorForm) -> String {
 
 async fn simulator_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let groups = answer(list_groups(State(cp)).await)
         .await
         .unwrap_or(J::Null);
@@ -2234,16 +2151,12 @@ struct Played {
 
 async fn simulator_submit(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Path(name): Path<String>,
     Form(f): Form<SimulatorForm>,
 ) -> Response {
     use kairos_engine::scenario::{Call, Target};
 
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let groups = answer(list_groups(State(cp.clone())).await)
         .await
         .unwrap_or(J::Null);
@@ -2579,13 +2492,9 @@ struct ReportsQuery {
 
 async fn reports_page(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    Signed(caller): Signed,
     Query(q): Query<ReportsQuery>,
 ) -> Response {
-    let caller = match user(&cp, &headers).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let groups = match answer(list_groups(State(cp.clone())).await).await {
         Ok(g) => g,
         Err(p) => return error_page(&caller, &p),
