@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{KillOnDrop, http, kairos, repo};
+use common::{kairos_up, repo};
 
 #[test]
 fn the_design_ui_works_in_a_browser() {
@@ -22,28 +21,8 @@ fn the_design_ui_works_in_a_browser() {
         return;
     }
     let data = std::env::temp_dir().join(format!("kairos-browser-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
     let password = "browser-admin-secret";
-    let mut up = KillOnDrop(
-        kairos()
-            .current_dir(repo())
-            .args(["up", "--data"])
-            .arg(&data)
-            .env("KAIROS_ADMIN_PASSWORD", password)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "kairos up did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        up.0.try_wait().unwrap().is_none(),
-        "kairos up exited: is another one holding ports 7700-7702?"
-    );
+    let _up = kairos_up(&data, password);
     let screenshots = repo().join("tests/browser/screenshots");
     let out = Command::new("node")
         .current_dir(repo())

@@ -52,28 +52,7 @@ fn wait_for_version(port: u16, version: i64) -> Duration {
 #[test]
 fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let data = std::env::temp_dir().join(format!("kairos-up-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let mut up = KillOnDrop(
-        kairos()
-            .current_dir(repo())
-            .arg("up")
-            .arg("--data")
-            .arg(&data)
-            .env("KAIROS_ADMIN_PASSWORD", "admin-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "staging did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        up.0.try_wait().unwrap().is_none(),
-        "kairos up exited: is another one holding ports 7700-7702?"
-    );
+    let _up = common::kairos_up(&data, "admin-secret");
     let (status, started) = http(
         7701,
         "POST",

@@ -63,6 +63,35 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `kairos up` over a fresh `data` folder, with this admin password, once staging serves.
+/// It holds the fixed ports 7700-7702: the tests that run it are in different test binaries,
+/// which cargo runs one after another.
+pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> KillOnDrop {
+    let _ = std::fs::remove_dir_all(data);
+    let mut up = KillOnDrop(
+        kairos()
+            .current_dir(repo())
+            .arg("up")
+            .arg("--data")
+            .arg(data)
+            .env("KAIROS_ADMIN_PASSWORD", admin_password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "staging did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        up.0.try_wait().unwrap().is_none(),
+        "kairos up exited: is another one holding ports 7700-7702?"
+    );
+    up
+}
+
 /// `kairos runtime` with these arguments on a free port, ready to serve.
 pub struct Runtime {
     pub child: Child,
