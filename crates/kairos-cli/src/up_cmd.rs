@@ -120,6 +120,14 @@ async fn load_demo_tables(profiles: &ProfileStore, args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Where `group`'s runtime keeps its contact and response history.
+fn history_url(args: &Args, group: &str) -> String {
+    format!(
+        "sqlite://{}",
+        args.data.join(format!("{group}.db")).display()
+    )
+}
+
 /// One runtime of `group`, following it through the control plane on this machine.
 async fn group_runtime(
     args: &Args,
@@ -128,10 +136,7 @@ async fn group_runtime(
     address: &str,
     database: &str,
 ) -> Result<Arc<Runtime>> {
-    let history = format!(
-        "sqlite://{}",
-        args.data.join(format!("{group}.db")).display()
-    );
+    let history = history_url(args, group);
     let store = HistoryStore::open(&history)
         .await
         .with_context(|| format!("cannot open {history}"))?;
@@ -178,19 +183,16 @@ async fn up(args: Args) -> Result<ExitCode> {
             .map_err(|p| anyhow::anyhow!("cannot deploy the demo: {}", p.detail))?;
     }
     for group in ["staging", "production"] {
-        let history = format!(
-            "sqlite://{}",
-            args.data.join(format!("{group}.db")).display()
-        );
         control
-            .set_history(group, &history)
+            .set_history(group, &history_url(&args, group))
             .await
             .map_err(|p| anyhow::anyhow!("cannot configure {group}: {}", p.detail))?;
     }
     let staging = group_runtime(&args, &control, "staging", STAGING, &database).await?;
     let production = group_runtime(&args, &control, "production", PRODUCTION, &database).await?;
 
-    println!("  control plane       http://{CONTROL}   (API: /api/openapi.json)");
+    println!("  design UI           http://{CONTROL}/   (log in as admin)");
+    println!("  control plane API   http://{CONTROL}/api/   (described at /api/openapi.json)");
     println!("  staging runtime     http://{STAGING}");
     println!("  production runtime  http://{PRODUCTION}");
     println!();

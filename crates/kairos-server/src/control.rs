@@ -49,6 +49,8 @@ pub struct ControlPlane {
     profiles: Arc<ProfileStore>,
     /// Groups' own data sources, opened when first used, by URL.
     group_data: tokio::sync::Mutex<HashMap<String, Arc<ProfileStore>>>,
+    /// Groups' history databases, for reports, opened when first used, by URL.
+    histories: tokio::sync::Mutex<HashMap<String, Arc<kairos_store::Sql>>>,
     clock: fn() -> Timestamp,
     /// Bumped on every activation or token change, so long polls answer at once.
     changed: tokio::sync::watch::Sender<u64>,
@@ -133,6 +135,7 @@ impl ControlPlane {
             store: ControlStore::open(database, &default_gates()).await?,
             profiles: Arc::new(ProfileStore::open(database).await?),
             group_data: tokio::sync::Mutex::new(HashMap::new()),
+            histories: tokio::sync::Mutex::new(HashMap::new()),
             clock,
             changed: tokio::sync::watch::channel(0).0,
         })
@@ -1858,7 +1861,17 @@ async fn performance_report(
             ),
         )
     })?;
-    let history = kairos_store::Sql::open(&url).await.map_err(storage)?;
+    let history = {
+        let mut open = cp.histories.lock().await;
+        match open.get(&url) {
+            Some(history) => history.clone(),
+            None => {
+                let history = Arc::new(kairos_store::Sql::open(&url).await.map_err(storage)?);
+                open.insert(url, history.clone());
+                history
+            }
+        }
+    };
     let days = q.days.clamp(1, 3660);
     let since = Timestamp(cp.now().0 - days * 86_400 * 1_000_000_000);
     let mut totals: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
