@@ -37,7 +37,7 @@ fn token_file() -> PathBuf {
 }
 
 /// The user token: `KAIROS_TOKEN`, or the one `kairos login` saved for this control plane.
-fn user_token(control: &str) -> Option<String> {
+pub fn user_token(control: &str) -> Option<String> {
     if let Ok(token) = std::env::var("KAIROS_TOKEN")
         && !token.is_empty()
     {

@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     control: Option<String>,
     /// The runtime token the control plane issued for the group (kairos token issue
-    /// --runtime GROUP), or a user token
+    /// --runtime GROUP); without it, the user token of KAIROS_TOKEN or of `kairos login`
     #[arg(long, value_name = "TOKEN", env = "KAIROS_RUNTIME_TOKEN")]
     control_token: Option<String>,
     /// This instance's name on the control plane's status page (default: its address)
