@@ -182,7 +182,8 @@ const row = page.getByRole('row', { name: /promo_strip/ });
 await row.getByLabel('in zone').fill('home');
 await row.getByRole('button', { name: 'Create' }).click();
 await page.getByText('created interaction point promo_strip').waitFor();
-assert.match(await page.getByLabel(/zones\/home/).inputValue(), /"promo_strip": \{\}/);
+assert.match(await page.getByLabel(/^Interaction points/).inputValue(), /^promo_strip$/m);
+assert.match(await page.getByLabel(/^Interaction points/).inputValue(), /^hero=Welcome to Acme Bank$/m);
 await page.goto(base + '/ui/channels/web/versions');
 
 // Production refuses it (no tests yet), the review approves, an administrator promotes it

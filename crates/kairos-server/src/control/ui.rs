@@ -753,6 +753,8 @@ enum FieldKind {
     Names,
     /// `name=value` lines (attributes).
     Pairs,
+    /// Interaction points, a line each: `name`, or `name=default string`.
+    Points,
 }
 
 struct Field {
@@ -846,6 +848,12 @@ const RULE_FIELDS: &[Field] = &[
     ),
 ];
 
+const ZONE_FIELDS: &[Field] = &[field(
+    "interaction_points",
+    "Interaction points (one per line: name, or name=default string)",
+    FieldKind::Points,
+)];
+
 /// A segment is one expression: the key `""` is the whole body.
 const SEGMENT_FIELDS: &[Field] = &[field(
     "",
@@ -858,6 +866,7 @@ fn fields_of(kind: &str) -> Option<&'static [Field]> {
         "offers" => Some(OFFER_FIELDS),
         "rules" => Some(RULE_FIELDS),
         "segments" => Some(SEGMENT_FIELDS),
+        "zones" => Some(ZONE_FIELDS),
         _ => None,
     }
 }
@@ -988,12 +997,16 @@ fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool
                     esc(f.label)
                 );
             }
-            FieldKind::Pairs => {
+            FieldKind::Pairs | FieldKind::Points => {
                 let text: Vec<String> = value
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(k, v)| format!("{k}={}", scalar_text(v)))
+                    .map(|(k, v)| match (f.kind, v["default"].as_str()) {
+                        (FieldKind::Points, Some(default)) => format!("{k}={default}"),
+                        (FieldKind::Points, None) => k.clone(),
+                        _ => format!("{k}={}", scalar_text(v)),
+                    })
                     .collect();
                 let _ = write!(
                     out,
@@ -1083,6 +1096,19 @@ fn body_from_form(fields: &[Field], current: &J, form: &HashMap<String, String>)
                 raw.lines()
                     .filter_map(|l| l.split_once('='))
                     .map(|(k, v)| (k.trim().to_string(), typed(v.trim())))
+                    .collect(),
+            )),
+            FieldKind::Points => Some(J::Object(
+                raw.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| match l.split_once('=') {
+                        Some((name, default)) => (
+                            name.trim().to_string(),
+                            json!({ "default": default.trim() }),
+                        ),
+                        None => (l.to_string(), json!({})),
+                    })
                     .collect(),
             )),
         };
@@ -2723,6 +2749,15 @@ mod tests {
                 "attributes": { "apr": 19.9, "fee": 95, "image": "gold.png" },
                 "suppression": { "max_contacts": 3 },
             })
+        );
+        let points: HashMap<String, String> = [(
+            "f.interaction_points".to_string(),
+            "hero=Welcome, friend\n\nsidebar\n".to_string(),
+        )]
+        .into();
+        assert_eq!(
+            body_from_form(ZONE_FIELDS, &json!({}), &points),
+            json!({ "interaction_points": { "hero": { "default": "Welcome, friend" }, "sidebar": {} } })
         );
         let unchecked = body_from_form(RULE_FIELDS, &json!({ "score": 5 }), &HashMap::new());
         assert_eq!(
