@@ -47,6 +47,8 @@ pub struct ControlPlane {
     /// The profile and dimension tables the runtimes read: their schemas type-check
     /// channels; the data administrator imports into them here.
     profiles: Arc<ProfileStore>,
+    /// What an unknown user's password is checked against.
+    no_user_hash: String,
     /// Groups' own data sources, opened when first used, by URL.
     group_data: tokio::sync::Mutex<HashMap<String, Arc<ProfileStore>>>,
     /// Groups' history databases, for reports, opened when first used, by URL.
@@ -103,6 +105,17 @@ fn storage(e: StoreError) -> Problem {
     }
 }
 
+/// Password hashing takes tens of milliseconds on purpose: off the async workers.
+async fn slow<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            format!("password check failed: {e}"),
+        )
+    })
+}
+
 fn rejected(what: &str, r: Rejected) -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -134,6 +147,7 @@ impl ControlPlane {
         Ok(ControlPlane {
             store: ControlStore::open(database, &default_gates()).await?,
             profiles: Arc::new(ProfileStore::open(database).await?),
+            no_user_hash: auth::hash_password(&auth::new_password()),
             group_data: tokio::sync::Mutex::new(HashMap::new()),
             histories: tokio::sync::Mutex::new(HashMap::new()),
             clock,
@@ -626,8 +640,13 @@ async fn login(
 ) -> Reply {
     let b = body(json)?;
     let user = cp.store.user(&b.user).await.map_err(storage)?;
-    // The same answer for an unknown user and a wrong password.
-    let Some(user) = user.filter(|u| auth::verify_password(&b.password, &u.password_hash)) else {
+    // The same answer, after the same work, for an unknown user and a wrong password: an
+    // unknown user is checked against a hash of nothing, so timing tells nobody who exists.
+    let stored = user
+        .as_ref()
+        .map_or_else(|| cp.no_user_hash.clone(), |u| u.password_hash.clone());
+    let matches = slow(move || auth::verify_password(&b.password, &stored)).await?;
+    let Some(user) = user.filter(|_| matches) else {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "BAD_CREDENTIALS",
@@ -688,9 +707,10 @@ async fn create_user(
             "name and password: a name and a password of at least 8 characters are needed",
         ));
     }
+    let password = b.password;
     let user = User {
         name: b.name.trim().to_string(),
-        password_hash: auth::hash_password(&b.password),
+        password_hash: slow(move || auth::hash_password(&password)).await?,
         roles: b.roles,
     };
     cp.store.put_user(&user, cp.now()).await.map_err(storage)?;
