@@ -227,6 +227,29 @@ assert.ok(await page.getByText('staging-1').first().isVisible() || true);
 await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
 assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible());
 
+// An administrator adds a reviewer; the reviewer is offered only what a reviewer can do.
+await page.getByRole('navigation').getByRole('link', { name: 'Users & tokens' }).click();
+await page.getByLabel('User name').fill('rita');
+await page.getByLabel(/^Password/).fill('rita-password');
+await page.getByLabel('reviewer').check();
+await page.getByRole('button', { name: 'Save user' }).click();
+await page.getByText('saved user rita').waitFor();
+const reviewerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const rita = await reviewerContext.newPage();
+await rita.goto(base + '/ui/login');
+await rita.getByLabel('User name').fill('rita');
+await rita.getByLabel('Password').fill('rita-password');
+await rita.getByRole('button', { name: 'Log in' }).click();
+await rita.waitForURL(/\/ui\/channels$/);
+assert.equal(await rita.getByRole('link', { name: 'Users & tokens' }).count(), 0, 'no users page');
+assert.equal(await rita.getByText('Import a channel file').count(), 0, 'no import');
+await rita.goto(base + '/ui/channels/web/versions');
+assert.ok(await rita.getByRole('button', { name: /^Approve version/ }).first().isVisible());
+assert.equal(await rita.getByRole('button', { name: /^Deploy version/ }).count(), 0, 'no deploy');
+await rita.goto(base + '/ui/channels/web/edit/offers/GOLD_CARD');
+assert.equal(await rita.getByRole('button', { name: 'Save' }).count(), 0, 'no save');
+await reviewerContext.close();
+
 // A phone: the pages fit the width; wide tables and charts scroll inside their box.
 await page.setViewportSize({ width: 390, height: 844 });
 for (const [path, name] of [['/ui/channels/web', 'channel-phone'],
