@@ -548,6 +548,9 @@ pub struct GroupArgs {
     /// Approvals a version needs before it may go to this group
     #[arg(long)]
     approvals: Option<u64>,
+    /// Where its runtimes keep their history (the database of their --database), for reports
+    #[arg(long, value_name = "URL")]
+    history: Option<String>,
     #[command(flatten)]
     control: ControlArgs,
 }
@@ -570,13 +573,13 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
         (None, true) => J::Null,
         (None, false) => existing.map_or(J::Null, |g| g["data"].clone()),
     };
-    let mut body = json!({ "production": args.production, "data": data });
+    let mut body = json!({ "production": args.production, "data": data, "history": args.history });
     if gates.is_object() {
         body["gates"] = gates;
     }
     let saved = control.call("PUT", &format!("/api/groups/{}", args.name), Some(&body))?;
     println!(
-        "group {}: {}gates {}, data {}",
+        "group {}: {}gates {}, data {}, history {}",
         args.name,
         if saved["production"] == true {
             "production, "
@@ -584,7 +587,8 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
             ""
         },
         saved["gates"],
-        saved["data"].as_str().unwrap_or("shared")
+        saved["data"].as_str().unwrap_or("shared"),
+        saved["history"].as_str().unwrap_or("not set")
     );
     Ok(ExitCode::SUCCESS)
 }
