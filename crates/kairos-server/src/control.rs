@@ -111,7 +111,7 @@ async fn slow<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> R
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
-            format!("password check failed: {e}"),
+            format!("hashing the password failed: {e}"),
         )
     })
 }

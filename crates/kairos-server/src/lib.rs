@@ -1,6 +1,7 @@
-//! The Kairos runtime server: the touchpoint API over the decision engine. Only this crate
-//! knows HTTP. [`run`] serves a [`Runtime`] on a listener until `shutdown` completes; tests
-//! start it on port 0.
+//! The Kairos servers, the only crate that knows HTTP: the runtime (the touchpoint API over
+//! the decision engine; [`run`] serves a [`Runtime`] on a listener until `shutdown`
+//! completes, tests start it on port 0) and the control plane ([`control`]: the design and
+//! deployment API and the design UI).
 
 pub mod auth;
 pub mod control;
