@@ -143,6 +143,11 @@ async fn group_runtime(
     let profiles = StoreProfiles::open(ProfileStore::open(database).await?).await?;
     let runtime = Arc::new(Runtime::new(store, Box::new(profiles), Config::default()));
     runtime.warm().await?;
+    // The runtimes of the last start are gone: their tokens go with them.
+    control
+        .store
+        .revoke_tokens("runtime", group, "kairos up")
+        .await?;
     let token = control
         .issue_token("runtime", group, "kairos up", "admin")
         .await?;

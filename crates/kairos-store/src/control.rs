@@ -333,6 +333,23 @@ impl ControlStore {
         Ok(())
     }
 
+    /// Revokes every token of this kind, subject and label; returns how many there were.
+    pub async fn revoke_tokens(
+        &self,
+        kind: &str,
+        subject: &str,
+        label: &str,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM kc_tokens WHERE kind = $1 AND subject = $2 AND label = $3")
+                .bind(kind)
+                .bind(subject)
+                .bind(label)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn token(&self, digest: &str) -> Result<Option<Token>, StoreError> {
         sqlx::query("SELECT digest, kind, subject, label FROM kc_tokens WHERE digest = $1")
             .bind(digest)

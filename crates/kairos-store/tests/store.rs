@@ -602,6 +602,25 @@ async fn users_and_token_digests_are_kept(url: String) {
     assert_eq!(store.token("d1").await.unwrap(), Some(token.clone()));
     assert_eq!(store.tokens("touchpoint").await.unwrap(), vec![token]);
     assert_eq!(store.tokens("user").await.unwrap(), vec![]);
+    assert_eq!(
+        store
+            .revoke_tokens("touchpoint", "web", "other")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_tokens("touchpoint", "web", "website")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.token("d1").await.unwrap(),
+        None,
+        "a revoked token is gone"
+    );
 }
 
 async fn performance_is_counted_per_offer_segment_zone_day_and_kind(url: String) {
