@@ -56,6 +56,8 @@ pub struct ControlPlane {
     clock: fn() -> Timestamp,
     /// Bumped on every activation or token change, so long polls answer at once.
     changed: tokio::sync::watch::Sender<u64>,
+    /// Set when the server shuts down: long polls answer at once.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Who is calling: a user with roles, or a runtime of a group.
@@ -152,6 +154,7 @@ impl ControlPlane {
             histories: tokio::sync::Mutex::new(HashMap::new()),
             clock,
             changed: tokio::sync::watch::channel(0).0,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -471,8 +474,16 @@ pub async fn run(
     control: Arc<ControlPlane>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = control.clone();
     axum::serve(listener, router(control))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Long polls in flight answer now rather than hold the shutdown for their wait.
+            stopping
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            stopping.signal();
+        })
         .await
 }
 
@@ -1721,7 +1732,10 @@ async fn active(
     let mut changed = cp.changed.subscribe();
     let g = loop {
         let g = group_named(&cp, &group).await?;
-        if g.generation > q.after || tokio::time::Instant::now() >= deadline {
+        if g.generation > q.after
+            || tokio::time::Instant::now() >= deadline
+            || cp.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        {
             break g;
         }
         // Another control plane instance may have changed it: look again within a second.
