@@ -50,6 +50,13 @@ await page.keyboard.press('Enter');
 await page.waitForURL(/\/ui\/channels$/);
 await check('channels');
 
+// A new channel starts empty, its components added on its page.
+await page.getByLabel(/^New channel/).fill('kiosk');
+await page.getByRole('button', { name: 'Create the channel' }).click();
+await page.getByText('created channel kiosk').waitFor();
+assert.ok(await page.getByLabel('New zones and interaction points').isVisible());
+await page.getByRole('navigation').getByRole('link', { name: 'Channels' }).click();
+
 // The demo channel, with its treatment rules as a table.
 await page.getByRole('link', { name: 'web', exact: true }).click();
 await page.waitForURL(/\/ui\/channels\/web$/);

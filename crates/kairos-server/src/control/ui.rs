@@ -225,6 +225,7 @@ pub(super) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/ui/logout", post(logout))
         .route("/ui/channels", get(channels_page))
         .route("/ui/channels/apply", post(apply_submit))
+        .route("/ui/channels/new", post(new_channel))
         .route("/ui/channels/{channel}", get(channel_page))
         .route("/ui/channels/{channel}/add", post(add_component))
         .route(
@@ -335,9 +336,47 @@ async fn channels_page(
     }
     body.push_str("</tbody></table></div>");
     if caller.roles.contains(&Role::Designer) {
+        body.push_str(r#"<form method="post" action="/ui/channels/new" class="card"><label for="new-channel">New channel (its name, as touchpoints will send it)</label><input id="new-channel" name="name" type="text" required pattern="[A-Za-z_][A-Za-z0-9_\-]*"><p><button type="submit">Create the channel</button></p></form>"#);
         body.push_str(r#"<h2>Import a channel file</h2><form method="post" action="/ui/channels/apply" class="card"><label for="file">File name (errors are reported against it)</label><input id="file" name="file" type="text" value="channel.yaml"><label for="yaml">Channel file (YAML)</label><textarea id="yaml" name="yaml" rows="14" required></textarea><p><button type="submit">Import as a new revision</button></p></form>"#);
     }
     page(Some(&caller), "Channels", &body)
+}
+
+#[derive(Deserialize)]
+struct NewChannelForm {
+    name: String,
+}
+
+/// A channel starts as its settings; its components are added on its page.
+async fn new_channel(
+    State(cp): State<Arc<ControlPlane>>,
+    Signed(caller): Signed,
+    Form(f): Form<NewChannelForm>,
+) -> Response {
+    let name = f.name.trim().to_string();
+    let mut create = HeaderMap::new();
+    create.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+    let reply = put_component(
+        State(cp),
+        Extension(caller),
+        Path((name.clone(), Kind::Settings.name().into(), SETTINGS.into())),
+        create,
+        Ok(Json(json!({}))),
+    )
+    .await;
+    match answer(reply).await {
+        Ok(_) => with_flash(
+            &format!("/ui/channels/{}", enc(&name)),
+            "ok",
+            &format!("created channel {name}"),
+        ),
+        Err(p) if p.status == StatusCode::CONFLICT => with_flash(
+            "/ui/channels",
+            "error",
+            &format!("channel {name} exists already"),
+        ),
+        Err(p) => with_flash("/ui/channels", "error", &problem_message(&p)),
+    }
 }
 
 #[derive(Deserialize)]
