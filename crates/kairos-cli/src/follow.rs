@@ -41,14 +41,23 @@ impl Follow {
     }
 
     /// Serves the cached versions, if any: what the group ran when this instance last heard.
-    pub async fn serve_cached(&self, runtime: &Runtime) -> Result<bool> {
+    /// A cache that cannot be used is reported and skipped: the control plane's answer
+    /// replaces it.
+    pub async fn serve_cached(&self, runtime: &Runtime) -> bool {
         let Ok(bytes) = std::fs::read(self.cache_file()) else {
-            return Ok(false);
+            return false;
         };
-        let answer: J = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is corrupt", self.cache_file().display()))?;
-        self.apply(runtime, &answer, true).await?;
-        Ok(true)
+        let served = match serde_json::from_slice::<J>(&bytes) {
+            Ok(answer) => self.apply(runtime, &answer, true).await.map(|_| ()),
+            Err(e) => Err(anyhow::Error::new(e)),
+        };
+        if let Err(e) = &served {
+            eprintln!(
+                "not serving the cached versions in {}: {e:#}",
+                self.cache_file().display()
+            );
+        }
+        served.is_ok()
     }
 
     /// Swaps in every version of `answer` the runtime does not run yet, and the group's

@@ -261,7 +261,7 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
         cache: args.data.join("cache"),
         database: db.clone(),
     };
-    let cached = follow.serve_cached(&runtime).await?;
+    let cached = follow.serve_cached(&runtime).await;
     println!(
         "kairos runtime of group {group} on http://{address}, following {}",
         follow.control

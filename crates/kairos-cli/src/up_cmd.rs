@@ -160,7 +160,7 @@ async fn group_runtime(
         cache: args.data.join("cache"),
         database: database.to_string(),
     };
-    follow.serve_cached(&runtime).await?;
+    follow.serve_cached(&runtime).await;
     follow.spawn(runtime.clone(), tokio::runtime::Handle::current());
     Ok(runtime)
 }

@@ -563,14 +563,26 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let with_token = format!(
-        "POST /v1/sessions HTTP/1.1\r\nhost: k\r\nconnection: close\r\nauthorization: Bearer {touchpoint}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{start}",
-        start.len()
-    );
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", runtime_port)).unwrap();
-    std::io::Write::write_all(&mut stream, with_token.as_bytes()).unwrap();
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    // One request with the touchpoint token: the status line and the body.
+    let with_token = |method: &str, path: &str, body: &str| {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: k\r\nconnection: close\r\nauthorization: Bearer {touchpoint}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", runtime_port)).unwrap();
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        response
+    };
+    let response = with_token("POST", "/v1/sessions", start);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // A damaged cache is reported and skipped: the control plane's answer replaces it.
+    drop(runtime);
+    std::fs::write(runtime_data.join("cache/staging.json"), "{ not json").unwrap();
+    let runtime = spawn_ready(&runtime_args, &[], runtime_port, "/readyz");
+    let version = with_token("GET", "/v1/version", "");
+    assert!(version.contains(r#""deployment":2"#), "{version}");
     drop((runtime, control));
 }
