@@ -115,9 +115,11 @@ impl Follow {
 
     fn write_cache(&self, answer: &J) -> Result<()> {
         std::fs::create_dir_all(&self.cache)?;
-        // Written aside and renamed: a crash mid-write leaves the previous cache whole.
+        // Written aside, synced and renamed: a crash mid-write leaves the previous cache whole.
         let partial = self.cache.join(format!("{}.json.partial", self.group));
-        std::fs::write(&partial, answer.to_string())?;
+        let mut file = std::fs::File::create(&partial)?;
+        std::io::Write::write_all(&mut file, answer.to_string().as_bytes())?;
+        file.sync_all()?;
         std::fs::rename(&partial, self.cache_file())?;
         Ok(())
     }
