@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value as J, json};
-
 use kairos_server::remote::Client;
+use serde_json::{Value as J, json};
 
 #[derive(clap::Args, Clone)]
 pub struct ControlArgs {

@@ -98,7 +98,8 @@ fn through_control(args: &ImportArgs) -> Result<ExitCode> {
         path.push_str(&format!("&group={group}"));
     }
     if let Some(schema) = &args.schema {
-        path.push_str(&format!("&schema={schema}"));
+        // Spaces around the pairs mean nothing and would break the query string.
+        path.push_str(&format!("&schema={}", schema.replace(' ', "")));
     }
     let imported = Control::connect(&args.control)?.upload(&path, "text/csv", &csv)?;
     let columns: Vec<(String, String)> = imported["columns"]

@@ -12,10 +12,9 @@ use anyhow::{Context, Result};
 use kairos_engine::Deployment;
 use kairos_server::Runtime;
 use kairos_server::profiles::StoreProfiles;
+use kairos_server::remote::Client;
 use kairos_store::ProfileStore;
 use serde_json::{Value as J, json};
-
-use kairos_server::remote::Client;
 
 /// How long one poll waits for a change; also the longest gap between status reports.
 const POLL_SECONDS: u64 = 5;

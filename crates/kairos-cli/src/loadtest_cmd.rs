@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_engine::random::{Random, SplitMix64};
-use serde_json::{Value as J, json};
-
 use kairos_server::remote::Client;
+use serde_json::{Value as J, json};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,12 +10,11 @@ use kairos_engine::Deployment;
 use kairos_engine::inprocess::{InProcess, MemoryTables};
 use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
-
+use kairos_server::remote::{Client, Remote};
 use serde_json::{Value as J, json};
 
 use crate::control_cmd::{Control, ControlArgs};
 use crate::tables::{compile_channel_file, read_tables};
-use kairos_server::remote::{Client, Remote};
 
 #[derive(clap::Args)]
 pub struct Args {
