@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use kairos_server::control::{freshest_address, items};
 use kairos_server::remote::Client;
 use serde_json::{Value as J, json};
 
@@ -146,19 +147,7 @@ impl Control {
     /// The address of the group's instance that reported last.
     pub fn group_address(&mut self, group: &str) -> Result<Option<String>> {
         let groups = self.call("GET", "/api/groups", None)?;
-        Ok(groups
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|g| g["name"] == group)
-            .and_then(|g| {
-                g["instances"]
-                    .as_array()?
-                    .iter()
-                    .min_by_key(|i| i["seconds_since_seen"].as_i64().unwrap_or(i64::MAX))
-                    .and_then(|i| i["address"].as_str())
-                    .map(|a| format!("http://{a}"))
-            }))
+        Ok(freshest_address(&groups, group).map(|a| format!("http://{a}")))
     }
 
     /// Attaches a test result to the version of `channel` active on `group`; says where.
@@ -362,10 +351,6 @@ pub struct ChannelArgs {
     control: ControlArgs,
 }
 
-fn list(value: &J) -> Vec<&J> {
-    value.as_array().into_iter().flatten().collect()
-}
-
 pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let versions = control.call(
@@ -373,14 +358,14 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
         &format!("/api/channels/{}/versions", args.channel),
         None,
     )?;
-    if list(&versions).is_empty() {
+    if items(&versions).is_empty() {
         println!(
             "{} has no versions yet (kairos deploy snapshots one)",
             args.channel
         );
     }
-    for v in list(&versions) {
-        let active: Vec<&str> = list(&v["active_in"])
+    for v in items(&versions) {
+        let active: Vec<&str> = items(&v["active_in"])
             .iter()
             .filter_map(|g| g.as_str())
             .collect();
@@ -399,7 +384,7 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
         if let Some(note) = v["note"].as_str().filter(|n| !n.is_empty()) {
             println!("  note: {note}");
         }
-        for d in list(&v["deployments"]) {
+        for d in items(&v["deployments"]) {
             println!(
                 "  {} to {} by {} at {}{}",
                 d["action"].as_str().unwrap_or_default(),
@@ -411,7 +396,7 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
                     .map_or_else(String::new, |r| format!(" ({r})"))
             );
         }
-        for r in list(&v["results"]) {
+        for r in items(&v["results"]) {
             println!(
                 "  {} on {}: {} ({})",
                 r["kind"].as_str().unwrap_or_default(),
@@ -424,7 +409,7 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
                 r["summary"]["text"].as_str().unwrap_or_default()
             );
         }
-        for r in list(&v["reviews"]) {
+        for r in items(&v["reviews"]) {
             println!(
                 "  {} by {}: {}",
                 r["decision"].as_str().unwrap_or_default(),
@@ -438,8 +423,8 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
 
 pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
     let mut control = Control::connect(args)?;
-    for g in list(&control.call("GET", "/api/groups", None)?) {
-        let active: Vec<String> = list(&g["active"])
+    for g in items(&control.call("GET", "/api/groups", None)?) {
+        let active: Vec<String> = items(&g["active"])
             .iter()
             .map(|a| {
                 format!(
@@ -463,7 +448,7 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
                 active.join(", ")
             }
         );
-        for i in list(&g["instances"]) {
+        for i in items(&g["instances"]) {
             let running: Vec<String> = i["running"]
                 .as_object()
                 .into_iter()
@@ -484,9 +469,9 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
         }
     }
     let unknown = control.call("GET", "/api/unknown-names", None)?;
-    if !list(&unknown).is_empty() {
+    if !items(&unknown).is_empty() {
         println!("names touchpoints called that their channel does not define:");
-        for u in list(&unknown) {
+        for u in items(&unknown) {
             println!(
                 "  {} {} in {}: {} call(s), last at {}",
                 u["kind"].as_str().unwrap_or_default().replace('_', " "),
@@ -513,7 +498,7 @@ pub struct AuditArgs {
 pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let log = control.call("GET", &format!("/api/audit?limit={}", args.limit), None)?;
-    for e in list(&log) {
+    for e in items(&log) {
         let detail = e["detail"].as_str().unwrap_or_default();
         println!(
             "{}  {:<10} {:<12} {}{}",
@@ -557,7 +542,7 @@ pub struct GroupArgs {
 pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let groups = control.call("GET", "/api/groups", None)?;
-    let existing = list(&groups)
+    let existing = items(&groups)
         .into_iter()
         .find(|g| g["name"] == args.name.as_str());
     let mut gates = existing.map_or(J::Null, |g| g["gates"].clone());
@@ -615,7 +600,7 @@ pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
         ),
         None,
     )?;
-    let changes = list(&diff["changes"]);
+    let changes = items(&diff["changes"]);
     if changes.is_empty() {
         println!("{} {} and {} are the same", args.channel, args.a, args.b);
     }
@@ -625,7 +610,7 @@ pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
             c["change"].as_str().unwrap_or_default(),
             c["path"].as_str().unwrap_or_default()
         );
-        for line in list(&c["lines"]) {
+        for line in items(&c["lines"]) {
             println!("    {}", line.as_str().unwrap_or_default());
         }
     }

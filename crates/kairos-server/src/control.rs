@@ -137,6 +137,24 @@ fn ok(value: J) -> Reply {
     Ok(Json(value).into_response())
 }
 
+/// The items of a JSON array; none for anything else. For reading the API's answers.
+pub fn items(value: &J) -> Vec<&J> {
+    value.as_array().into_iter().flatten().collect()
+}
+
+/// In an answer of `GET /api/groups`, the address of `group`'s instance that reported last.
+pub fn freshest_address(groups: &J, group: &str) -> Option<String> {
+    items(groups)
+        .into_iter()
+        .find(|g| g["name"] == group)
+        .and_then(|g| {
+            items(&g["instances"])
+                .into_iter()
+                .min_by_key(|i| i["seconds_since_seen"].as_i64().unwrap_or(i64::MAX))
+                .and_then(|i| i["address"].as_str().map(str::to_string))
+        })
+}
+
 fn time(t: Timestamp) -> J {
     J::String(kairos_rules::time::format_timestamp(t))
 }
@@ -639,6 +657,7 @@ fn body<T: serde::de::DeserializeOwned>(
     Ok(json?.0)
 }
 
+/// Also the fields of the UI's form for the same action.
 #[derive(Deserialize)]
 struct LoginBody {
     user: String,
@@ -753,7 +772,8 @@ async fn list_tokens(
     ok(J::Array(out))
 }
 
-#[derive(Deserialize)]
+/// Also the fields of the UI's form for the same action.
+#[derive(Clone, Deserialize)]
 struct TokenBody {
     /// `touchpoint` (for a channel) or `runtime` (for a server group).
     kind: String,
@@ -804,7 +824,8 @@ async fn list_channels(State(cp): State<Arc<ControlPlane>>) -> Reply {
     ))
 }
 
-#[derive(Deserialize)]
+/// Also the fields of the UI's form for the same action.
+#[derive(Clone, Deserialize)]
 struct ApplyBody {
     /// The file name errors are reported against.
     #[serde(default = "default_file")]
@@ -1110,6 +1131,7 @@ async fn create_version(
     Ok((status, Json(version_json(&cp, &v, false).await?)).into_response())
 }
 
+/// Also the fields of the UI's form for the same action.
 #[derive(Deserialize)]
 struct ReviewBody {
     /// `approve` or `reject`.

@@ -82,10 +82,6 @@ fn when(value: &J) -> String {
     format!("{} UTC", esc(&seconds.replacen('T', " ", 1)))
 }
 
-fn list(value: &J) -> Vec<&J> {
-    value.as_array().into_iter().flatten().collect()
-}
-
 /// A path segment or query value, percent-encoded.
 fn enc(text: &str) -> String {
     text.bytes()
@@ -267,21 +263,8 @@ async fn login_page(Query(flash): Query<Flash>) -> Response {
     )
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    user: String,
-    password: String,
-}
-
-async fn login_submit(State(cp): State<Arc<ControlPlane>>, Form(f): Form<LoginForm>) -> Response {
-    let reply = login(
-        State(cp),
-        Ok(Json(LoginBody {
-            user: f.user,
-            password: f.password,
-        })),
-    )
-    .await;
+async fn login_submit(State(cp): State<Arc<ControlPlane>>, Form(f): Form<LoginBody>) -> Response {
+    let reply = login(State(cp), Ok(Json(f))).await;
     match answer(reply).await {
         Ok(body) => {
             let token = body["token"].as_str().unwrap_or_default();
@@ -318,7 +301,7 @@ async fn channels_page(
     };
     let mut body = banner(&flash);
     body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Channel</th><th scope="col">Revision</th><th scope="col">Last change</th><th scope="col"></th></tr></thead><tbody>"#);
-    for c in list(&channels) {
+    for c in items(&channels) {
         let name = c["name"].as_str().unwrap_or_default();
         let _ = write!(
             body,
@@ -331,7 +314,7 @@ async fn channels_page(
             enc(name)
         );
     }
-    if list(&channels).is_empty() {
+    if items(&channels).is_empty() {
         body.push_str(r#"<tr><td colspan="4" class="muted">No channels yet: import a channel file below.</td></tr>"#);
     }
     body.push_str("</tbody></table></div>");
@@ -379,26 +362,12 @@ async fn new_channel(
     }
 }
 
-#[derive(Deserialize)]
-struct ApplyForm {
-    file: String,
-    yaml: String,
-}
-
 async fn apply_submit(
     State(cp): State<Arc<ControlPlane>>,
     Signed(caller): Signed,
-    Form(f): Form<ApplyForm>,
+    Form(f): Form<ApplyBody>,
 ) -> Response {
-    let reply = apply(
-        State(cp),
-        Extension(caller.clone()),
-        Ok(Json(ApplyBody {
-            file: f.file.clone(),
-            yaml: f.yaml.clone(),
-        })),
-    )
-    .await;
+    let reply = apply(State(cp), Extension(caller.clone()), Ok(Json(f.clone()))).await;
     match answer(reply).await {
         Ok(done) => {
             let name = done["channel"].as_str().unwrap_or_default();
@@ -467,7 +436,7 @@ fn rules_table(channel: &str, components: &[&J]) -> String {
         let b = &c["body"];
         let name = c["name"].as_str().unwrap_or_default();
         let offers = if b["offers"].is_array() {
-            list(&b["offers"])
+            items(&b["offers"])
                 .iter()
                 .map(|o| cell(o))
                 .collect::<Vec<_>>()
@@ -509,7 +478,7 @@ async fn channel_page(
     let checked = answer(validate(State(cp.clone()), Path(name.clone())).await)
         .await
         .unwrap_or(J::Null);
-    let components = list(&doc["components"]);
+    let components = items(&doc["components"]);
     let mut body = banner(&flash);
     let _ = write!(
         body,
@@ -519,7 +488,7 @@ async fn channel_page(
         when(&doc["updated_at"]),
         enc(&name)
     );
-    let errors = list(&checked["errors"]);
+    let errors = items(&checked["errors"]);
     if errors.is_empty() {
         body.push_str(
             r#"<p class="notice" role="status">The design is valid: it can be deployed.</p>"#,
@@ -1058,7 +1027,7 @@ fn field_form(href: &str, e: &Editor, fields: &[Field], body: &J, editable: bool
             }
             _ => {
                 let text = match f.kind {
-                    FieldKind::Names => list(value)
+                    FieldKind::Names => items(value)
                         .iter()
                         .map(|v| scalar_text(v))
                         .collect::<Vec<_>>()
@@ -1195,7 +1164,7 @@ fn suggestions(doc: &J) -> String {
         ("offers", "offers"),
     ] {
         let _ = write!(out, r#"<datalist id="names-{id}"><option value="*">"#);
-        for c in list(&doc["components"])
+        for c in items(&doc["components"])
             .iter()
             .filter(|c| c["kind"] == kind)
         {
@@ -1204,11 +1173,11 @@ fn suggestions(doc: &J) -> String {
         out.push_str("</datalist>");
     }
     out.push_str(r#"<datalist id="names-categories">"#);
-    for c in list(&doc["components"])
+    for c in items(&doc["components"])
         .iter()
         .filter(|c| c["kind"] == "settings")
     {
-        for category in list(&c["body"]["categories"]) {
+        for category in items(&c["body"]["categories"]) {
             let _ = write!(out, r#"<option value="{}">"#, cell(category));
         }
     }
@@ -1230,7 +1199,7 @@ fn error_text(e: &J) -> String {
 /// This component's errors (line, column, message) and the others' as text.
 fn split_errors(kind: &str, name: &str, errors: &J) -> (Vec<(u32, u32, String)>, Vec<String>) {
     let path = format!("{kind}/{name}");
-    let (mine, others): (Vec<&J>, Vec<&J>) = list(errors)
+    let (mine, others): (Vec<&J>, Vec<&J>) = items(errors)
         .into_iter()
         .partition(|e| e["component"] == path.as_str());
     let mine = mine
@@ -1265,7 +1234,7 @@ async fn component_of(
     let doc = answer(channel(State(cp.clone()), Path(channel_name.to_string())).await)
         .await
         .map_err(|p| error_page(caller, &p))?;
-    let found = list(&doc["components"])
+    let found = items(&doc["components"])
         .into_iter()
         .find(|c| c["kind"] == kind && c["name"] == name)
         .cloned();
@@ -1488,7 +1457,7 @@ async fn versions_page(
     );
     if deployer {
         let mut options = String::new();
-        for g in list(&groups) {
+        for g in items(&groups) {
             let _ = write!(
                 options,
                 r#"<option value="{0}">{0}</option>"#,
@@ -1501,7 +1470,7 @@ async fn versions_page(
             enc(&name)
         );
     }
-    let all = list(&versions);
+    let all = items(&versions);
     if all.len() > 1 {
         let mut options = String::from(r#"<option value="design">the design</option>"#);
         for v in all.iter().rev() {
@@ -1522,7 +1491,7 @@ async fn versions_page(
     }
     for v in all.iter().rev() {
         let number = v["number"].as_i64().unwrap_or_default();
-        let active: Vec<String> = list(&v["active_in"]).iter().map(|g| cell(g)).collect();
+        let active: Vec<String> = items(&v["active_in"]).iter().map(|g| cell(g)).collect();
         let _ = write!(
             body,
             r#"<section class="card" aria-labelledby="v{number}"><h2 id="v{number}">Version {number}{}</h2><p>{} by {} · hash <code>{}</code>{}</p>"#,
@@ -1539,7 +1508,7 @@ async fn versions_page(
                 .filter(|n| !n.is_empty())
                 .map_or(String::new(), |n| format!(" · “{}”", esc(n)))
         );
-        let results = list(&v["results"]);
+        let results = items(&v["results"]);
         if !results.is_empty() {
             body.push_str("<ul>");
             for r in results {
@@ -1558,7 +1527,7 @@ async fn versions_page(
             }
             body.push_str("</ul>");
         }
-        for r in list(&v["reviews"]) {
+        for r in items(&v["reviews"]) {
             let _ = write!(
                 body,
                 "<p>{} by {}: {}</p>",
@@ -1567,7 +1536,7 @@ async fn versions_page(
                 cell(&r["comment"])
             );
         }
-        for d in list(&v["deployments"]) {
+        for d in items(&v["deployments"]) {
             let _ = write!(
                 body,
                 r#"<p class="muted">{} to {} by {} at {}{}</p>"#,
@@ -1598,7 +1567,7 @@ async fn versions_page(
         }
         if deployer {
             let mut options = String::new();
-            for g in list(&groups) {
+            for g in items(&groups) {
                 let _ = write!(
                     options,
                     r#"<option value="{0}">{0}</option>"#,
@@ -1688,34 +1657,22 @@ async fn rollback_submit(
     .await
 }
 
-#[derive(Deserialize)]
-struct ReviewForm {
-    decision: String,
-    #[serde(default)]
-    comment: String,
-}
-
 async fn review_submit(
     State(cp): State<Arc<ControlPlane>>,
     Signed(caller): Signed,
     Path((name, number)): Path<(String, i64)>,
-    Form(f): Form<ReviewForm>,
+    Form(f): Form<ReviewBody>,
 ) -> Response {
+    let decision = f.decision.clone();
     let reply = review(
         State(cp),
         Extension(caller),
         Path((name.clone(), number)),
-        Ok(Json(ReviewBody {
-            decision: f.decision.clone(),
-            comment: f.comment,
-        })),
+        Ok(Json(f)),
     )
     .await;
     let back = format!("/ui/channels/{}/versions", enc(&name));
-    flash_after(reply, &back, |_| {
-        format!("version {number}: {}d", f.decision)
-    })
-    .await
+    flash_after(reply, &back, |_| format!("version {number}: {decision}d")).await
 }
 
 async fn diff_page(
@@ -1734,7 +1691,7 @@ async fn diff_page(
         Err(p) => return error_page(&caller, &p),
     };
     let mut body = String::new();
-    let changes = list(&d["changes"]);
+    let changes = items(&d["changes"]);
     if changes.is_empty() {
         body.push_str(r#"<p class="muted">No differences.</p>"#);
     }
@@ -1745,7 +1702,7 @@ async fn diff_page(
             cell(&c["change"]),
             cell(&c["path"])
         );
-        for line in list(&c["lines"]) {
+        for line in items(&c["lines"]) {
             let text = line.as_str().unwrap_or_default();
             let class = if text.starts_with('+') {
                 "add"
@@ -1790,8 +1747,8 @@ async fn groups_page(State(cp): State<Arc<ControlPlane>>, Signed(caller): Signed
         Err(p) => return error_page(&caller, &p),
     };
     let mut body = String::new();
-    for g in list(&groups) {
-        let active: Vec<String> = list(&g["active"])
+    for g in items(&groups) {
+        let active: Vec<String> = items(&g["active"])
             .iter()
             .map(|a| format!("{} v{}", cell(&a["channel"]), cell(&a["version"])))
             .collect();
@@ -1813,7 +1770,7 @@ async fn groups_page(State(cp): State<Arc<ControlPlane>>, Signed(caller): Signed
             g["data"].as_str().map_or("shared".to_string(), esc)
         );
         body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Address</th><th scope="col">Runs</th><th scope="col">Last report</th></tr></thead><tbody>"#);
-        for i in list(&g["instances"]) {
+        for i in items(&g["instances"]) {
             let runs: Vec<String> = i["running"]
                 .as_object()
                 .into_iter()
@@ -1843,7 +1800,7 @@ async fn audit_page(State(cp): State<Arc<ControlPlane>>, Signed(caller): Signed)
     let mut body = String::from(
         r#"<div class="scroll"><table><thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">On</th><th scope="col">Detail</th></tr></thead><tbody>"#,
     );
-    for e in list(&log) {
+    for e in items(&log) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -1870,7 +1827,7 @@ async fn unknown_page(
     let mut body = banner(&flash);
     body.push_str(r#"<p>Names touchpoints called that their channel does not define: a signal to the design team.</p><div class="scroll"><table><thead><tr><th scope="col">Channel</th><th scope="col">Kind</th><th scope="col">Name</th><th scope="col">Calls</th><th scope="col">Last</th><th scope="col"></th></tr></thead><tbody>"#);
     let designer = caller.roles.contains(&Role::Designer);
-    for u in list(&names) {
+    for u in items(&names) {
         let create = if designer {
             let zone = if u["kind"] == "interaction_point" {
                 r#"<label class="inline">in zone <input name="zone" type="text" required size="10"></label>"#
@@ -1978,8 +1935,8 @@ async fn users_page(
         .unwrap_or(J::Null);
     let mut body = banner(&flash);
     body.push_str(r#"<h2>Users</h2><div class="scroll"><table><thead><tr><th scope="col">User</th><th scope="col">Roles</th></tr></thead><tbody>"#);
-    for u in list(&users) {
-        let roles: Vec<String> = list(&u["roles"]).iter().map(|r| cell(r)).collect();
+    for u in items(&users) {
+        let roles: Vec<String> = items(&u["roles"]).iter().map(|r| cell(r)).collect();
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",
@@ -1996,7 +1953,7 @@ async fn users_page(
         );
     }
     body.push_str(r#"</fieldset><p><button type="submit">Save user</button></p></form><h2>Tokens</h2><div class="scroll"><table><thead><tr><th scope="col">Kind</th><th scope="col">For</th><th scope="col">Label</th></tr></thead><tbody>"#);
-    for t in list(&tokens) {
+    for t in items(&tokens) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -2005,7 +1962,7 @@ async fn users_page(
             cell(&t["label"])
         );
     }
-    body.push_str(r#"</tbody></table></div><form method="post" action="/ui/tokens" class="card"><h2>Issue a token</h2><label for="token-kind">Kind</label><select id="token-kind" name="kind"><option value="touchpoint">touchpoint (for a channel)</option><option value="runtime">runtime (for a server group)</option></select><label for="token-for">Channel or group</label><input id="token-for" name="subject" type="text" required><label for="token-label">Label</label><input id="token-label" name="label" type="text"><p><button type="submit">Issue</button></p></form>"#);
+    body.push_str(r#"</tbody></table></div><form method="post" action="/ui/tokens" class="card"><h2>Issue a token</h2><label for="token-kind">Kind</label><select id="token-kind" name="kind"><option value="touchpoint">touchpoint (for a channel)</option><option value="runtime">runtime (for a server group)</option></select><label for="token-for">Channel or group</label><input id="token-for" name="for" type="text" required><label for="token-label">Label</label><input id="token-label" name="label" type="text"><p><button type="submit">Issue</button></p></form>"#);
     page(Some(&caller), "Users and tokens", &body)
 }
 
@@ -2033,29 +1990,12 @@ async fn user_submit(
     flash_after(reply, "/ui/users", |_| format!("saved user {name}")).await
 }
 
-#[derive(Deserialize)]
-struct TokenForm {
-    kind: String,
-    subject: String,
-    #[serde(default)]
-    label: String,
-}
-
 async fn token_submit(
     State(cp): State<Arc<ControlPlane>>,
     Signed(caller): Signed,
-    Form(f): Form<TokenForm>,
+    Form(f): Form<TokenBody>,
 ) -> Response {
-    let reply = create_token(
-        State(cp),
-        Extension(caller.clone()),
-        Ok(Json(TokenBody {
-            kind: f.kind.clone(),
-            subject: f.subject.clone(),
-            label: f.label,
-        })),
-    )
-    .await;
+    let reply = create_token(State(cp), Extension(caller.clone()), Ok(Json(f.clone()))).await;
     match answer(reply).await {
         // Shown once, on this page only: never in a URL.
         Ok(issued) => page(
@@ -2134,7 +2074,7 @@ fn flow(values: &[(String, kairos_rules::Value)]) -> String {
 
 fn simulator_form(channel: &str, groups: &J, f: &SimulatorForm) -> String {
     let mut options = String::new();
-    for g in list(groups) {
+    for g in items(groups) {
         let name = g["name"].as_str().unwrap_or_default();
         let _ = write!(
             options,
@@ -2225,15 +2165,7 @@ async fn simulator_submit(
     let groups = answer(list_groups(State(cp.clone())).await)
         .await
         .unwrap_or(J::Null);
-    let address = list(&groups)
-        .into_iter()
-        .find(|g| g["name"] == f.group.as_str())
-        .and_then(|g| {
-            list(&g["instances"])
-                .into_iter()
-                .min_by_key(|i| i["seconds_since_seen"].as_i64().unwrap_or(i64::MAX))
-                .and_then(|i| i["address"].as_str().map(str::to_string))
-        });
+    let address = freshest_address(&groups, &f.group);
     let form = simulator_form(&name, &groups, &f);
     let fail = |message: String| {
         page(
@@ -2568,7 +2500,7 @@ async fn reports_page(
     let by = q.by.unwrap_or_else(|| "offer".into());
     let days = q.days.unwrap_or(30);
     let mut group_options = String::new();
-    for g in list(&groups) {
+    for g in items(&groups) {
         let name = g["name"].as_str().unwrap_or_default();
         let _ = write!(
             group_options,
@@ -2610,7 +2542,7 @@ async fn reports_page(
             let _ = write!(body, r#"<p class="muted">{}</p>"#, esc(&p.detail));
         }
         Ok(report) => {
-            let rows = list(&report["rows"]);
+            let rows = items(&report["rows"]);
             let bars: Vec<Bar> = rows
                 .iter()
                 .take(25)
@@ -2666,10 +2598,10 @@ async fn reports_page(
         "<h2>Runtime latency and throughput on {}</h2>",
         esc(&group)
     );
-    let instances: Vec<&J> = list(&groups)
+    let instances: Vec<&J> = items(&groups)
         .into_iter()
         .find(|g| g["name"] == group.as_str())
-        .map(|g| list(&g["instances"]))
+        .map(|g| items(&g["instances"]))
         .unwrap_or_default();
     let p99: Vec<Bar> = instances
         .iter()
@@ -2706,11 +2638,11 @@ async fn reports_page(
     body.push_str("</tbody></table></div>");
 
     // Segment sizes: a flowchart test run of each version the group runs.
-    let active: Vec<(String, i64)> = list(&groups)
+    let active: Vec<(String, i64)> = items(&groups)
         .into_iter()
         .find(|g| g["name"] == group.as_str())
         .map(|g| {
-            list(&g["active"])
+            items(&g["active"])
                 .iter()
                 .filter_map(|a| Some((a["channel"].as_str()?.to_string(), a["version"].as_i64()?)))
                 .collect()
@@ -2735,7 +2667,7 @@ async fn reports_page(
         .await;
         match answer(run).await {
             Ok(counts) => {
-                let bars: Vec<Bar> = list(&counts["segments"])
+                let bars: Vec<Bar> = items(&counts["segments"])
                     .iter()
                     .map(|s| Bar {
                         label: s["name"].as_str().unwrap_or_default().to_string(),
