@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{call, codes, contacts_from_concurrent_calls, http, server, shop, start, tables};
+use common::{
+    call, codes, contacts_from_concurrent_calls, get_offers, http, server, shop, start, tables,
+};
 use kairos_engine::world::ResponseKind;
 use kairos_server::Config;
 use serde_json::{Value as J, json};
@@ -30,13 +32,7 @@ async fn a_touchpoint_session_end_to_end() {
         offers["offer_lists"][0]["offers"][0]["attributes"]["apr"],
         19.9
     );
-    let (_, by_get) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero&count=1"),
-        J::Null,
-    )
-    .await;
+    let (_, by_get) = get_offers(s.addr, &id, "ip=hero&count=1").await;
     assert_eq!(codes(&by_get), ["GOLD"]);
     let code = by_get["offer_lists"][0]["offers"][0]["treatment_code"]
         .as_str()
@@ -106,13 +102,7 @@ async fn a_touchpoint_session_end_to_end() {
         (history[1].kind, history[1].cross_session),
         (ResponseKind::Accept, true)
     );
-    let (_, offers) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id2}/offers?ip=hero&count=3"),
-        J::Null,
-    )
-    .await;
+    let (_, offers) = get_offers(s.addr, &id2, "ip=hero&count=3").await;
     assert!(
         !codes(&offers).contains(&"GOLD".to_string()),
         "accepted GOLD is suppressed"
@@ -124,13 +114,7 @@ async fn a_touchpoint_session_end_to_end() {
 async fn unknown_names_are_warnings_and_counted() {
     let s = server(Config::default()).await;
     let id = start(s.addr, 4).await;
-    let (status, body) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=footer"),
-        J::Null,
-    )
-    .await;
+    let (status, body) = get_offers(s.addr, &id, "ip=footer").await;
     assert_eq!(status, 200);
     assert_eq!(body["messages"][0]["code"], "UNKNOWN_INTERACTION_POINT");
     assert_eq!(body["offer_lists"][0]["offers"], json!([]));
@@ -269,13 +253,7 @@ async fn bad_requests_get_a_problem_naming_the_field() {
         assert_eq!(problem["status"], status);
     }
     // The session still works after all that.
-    let (status, _) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero"),
-        J::Null,
-    )
-    .await;
+    let (status, _) = get_offers(s.addr, &id, "ip=hero").await;
     assert_eq!(status, 200);
     s.stop().await;
 }
@@ -420,13 +398,7 @@ async fn a_hot_swap_under_load_fails_no_request() {
         load.push(tokio::spawn(async move {
             for n in 0..40 {
                 let id = start(addr, 1 + (worker + n) % 8).await;
-                let (status, _) = call(
-                    addr,
-                    "GET",
-                    &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
-                    J::Null,
-                )
-                .await;
+                let (status, _) = get_offers(addr, &id, "ip=hero&count=2").await;
                 let (status2, _) = call(
                     addr,
                     "POST",
@@ -481,13 +453,7 @@ async fn a_flood_of_new_sessions_is_refused_clearly_and_changes_nothing() {
         (503, Some("TOO_MANY_SESSIONS"))
     );
     // The sessions already there keep working, and reusing an ID is not a new session.
-    let (status, _) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{}/offers?ip=hero", ids[0]),
-        J::Null,
-    )
-    .await;
+    let (status, _) = get_offers(s.addr, &ids[0], "ip=hero").await;
     assert_eq!(status, 200);
     let (status, _) = call(
         s.addr,
@@ -507,13 +473,7 @@ async fn a_global_cap_counts_contacts_across_sessions() {
     // CAPPED may be contacted twice a day across all visitors.
     for customer in [1, 3] {
         let id = start(s.addr, customer).await;
-        let (_, offers) = call(
-            s.addr,
-            "GET",
-            &format!("/v1/sessions/{id}/offers?ip=upsell&count=3"),
-            J::Null,
-        )
-        .await;
+        let (_, offers) = get_offers(s.addr, &id, "ip=upsell&count=3").await;
         let capped = offers["offer_lists"][0]["offers"]
             .as_array()
             .unwrap()
@@ -531,13 +491,7 @@ async fn a_global_cap_counts_contacts_across_sessions() {
         assert_eq!(status, 200);
     }
     let id = start(s.addr, 4).await;
-    let (_, offers) = call(
-        s.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=upsell&count=3"),
-        J::Null,
-    )
-    .await;
+    let (_, offers) = get_offers(s.addr, &id, "ip=upsell&count=3").await;
     assert!(
         !codes(&offers).contains(&"CAPPED".to_string()),
         "the cap is reached: {offers}"

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, codes, contacts_from_concurrent_calls, empty_history, instance};
+use common::{call, codes, contacts_from_concurrent_calls, empty_history, get_offers, instance};
 use kairos_server::Config;
 use kairos_server::shared::RedisSessions;
 use serde_json::{Value as J, json};
@@ -54,13 +54,7 @@ async fn a_session_continues_on_another_instance() {
     )
     .await;
     let id = started["session_id"].as_str().unwrap().to_string();
-    let (status, offers) = call(
-        b.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero&count=1"),
-        J::Null,
-    )
-    .await;
+    let (status, offers) = get_offers(b.addr, &id, "ip=hero&count=1").await;
     assert_eq!((status, codes(&offers)), (200, vec!["GOLD".to_string()]));
     let code = offers["offer_lists"][0]["offers"][0]["treatment_code"]
         .as_str()
@@ -75,13 +69,7 @@ async fn a_session_continues_on_another_instance() {
     )
     .await;
     assert_eq!(closed["messages"], json!([]), "{closed}");
-    let (_, offers) = call(
-        b.addr,
-        "GET",
-        &format!("/v1/sessions/{id}/offers?ip=hero&count=3"),
-        J::Null,
-    )
-    .await;
+    let (_, offers) = get_offers(b.addr, &id, "ip=hero&count=3").await;
     assert!(
         !codes(&offers).contains(&"GOLD".to_string()),
         "rejected on A, suppressed on B"

@@ -191,6 +191,17 @@ pub async fn call(addr: SocketAddr, method: &str, path: &str, body: J) -> (u16, 
     )
 }
 
+/// Get offers by GET: `query` is `ip=hero&count=3`.
+pub async fn get_offers(addr: SocketAddr, session: &str, query: &str) -> (u16, J) {
+    call(
+        addr,
+        "GET",
+        &format!("/v1/sessions/{session}/offers?{query}"),
+        J::Null,
+    )
+    .await
+}
+
 pub async fn start(addr: SocketAddr, customer: i64) -> String {
     let (status, body) = call(
         addr,
