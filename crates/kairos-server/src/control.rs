@@ -1036,23 +1036,43 @@ async fn delete_component(
     ok(json!({ "revision": revision }))
 }
 
-async fn version_json(cp: &ControlPlane, v: &Version, with_yaml: bool) -> Result<J, Problem> {
-    let activations = cp
-        .store
-        .activations(&v.channel, None)
-        .await
-        .map_err(storage)?;
-    let mut active_in = Vec::new();
-    for g in cp.store.groups().await.map_err(storage)? {
-        let active = cp.store.active(&g.name).await.map_err(storage)?;
-        if active
-            .iter()
-            .any(|(c, n)| *c == v.channel && *n == v.number)
-        {
-            active_in.push(g.name);
+/// Where a channel's versions have run and run now: read once for all its versions.
+struct Deployments {
+    activations: Vec<Activation>,
+    /// (group, version active there).
+    active: Vec<(String, i64)>,
+}
+
+impl Deployments {
+    async fn of(cp: &ControlPlane, channel: &str) -> Result<Deployments, Problem> {
+        let mut active = Vec::new();
+        for g in cp.store.groups().await.map_err(storage)? {
+            let running = cp.store.active(&g.name).await.map_err(storage)?;
+            if let Some((_, n)) = running.into_iter().find(|(c, _)| c == channel) {
+                active.push((g.name, n));
+            }
         }
+        Ok(Deployments {
+            activations: cp.store.activations(channel, None).await.map_err(storage)?,
+            active,
+        })
     }
-    let deployed_to: Vec<J> = activations
+}
+
+async fn version_json(
+    cp: &ControlPlane,
+    v: &Version,
+    with_yaml: bool,
+    deployments: &Deployments,
+) -> Result<J, Problem> {
+    let active_in: Vec<&str> = deployments
+        .active
+        .iter()
+        .filter(|(_, n)| *n == v.number)
+        .map(|(g, _)| g.as_str())
+        .collect();
+    let deployed_to: Vec<J> = deployments
+        .activations
         .iter()
         .filter(|a| a.version == v.number)
         .map(|a| json!({ "group": a.group, "by": a.by, "at": time(a.at), "action": a.action, "reason": a.reason }))
@@ -1093,9 +1113,10 @@ async fn version_json(cp: &ControlPlane, v: &Version, with_yaml: bool) -> Result
 }
 
 async fn list_versions(State(cp): State<Arc<ControlPlane>>, Path(channel): Path<String>) -> Reply {
+    let deployments = Deployments::of(&cp, &channel).await?;
     let mut out = Vec::new();
     for v in cp.store.versions(&channel).await.map_err(storage)? {
-        out.push(version_json(&cp, &v, false).await?);
+        out.push(version_json(&cp, &v, false, &deployments).await?);
     }
     ok(J::Array(out))
 }
@@ -1105,7 +1126,8 @@ async fn get_version(
     Path((channel, number)): Path<(String, i64)>,
 ) -> Reply {
     let v = cp.version(&channel, number).await?;
-    ok(version_json(&cp, &v, true).await?)
+    let deployments = Deployments::of(&cp, &channel).await?;
+    ok(version_json(&cp, &v, true, &deployments).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -1128,7 +1150,12 @@ async fn create_version(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(version_json(&cp, &v, false).await?)).into_response())
+    let deployments = Deployments::of(&cp, &channel).await?;
+    Ok((
+        status,
+        Json(version_json(&cp, &v, false, &deployments).await?),
+    )
+        .into_response())
 }
 
 /// Also the fields of the UI's form for the same action.
