@@ -294,7 +294,7 @@ impl Session {
     ) -> ServedOffer {
         let offer = &dep.offers[c.offer];
         let rule = &dep.rules[c.rule];
-        let code = format!("{:016x}", rng.next_u64());
+        let code = treatment_code(now, rng);
         let position = rule
             .offers
             .iter()
@@ -643,9 +643,44 @@ fn score_candidate(
     }
 }
 
+/// A fresh treatment code: the millisecond it was issued, then 48 random bits, as 24 hex
+/// digits. Codes issued together sort together, so the history's index on them grows at its
+/// end instead of dirtying a random page per contact; the random part keeps the codes of one
+/// millisecond apart. Written by hand: through `format!` it took 7% of a get offers call.
+fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let millis = (now.0.max(0) / 1_000_000) as u64;
+    let random = rng.next_u64() >> 16;
+    let digit = |value: u64, i: u32| char::from(HEX[((value >> (4 * i)) & 15) as usize]);
+    (0..12)
+        .rev()
+        .map(|i| digit(millis, i))
+        .chain((0..12).rev().map(|i| digit(random, i)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{Filter, treatment_code};
+    use crate::random::SplitMix64;
+    use kairos_rules::time::Timestamp;
+
+    #[test]
+    fn treatment_codes_are_distinct_and_sort_by_issue_time() {
+        let mut rng = SplitMix64(7);
+        let at = |ms: i64| Timestamp(ms * 1_000_000);
+        let early = treatment_code(at(1_700_000_000_000), &mut rng);
+        let same_ms = treatment_code(at(1_700_000_000_000), &mut rng);
+        let later = treatment_code(at(1_700_000_000_001), &mut rng);
+        assert_eq!(early.len(), 24);
+        assert!(early.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(early, same_ms);
+        assert!(
+            early.clone().max(same_ms) < later,
+            "{later} sorts after codes of an earlier millisecond"
+        );
+        assert!(early.starts_with(&format!("{:012x}", 1_700_000_000_000u64)));
+    }
 
     #[test]
     fn filter_names_are_distinct_and_read_back() {

@@ -15,6 +15,7 @@ use kairos_rules::Value;
 use kairos_rules::time::{format_timestamp, parse_instant};
 use serde_json::{Map, Value as J, json};
 
+use crate::native::JsonOut;
 use crate::problem::Problem;
 use crate::runtime::{Runtime, StartCall};
 
@@ -342,7 +343,7 @@ pub async fn servlet(
     State(rt): Shared,
     headers: HeaderMap,
     body: Result<Json<J>, JsonRejection>,
-) -> Result<Json<J>, Problem> {
+) -> Result<JsonOut<J>, Problem> {
     if !authorized(&rt, &headers) {
         return Err(unauthorized());
     }
@@ -351,7 +352,9 @@ pub async fn servlet(
         .as_array()
         .ok_or_else(|| Problem::bad_request("commands: a list of commands is required"))?;
     let session_id = body["sessionId"].as_str().unwrap_or_default().to_string();
-    Ok(Json(batch_json(execute(&rt, session_id, commands).await)))
+    Ok(JsonOut(batch_json(
+        execute(&rt, session_id, commands).await,
+    )))
 }
 
 /// The REST v2 paths: each is one command with the same value objects.
@@ -362,7 +365,7 @@ pub async fn v2(
     Path(path): Path<String>,
     Query(query): Query<Map<String, J>>,
     body: Option<Json<J>>,
-) -> Result<Json<J>, Problem> {
+) -> Result<JsonOut<J>, Problem> {
     if !authorized(&rt, &headers) {
         return Err(unauthorized());
     }
@@ -388,7 +391,7 @@ pub async fn v2(
         ("GET", ["profiles", id]) => ("getProfile", *id),
         ("POST", ["batch", id]) => {
             let commands = cmd["commands"].as_array().cloned().unwrap_or_default();
-            return Ok(Json(batch_json(
+            return Ok(JsonOut(batch_json(
                 execute(&rt, id.to_string(), &commands).await,
             )));
         }
@@ -402,5 +405,5 @@ pub async fn v2(
     };
     cmd["action"] = json!(action);
     let mut id = session_id.to_string();
-    Ok(Json(command(&rt, &mut id, &cmd).await))
+    Ok(JsonOut(command(&rt, &mut id, &cmd).await))
 }

@@ -146,6 +146,9 @@ async fn bad_requests_get_a_problem_naming_the_field() {
     let s = server(Config::default()).await;
     let id = start(s.addr, 4).await;
     let offers = format!("/v1/sessions/{id}/offers");
+    let offers_without_ip = format!("{offers}?count=2");
+    let offers_bad_count = format!("{offers}?ip=hero&count=two");
+    let offers_bad_escape = format!("{offers}?ip=he%7");
     let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
         (
             "POST",
@@ -230,6 +233,30 @@ async fn bad_requests_get_a_problem_naming_the_field() {
         ),
         (
             "GET",
+            &offers_without_ip,
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "ip: missing",
+        ),
+        (
+            "GET",
+            &offers_bad_count,
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "count: 'two'",
+        ),
+        (
+            "GET",
+            &offers_bad_escape,
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "ip: malformed",
+        ),
+        (
+            "GET",
             "/v2/whatever",
             String::new(),
             404,
@@ -252,9 +279,12 @@ async fn bad_requests_get_a_problem_naming_the_field() {
         );
         assert_eq!(problem["status"], status);
     }
-    // The session still works after all that.
-    let (status, _) = get_offers(s.addr, &id, "ip=hero").await;
-    assert_eq!(status, 200);
+    // The session still works after all that, and an escaped name is decoded.
+    let (status, body) = get_offers(s.addr, &id, "ip=he%72o&count=1").await;
+    assert_eq!(
+        (status, &body["offer_lists"][0]["ip"]),
+        (200, &json!("hero"))
+    );
     s.stop().await;
 }
 
