@@ -2,7 +2,6 @@
 //! interaction point's zone for the visitor's segments, filters, scores, learning, no
 //! duplicates across the requested points, top N, default strings.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kairos_model::model::Pick;
@@ -220,11 +219,16 @@ impl Session {
         let allow_duplicates = request.allow_duplicates;
         let mut messages = Vec::new();
         let mut explain = self.debug.then(Vec::new);
-        let mut chosen: HashSet<usize> = HashSet::new();
+        // Offers served so far in this response: a handful, so a list beats a hash set.
+        let mut chosen: Vec<usize> = Vec::new();
         let mut lists = Vec::with_capacity(request.requests.len());
         let mut served_codes = Vec::new();
         for request in &request.requests {
-            let Some(&ip_index) = dep.ip_index.get(&request.ip.to_ascii_lowercase()) else {
+            let ip_index = dep
+                .ip_index
+                .get(&request.ip)
+                .or_else(|| dep.ip_index.get(&request.ip.to_ascii_lowercase()));
+            let Some(&ip_index) = ip_index else {
                 messages.push(Message::warning(
                     "UNKNOWN_INTERACTION_POINT",
                     format!(
@@ -260,7 +264,7 @@ impl Session {
             ip_explain.explored = explored;
             let mut offers = Vec::with_capacity(picked.len());
             for c in picked {
-                chosen.insert(c.offer);
+                chosen.push(c.offer);
                 let served = self.serve(dep, rng, &c, &ip.name, &dep.zones[ip.zone], now);
                 served_codes.push(served.treatment_code.clone());
                 offers.push(served);
@@ -334,7 +338,7 @@ impl Session {
         zone: usize,
         count: usize,
         allow_duplicates: bool,
-        chosen: &HashSet<usize>,
+        chosen: &[usize],
         now: Timestamp,
         explain: &mut IpExplain,
     ) -> (Vec<Candidate>, bool) {
@@ -374,6 +378,8 @@ impl Session {
         let mut errors = 0;
         // Best candidate per offer: the highest-scoring rule wins, the earlier rule on a tie.
         let mut best: Vec<Candidate> = Vec::new();
+        // One buffer for every rule's surviving offers: this loop is the hot path.
+        let mut survivors: Vec<(usize, f64)> = Vec::new();
         for &r in &rule_ids {
             let rule = &dep.rules[r];
             let rule_filter = if !rule.enabled {
@@ -385,7 +391,7 @@ impl Session {
             } else {
                 None
             };
-            let mut survivors: Vec<(usize, f64)> = Vec::new();
+            survivors.clear();
             for &o in &rule.offers {
                 if let Some(f) = rule_filter {
                     note(o, r, Some(f), None, None);
@@ -420,9 +426,10 @@ impl Session {
                         note(*o, r, Some(Filter::NotPicked), None, Some(*s));
                     }
                 }
-                survivors = vec![survivors[keep]];
+                survivors.swap(0, keep);
+                survivors.truncate(1);
             }
-            for (o, score) in survivors {
+            for &(o, score) in &survivors {
                 if !allow_duplicates && chosen.contains(&o) {
                     note(o, r, Some(Filter::Duplicate), None, Some(score));
                     continue;
@@ -651,12 +658,13 @@ fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let millis = (now.0.max(0) / 1_000_000) as u64;
     let random = rng.next_u64() >> 16;
-    let digit = |value: u64, i: u32| char::from(HEX[((value >> (4 * i)) & 15) as usize]);
-    (0..12)
-        .rev()
-        .map(|i| digit(millis, i))
-        .chain((0..12).rev().map(|i| digit(random, i)))
-        .collect()
+    let mut code = String::with_capacity(24);
+    for value in [millis, random] {
+        for i in (0..12).rev() {
+            code.push(char::from(HEX[((value >> (4 * i)) & 15) as usize]));
+        }
+    }
+    code
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! contact counts kept in memory (warmed from storage, updated as history is written), and a
 //! treatment from an earlier session looked up before the engine runs.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,10 @@ use arc_swap::ArcSwap;
 use kairos_engine::world::{HistoryRecord, ResponseKind, Stats, Treatment, World};
 use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 use kairos_store::OfferStats;
+
+/// Maps keyed by offer and segment names, which the channel defines, not callers: a fast
+/// hasher is safe here, and these are looked up for every candidate offer of every request.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 const BUCKET_NANOS: i64 = 60 * NANOS_PER_SECOND;
 /// Contact counts older than this are dropped: no constraint period is longer.
@@ -45,18 +49,18 @@ pub struct Live {
     /// Per offer: (minute, contacts) oldest first, in shards by offer so that requests for
     /// different offers never wait on one lock.
     contacts: Vec<Mutex<ContactCounts>>,
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Live {
     fn default() -> Self {
         Live {
             pending: Mutex::default(),
-            snapshot: ArcSwap::from_pointee(StatsMap::new()),
+            snapshot: ArcSwap::from_pointee(StatsMap::default()),
             epoch: Instant::now(),
             published_ms: AtomicI64::new(0),
             contacts: (0..CONTACT_SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }

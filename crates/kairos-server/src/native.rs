@@ -30,14 +30,7 @@ impl<T: Serialize> IntoResponse for JsonOut<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(1024);
         match serde_json::to_writer(&mut body, &self.0) {
-            Ok(()) => (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    axum::http::HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response(),
+            Ok(()) => json_bytes(body),
             Err(e) => Problem::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
@@ -148,91 +141,99 @@ impl Serialize for ValueOut<'_> {
     }
 }
 
-struct AttributesOut<'a>(&'a [(String, Value)]);
-
-impl Serialize for AttributesOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, &ValueOut(v))?;
+/// The get offers answer, written straight into bytes: it is the hot path, and through
+/// serde's derive a fifth of a call's instructions went to serializing it, most of that to
+/// escaping names that need none.
+pub fn offers_body(r: &OffersResponse) -> Vec<u8> {
+    let served: usize = r.offer_lists.iter().map(|l| l.offers.len()).sum();
+    let mut out = Vec::with_capacity(128 + 96 * r.offer_lists.len() + 256 * served);
+    out.extend_from_slice(b"{\"offer_lists\":[");
+    for (i, list) in r.offer_lists.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        map.end()
+        out.extend_from_slice(b"{\"ip\":");
+        write_str(&mut out, &list.ip);
+        out.extend_from_slice(b",\"default\":");
+        write_optional_str(&mut out, list.default.as_deref());
+        out.extend_from_slice(b",\"offers\":[");
+        for (j, offer) in list.offers.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"code\":");
+            write_str(&mut out, &offer.code);
+            out.extend_from_slice(b",\"name\":");
+            write_optional_str(&mut out, offer.name.as_deref());
+            out.extend_from_slice(b",\"category\":");
+            write_optional_str(&mut out, offer.category.as_deref());
+            out.extend_from_slice(b",\"treatment_code\":");
+            write_str(&mut out, &offer.treatment_code);
+            out.extend_from_slice(b",\"score\":");
+            write_serde(&mut out, &offer.score);
+            out.extend_from_slice(b",\"attributes\":{");
+            for (k, (name, value)) in offer.attributes.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_str(&mut out, name);
+                out.push(b':');
+                write_serde(&mut out, &ValueOut(value));
+            }
+            out.extend_from_slice(b"}}");
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"],\"messages\":");
+    write_serde(&mut out, &messages_json(&r.messages));
+    if let Some(explain) = &r.explain {
+        out.extend_from_slice(b",\"explain\":");
+        write_serde(&mut out, &explain_json(explain));
+    }
+    out.push(b'}');
+    out
+}
+
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_serde(out, text);
     }
 }
 
-#[derive(Serialize)]
-struct OfferOut<'a> {
-    code: &'a str,
-    name: Option<&'a str>,
-    category: Option<&'a str>,
-    treatment_code: &'a str,
-    score: f64,
-    attributes: AttributesOut<'a>,
-}
-
-#[derive(Serialize)]
-struct ListOut<'a> {
-    ip: &'a str,
-    default: Option<&'a str>,
-    offers: Vec<OfferOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    code: &'a str,
-    level: &'a str,
-    message: &'a str,
-}
-
-/// The get offers response: serialized straight from the engine's result (the hot path).
-#[derive(Serialize)]
-pub struct OffersOut<'a> {
-    offer_lists: Vec<ListOut<'a>>,
-    messages: Vec<MessageOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    explain: Option<J>,
-}
-
-impl<'a> OffersOut<'a> {
-    pub fn new(r: &'a OffersResponse) -> Self {
-        OffersOut {
-            offer_lists: r
-                .offer_lists
-                .iter()
-                .map(|l| ListOut {
-                    ip: &l.ip,
-                    default: l.default.as_deref(),
-                    offers: l
-                        .offers
-                        .iter()
-                        .map(|o| OfferOut {
-                            code: &o.code,
-                            name: o.name.as_deref(),
-                            category: o.category.as_deref(),
-                            treatment_code: &o.treatment_code,
-                            score: o.score,
-                            attributes: AttributesOut(&o.attributes),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            messages: r
-                .messages
-                .iter()
-                .map(|m| MessageOut {
-                    code: m.code,
-                    level: m.level.name(),
-                    message: &m.message,
-                })
-                .collect(),
-            explain: r.explain.as_deref().map(explain_json),
-        }
+fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
+fn write_serde(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("serializing into memory cannot fail");
+}
+
+/// The get offers answer as a JSON document (batch answers embed it).
 pub fn offers_json(r: &OffersResponse) -> J {
-    serde_json::to_value(OffersOut::new(r)).unwrap_or(J::Null)
+    serde_json::from_slice(&offers_body(r)).expect("offers_body writes valid JSON")
+}
+
+/// The get offers answer as an HTTP response.
+fn offers_response(r: &OffersResponse) -> Response {
+    json_bytes(offers_body(r))
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub fn event_json(r: &EventResponse) -> J {
@@ -362,7 +363,7 @@ pub async fn get_offers_post(
 ) -> Result<Response, Problem> {
     let Json(body) = body?;
     let response = rt.get_offers(&id, body.into_request()?).await?;
-    Ok(JsonOut(OffersOut::new(&response)).into_response())
+    Ok(offers_response(&response))
 }
 
 /// `ip=hero&count=2`, read by hand: on the hot path, serde's form decoding cost more than
@@ -424,7 +425,7 @@ pub async fn get_offers_get(
         allow_duplicates: None,
     };
     let response = rt.get_offers(&id, body.into_request()?).await?;
-    Ok(JsonOut(OffersOut::new(&response)).into_response())
+    Ok(offers_response(&response))
 }
 
 #[derive(Deserialize)]
@@ -625,5 +626,69 @@ async fn run_command(
         other => Err(Problem::bad_request(format!(
             "commands[{i}]: unknown command '{other}'; commands are start_session, get_offers, post_event, set_audience, get_profile, end_session"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kairos_engine::{Message, OfferList, OffersResponse, ServedOffer};
+    use kairos_rules::Value;
+    use serde_json::json;
+
+    use super::offers_json;
+
+    #[test]
+    fn the_hand_written_offers_answer_is_valid_json_with_every_field() {
+        let offer = ServedOffer {
+            code: Arc::from("GOLD"),
+            name: Some(Arc::from("Gold \"plus\"\ncard \u{e9}")),
+            category: None,
+            treatment_code: "0123abcd".to_string(),
+            score: 1.5,
+            attributes: Arc::from(vec![
+                ("price".to_string(), Value::Int(12)),
+                ("label".to_string(), Value::string("a\\b")),
+                ("ratio".to_string(), Value::Double(f64::NAN)),
+            ]),
+        };
+        let response = OffersResponse {
+            offer_lists: vec![
+                OfferList {
+                    ip: Arc::from("hero"),
+                    default: Some("none today".to_string()),
+                    offers: vec![
+                        offer.clone(),
+                        ServedOffer {
+                            score: -0.25,
+                            ..offer
+                        },
+                    ],
+                },
+                OfferList {
+                    ip: Arc::from("side"),
+                    default: None,
+                    offers: Vec::new(),
+                },
+            ],
+            messages: vec![Message::warning("UNKNOWN_INTERACTION_POINT", "no 'side'")],
+            explain: None,
+        };
+        let gold = |score: f64| {
+            json!({ "code": "GOLD", "name": "Gold \"plus\"\ncard \u{e9}", "category": null,
+                    "treatment_code": "0123abcd", "score": score,
+                    "attributes": { "price": 12, "label": "a\\b", "ratio": null } })
+        };
+        assert_eq!(
+            offers_json(&response),
+            json!({
+                "offer_lists": [
+                    { "ip": "hero", "default": "none today", "offers": [gold(1.5), gold(-0.25)] },
+                    { "ip": "side", "default": null, "offers": [] },
+                ],
+                "messages": [{ "code": "UNKNOWN_INTERACTION_POINT", "level": "warning", "message": "no 'side'" }],
+            })
+        );
     }
 }
