@@ -59,8 +59,12 @@ pub struct Batch {
 
 /// What a database must do for Kairos. Statements only: batching is [`HistoryStore`]'s.
 pub trait Backend: Send + Sync + 'static {
-    /// Writes all records and states in one transaction.
+    /// Writes all records and states in one transaction; it may return before the commit is
+    /// on disk (see [`Backend::sync`]).
     fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Makes every batch written so far durable: a no-op where a commit is durable once it
+    /// returns.
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The logged contact with this treatment code, if any.
     fn find_contact<'a>(
         &'a self,
@@ -117,9 +121,12 @@ impl HistoryStore {
     }
 
     /// Starts the group-commit writer over a backend: whatever is queued while one commit runs
-    /// goes into the next, so one fsync serves many requests.
+    /// goes into the next, so one commit serves many requests. Commits and syncs overlap: a
+    /// committed batch waits for the next sync of the log while the writer commits the next
+    /// one, and one sync acknowledges every batch committed before it began.
     pub fn over(backend: Arc<dyn Backend>) -> HistoryStore {
         let (queue, mut rx) = mpsc::channel::<(Batch, Ack)>(65_536);
+        let (committed, mut to_sync) = mpsc::unbounded_channel::<(Vec<Ack>, usize)>();
         let depth = Arc::new(AtomicUsize::new(0));
         let writer_backend = backend.clone();
         let writer_depth = depth.clone();
@@ -144,13 +151,30 @@ impl HistoryStore {
                         batch.states.push((key, state));
                     }
                 }
-                let result = writer_backend
-                    .write_batch(&batch)
-                    .await
-                    .map_err(|e| e.to_string());
-                writer_depth.fetch_sub(batch.records.len(), Ordering::Relaxed);
-                for (_, ack) in waiting {
-                    let _ = ack.send(result.clone());
+                let acks = waiting.into_iter().map(|(_, ack)| ack).collect();
+                match writer_backend.write_batch(&batch).await {
+                    Ok(()) => {
+                        let _ = committed.send((acks, batch.records.len()));
+                    }
+                    Err(e) => {
+                        writer_depth.fetch_sub(batch.records.len(), Ordering::Relaxed);
+                        acknowledge(acks, Err(e.to_string()));
+                    }
+                }
+            }
+        });
+        let sync_backend = backend.clone();
+        let sync_depth = depth.clone();
+        tokio::spawn(async move {
+            while let Some(first) = to_sync.recv().await {
+                let mut synced = vec![first];
+                while let Ok(more) = to_sync.try_recv() {
+                    synced.push(more);
+                }
+                let result = sync_backend.sync().await.map_err(|e| e.to_string());
+                for (acks, records) in synced {
+                    sync_depth.fetch_sub(records, Ordering::Relaxed);
+                    acknowledge(acks, result.clone());
                 }
             }
         });
@@ -228,6 +252,12 @@ impl HistoryStore {
 
     pub async fn history(&self) -> Result<Vec<HistoryRecord>, StoreError> {
         self.backend.history().await
+    }
+}
+
+fn acknowledge(acks: Vec<Ack>, result: Result<(), String>) {
+    for ack in acks {
+        let _ = ack.send(result.clone());
     }
 }
 

@@ -23,7 +23,13 @@ pub(crate) enum Dialect {
 
 pub struct Sql {
     pool: AnyPool,
+    /// On SQLite, the one connection history commits use: its page cache stays warm, and the
+    /// commit needs no pool hand-off. On PostgreSQL, the pool itself.
+    writer: AnyPool,
     dialect: Dialect,
+    /// SQLite's write-ahead log, which [`Backend::sync`] syncs: the writer's commits return
+    /// once in the log, so the next batch is written while this one's sync runs.
+    wal: Option<std::path::PathBuf>,
 }
 
 const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
@@ -71,6 +77,24 @@ pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> Str
 /// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
 /// `postgres://...`.
 pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError> {
+    connect_with(url, None, Durability::OnCommit).await
+}
+
+/// When a SQLite connection's commits reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Each commit syncs the log before it returns.
+    OnCommit,
+    /// Commits return once in the log; [`Backend::sync`] makes them durable.
+    Deferred,
+}
+
+/// [`connect`], with at most `max` connections instead of the dialect's default.
+async fn connect_with(
+    url: &str,
+    max: Option<u32>,
+    durability: Durability,
+) -> Result<(AnyPool, Dialect), StoreError> {
     sqlx::any::install_default_drivers();
     let dialect = if url.starts_with("sqlite://") {
         Dialect::Sqlite
@@ -79,7 +103,7 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError>
     } else {
         return Err(StoreError::Url(url.to_string()));
     };
-    let (url, max) = match dialect {
+    let (url, default_max) = match dialect {
         // Create the file when missing; one writer plus readers.
         Dialect::Sqlite => (
             if url.contains('?') {
@@ -92,15 +116,20 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError>
         Dialect::Postgres => (url.to_string(), 8),
     };
     let pool = AnyPoolOptions::new()
-        .max_connections(max)
+        .max_connections(max.unwrap_or(default_max))
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {
                     // WAL for concurrent readers; FULL so a commit survives power loss, not
-                    // just a crash; wait rather than fail when another writer holds the lock.
+                    // just a crash (NORMAL where the caller syncs the log itself: checkpoints
+                    // still sync); wait rather than fail when another writer holds the lock.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute(match durability {
+                        Durability::OnCommit => "PRAGMA synchronous = FULL",
+                        Durability::Deferred => "PRAGMA synchronous = NORMAL",
+                    })
+                    .await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                 }
                 Ok(())
@@ -109,6 +138,29 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError>
         .connect(&url)
         .await?;
     Ok((pool, dialect))
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds one history row's 15 columns, in [`COLUMNS`] order.
+fn bind_record<'q>(query: AnyQuery<'q>, r: &'q HistoryRecord) -> AnyQuery<'q> {
+    let t = &r.treatment;
+    query
+        .bind(r.kind.name())
+        .bind(&t.code)
+        .bind(&*t.offer)
+        .bind(t.category.as_deref())
+        .bind(&*t.rule)
+        .bind(t.segment.as_deref())
+        .bind(&*t.ip)
+        .bind(&*t.zone)
+        .bind(t.score)
+        .bind(t.deployment as i64)
+        .bind(&*t.session_id)
+        .bind(&*t.audience)
+        .bind(r.at.0)
+        .bind(t.issued_at.0)
+        .bind(i64::from(r.cross_session))
 }
 
 /// Text to store for a value bound as a string.
@@ -185,41 +237,44 @@ impl Sql {
         for statement in schema(dialect) {
             pool.execute(statement.as_str()).await?;
         }
-        Ok(Sql { pool, dialect })
+        let (writer, wal) = match dialect {
+            Dialect::Sqlite => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default();
+                (
+                    connect_with(url, Some(1), Durability::Deferred).await?.0,
+                    Some(format!("{path}-wal").into()),
+                )
+            }
+            Dialect::Postgres => (pool.clone(), None),
+        };
+        Ok(Sql {
+            pool,
+            writer,
+            dialect,
+            wal,
+        })
     }
 }
 
 impl Backend for Sql {
     fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             // Multi-row statements: one round trip per chunk, not per row.
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
                     placeholders(chunk.len(), 15, self.dialect)
                 );
-                let mut query = sqlx::query(&sql);
-                for r in chunk {
-                    let t = &r.treatment;
-                    query = query
-                        .bind(r.kind.name())
-                        .bind(&t.code)
-                        .bind(&*t.offer)
-                        .bind(t.category.as_deref())
-                        .bind(&*t.rule)
-                        .bind(t.segment.as_deref())
-                        .bind(&*t.ip)
-                        .bind(&*t.zone)
-                        .bind(t.score)
-                        .bind(t.deployment as i64)
-                        .bind(&*t.session_id)
-                        .bind(&*t.audience)
-                        .bind(r.at.0)
-                        .bind(t.issued_at.0)
-                        .bind(i64::from(r.cross_session));
-                }
-                query.execute(&mut *tx).await?;
+                chunk
+                    .iter()
+                    .fold(sqlx::query(&sql), bind_record)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -239,6 +294,20 @@ impl Backend for Sql {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let Some(wal) = self.wal.clone() else {
+                return Ok(());
+            };
+            // Opened afresh each time: SQLite may remove and recreate the log file, and a
+            // sync of an old handle would then sync nothing.
+            tokio::task::spawn_blocking(move || std::fs::File::open(&wal)?.sync_data())
+                .await
+                .map_err(|e| StoreError::WriteFailed(e.to_string()))?
+                .map_err(|e| StoreError::WriteFailed(format!("syncing the history log: {e}")))
         })
     }
 

@@ -107,6 +107,49 @@ async fn records_are_stored_whole_and_in_order(store: HistoryStore) {
     assert_eq!(store.history().await.unwrap(), records);
 }
 
+async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
+    let store = history(url.clone()).await;
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let good = record(ResponseKind::Contact, "t1", "GOLD", None, 10);
+    let state = AudienceState {
+        offers: [("GOLD".to_string(), OfferHistory::default())].into(),
+        ..Default::default()
+    };
+    // With the audience table gone, the batch's second statement fails after its first.
+    admin
+        .execute("ALTER TABLE kairos_audience RENAME TO kairos_audience_away")
+        .await
+        .unwrap();
+    let refused = store
+        .write(
+            vec![good.clone()],
+            Some(("customer:1".to_string(), state.clone())),
+        )
+        .await;
+    assert!(refused.is_err(), "the batch fails");
+    admin
+        .execute("ALTER TABLE kairos_audience_away RENAME TO kairos_audience")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.history().await.unwrap(),
+        Vec::new(),
+        "the records of the failed batch were rolled back with it"
+    );
+    store
+        .write(
+            vec![good.clone()],
+            Some(("customer:1".to_string(), state.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.history().await.unwrap(), vec![good]);
+    assert_eq!(store.load_audience("customer:1").await.unwrap(), state);
+}
+
 async fn contacts_are_found_by_treatment_code(store: HistoryStore) {
     store
         .append(vec![record(
@@ -691,6 +734,7 @@ suite!(
     learning_statistics_are_counted_per_offer_and_segment,
     concurrent_appends_are_all_acknowledged_after_commit;
     by_url:
+    a_failed_commit_writes_nothing_and_the_next_one_lands,
     profile_tables_are_imported_replaced_and_read_by_key,
     design_edits_conflict_only_on_the_same_component,
     concurrent_creates_of_different_components_all_land,
