@@ -2,39 +2,108 @@
 
 use kairos_engine::world::{AudienceState, OfferHistory, PatternState, TimedSuppression};
 use kairos_rules::time::Timestamp;
-use serde_json::{Map, Value as J, json};
+use serde::{Serialize, Serializer};
+use serde_json::Value as J;
 
 use crate::StoreError;
 
-fn ts(t: Option<Timestamp>) -> J {
-    t.map_or(J::Null, |t| J::from(t.0))
+/// Writes the state straight to text: it is encoded for every event that changes it, and
+/// building a `serde_json::Value` tree first cost a quarter of a logged contact.
+pub fn encode(state: &AudienceState) -> String {
+    let doc = StateOut {
+        offers: MapOut(&state.offers, OfferOut::new),
+        patterns: MapOut(&state.patterns, PatternOut::new),
+        suppressions: state
+            .suppressions
+            .iter()
+            .map(|s| SuppressionOut {
+                offers: &s.offers,
+                category: s.category.as_deref(),
+                until: s.until.0,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&doc).expect("audience state serializes")
 }
 
-pub fn encode(state: &AudienceState) -> String {
-    let offers: Map<String, J> = state
-        .offers
-        .iter()
-        .map(|(code, h)| {
-            let recent: Vec<i64> = h.recent_contacts.iter().map(|t| t.0).collect();
-            let doc = json!({ "recent": recent, "total": h.total_contacts, "accept": ts(h.last_accept), "reject": ts(h.last_reject) });
-            (code.clone(), doc)
-        })
-        .collect();
-    let patterns: Map<String, J> = state
-        .patterns
-        .iter()
-        .map(|(name, p)| {
-            let hits: Vec<J> = p.hits.iter().map(|(e, at, w)| json!([e, at.0, w])).collect();
-            let doc = json!({ "start": ts(p.window_start), "sum": p.sum, "seen": p.seen, "hits": hits, "matched": p.matched });
-            (name.clone(), doc)
-        })
-        .collect();
-    let suppressions: Vec<J> = state
-        .suppressions
-        .iter()
-        .map(|s| json!({ "offers": s.offers, "category": s.category, "until": s.until.0 }))
-        .collect();
-    json!({ "offers": offers, "patterns": patterns, "suppressions": suppressions }).to_string()
+#[derive(Serialize)]
+struct StateOut<'a, O, P> {
+    offers: O,
+    patterns: P,
+    suppressions: Vec<SuppressionOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct OfferOut<'a> {
+    recent: Times<'a>,
+    total: u64,
+    accept: Option<i64>,
+    reject: Option<i64>,
+}
+
+impl OfferOut<'_> {
+    fn new(h: &OfferHistory) -> OfferOut<'_> {
+        OfferOut {
+            recent: Times(&h.recent_contacts),
+            total: h.total_contacts,
+            accept: h.last_accept.map(|t| t.0),
+            reject: h.last_reject.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PatternOut<'a> {
+    start: Option<i64>,
+    sum: f64,
+    seen: &'a std::collections::BTreeSet<String>,
+    hits: Hits<'a>,
+    matched: bool,
+}
+
+impl PatternOut<'_> {
+    fn new(p: &PatternState) -> PatternOut<'_> {
+        PatternOut {
+            start: p.window_start.map(|t| t.0),
+            sum: p.sum,
+            seen: &p.seen,
+            hits: Hits(&p.hits),
+            matched: p.matched,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SuppressionOut<'a> {
+    offers: &'a [String],
+    category: Option<&'a str>,
+    until: i64,
+}
+
+/// A map whose values are written as `F` makes them.
+struct MapOut<'a, V, F>(&'a std::collections::BTreeMap<String, V>, F);
+
+impl<'a, V, T: Serialize, F: Fn(&'a V) -> T> Serialize for MapOut<'a, V, F> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, (self.1)(v))))
+    }
+}
+
+struct Times<'a>(&'a [Timestamp]);
+
+impl Serialize for Times<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|t| t.0))
+    }
+}
+
+/// Pattern hits as `[event, time, weight]` triples.
+struct Hits<'a>(&'a [(String, Timestamp, f64)]);
+
+impl Serialize for Hits<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(e, at, w)| (e, at.0, w)))
+    }
 }
 
 fn bad(what: &str) -> StoreError {
