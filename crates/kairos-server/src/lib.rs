@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -133,16 +133,13 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
 }
 
 /// Touchpoint tokens: `Authorization: Bearer <token>`; a runtime with no tokens runs open.
-async fn authenticate(
-    State(rt): State<Arc<Runtime>>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn authenticate(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -> Response {
     if rt.is_open() {
         return next.run(request).await;
     }
-    let given = headers
+    // Read from the request itself: a `HeaderMap` extractor would copy every header.
+    let given = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));

@@ -60,18 +60,25 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// whose lookup of a numbered parameter's name scans every parameter (the binding of a
 /// multi-row statement would be quadratic).
 pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> String {
-    (0..rows)
-        .map(|r| {
-            let values: Vec<String> = (1..=columns)
-                .map(|c| match dialect {
-                    Dialect::Sqlite => "?".to_string(),
-                    Dialect::Postgres => format!("${}", r * columns + c),
-                })
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    use std::fmt::Write;
+    // Built in one string: a batch's statement has hundreds of placeholders.
+    let mut sql = String::with_capacity(rows * columns * 4);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=columns {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            match dialect {
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => {
+                    let _ = write!(sql, "${}", r * columns + c);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
@@ -394,5 +401,19 @@ impl Backend for Sql {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dialect, placeholders};
+
+    #[test]
+    fn placeholders_number_every_value_on_postgres_only() {
+        assert_eq!(
+            placeholders(2, 3, Dialect::Postgres),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(2, 2, Dialect::Sqlite), "(?, ?), (?, ?)");
     }
 }
