@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Starts N sessions on a runtime (keep-alive, 4 threads) and writes their IDs, one a line."""
+"""Starts N sessions on a runtime (keep-alive, 4 threads) for customers FIRST.. (default 0)
+and writes their IDs, one a line. Usage: sessions.py HOST PORT N OUT [FIRST]"""
 import http.client, json, sys, threading
 
 host, port, count, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+first = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 ids = [None] * count
 
 def work(start, step):
     conn = http.client.HTTPConnection(host, port)
     for i in range(start, count, step):
-        body = json.dumps({"channel": "synthetic", "audience_id": {"customer_id": i % 5000}})
+        body = json.dumps({"channel": "synthetic", "audience_id": {"customer_id": first + i}})
         conn.request("POST", "/v1/sessions", body, {"content-type": "application/json"})
         ids[i] = json.loads(conn.getresponse().read())["session_id"]
 
