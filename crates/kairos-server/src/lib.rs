@@ -23,13 +23,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, ServiceExt};
 use tokio::net::TcpListener;
+use tower_layer::Layer;
 
 pub use runtime::{Config, ProfileSource, Runtime, channel_hash, wall_clock};
 
@@ -55,7 +56,11 @@ pub async fn run(
             sweeper_runtime.expire_idle().await;
         }
     });
-    let result = axum::serve(listener, router(runtime.clone()))
+    // Timing, panic catching and the body limit wrap the router once rather than each route,
+    // as `Router::layer` would: a route's layers are cloned for every request it serves.
+    let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
+    let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(routes);
+    let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
@@ -63,8 +68,7 @@ pub async fn run(
     result
 }
 
-pub fn router(runtime: Arc<Runtime>) -> Router {
-    let limit = runtime.config.body_limit;
+fn router(runtime: Arc<Runtime>) -> Router {
     let api = Router::new()
         .route("/v1/sessions", post(native::start_session))
         .route(
@@ -109,8 +113,6 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
                 "no such endpoint; see /openapi.json",
             )
         })
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(runtime.clone(), observe))
         .with_state(runtime)
 }
 
