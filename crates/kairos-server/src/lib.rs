@@ -56,10 +56,11 @@ pub async fn run(
             sweeper_runtime.expire_idle().await;
         }
     });
-    // Timing, panic catching and the body limit wrap the router once rather than each route,
-    // as `Router::layer` would: a route's layers are cloned for every request it serves.
+    // Timing, panic catching, tokens and the body limit wrap the router once rather than each
+    // route, as `Router::layer` would: a route's layers are cloned for every request it serves.
     let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
-    let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(routes);
+    let checked = middleware::from_fn_with_state(runtime.clone(), authenticate).layer(routes);
+    let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
     let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
@@ -87,12 +88,7 @@ fn router(runtime: Arc<Runtime>) -> Router {
         .route("/v1/sessions/{id}/profile", get(native::get_profile))
         .route("/v1/batch", post(native::batch))
         .route("/v1/version", get(native::version))
-        .route("/v1/channels/{name}", get(native::channel))
-        .route_layer(middleware::from_fn_with_state(
-            runtime.clone(),
-            authenticate,
-        ));
-    // Interact clients authenticate with their own headers, checked in the handlers.
+        .route("/v1/channels/{name}", get(native::channel));
     let interact = Router::new()
         .route("/interact/servlet/RestServlet", post(interact::servlet))
         .route("/interact/v2/{*path}", axum::routing::any(interact::v2));
@@ -134,9 +130,10 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Touchpoint tokens: `Authorization: Bearer <token>`; a runtime with no tokens runs open.
+/// Touchpoint tokens on the native API (`/v1/`): `Authorization: Bearer <token>`; a runtime
+/// with no tokens runs open. Interact clients send their own headers, checked in the handlers.
 async fn authenticate(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -> Response {
-    if rt.is_open() {
+    if rt.is_open() || !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
     }
     // Read from the request itself: a `HeaderMap` extractor would copy every header.

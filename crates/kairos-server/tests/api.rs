@@ -307,17 +307,22 @@ async fn touchpoint_tokens_are_checked() {
     )
     .await;
     assert_eq!(status, 403);
-    let (status, _) = http(
-        s.addr,
-        "POST",
-        "/v1/sessions",
-        &[("authorization", "Bearer secret-token")],
-        &body,
-    )
-    .await;
+    let token = [("authorization", "Bearer secret-token")];
+    let (status, started) = http(s.addr, "POST", "/v1/sessions", &token, &body).await;
     assert_eq!(status, 200);
-    let (status, _) = http(s.addr, "GET", "/healthz", &[], "").await;
-    assert_eq!(status, 200, "health needs no token");
+    let id = serde_json::from_str::<J>(&started).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offers = format!("/v1/sessions/{id}/offers?ip=hero");
+    let (status, _) = http(s.addr, "GET", &offers, &[], "").await;
+    assert_eq!(status, 401, "every native call needs the token");
+    let (status, _) = http(s.addr, "GET", &offers, &token, "").await;
+    assert_eq!(status, 200);
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let (status, _) = http(s.addr, "GET", open, &[], "").await;
+        assert_eq!(status, 200, "{open} needs no token");
+    }
     s.stop().await;
 }
 
