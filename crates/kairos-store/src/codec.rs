@@ -8,7 +8,7 @@ use serde_json::Value as J;
 use crate::StoreError;
 
 /// Writes the state straight to text: it is encoded for every event that changes it, and
-/// building a `serde_json::Value` tree first cost a quarter of a logged contact.
+/// building a `serde_json::Value` tree first took 6% of the server's CPU under contact load.
 pub fn encode(state: &AudienceState) -> String {
     let doc = StateOut {
         offers: MapOut(&state.offers, OfferOut::new),
