@@ -1455,18 +1455,19 @@ async fn versions_page(
         enc(&name),
         esc(&name)
     );
+    // The server groups to deploy to or roll back, the same for every form on the page.
+    let mut group_options = String::new();
+    for g in items(&groups) {
+        let _ = write!(
+            group_options,
+            r#"<option value="{0}">{0}</option>"#,
+            cell(&g["name"])
+        );
+    }
     if deployer {
-        let mut options = String::new();
-        for g in items(&groups) {
-            let _ = write!(
-                options,
-                r#"<option value="{0}">{0}</option>"#,
-                cell(&g["name"])
-            );
-        }
         let _ = write!(
             body,
-            r#"<form method="post" action="/ui/channels/{}/rollback" class="card"><label for="rollback-group">Roll back a group to the version it ran before</label><select id="rollback-group" name="group">{options}</select> <button type="submit" class="secondary">Roll back</button></form>"#,
+            r#"<form method="post" action="/ui/channels/{}/rollback" class="card"><label for="rollback-group">Roll back a group to the version it ran before</label><select id="rollback-group" name="group">{group_options}</select> <button type="submit" class="secondary">Roll back</button></form>"#,
             enc(&name)
         );
     }
@@ -1566,17 +1567,9 @@ async fn versions_page(
             );
         }
         if deployer {
-            let mut options = String::new();
-            for g in items(&groups) {
-                let _ = write!(
-                    options,
-                    r#"<option value="{0}">{0}</option>"#,
-                    cell(&g["name"])
-                );
-            }
             let _ = write!(
                 body,
-                r#"<form method="post" action="/ui/channels/{}/deploy"><input type="hidden" name="version" value="{number}"><label for="group-{number}">Deploy version {number} to</label><select id="group-{number}" name="group">{options}</select>"#,
+                r#"<form method="post" action="/ui/channels/{}/deploy"><input type="hidden" name="version" value="{number}"><label for="group-{number}">Deploy version {number} to</label><select id="group-{number}" name="group">{group_options}</select>"#,
                 enc(&name)
             );
             if caller.roles.contains(&Role::Administrator) {
