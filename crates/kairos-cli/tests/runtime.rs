@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Runtime, http, kairos, repo};
+use common::{Runtime, http, import_table, kairos, repo};
 
 #[test]
 fn imported_tables_serve_the_runtime_profiles() {
@@ -13,21 +13,7 @@ fn imported_tables_serve_the_runtime_profiles() {
         ("people", "tests/scenarios/people.csv"),
         ("orders", "tests/scenarios/orders.csv"),
     ] {
-        let out = kairos()
-            .current_dir(repo())
-            .args([
-                "data",
-                "import",
-                "--table",
-                table,
-                "--key",
-                "customer_id",
-                "--database",
-                &database,
-                file,
-            ])
-            .output()
-            .unwrap();
+        let out = import_table(&database, table, file);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, http, kairos, repo, temp_file};
+use common::{KillOnDrop, http, import_table, kairos, repo, temp_file};
 
 /// The CLI as one user: their own saved login in `config`.
 fn as_user(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -439,21 +439,7 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     };
     cli(&["login", "--user", "admin"]);
     for table in ["customers", "accounts"] {
-        let csv = repo().join(format!("examples/bank/{table}.csv"));
-        let out = kairos()
-            .args([
-                "data",
-                "import",
-                "--table",
-                table,
-                "--key",
-                "customer_id",
-                "--database",
-                &database,
-            ])
-            .arg(csv)
-            .output()
-            .unwrap();
+        let out = import_table(&database, table, &format!("examples/bank/{table}.csv"));
         assert!(out.status.success(), "{}", text(&out));
     }
     cli(&["apply", "examples/bank/channel.yaml"]);

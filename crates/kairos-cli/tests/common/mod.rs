@@ -5,12 +5,23 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The real binary.
 pub fn kairos() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kairos"))
+}
+
+/// `kairos data import` of `file` (relative to the repository) into `table`, keyed by
+/// `customer_id`, straight into `database`.
+pub fn import_table(database: &str, table: &str, file: &str) -> Output {
+    kairos()
+        .current_dir(repo())
+        .args(["data", "import", "--table", table, "--key", "customer_id"])
+        .args(["--database", database, file])
+        .output()
+        .unwrap()
 }
 
 /// A file with this text in a folder of this test process.
