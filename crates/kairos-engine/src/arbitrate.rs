@@ -224,11 +224,7 @@ impl Session {
         let mut lists = Vec::with_capacity(request.requests.len());
         let mut served_codes = Vec::new();
         for request in &request.requests {
-            let ip_index = dep
-                .ip_index
-                .get(&request.ip)
-                .or_else(|| dep.ip_index.get(&request.ip.to_ascii_lowercase()));
-            let Some(&ip_index) = ip_index else {
+            let Some(ip_index) = dep.ip_index.find(&request.ip) else {
                 messages.push(Message::warning(
                     "UNKNOWN_INTERACTION_POINT",
                     format!(
@@ -658,13 +654,13 @@ fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let millis = (now.0.max(0) / 1_000_000) as u64;
     let random = rng.next_u64() >> 16;
-    let mut code = String::with_capacity(24);
-    for value in [millis, random] {
-        for i in (0..12).rev() {
-            code.push(char::from(HEX[((value >> (4 * i)) & 15) as usize]));
+    let mut code = [0u8; 24];
+    for (half, value) in code.chunks_exact_mut(12).zip([millis, random]) {
+        for (i, digit) in half.iter_mut().rev().enumerate() {
+            *digit = HEX[((value >> (4 * i)) & 15) as usize];
         }
     }
-    code
+    String::from_utf8(code.to_vec()).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ pub struct Deployment {
     pub(crate) default_level: Option<usize>,
     pub(crate) zones: Vec<Arc<str>>,
     pub(crate) ips: Vec<Ip>,
-    pub(crate) ip_index: HashMap<String, usize>,
+    pub(crate) ip_index: NameIndex,
     pub(crate) categories: Vec<Arc<str>>,
     pub(crate) offers: Vec<Offer>,
     pub(crate) segments: Vec<Arc<str>>,
@@ -173,7 +173,7 @@ pub struct Deployment {
     pub(crate) rules: Vec<Rule>,
     pub(crate) zone_rules: Vec<ZoneRules>,
     pub(crate) events: Vec<Event>,
-    pub(crate) event_index: HashMap<String, usize>,
+    pub(crate) event_index: NameIndex,
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) patterns_by_event: Vec<Vec<usize>>,
     pub(crate) constraints: Vec<Constraint>,
@@ -198,6 +198,31 @@ impl std::fmt::Debug for Deployment {
 
 fn lower(s: &str) -> String {
     s.to_ascii_lowercase()
+}
+
+/// Names looked up case-insensitively: keys are stored lowercased, and a name already in
+/// lowercase (the usual case on the request path) is found without copying it.
+pub(crate) struct NameIndex(HashMap<String, usize>);
+
+impl NameIndex {
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        self.0
+            .get(name)
+            .or_else(|| self.0.get(&lower(name)))
+            .copied()
+    }
+}
+
+impl<'a> FromIterator<&'a str> for NameIndex {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(names: I) -> Self {
+        NameIndex(
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| (lower(n), i))
+                .collect(),
+        )
+    }
 }
 
 fn start_of(date: &Option<kairos_model::Located<m::Date>>) -> Option<Timestamp> {
@@ -442,11 +467,7 @@ impl Deployment {
                 });
             }
         }
-        let ip_index = ips
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| (lower(&ip.name), i))
-            .collect();
+        let ip_index = ips.iter().map(|ip| &*ip.name).collect();
         let categories: Vec<String> = channel.categories.iter().map(|c| c.value.clone()).collect();
 
         let offer_slots = |env: &Env,
@@ -614,11 +635,7 @@ impl Deployment {
                 actions: c.actions(&e.actions, &event_names)?,
             });
         }
-        let event_index = event_names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (lower(n), i))
-            .collect();
+        let event_index = event_names.iter().map(String::as_str).collect();
         let mut patterns = Vec::new();
         let mut patterns_by_event = vec![Vec::new(); events.len()];
         for (pi, p) in channel.event_patterns.iter().enumerate() {
@@ -769,11 +786,11 @@ impl Deployment {
     }
 
     pub fn has_interaction_point(&self, name: &str) -> bool {
-        self.ip_index.contains_key(&lower(name))
+        self.ip_index.find(name).is_some()
     }
 
     pub fn has_event(&self, name: &str) -> bool {
-        self.event_index.contains_key(&lower(name))
+        self.event_index.find(name).is_some()
     }
 
     /// The interaction points, in channel order.
@@ -828,3 +845,18 @@ pub struct DimensionTable<'a> {
 pub const DEFAULT_SCORE: f64 = 50.0;
 /// Learning leaves an offer's order alone until it has this many contacts.
 pub const DEFAULT_MIN_CONTACTS: u64 = 50;
+
+#[cfg(test)]
+mod tests {
+    use super::NameIndex;
+
+    #[test]
+    fn names_are_found_whatever_their_case() {
+        let index: NameIndex = ["Hero", "sidebar"].into_iter().collect();
+        assert_eq!(index.find("hero"), Some(0));
+        assert_eq!(index.find("HERO"), Some(0));
+        assert_eq!(index.find("Sidebar"), Some(1));
+        assert_eq!(index.find("sidebar"), Some(1));
+        assert_eq!(index.find("footer"), None);
+    }
+}

@@ -41,12 +41,12 @@ impl Session {
         self.bind(dep, now);
         self.merge_params(dep, params);
         let mut messages = Vec::new();
-        match dep.event_index.get(&name.to_ascii_lowercase()) {
+        match dep.event_index.find(name) {
             None => messages.push(Message::warning(
                 "UNKNOWN_EVENT",
                 format!("event '{name}' is not defined in channel '{}'", dep.channel),
             )),
-            Some(&event) => {
+            Some(event) => {
                 let event_slots: Vec<Option<Value>> = dep
                     .env
                     .slots(Root::Event)

@@ -185,7 +185,11 @@ pub fn offers_body(r: &OffersResponse) -> Vec<u8> {
         out.extend_from_slice(b"]}");
     }
     out.extend_from_slice(b"],\"messages\":");
-    write_serde(&mut out, &messages_json(&r.messages));
+    if r.messages.is_empty() {
+        out.extend_from_slice(b"[]");
+    } else {
+        write_serde(&mut out, &messages_json(&r.messages));
+    }
     if let Some(explain) = &r.explain {
         out.extend_from_slice(b",\"explain\":");
         write_serde(&mut out, &explain_json(explain));

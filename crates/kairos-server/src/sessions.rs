@@ -3,7 +3,7 @@
 //! session are serialised, an idle timeout and a maximum count.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +30,9 @@ pub struct Slot {
 
 pub struct Sessions {
     shards: Vec<Mutex<HashMap<String, Arc<Slot>>>>,
-    hasher: RandomState,
+    /// Picks a session's shard. A fast hash suffices here: each shard's map keeps SipHash
+    /// against collision floods (callers may choose session IDs).
+    shard_hasher: foldhash::fast::RandomState,
     count: AtomicUsize,
     pub max: usize,
     pub idle: Duration,
@@ -41,7 +43,7 @@ impl Sessions {
     pub fn new(max: usize, idle: Duration) -> Self {
         Sessions {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shard_hasher: foldhash::fast::RandomState::default(),
             count: AtomicUsize::new(0),
             max,
             idle,
@@ -50,7 +52,7 @@ impl Sessions {
     }
 
     fn shard(&self, id: &str) -> &Mutex<HashMap<String, Arc<Slot>>> {
-        &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
+        &self.shards[(self.shard_hasher.hash_one(id) as usize) % SHARDS]
     }
 
     fn now_ms(&self) -> u64 {
