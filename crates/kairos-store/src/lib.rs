@@ -7,10 +7,12 @@ mod codec;
 pub mod control;
 mod profiles;
 mod sql;
+mod sqlite_writer;
 
 pub use profiles::ProfileStore;
 pub use sql::{PerformanceRow, Sql};
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kairos_engine::world::{AudienceState, HistoryRecord, ResponseKind, Stats, Treatment};
 use kairos_rules::time::Timestamp;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -61,7 +63,7 @@ pub struct Batch {
 pub trait Backend: Send + Sync + 'static {
     /// Writes all records and states in one transaction; it may return before the commit is
     /// on disk (see [`Backend::sync`]).
-    fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn write_batch(&self, batch: Batch) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Makes every batch written so far durable: a no-op where a commit is durable once it
     /// returns.
     fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -123,15 +125,26 @@ impl HistoryStore {
     /// Starts the group-commit writer over a backend: whatever is queued while one commit runs
     /// goes into the next, so one commit serves many requests. Commits and syncs overlap: a
     /// committed batch waits for the next sync of the log while the writer commits the next
-    /// one, and one sync acknowledges every batch committed before it began.
+    /// one, and one sync acknowledges every batch committed before it began. The writer
+    /// commits once per sync: at most one committed batch waits for its sync to begin, so
+    /// what queues meanwhile goes into one commit rather than many small ones, each writing
+    /// the same pages to the log again.
     pub fn over(backend: Arc<dyn Backend>) -> HistoryStore {
         let (queue, mut rx) = mpsc::channel::<(Batch, Ack)>(65_536);
-        let (committed, mut to_sync) = mpsc::unbounded_channel::<(Vec<Ack>, usize)>();
+        let (committed, mut to_sync) =
+            mpsc::unbounded_channel::<(Vec<Ack>, usize, OwnedSemaphorePermit)>();
         let depth = Arc::new(AtomicUsize::new(0));
         let writer_backend = backend.clone();
         let writer_depth = depth.clone();
         tokio::spawn(async move {
+            let turn = Arc::new(Semaphore::new(1));
             while let Some(first) = rx.recv().await {
+                let permit = turn
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                // Taken after the wait for the turn, so that it includes what queued meanwhile.
                 let mut waiting = vec![first];
                 let mut size = waiting[0].0.records.len() + waiting[0].0.states.len();
                 while size < MAX_BATCH {
@@ -144,20 +157,28 @@ impl HistoryStore {
                     }
                 }
                 let mut batch = Batch::default();
+                // Each audience once, with its last state, as one upsert statement requires.
+                let mut state_index: HashMap<String, usize> = HashMap::new();
                 for (part, _) in &mut waiting {
                     batch.records.append(&mut part.records);
                     for (key, state) in part.states.drain(..) {
-                        batch.states.retain(|(k, _)| *k != key);
-                        batch.states.push((key, state));
+                        match state_index.get(&key) {
+                            Some(&i) => batch.states[i].1 = state,
+                            None => {
+                                state_index.insert(key.clone(), batch.states.len());
+                                batch.states.push((key, state));
+                            }
+                        }
                     }
                 }
                 let acks = waiting.into_iter().map(|(_, ack)| ack).collect();
-                match writer_backend.write_batch(&batch).await {
+                let records = batch.records.len();
+                match writer_backend.write_batch(batch).await {
                     Ok(()) => {
-                        let _ = committed.send((acks, batch.records.len()));
+                        let _ = committed.send((acks, records, permit));
                     }
                     Err(e) => {
-                        writer_depth.fetch_sub(batch.records.len(), Ordering::Relaxed);
+                        writer_depth.fetch_sub(records, Ordering::Relaxed);
                         acknowledge(acks, Err(e.to_string()));
                     }
                 }
@@ -166,10 +187,13 @@ impl HistoryStore {
         let sync_backend = backend.clone();
         let sync_depth = depth.clone();
         tokio::spawn(async move {
-            while let Some(first) = to_sync.recv().await {
-                let mut synced = vec![first];
-                while let Ok(more) = to_sync.try_recv() {
-                    synced.push(more);
+            while let Some((acks, records, permit)) = to_sync.recv().await {
+                // Dropping the permits lets the writer commit the next batch during this sync.
+                drop(permit);
+                let mut synced = vec![(acks, records)];
+                while let Ok((acks, records, permit)) = to_sync.try_recv() {
+                    drop(permit);
+                    synced.push((acks, records));
                 }
                 let result = sync_backend.sync().await.map_err(|e| e.to_string());
                 for (acks, records) in synced {

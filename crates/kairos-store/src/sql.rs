@@ -11,6 +11,7 @@ use kairos_rules::time::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::sqlite_writer::SqliteWriter;
 use crate::{
     Backend, Batch, BoxFuture, OfferStats, StoreError, decode_state, encode_state, fold_stats,
     kind_from_name,
@@ -24,9 +25,9 @@ pub(crate) enum Dialect {
 
 pub struct Sql {
     pool: AnyPool,
-    /// On SQLite, the one connection history commits use: its page cache stays warm, and the
-    /// commit needs no pool hand-off. On PostgreSQL, the pool itself.
-    writer: AnyPool,
+    /// On SQLite, the history writer (its own thread and connection: its page cache stays
+    /// warm, and a batch is one hand-off). On PostgreSQL, commits go through the pool.
+    writer: Option<SqliteWriter>,
     dialect: Dialect,
     /// SQLite's write-ahead log, which [`Backend::sync`] syncs: the writer's commits return
     /// once in the log, so the next batch is written while this one's sync runs.
@@ -39,7 +40,7 @@ pub struct Sql {
 /// How often the log is checkpointed into the database beside the writer.
 const CHECKPOINT_EVERY_MS: i64 = 100;
 
-const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
+pub(crate) const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
 
 fn schema(dialect: Dialect) -> [String; 4] {
     let id = match dialect {
@@ -91,24 +92,6 @@ pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> Str
 /// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
 /// `postgres://...`.
 pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError> {
-    connect_with(url, None, Durability::OnCommit).await
-}
-
-/// When a SQLite connection's commits reach the disk.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// Each commit syncs the log before it returns.
-    OnCommit,
-    /// Commits return once in the log; [`Backend::sync`] makes them durable.
-    Deferred,
-}
-
-/// [`connect`], with at most `max` connections instead of the dialect's default.
-async fn connect_with(
-    url: &str,
-    max: Option<u32>,
-    durability: Durability,
-) -> Result<(AnyPool, Dialect), StoreError> {
     sqlx::any::install_default_drivers();
     let dialect = if url.starts_with("sqlite://") {
         Dialect::Sqlite
@@ -117,7 +100,7 @@ async fn connect_with(
     } else {
         return Err(StoreError::Url(url.to_string()));
     };
-    let (url, default_max) = match dialect {
+    let (url, max_connections) = match dialect {
         // Create the file when missing; one writer plus readers.
         Dialect::Sqlite => (
             if url.contains('?') {
@@ -130,26 +113,16 @@ async fn connect_with(
         Dialect::Postgres => (url.to_string(), 8),
     };
     let pool = AnyPoolOptions::new()
-        .max_connections(max.unwrap_or(default_max))
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {
                     // WAL for concurrent readers; FULL so a commit survives power loss, not
-                    // just a crash (NORMAL where the caller syncs the log itself: checkpoints
-                    // still sync); wait rather than fail when another writer holds the lock.
+                    // just a crash (the history writer has its own connection, see
+                    // `SqliteWriter`); wait rather than fail when another writer holds the lock.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute(match durability {
-                        Durability::OnCommit => "PRAGMA synchronous = FULL",
-                        Durability::Deferred => "PRAGMA synchronous = NORMAL",
-                    })
-                    .await?;
-                    if durability == Durability::Deferred {
-                        // Checkpoints run beside the writer (see `Sql::checkpoint`); the
-                        // writer's own, at 8 MiB of log, finds little left to copy, and it
-                        // is what lets the log restart from its beginning under steady load.
-                        conn.execute("PRAGMA wal_autocheckpoint = 2048").await?;
-                    }
+                    conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                 }
                 Ok(())
@@ -162,25 +135,46 @@ async fn connect_with(
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds one history row's 15 columns, in [`COLUMNS`] order.
-fn bind_record<'q>(query: AnyQuery<'q>, r: &'q HistoryRecord) -> AnyQuery<'q> {
+/// One value of a history row, for either database layer to bind.
+pub(crate) enum Cell<'a> {
+    Text(&'a str),
+    OptionalText(Option<&'a str>),
+    Integer(i64),
+    Real(f64),
+}
+
+/// A history row's 15 values, in [`COLUMNS`] order.
+pub(crate) fn record_cells(r: &HistoryRecord) -> [Cell<'_>; 15] {
     let t = &r.treatment;
-    query
-        .bind(r.kind.name())
-        .bind(&t.code)
-        .bind(&*t.offer)
-        .bind(t.category.as_deref())
-        .bind(&*t.rule)
-        .bind(t.segment.as_deref())
-        .bind(&*t.ip)
-        .bind(&*t.zone)
-        .bind(t.score)
-        .bind(t.deployment as i64)
-        .bind(&*t.session_id)
-        .bind(&*t.audience)
-        .bind(r.at.0)
-        .bind(t.issued_at.0)
-        .bind(i64::from(r.cross_session))
+    [
+        Cell::Text(r.kind.name()),
+        Cell::Text(&t.code),
+        Cell::Text(&t.offer),
+        Cell::OptionalText(t.category.as_deref()),
+        Cell::Text(&t.rule),
+        Cell::OptionalText(t.segment.as_deref()),
+        Cell::Text(&t.ip),
+        Cell::Text(&t.zone),
+        Cell::Real(t.score),
+        Cell::Integer(t.deployment as i64),
+        Cell::Text(&t.session_id),
+        Cell::Text(&t.audience),
+        Cell::Integer(r.at.0),
+        Cell::Integer(t.issued_at.0),
+        Cell::Integer(i64::from(r.cross_session)),
+    ]
+}
+
+/// Binds one history row's 15 columns.
+fn bind_record<'q>(query: AnyQuery<'q>, r: &'q HistoryRecord) -> AnyQuery<'q> {
+    record_cells(r)
+        .into_iter()
+        .fold(query, |query, cell| match cell {
+            Cell::Text(text) => query.bind(text),
+            Cell::OptionalText(text) => query.bind(text),
+            Cell::Integer(number) => query.bind(number),
+            Cell::Real(number) => query.bind(number),
+        })
 }
 
 /// Text to store for a value bound as a string.
@@ -265,11 +259,11 @@ impl Sql {
                     .next()
                     .unwrap_or_default();
                 (
-                    connect_with(url, Some(1), Durability::Deferred).await?.0,
+                    Some(SqliteWriter::open(std::path::Path::new(path))?),
                     Some(format!("{path}-wal").into()),
                 )
             }
-            Dialect::Postgres => (pool.clone(), None),
+            Dialect::Postgres => (None, None),
         };
         Ok(Sql {
             pool,
@@ -307,9 +301,12 @@ impl Sql {
 }
 
 impl Backend for Sql {
-    fn write_batch<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write_batch(&self, batch: Batch) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut tx = self.writer.begin().await?;
+            if let Some(writer) = &self.writer {
+                return writer.write(batch).await;
+            }
+            let mut tx = self.pool.begin().await?;
             // Multi-row statements: one round trip per chunk, not per row.
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
