@@ -37,13 +37,20 @@ echo "live sessions: $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^kairos_
 rows() {
   python3 -c "import sqlite3; print(sqlite3.connect('$work/data/kairos.db').execute('select count(*) from kairos_history').fetchone()[0])"
 }
+# CPU time the server process has used, in clock ticks (user + system).
+server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
 run() { # name, sessions file, extra wrk args...
   local name="$1" sessions="$2"; shift 2
+  local before rps p99 requests
+  before=$(server_ticks)
   SESSIONS="$sessions" wrk -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
-  local rps p99
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
-  echo "$name $rps $p99"
+  requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
+  # The server's own CPU per request: what wrk, on the same cores, does not blur.
+  echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - before)) -v hz="$ticks_per_second" -v n="$requests" \
+    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
 }
 results="$(for round in $(seq "$rounds"); do
   run healthz "$work/sessions.txt" "http://127.0.0.1:$port/healthz"
@@ -57,19 +64,19 @@ results="$(for round in $(seq "$rounds"); do
   echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}')"
 done)"
 echo "$results" | awk -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
-  function median(name,   k, i, j, t, v) {
+  function median(name, column,   k, i, j, t, v) {
     k = count[name]
-    for (i = 1; i <= k; i++) v[i] = values[name, i]
+    for (i = 1; i <= k; i++) v[i] = column == "cpu" ? cpu[name, i] : values[name, i]
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
   }
   $1 == "rows" { pairs += $3 / 2 * d; written += $2; next }
-  { count[$1]++; values[$1, count[$1]] = $2; p99[$1] = p99[$1] " " $3 }
+  { count[$1]++; values[$1, count[$1]] = $2; p99[$1] = p99[$1] " " $3; cpu[$1, count[$1]] = $4 }
   END {
-    printf "%-16s %12s   %s\n", "run (" c " conns)", "requests/s", "p99 of each round"
-    printf "%-16s %12.0f  %s\n", "healthz", median("healthz"), p99["healthz"]
-    printf "%-16s %12.0f  %s\n", "get offers", median("offers"), p99["offers"]
-    printf "%-16s %12.0f  %s   (get offers + contact event)\n", "offers+contact", median("offers_contact"), p99["offers_contact"]
+    printf "%-16s %12s %16s   %s\n", "run (" c " conns)", "requests/s", "server us/req", "p99 of each round"
+    printf "%-16s %12.0f %16.1f  %s\n", "healthz", median("healthz"), median("healthz", "cpu"), p99["healthz"]
+    printf "%-16s %12.0f %16.1f  %s\n", "get offers", median("offers"), median("offers", "cpu"), p99["offers"]
+    printf "%-16s %12.0f %16.1f  %s   (get offers + contact event)\n", "offers+contact", median("offers_contact"), median("offers_contact", "cpu"), p99["offers_contact"]
     printf "medians of %d rounds of %ss\n", n, d
     printf "get offers / healthz:                     %.0f%%\n", 100 * median("offers") / median("healthz")
     printf "offers+contact requests / healthz:        %.0f%%\n", 100 * median("offers_contact") / median("healthz")

