@@ -9,7 +9,8 @@
 # the channel's cap of 5 contacts per visit after two pairs, and from then on its get offers
 # serve nothing and its events log nothing, which would measure no-ops. The report gives the
 # history rows written per pair (3 when every pair logs its 3 offers).
-# Usage: bench/http.sh [duration, default 10s] [connections, default 32]
+# Usage: bench/http.sh [duration, default 10s] [connections, default 32]; KAIROS=path/to/kairos
+# measures that binary instead of building this checkout (to compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10s}"
@@ -25,9 +26,13 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1
 if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then
   echo "port $port is taken by another server: stop it first"; exit 1
 fi
-cargo build --release -q -p kairos-cli
-./target/release/kairos demo synthetic --out "$work" --customers "$visits" >/dev/null
-./target/release/kairos runtime --channel-file "$work/synthetic.yaml" --profiles "customers=$work/customers.csv" \
+kairos="${KAIROS:-}"
+if [ -z "$kairos" ]; then
+  cargo build --release -q -p kairos-cli
+  kairos=./target/release/kairos
+fi
+"$kairos" demo synthetic --out "$work" --customers "$visits" >/dev/null
+"$kairos" runtime --channel-file "$work/synthetic.yaml" --profiles "customers=$work/customers.csv" \
   --data "$work/data" --listen "127.0.0.1:$port" >"$work/runtime.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
