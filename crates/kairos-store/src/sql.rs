@@ -1,6 +1,7 @@
 //! The SQL backend, for SQLite and PostgreSQL alike through sqlx's `Any` driver: the statements
 //! are portable (numbered placeholders, `ON CONFLICT` upserts); only the table definitions and
-//! connection settings differ.
+//! connection settings differ. The one exception is SQLite's history commits, which go through
+//! [`SqliteWriter`] (the same statements, one row at a time, on a connection of their own).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
