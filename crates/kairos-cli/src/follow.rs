@@ -235,7 +235,7 @@ impl Follow {
                         "requests_total": requests,
                         "get_offers_p50_ms": ms(0.5),
                         "get_offers_p99_ms": ms(0.99),
-                        "sessions_live": runtime.sessions.len(),
+                        "sessions_live": handle.block_on(runtime.live_sessions()).ok(),
                     },
                 });
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);

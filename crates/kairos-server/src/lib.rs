@@ -126,7 +126,9 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
 }
 
 async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
-    let body = rt.metrics.render(rt.sessions.len(), rt.store.queue_depth());
+    // Unknown when the shared session store cannot be reached: NaN, not a made-up zero.
+    let live = rt.live_sessions().await.ok();
+    let body = rt.metrics.render(live, rt.store.queue_depth());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

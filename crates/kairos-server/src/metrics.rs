@@ -125,7 +125,8 @@ impl Metrics {
             .map(|(bound, _)| *bound)
     }
 
-    pub fn render(&self, sessions_live: usize, history_queue: usize) -> String {
+    /// `sessions_live` is `None` when it cannot be known (the shared session store is down).
+    pub fn render(&self, sessions_live: Option<usize>, history_queue: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
         for (call, counts) in self.statuses.iter().enumerate() {
@@ -176,7 +177,8 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP kairos_sessions_live Sessions in memory.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {sessions_live}"
+            "# HELP kairos_sessions_live Live sessions: in this runtime's memory, or the server group's in the shared session store.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {}",
+            sessions_live.map_or("NaN".to_string(), |n| n.to_string())
         );
         let _ = writeln!(
             out,

@@ -339,7 +339,13 @@ impl Runtime {
             // A replaced session had nothing left to write: each call wrote what it produced.
             let token = self.new_session_id();
             shared.lock(&session_id, &token).await?;
-            let saved = shared.save(&channel, &session.snapshot(&dep)).await;
+            let saved = async {
+                if !shared.admit(&session_id, self.sessions.max).await? {
+                    return Err(self.too_many_sessions("the server group holds"));
+                }
+                shared.save(&channel, &session.snapshot(&dep)).await
+            }
+            .await;
             shared.unlock(&session_id, &token).await;
             saved?;
             return Ok(Started {
@@ -355,22 +361,34 @@ impl Runtime {
             // The session it replaces is ended properly: what it held is written.
             Ok(Some(replaced)) => self.close(replaced).await?,
             Ok(None) => {}
-            Err(_) => {
-                return Err(Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "TOO_MANY_SESSIONS",
-                    format!(
-                        "this runtime holds its maximum of {} sessions; retry later",
-                        self.sessions.max
-                    ),
-                ));
-            }
+            Err(_) => return Err(self.too_many_sessions("this runtime holds")),
         }
         Ok(Started {
             session_id,
             messages,
             segments,
         })
+    }
+
+    /// `holder`: who is full, "this runtime holds" or, with shared sessions, "the server
+    /// group holds".
+    fn too_many_sessions(&self, holder: &str) -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TOO_MANY_SESSIONS",
+            format!(
+                "{holder} its maximum of {} sessions; retry later",
+                self.sessions.max
+            ),
+        )
+    }
+
+    /// Live sessions: this runtime's in memory or, with shared sessions, the group's.
+    pub async fn live_sessions(&self) -> Result<usize, Problem> {
+        match &self.shared {
+            Some(shared) => shared.live().await,
+            None => Ok(self.sessions.len()),
+        }
     }
 
     async fn session_exists(&self, id: &str) -> Result<bool, Problem> {

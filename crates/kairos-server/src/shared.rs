@@ -1,7 +1,9 @@
 //! Sessions shared by several runtime instances of one server group, in Redis: each call
 //! takes the session's lock, loads its snapshot, runs, and stores it back. Idle sessions
 //! expire with their key's time to live; everything they had to write was written at the
-//! call that produced it.
+//! call that produced it. A sorted set of session IDs by expiry time counts the group's live
+//! sessions, for the maximum and the `kairos_sessions_live` gauge; times are Redis's own, so
+//! the instances' clocks need not agree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,7 +30,17 @@ pub struct RedisSessions {
     prefix: String,
     ttl: Duration,
     unlock: redis::Script,
+    admit: redis::Script,
+    save: redis::Script,
+    remove: redis::Script,
+    live: redis::Script,
 }
+
+/// Milliseconds by Redis's clock, in a script.
+const NOW_MS: &str =
+    "local t = redis.call('time') local now = t[1] * 1000 + math.floor(t[2] / 1000) ";
+/// Forgets the sessions whose keys have expired (KEYS[1] is the set).
+const PRUNE: &str = "redis.call('zremrangebyscore', KEYS[1], '-inf', now) ";
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::new(
@@ -55,7 +67,60 @@ impl RedisSessions {
             prefix: prefix.to_string(),
             ttl,
             unlock,
+            // ARGV: session ID, time to live (ms), maximum. 1 when counted, 0 when full.
+            admit: redis::Script::new(&format!(
+                "{NOW_MS}{PRUNE}\
+                 if not redis.call('zscore', KEYS[1], ARGV[1]) \
+                    and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end \
+                 redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1"
+            )),
+            // KEYS[2] is the session's key; ARGV: session ID, time to live (ms), snapshot.
+            save: redis::Script::new(&format!(
+                "{NOW_MS}redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
+                 redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1"
+            )),
+            // KEYS[2] is the session's key; ARGV[1] the session ID. The keys removed.
+            remove: redis::Script::new(
+                "redis.call('zrem', KEYS[1], ARGV[1]) return redis.call('del', KEYS[2])",
+            ),
+            live: redis::Script::new(&format!(
+                "{NOW_MS}{PRUNE}return redis.call('zcard', KEYS[1])"
+            )),
         })
+    }
+
+    fn live_key(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.ttl.as_millis() as u64
+    }
+
+    /// Counts a new session among the group's, unless the group holds `max` already; a
+    /// session already counted (restarted under its ID) is always let in.
+    pub async fn admit(&self, id: &str, max: usize) -> Result<bool, Problem> {
+        let mut conn = self.conn.clone();
+        let admitted: i64 = self
+            .admit
+            .key(self.live_key())
+            .arg(id)
+            .arg(self.ttl_ms())
+            .arg(max)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(admitted == 1)
+    }
+
+    /// The group's live sessions.
+    pub async fn live(&self) -> Result<usize, Problem> {
+        let mut conn = self.conn.clone();
+        self.live
+            .key(self.live_key())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     fn key(&self, id: &str) -> String {
@@ -121,9 +186,14 @@ impl RedisSessions {
 
     pub async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
         let mut conn = self.conn.clone();
-        let ttl = self.ttl.as_millis() as u64;
-        let _: () = conn
-            .pset_ex(self.key(&snapshot.id), encode(channel, snapshot), ttl)
+        let _: i64 = self
+            .save
+            .key(self.live_key())
+            .key(self.key(&snapshot.id))
+            .arg(&snapshot.id)
+            .arg(self.ttl_ms())
+            .arg(encode(channel, snapshot))
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -131,7 +201,14 @@ impl RedisSessions {
 
     pub async fn remove(&self, id: &str) -> Result<bool, Problem> {
         let mut conn = self.conn.clone();
-        let removed: i64 = conn.del(self.key(id)).await.map_err(unavailable)?;
+        let removed: i64 = self
+            .remove
+            .key(self.live_key())
+            .key(self.key(id))
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(removed > 0)
     }
 }

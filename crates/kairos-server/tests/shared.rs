@@ -6,12 +6,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, codes, contacts_from_concurrent_calls, empty_history, get_offers, instance};
+use common::{
+    call, codes, contacts_from_concurrent_calls, empty_history, get_offers, http, instance,
+};
 use kairos_server::Config;
 use kairos_server::shared::RedisSessions;
 use serde_json::{Value as J, json};
 
 async fn shared(prefix: &str) -> Option<RedisSessions> {
+    shared_for(prefix, Duration::from_secs(60)).await
+}
+
+async fn shared_for(prefix: &str, ttl: Duration) -> Option<RedisSessions> {
     let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -20,25 +26,32 @@ async fn shared(prefix: &str) -> Option<RedisSessions> {
         eprintln!("KAIROS_TEST_REDIS_URL is not set: skipping the shared-session tests");
         return None;
     };
-    Some(
-        RedisSessions::connect(&url, prefix, Duration::from_secs(60))
-            .await
-            .unwrap(),
-    )
+    Some(RedisSessions::connect(&url, prefix, ttl).await.unwrap())
 }
 
 /// Two instances over one history database and one Redis key space.
 async fn group(name: &str) -> Option<(common::Server, common::Server)> {
+    group_with(name, Config::default).await
+}
+
+async fn group_with(
+    name: &str,
+    config: impl Fn() -> Config,
+) -> Option<(common::Server, common::Server)> {
     let prefix = format!("kairos-test-{name}-{}", std::process::id());
     let store = empty_history(&prefix).await;
-    let a = instance(
-        Config::default(),
-        store.clone(),
-        Some(shared(&prefix).await?),
-    )
-    .await;
-    let b = instance(Config::default(), store, Some(shared(&prefix).await?)).await;
+    let a = instance(config(), store.clone(), Some(shared(&prefix).await?)).await;
+    let b = instance(config(), store, Some(shared(&prefix).await?)).await;
     Some((a, b))
+}
+
+async fn sessions_live(addr: std::net::SocketAddr) -> String {
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], "").await;
+    metrics
+        .lines()
+        .find(|l| l.starts_with("kairos_sessions_live "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,4 +123,62 @@ async fn calls_for_one_session_are_serialised_across_instances() {
     contacts_from_concurrent_calls(&[a.addr, b.addr], &a.runtime.store).await;
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_counts_its_sessions_together_and_keeps_one_maximum() {
+    let Some((a, b)) = group_with("maximum", || Config {
+        max_sessions: 2,
+        ..Config::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let start = |addr, id: &str| {
+        let body =
+            json!({ "session_id": id, "channel": "shop", "audience_id": { "customer_id": 2 } });
+        async move { call(addr, "POST", "/v1/sessions", body).await }
+    };
+    assert_eq!(start(a.addr, "first").await.0, 200);
+    assert_eq!(start(b.addr, "second").await.0, 200);
+    assert_eq!(sessions_live(a.addr).await, "kairos_sessions_live 2");
+    assert_eq!(sessions_live(b.addr).await, "kairos_sessions_live 2");
+    let (status, refused) = start(a.addr, "third").await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (503, Some("TOO_MANY_SESSIONS")),
+        "{refused}"
+    );
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("server group")),
+        "{refused}"
+    );
+    // A session already counted may start again under its ID.
+    assert_eq!(start(b.addr, "first").await.0, 200);
+    let (status, _) = call(b.addr, "DELETE", "/v1/sessions/second", J::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(sessions_live(a.addr).await, "kairos_sessions_live 1");
+    assert_eq!(start(a.addr, "third").await.0, 200);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_whose_keys_expired_no_longer_count() {
+    let prefix = format!("kairos-test-expiry-{}", std::process::id());
+    let Some(sessions) = shared_for(&prefix, Duration::from_millis(100)).await else {
+        return;
+    };
+    assert!(sessions.admit("short", 1).await.unwrap());
+    assert_eq!(sessions.live().await.unwrap(), 1);
+    assert!(
+        !sessions.admit("another", 1).await.unwrap(),
+        "the group is full"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(sessions.live().await.unwrap(), 0);
+    assert!(sessions.admit("another", 1).await.unwrap());
 }
