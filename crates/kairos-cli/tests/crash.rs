@@ -78,7 +78,7 @@ fn acknowledged_events_survive_sigkill() {
     let stored: std::collections::HashSet<&str> = history
         .iter()
         .filter(|r| r.kind == ResponseKind::Contact)
-        .map(|r| r.treatment.code.as_str())
+        .map(|r| &*r.treatment.code)
         .collect();
     let lost: Vec<&String> = acknowledged
         .iter()

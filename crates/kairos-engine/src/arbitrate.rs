@@ -36,7 +36,7 @@ pub struct ServedOffer {
     pub code: Arc<str>,
     pub name: Option<Arc<str>>,
     pub category: Option<Arc<str>>,
-    pub treatment_code: String,
+    pub treatment_code: Arc<str>,
     pub score: f64,
     /// The offer's attributes with the serving rule's overrides, merged at deploy time.
     pub attributes: Arc<[(String, Value)]>,
@@ -650,7 +650,7 @@ fn score_candidate(
 /// digits. Codes issued together sort together, so the history's index on them grows at its
 /// end instead of dirtying a random page per contact; the random part keeps the codes of one
 /// millisecond apart. Written by hand: through `format!` it took 7% of a get offers call.
-fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> String {
+fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> Arc<str> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let millis = (now.0.max(0) / 1_000_000) as u64;
     let random = rng.next_u64() >> 16;
@@ -660,7 +660,9 @@ fn treatment_code(now: Timestamp, rng: &mut dyn Random) -> String {
             *digit = HEX[((value >> (4 * i)) & 15) as usize];
         }
     }
-    String::from_utf8(code.to_vec()).expect("hex digits are ASCII")
+    std::str::from_utf8(&code)
+        .expect("hex digits are ASCII")
+        .into()
 }
 
 #[cfg(test)]

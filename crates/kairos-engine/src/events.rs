@@ -241,7 +241,7 @@ impl Session {
             .treatments
             .iter()
             .rev()
-            .find(|t| t.code == code)
+            .find(|t| *t.code == *code)
         {
             Some(t) => (t.clone(), false),
             None => match ctx.world.find_treatment(code) {

@@ -41,7 +41,7 @@ pub struct Session {
     pub(crate) treatments: VecDeque<Treatment>,
     /// Treatment codes of the offers the last get offers returned (for `log_contact` without
     /// a code).
-    pub(crate) last_offers: Vec<String>,
+    pub(crate) last_offers: Vec<Arc<str>>,
     pub(crate) records: Vec<HistoryRecord>,
     pub(crate) state_changed: bool,
     pub(crate) eval_errors: u64,
@@ -228,7 +228,7 @@ impl Session {
             debug: self.debug,
             visit_contacts: self.visit_contacts.clone(),
             treatments: self.treatments.iter().cloned().collect(),
-            last_offers: self.last_offers.clone(),
+            last_offers: self.last_offers.iter().map(|c| c.to_string()).collect(),
             eval_errors: self.eval_errors,
             segments: segments.or_else(|| self.restored_segments.clone()),
         }
@@ -247,7 +247,7 @@ impl Session {
             bound: None,
             visit_contacts: s.visit_contacts,
             treatments: s.treatments.into(),
-            last_offers: s.last_offers,
+            last_offers: s.last_offers.into_iter().map(Arc::from).collect(),
             records: Vec::new(),
             state_changed: s.state_changed,
             eval_errors: s.eval_errors,
@@ -272,7 +272,7 @@ impl Session {
 
     /// Whether a treatment code was issued to this session (and is still remembered).
     pub fn has_treatment(&self, code: &str) -> bool {
-        self.treatments.iter().any(|t| t.code == code)
+        self.treatments.iter().any(|t| *t.code == *code)
     }
 
     /// Contact and response records produced since the last call, for durable storage.

@@ -70,7 +70,7 @@ pub fn id_text(value: &Value) -> String {
 /// Names are shared with the deployment and the session (`Arc<str>`): issuing a treatment on
 /// the request path copies no string.
 pub struct Treatment {
-    pub code: String,
+    pub code: Arc<str>,
     pub offer: Arc<str>,
     pub category: Option<Arc<str>>,
     pub rule: Arc<str>,
@@ -227,7 +227,7 @@ impl MemoryWorld {
                     .entry(t.offer.to_string())
                     .or_default()
                     .push(record.at);
-                self.treatments.insert(t.code.clone(), t.clone());
+                self.treatments.insert(t.code.to_string(), t.clone());
             }
             self.records.push(record);
         }

@@ -68,7 +68,7 @@ fn a_restored_session_keeps_segments_suppression_and_treatments() {
     );
     let closed = vec![(
         "treatment_code".to_string(),
-        Value::from(gold.treatment_code.as_str()),
+        Value::from(&*gold.treatment_code),
     )];
     let response = restored.post_event(&dep, &world, "offer_closed", &closed, now);
     assert!(

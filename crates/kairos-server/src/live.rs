@@ -168,6 +168,6 @@ impl World for RequestWorld<'_> {
     }
 
     fn find_treatment(&self, code: &str) -> Option<Treatment> {
-        self.earlier.clone().filter(|t| t.code == code)
+        self.earlier.clone().filter(|t| *t.code == *code)
     }
 }

@@ -649,7 +649,7 @@ mod tests {
             code: Arc::from("GOLD"),
             name: Some(Arc::from("Gold \"plus\"\ncard \u{e9}")),
             category: None,
-            treatment_code: "0123abcd".to_string(),
+            treatment_code: "0123abcd".into(),
             score: 1.5,
             attributes: Arc::from(vec![
                 ("price".to_string(), Value::Int(12)),

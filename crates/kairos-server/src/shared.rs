@@ -281,7 +281,7 @@ fn treatment(t: &Treatment) -> J {
 fn untreatment(j: &J) -> Option<Treatment> {
     let text = |k: &str| j[k].as_str().map(Arc::<str>::from);
     Some(Treatment {
-        code: j["code"].as_str()?.to_string(),
+        code: j["code"].as_str()?.into(),
         offer: text("offer")?,
         category: text("category"),
         rule: text("rule")?,

@@ -54,7 +54,7 @@ async fn a_touchpoint_session_end_to_end() {
         (
             history[0].kind,
             history[0].treatment.offer.as_ref(),
-            history[0].treatment.code.as_str()
+            history[0].treatment.code.as_ref()
         ),
         (ResponseKind::Contact, "GOLD", code.as_str())
     );

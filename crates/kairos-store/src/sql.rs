@@ -193,7 +193,7 @@ fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
             .map(|v| v.map(Arc::<str>::from))
     };
     Ok(Treatment {
-        code: row.try_get("treatment_code")?,
+        code: text("treatment_code")?,
         offer: text("offer")?,
         category: optional("category")?,
         rule: text("rule")?,
