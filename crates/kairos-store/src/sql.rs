@@ -41,7 +41,7 @@ pub struct Sql {
 /// How often the log is checkpointed into the database beside the writer.
 const CHECKPOINT_EVERY_MS: i64 = 100;
 
-pub(crate) const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
+const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
 
 fn schema(dialect: Dialect) -> [String; 4] {
     let id = match dialect {
@@ -88,6 +88,30 @@ pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> Str
         sql.push(')');
     }
     sql
+}
+
+/// The history insert of `rows` rows, values in [`COLUMNS`] order.
+pub(crate) fn history_insert(rows: usize, dialect: Dialect) -> String {
+    format!(
+        "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
+        placeholders(rows, 15, dialect)
+    )
+}
+
+/// The upsert of `rows` audience states (audience, state, updated_at), each audience once.
+pub(crate) fn audience_upsert(rows: usize, dialect: Dialect) -> String {
+    format!(
+        "INSERT INTO kairos_audience (audience, state, updated_at) VALUES {} \
+         ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        placeholders(rows, 3, dialect)
+    )
+}
+
+/// Whole seconds since 1970: an audience row's `updated_at`.
+pub(crate) fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
@@ -310,26 +334,17 @@ impl Backend for Sql {
             let mut tx = self.pool.begin().await?;
             // Multi-row statements: one round trip per chunk, not per row.
             for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
-                    placeholders(chunk.len(), 15, self.dialect)
-                );
+                let sql = history_insert(chunk.len(), self.dialect);
                 chunk
                     .iter()
                     .fold(sqlx::query(&sql), bind_record)
                     .execute(&mut *tx)
                     .await?;
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now = unix_seconds();
             // The batch holds each audience once, as one upsert statement requires.
             for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO kairos_audience (audience, state, updated_at) VALUES {} \
-                     ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                    placeholders(chunk.len(), 3, self.dialect)
-                );
+                let sql = audience_upsert(chunk.len(), self.dialect);
                 let mut query = sqlx::query(&sql);
                 for (key, state) in chunk {
                     query = query.bind(key).bind(encode_state(state)).bind(now);

@@ -12,7 +12,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::sql::{COLUMNS, Cell, record_cells};
+use crate::sql::{Cell, Dialect, audience_upsert, history_insert, record_cells, unix_seconds};
 use crate::{Batch, StoreError, encode_state};
 
 type Job = (Batch, oneshot::Sender<Result<(), String>>);
@@ -42,8 +42,14 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("kairos-history".into())
             .spawn(move || {
+                // Written once: every batch looks its cached statements up by these texts.
+                let statements = Statements {
+                    insert: history_insert(1, Dialect::Sqlite),
+                    upsert: audience_upsert(1, Dialect::Sqlite),
+                };
                 for (batch, done) in received {
-                    let _ = done.send(commit(&mut conn, &batch).map_err(|e| e.to_string()));
+                    let result = commit(&mut conn, &statements, &batch);
+                    let _ = done.send(result.map_err(|e| e.to_string()));
                 }
             })
             .map_err(|e| StoreError::WriteFailed(format!("starting the history writer: {e}")))?;
@@ -63,23 +69,22 @@ impl SqliteWriter {
     }
 }
 
+/// The one-row statements a commit runs.
+struct Statements {
+    insert: String,
+    upsert: String,
+}
+
 /// One transaction: all of the batch or, on any error, none of it.
-fn commit(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+fn commit(conn: &mut Connection, statements: &Statements, batch: &Batch) -> rusqlite::Result<()> {
+    let now = unix_seconds();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO kairos_history ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))?;
+        let mut insert = tx.prepare_cached(&statements.insert)?;
         for r in &batch.records {
             insert.execute(rusqlite::params_from_iter(record_cells(r)))?;
         }
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO kairos_audience (audience, state, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        )?;
+        let mut upsert = tx.prepare_cached(&statements.upsert)?;
         for (key, state) in &batch.states {
             upsert.execute(params![key, encode_state(state), now])?;
         }
