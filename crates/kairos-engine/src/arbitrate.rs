@@ -8,7 +8,7 @@ use kairos_model::model::Pick;
 use kairos_rules::Value;
 use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 
-use crate::deployment::{Deployment, HoldFor, Offer, Rule};
+use crate::deployment::{Deployment, HoldFor, Offer, Placement, Rule};
 use crate::learning::sample_rate;
 use crate::messages::Message;
 use crate::random::Random;
@@ -33,13 +33,29 @@ pub struct OfferRequest {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServedOffer {
-    pub code: Arc<str>,
-    pub name: Option<Arc<str>>,
-    pub category: Option<Arc<str>>,
+    /// The offer, its serving rule and what it is shown with, shared with the deployment.
+    pub placement: Arc<Placement>,
     pub treatment_code: Arc<str>,
     pub score: f64,
+}
+
+impl ServedOffer {
+    pub fn code(&self) -> &str {
+        &self.placement.origin.offer
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.placement.name.as_deref()
+    }
+
+    pub fn category(&self) -> Option<&str> {
+        self.placement.origin.category.as_deref()
+    }
+
     /// The offer's attributes with the serving rule's overrides, merged at deploy time.
-    pub attributes: Arc<[(String, Value)]>,
+    pub fn attributes(&self) -> &[(String, Value)] {
+        &self.placement.attributes
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -292,7 +308,6 @@ impl Session {
         zone: &Arc<str>,
         now: Timestamp,
     ) -> ServedOffer {
-        let offer = &dep.offers[c.offer];
         let rule = &dep.rules[c.rule];
         let code = treatment_code(now, rng);
         let position = rule
@@ -300,13 +315,10 @@ impl Session {
             .iter()
             .position(|&o| o == c.offer)
             .expect("the rule proposed this offer");
-        let category = offer.category.map(|i| dep.categories[i].clone());
+        let placement = &rule.placements[position];
         self.remember(Treatment {
             code: code.clone(),
-            offer: offer.code.clone(),
-            category: category.clone(),
-            rule: rule.id.clone(),
-            segment: rule.segment.map(|s| dep.segments[s].clone()),
+            origin: placement.origin.clone(),
             ip: ip.clone(),
             zone: zone.clone(),
             score: c.final_score,
@@ -316,12 +328,9 @@ impl Session {
             issued_at: now,
         });
         ServedOffer {
-            code: offer.code.clone(),
-            name: offer.name.clone(),
-            category,
+            placement: placement.clone(),
             treatment_code: code,
             score: c.final_score,
-            attributes: rule.attributes[position].clone(),
         }
     }
 

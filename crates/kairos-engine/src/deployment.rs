@@ -10,6 +10,8 @@ use kairos_model::{Loc, Schemas, channel_env, validate};
 use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 use kairos_rules::{Env, Expected, Program, Root, Scope, Type, Value};
 
+use crate::world::Origin;
+
 #[derive(Debug, thiserror::Error)]
 #[error("the channel is not valid: {}", .0.iter().map(|(l, m)| format!("{}:{}: {m}", l.line, l.col)).collect::<Vec<_>>().join("; "))]
 pub struct CompileError(pub Vec<(Loc, String)>);
@@ -47,6 +49,15 @@ pub(crate) struct Offer {
     pub max_contacts: Option<(u64, Option<i64>)>,
 }
 
+/// One offer as one rule serves it, fixed at deploy: every answer serving it shares it.
+#[derive(Debug, PartialEq)]
+pub struct Placement {
+    pub origin: Arc<Origin>,
+    pub name: Option<Arc<str>>,
+    /// The offer's attributes with the rule's overrides.
+    pub attributes: Vec<(String, Value)>,
+}
+
 pub(crate) struct Rule {
     pub id: Arc<str>,
     pub segment: Option<usize>,
@@ -57,8 +68,8 @@ pub(crate) struct Rule {
     pub score_expr: Option<Program>,
     /// Attribute overrides by offer slot, for expressions.
     pub slot_overrides: Vec<(u32, Value)>,
-    /// Per offer of `offers`: its attributes with this rule's overrides, as served.
-    pub attributes: Vec<Arc<[(String, Value)]>>,
+    /// Per offer of `offers`: what serving it shows and logs.
+    pub placements: Vec<Arc<Placement>>,
     pub effective: Option<Timestamp>,
     pub expires: Option<Timestamp>,
     pub enabled: bool,
@@ -545,6 +556,9 @@ impl Deployment {
             });
         }
 
+        let category_names: Vec<Arc<str>> =
+            categories.iter().map(|c| Arc::from(c.as_str())).collect();
+        let segment_names: Vec<Arc<str>> = segments.iter().map(|n| Arc::from(n.as_str())).collect();
         let rule_scope = Scope {
             event: false,
             offer: true,
@@ -579,22 +593,33 @@ impl Deployment {
                 .iter()
                 .map(|code| Compiler::index_of(&offer_codes, &code.value))
                 .collect();
+            let id: Arc<str> = r.id.value.as_str().into();
             // What each offer is served with: its attributes, then the rule's overrides.
-            let attributes = offer_indices
+            let placements = offer_indices
                 .iter()
                 .map(|&o| {
-                    let mut merged = offers[o].attributes.clone();
+                    let offer = &offers[o];
+                    let mut attributes = offer.attributes.clone();
                     for (name, value) in &attribute_overrides {
-                        match merged.iter_mut().find(|(n, _)| n == name) {
+                        match attributes.iter_mut().find(|(n, _)| n == name) {
                             Some(slot) => slot.1 = value.clone(),
-                            None => merged.push((name.clone(), value.clone())),
+                            None => attributes.push((name.clone(), value.clone())),
                         }
                     }
-                    Arc::from(merged)
+                    Arc::new(Placement {
+                        origin: Arc::new(Origin {
+                            offer: offer.code.clone(),
+                            category: offer.category.map(|i| category_names[i].clone()),
+                            rule: id.clone(),
+                            segment: segment.map(|s| segment_names[s].clone()),
+                        }),
+                        name: offer.name.clone(),
+                        attributes,
+                    })
                 })
                 .collect();
             rules.push(Rule {
-                id: r.id.value.as_str().into(),
+                id,
                 segment,
                 offers: offer_indices,
                 pick: r.pick.map_or(Pick::Best, |p| p.value),
@@ -610,7 +635,7 @@ impl Deployment {
                     .map(|e| c.expr(e, rule_scope, Expected::Number))
                     .transpose()?,
                 slot_overrides,
-                attributes,
+                placements,
                 effective: start_of(&r.effective),
                 expires: end_of(&r.expires),
                 enabled: r.enabled.is_none_or(|e| e.value),
@@ -719,9 +744,9 @@ impl Deployment {
             zones: zones.iter().map(|z| Arc::from(z.as_str())).collect(),
             ips,
             ip_index,
-            categories: categories.iter().map(|c| Arc::from(c.as_str())).collect(),
+            categories: category_names,
             offers,
-            segments: segments.iter().map(|n| Arc::from(n.as_str())).collect(),
+            segments: segment_names,
             segment_exprs,
             flowcharts,
             rules,

@@ -258,14 +258,14 @@ impl Session {
         let history = self
             .state
             .offers
-            .entry(treatment.offer.to_string())
+            .entry(treatment.origin.offer.to_string())
             .or_default();
         match kind {
             ResponseKind::Contact => {
                 history.record_contact(ctx.now);
                 *self
                     .visit_contacts
-                    .entry(treatment.offer.to_string())
+                    .entry(treatment.origin.offer.to_string())
                     .or_default() += 1;
             }
             ResponseKind::Accept => history.last_accept = Some(ctx.now),

@@ -300,7 +300,7 @@ impl Target for InProcess<'_> {
                             l.ip.to_string(),
                             l.offers
                                 .iter()
-                                .map(|o| (o.code.to_string(), o.treatment_code.to_string()))
+                                .map(|o| (o.code().to_string(), o.treatment_code.to_string()))
                                 .collect(),
                         )
                     })

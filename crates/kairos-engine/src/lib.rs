@@ -23,7 +23,8 @@ pub use arbitrate::{
     ServedOffer,
 };
 pub use deployment::{
-    CompileError, DEFAULT_MIN_CONTACTS, DEFAULT_SCORE, Deployment, DimensionTable, ProfileTables,
+    CompileError, DEFAULT_MIN_CONTACTS, DEFAULT_SCORE, Deployment, DimensionTable, Placement,
+    ProfileTables,
 };
 pub use events::{EventResponse, RESPONSE_TYPE_PARAM, TREATMENT_CODE_PARAMS};
 pub use messages::{Level, Message};

@@ -134,7 +134,7 @@ pub fn impact(
             let codes = response
                 .offer_lists
                 .iter()
-                .flat_map(|l| l.offers.iter().map(|o| o.code.to_string()))
+                .flat_map(|l| l.offers.iter().map(|o| o.code().to_string()))
                 .collect();
             Some((codes, session.segments(dep, now)))
         };

@@ -64,18 +64,27 @@ pub fn id_text(value: &Value) -> String {
     }
 }
 
-/// One offer shown once: returned with the offer, echoed back with contacts and responses.
+/// Where a treatment came from, as history keeps it: the offer, its category, and the rule
+/// (with its segment) that served it. The deployment builds one per rule and offer, shared by
+/// every treatment issued from it: serving an offer counts one reference, not one per name,
+/// and each name's count is a cache line the request would otherwise touch.
 #[derive(Clone, Debug, PartialEq)]
-///
-/// Names are shared with the deployment and the session (`Arc<str>`): issuing a treatment on
-/// the request path copies no string.
-pub struct Treatment {
-    pub code: Arc<str>,
+pub struct Origin {
     pub offer: Arc<str>,
     pub category: Option<Arc<str>>,
     pub rule: Arc<str>,
     /// The segment of the rule that proposed the offer (`None` for a `*` rule).
     pub segment: Option<Arc<str>>,
+}
+
+/// One offer shown once: returned with the offer, echoed back with contacts and responses.
+///
+/// Names are shared with the deployment and the session (`Arc<str>`): issuing a treatment on
+/// the request path copies no string.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Treatment {
+    pub code: Arc<str>,
+    pub origin: Arc<Origin>,
     pub ip: Arc<str>,
     pub zone: Arc<str>,
     pub score: f64,
@@ -206,10 +215,10 @@ impl MemoryWorld {
         for record in records {
             let t = &record.treatment;
             for key in [
-                (t.offer.to_string(), None),
+                (t.origin.offer.to_string(), None),
                 (
-                    t.offer.to_string(),
-                    t.segment.as_deref().map(str::to_string),
+                    t.origin.offer.to_string(),
+                    t.origin.segment.as_deref().map(str::to_string),
                 ),
             ] {
                 let stats = self.stats.entry(key).or_default();
@@ -218,13 +227,13 @@ impl MemoryWorld {
                     ResponseKind::Accept => stats.accepts += 1,
                     ResponseKind::Reject => {}
                 }
-                if t.segment.is_none() {
+                if t.origin.segment.is_none() {
                     break;
                 }
             }
             if record.kind == ResponseKind::Contact {
                 self.contacts
-                    .entry(t.offer.to_string())
+                    .entry(t.origin.offer.to_string())
                     .or_default()
                     .push(record.at);
                 self.treatments.insert(t.code.to_string(), t.clone());

@@ -206,11 +206,11 @@ proptest! {
             for offer in &list.offers {
                 prop_assert!(treatment_codes.insert(offer.treatment_code.clone()), "treatment codes are unique");
                 if !allow_duplicates {
-                    prop_assert!(seen.insert(offer.code.clone()), "{} served twice", offer.code);
+                    prop_assert!(seen.insert(offer.code().to_string()), "{} served twice", offer.code());
                 }
-                let candidate = served.iter().find(|c| c.offer == offer.code).expect("served offers are explained");
-                if let Err(why) = allowed(f, &candidate.rule, &offer.code, &profile, &page, &state) {
-                    prop_assert!(false, "{} served at {}: {why}", offer.code, list.ip);
+                let candidate = served.iter().find(|c| *c.offer == *offer.code()).expect("served offers are explained");
+                if let Err(why) = allowed(f, &candidate.rule, offer.code(), &profile, &page, &state) {
+                    prop_assert!(false, "{} served at {}: {why}", offer.code(), list.ip);
                 }
             }
             let scores: Vec<f64> = list.offers.iter().map(|o| o.score).collect();

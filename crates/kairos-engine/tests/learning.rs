@@ -50,8 +50,8 @@ fn first_places(dep: &Deployment, world: &MemoryWorld, n: usize) -> [usize; 3] {
     let mut firsts = [0; 3];
     for _ in 0..n {
         let response = session.get_offers(dep, world, &mut rng, &request, Timestamp(0));
-        let first = &response.offer_lists[0].offers[0].code;
-        firsts[["A", "B", "C"].iter().position(|c| *c == &**first).unwrap()] += 1;
+        let first = &response.offer_lists[0].offers[0].code();
+        firsts[["A", "B", "C"].iter().position(|c| *c == *first).unwrap()] += 1;
     }
     firsts
 }

@@ -55,7 +55,7 @@ fn a_restored_session_keeps_segments_suppression_and_treatments() {
         .offer_lists[0]
         .offers[0]
         .clone();
-    assert_eq!(&*gold.code, "GOLD");
+    assert_eq!(gold.code(), "GOLD");
     // A parameter that would change the segments on re-segmentation, without a resegment.
     session.set_params(&dep, &[("campaign".into(), Value::from("spring"))], now);
     let before = session.segments(&dep, now);
@@ -81,7 +81,7 @@ fn a_restored_session_keeps_segments_suppression_and_treatments() {
         .offer_lists[0]
         .offers
         .iter()
-        .map(|o| o.code.to_string())
+        .map(|o| o.code().to_string())
         .collect();
     assert!(
         !codes.contains(&"GOLD".to_string()),

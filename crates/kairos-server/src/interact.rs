@@ -152,12 +152,12 @@ fn offer_lists_json(r: &OffersResponse) -> J {
                     "ip": l.ip,
                     "defaultString": l.default.clone().unwrap_or_default(),
                     "offers": l.offers.iter().map(|o| json!({
-                        "n": o.name.clone().unwrap_or_else(|| o.code.clone()),
-                        "code": [o.code],
+                        "n": o.name().unwrap_or(o.code()),
+                        "code": [o.code()],
                         "treatmentCode": o.treatment_code,
                         "score": o.score.round() as i64,
-                        "desc": o.name.clone().unwrap_or_default(),
-                        "attributes": o.attributes.iter().map(|(k, v)| nvp(k, v)).collect::<Vec<_>>(),
+                        "desc": o.name().unwrap_or_default(),
+                        "attributes": o.attributes().iter().map(|(k, v)| nvp(k, v)).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 })
             })

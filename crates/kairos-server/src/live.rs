@@ -109,14 +109,14 @@ impl Live {
         let mut stats = self.pending.lock().expect("stats lock");
         for r in records {
             let t = &r.treatment;
-            let entry = stats.entry(t.offer.to_string()).or_default();
+            let entry = stats.entry(t.origin.offer.to_string()).or_default();
             let bump = |s: &mut Stats| match r.kind {
                 ResponseKind::Contact => s.contacts += 1,
                 ResponseKind::Accept => s.accepts += 1,
                 ResponseKind::Reject => {}
             };
             bump(&mut entry.overall);
-            if let Some(segment) = &t.segment {
+            if let Some(segment) = &t.origin.segment {
                 bump(entry.by_segment.entry(segment.to_string()).or_default());
             }
         }
@@ -127,7 +127,7 @@ impl Live {
         }
         drop(stats);
         for r in records.iter().filter(|r| r.kind == ResponseKind::Contact) {
-            self.count_contact(&r.treatment.offer, r.at);
+            self.count_contact(&r.treatment.origin.offer, r.at);
         }
     }
 }

@@ -162,17 +162,17 @@ pub fn offers_body(r: &OffersResponse) -> Vec<u8> {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"code\":");
-            write_str(&mut out, &offer.code);
+            write_str(&mut out, offer.code());
             out.extend_from_slice(b",\"name\":");
-            write_optional_str(&mut out, offer.name.as_deref());
+            write_optional_str(&mut out, offer.name());
             out.extend_from_slice(b",\"category\":");
-            write_optional_str(&mut out, offer.category.as_deref());
+            write_optional_str(&mut out, offer.category());
             out.extend_from_slice(b",\"treatment_code\":");
             write_str(&mut out, &offer.treatment_code);
             out.extend_from_slice(b",\"score\":");
             write_serde(&mut out, &offer.score);
             out.extend_from_slice(b",\"attributes\":{");
-            for (k, (name, value)) in offer.attributes.iter().enumerate() {
+            for (k, (name, value)) in offer.attributes().iter().enumerate() {
                 if k > 0 {
                     out.push(b',');
                 }
@@ -637,7 +637,8 @@ async fn run_command(
 mod tests {
     use std::sync::Arc;
 
-    use kairos_engine::{Message, OfferList, OffersResponse, ServedOffer};
+    use kairos_engine::world::Origin;
+    use kairos_engine::{Message, OfferList, OffersResponse, Placement, ServedOffer};
     use kairos_rules::Value;
     use serde_json::json;
 
@@ -646,16 +647,22 @@ mod tests {
     #[test]
     fn the_hand_written_offers_answer_is_valid_json_with_every_field() {
         let offer = ServedOffer {
-            code: Arc::from("GOLD"),
-            name: Some(Arc::from("Gold \"plus\"\ncard \u{e9}")),
-            category: None,
+            placement: Arc::new(Placement {
+                origin: Arc::new(Origin {
+                    offer: Arc::from("GOLD"),
+                    category: None,
+                    rule: Arc::from("r1"),
+                    segment: None,
+                }),
+                name: Some(Arc::from("Gold \"plus\"\ncard \u{e9}")),
+                attributes: vec![
+                    ("price".to_string(), Value::Int(12)),
+                    ("label".to_string(), Value::string("a\\b")),
+                    ("ratio".to_string(), Value::Double(f64::NAN)),
+                ],
+            }),
             treatment_code: "0123abcd".into(),
             score: 1.5,
-            attributes: Arc::from(vec![
-                ("price".to_string(), Value::Int(12)),
-                ("label".to_string(), Value::string("a\\b")),
-                ("ratio".to_string(), Value::Double(f64::NAN)),
-            ]),
         };
         let response = OffersResponse {
             offer_lists: vec![

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use kairos_engine::SessionSnapshot;
-use kairos_engine::world::{AudienceId, Treatment};
+use kairos_engine::world::{AudienceId, Origin, Treatment};
 use kairos_rules::Value;
 use kairos_rules::time::{Duration as Span, Timestamp};
 use redis::AsyncCommands;
@@ -271,8 +271,8 @@ fn unpairs(j: &J) -> Option<Vec<(String, Value)>> {
 
 fn treatment(t: &Treatment) -> J {
     json!({
-        "code": t.code, "offer": &*t.offer, "category": t.category.as_deref(), "rule": &*t.rule,
-        "segment": t.segment.as_deref(), "ip": &*t.ip, "zone": &*t.zone, "score": t.score,
+        "code": t.code, "offer": &*t.origin.offer, "category": t.origin.category.as_deref(),
+        "rule": &*t.origin.rule, "segment": t.origin.segment.as_deref(), "ip": &*t.ip, "zone": &*t.zone, "score": t.score,
         "deployment": t.deployment, "session_id": &*t.session_id, "audience": &*t.audience,
         "issued_at": t.issued_at.0,
     })
@@ -282,10 +282,12 @@ fn untreatment(j: &J) -> Option<Treatment> {
     let text = |k: &str| j[k].as_str().map(Arc::<str>::from);
     Some(Treatment {
         code: j["code"].as_str()?.into(),
-        offer: text("offer")?,
-        category: text("category"),
-        rule: text("rule")?,
-        segment: text("segment"),
+        origin: Arc::new(Origin {
+            offer: text("offer")?,
+            category: text("category"),
+            rule: text("rule")?,
+            segment: text("segment"),
+        }),
         ip: text("ip")?,
         zone: text("zone")?,
         score: j["score"].as_f64()?,

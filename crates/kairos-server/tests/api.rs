@@ -53,7 +53,7 @@ async fn a_touchpoint_session_end_to_end() {
     assert_eq!(
         (
             history[0].kind,
-            history[0].treatment.offer.as_ref(),
+            history[0].treatment.origin.offer.as_ref(),
             history[0].treatment.code.as_ref()
         ),
         (ResponseKind::Contact, "GOLD", code.as_str())

@@ -78,7 +78,7 @@ async fn the_rest_servlet_runs_an_interact_batch() {
     let history = s.runtime.store.history().await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
-        (history[0].kind, history[0].treatment.offer.as_ref()),
+        (history[0].kind, history[0].treatment.origin.offer.as_ref()),
         (ResponseKind::Accept, "GOLD")
     );
     s.stop().await;

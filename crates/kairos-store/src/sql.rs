@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use kairos_engine::world::{AudienceState, HistoryRecord, Treatment};
+use kairos_engine::world::{AudienceState, HistoryRecord, Origin, Treatment};
 use kairos_rules::time::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -171,13 +171,14 @@ pub(crate) enum Cell<'a> {
 /// A history row's 15 values, in [`COLUMNS`] order.
 pub(crate) fn record_cells(r: &HistoryRecord) -> [Cell<'_>; 15] {
     let t = &r.treatment;
+    let origin = &t.origin;
     [
         Cell::Text(r.kind.name()),
         Cell::Text(&t.code),
-        Cell::Text(&t.offer),
-        Cell::OptionalText(t.category.as_deref()),
-        Cell::Text(&t.rule),
-        Cell::OptionalText(t.segment.as_deref()),
+        Cell::Text(&origin.offer),
+        Cell::OptionalText(origin.category.as_deref()),
+        Cell::Text(&origin.rule),
+        Cell::OptionalText(origin.segment.as_deref()),
         Cell::Text(&t.ip),
         Cell::Text(&t.zone),
         Cell::Real(t.score),
@@ -218,10 +219,12 @@ fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
     };
     Ok(Treatment {
         code: text("treatment_code")?,
-        offer: text("offer")?,
-        category: optional("category")?,
-        rule: text("rule")?,
-        segment: optional("segment")?,
+        origin: Arc::new(Origin {
+            offer: text("offer")?,
+            category: optional("category")?,
+            rule: text("rule")?,
+            segment: optional("segment")?,
+        }),
         ip: text("ip")?,
         zone: text("zone")?,
         score: row.try_get("score")?,

@@ -1,10 +1,11 @@
 //! One test suite, run against SQLite (a temporary file) and PostgreSQL (the server named by
 //! `KAIROS_TEST_POSTGRES_URL`, each test in a schema of its own).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kairos_engine::world::{
-    AudienceState, HistoryRecord, OfferHistory, ResponseKind, Stats, Treatment,
+    AudienceState, HistoryRecord, OfferHistory, Origin, ResponseKind, Stats, Treatment,
 };
 use kairos_rules::time::Timestamp;
 use std::collections::HashMap;
@@ -68,10 +69,12 @@ async fn history(url: String) -> HistoryStore {
 fn treatment(code: &str, offer: &str, segment: Option<&str>) -> Treatment {
     Treatment {
         code: code.into(),
-        offer: offer.into(),
-        category: Some("cards".into()),
-        rule: "r1".into(),
-        segment: segment.map(Into::into),
+        origin: Arc::new(Origin {
+            offer: offer.into(),
+            category: Some("cards".into()),
+            rule: "r1".into(),
+            segment: segment.map(Into::into),
+        }),
         ip: "hero".into(),
         zone: "home".into(),
         score: 80.5,
