@@ -50,8 +50,10 @@ pub(crate) struct Offer {
 }
 
 /// One offer as one rule serves it, fixed at deploy: every answer serving it shares it.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Placement {
+    /// Its position in [`Deployment::placements`], for callers keeping something per placement.
+    pub index: usize,
     pub origin: Arc<Origin>,
     pub name: Option<Arc<str>>,
     /// The offer's attributes with the rule's overrides.
@@ -563,6 +565,7 @@ impl Deployment {
             event: false,
             offer: true,
         };
+        let mut placement_count = 0;
         let mut rules = Vec::new();
         let mut zone_rules: Vec<ZoneRules> = (0..zones.len())
             .map(|_| ZoneRules {
@@ -606,7 +609,9 @@ impl Deployment {
                             None => attributes.push((name.clone(), value.clone())),
                         }
                     }
+                    placement_count += 1;
                     Arc::new(Placement {
+                        index: placement_count - 1,
                         origin: Arc::new(Origin {
                             offer: offer.code.clone(),
                             category: offer.category.map(|i| category_names[i].clone()),
@@ -810,6 +815,11 @@ impl Deployment {
             id: crate::world::id_text(value),
             dimensions: tables.dimensions,
         })
+    }
+
+    /// Every offer of every rule as served, in index order.
+    pub fn placements(&self) -> impl Iterator<Item = &Arc<Placement>> {
+        self.rules.iter().flat_map(|r| &r.placements)
     }
 
     pub fn has_interaction_point(&self, name: &str) -> bool {

@@ -244,7 +244,7 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
                 params: nvps("parameters", cmd.get("parameters")).map_err(bad)?,
                 allow_duplicates,
             };
-            let result = rt.get_offers(session_id, request).await?;
+            let (result, _) = rt.get_offers(session_id, request).await?;
             let mut body = response(session_id, &result.messages);
             body["offerLists"] = offer_lists_json(&result);
             Ok(body)

@@ -21,6 +21,7 @@ use kairos_store::{BoxFuture, HistoryStore};
 
 use crate::live::{Live, RequestWorld};
 use crate::metrics::Metrics;
+use crate::native::OfferFragments;
 use crate::problem::Problem;
 use crate::sessions::{Entry, Sessions};
 use crate::shared::RedisSessions;
@@ -50,6 +51,8 @@ pub struct Loaded {
     pub deployment: Arc<Deployment>,
     /// Content hash of the channel's canonical form.
     pub hash: String,
+    /// The get offers answer's fixed part of each offer, rendered once here.
+    pub fragments: OfferFragments,
 }
 
 pub struct Config {
@@ -167,6 +170,7 @@ impl Runtime {
     pub fn deploy(&self, deployment: Deployment, hash: String) {
         let name = deployment.channel.to_ascii_lowercase();
         let loaded = Arc::new(Loaded {
+            fragments: OfferFragments::new(&deployment),
             deployment: Arc::new(deployment),
             hash,
         });
@@ -191,14 +195,14 @@ impl Runtime {
 
     /// The deployment serving `channel`; sessions keep the lowercase key, so the request
     /// path looks it up without allocating.
-    fn deployment(&self, channel: &str) -> Result<Arc<Deployment>, Problem> {
+    fn loaded(&self, channel: &str) -> Result<Arc<Loaded>, Problem> {
         let channels = self.channels.load();
         let found = match channels.get(channel) {
             Some(loaded) => Some(loaded),
             None => channels.get(&channel.to_ascii_lowercase()),
         };
         found
-            .map(|l| l.deployment.clone())
+            .cloned()
             .ok_or_else(|| Problem::channel_not_found(channel))
     }
 
@@ -284,7 +288,8 @@ impl Runtime {
     }
 
     pub async fn start_session(&self, call: StartCall) -> Result<Started, Problem> {
-        let dep = self.deployment(&call.channel)?;
+        let loaded = self.loaded(&call.channel)?;
+        let dep = &loaded.deployment;
         let session_id = call
             .session_id
             .clone()
@@ -297,12 +302,12 @@ impl Runtime {
                         return Ok(None);
                     }
                     let now = self.now();
-                    entry.session.set_params(&dep, &call.params, now);
+                    entry.session.set_params(dep, &call.params, now);
                     Ok(Some(
                         entry
                             .session
                             .debug()
-                            .then(|| entry.session.segments(&dep, now)),
+                            .then(|| entry.session.segments(dep, now)),
                     ))
                 })
                 .await?;
@@ -321,7 +326,7 @@ impl Runtime {
         {
             audience.level = level.to_string();
         }
-        let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
+        let (profile, state) = self.load_audience(dep, &audience, &mut messages).await;
         let start = Start {
             session_id: session_id.clone(),
             audience,
@@ -331,10 +336,10 @@ impl Runtime {
             debug: call.debug,
         };
         let now = self.now();
-        let (mut session, engine_messages) = Session::start(&dep, start, now)
+        let (mut session, engine_messages) = Session::start(dep, start, now)
             .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
         messages.extend(engine_messages);
-        let segments = call.debug.then(|| session.segments(&dep, now));
+        let segments = call.debug.then(|| session.segments(dep, now));
         if let Some(shared) = &self.shared {
             // A replaced session had nothing left to write: each call wrote what it produced.
             let token = self.new_session_id();
@@ -343,7 +348,7 @@ impl Runtime {
                 if !shared.admit(&session_id, self.sessions.max).await? {
                     return Err(self.too_many_sessions("the server group holds"));
                 }
-                shared.save(&channel, &session.snapshot(&dep)).await
+                shared.save(&channel, &session.snapshot(dep)).await
             }
             .await;
             shared.unlock(&session_id, &token).await;
@@ -425,9 +430,10 @@ impl Runtime {
                 channel,
             };
             let value = f(&mut entry).await?;
-            let dep = self.deployment(&entry.channel)?;
+            let loaded = self.loaded(&entry.channel)?;
+            let dep = &loaded.deployment;
             shared
-                .save(&entry.channel, &entry.session.snapshot(&dep))
+                .save(&entry.channel, &entry.session.snapshot(dep))
                 .await?;
             Ok(value)
         }
@@ -436,13 +442,15 @@ impl Runtime {
         result
     }
 
+    /// Decides the offers, and hands back the deployment that did, for its rendered fragments.
     pub async fn get_offers(
         &self,
         id: &str,
         request: OffersRequest,
-    ) -> Result<OffersResponse, Problem> {
+    ) -> Result<(OffersResponse, Arc<Loaded>), Problem> {
         self.with_session(id, async |entry: &mut Entry| {
-            let dep = self.deployment(&entry.channel)?;
+            let loaded = self.loaded(&entry.channel)?;
+            let dep = &loaded.deployment;
             let world = RequestWorld {
                 live: &self.live,
                 earlier: None,
@@ -450,7 +458,7 @@ impl Runtime {
             let response =
                 entry
                     .session
-                    .get_offers(&dep, &world, &mut self.rng(), &request, self.now());
+                    .get_offers(dep, &world, &mut self.rng(), &request, self.now());
             self.metrics
                 .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
             for r in request
@@ -461,7 +469,7 @@ impl Runtime {
                 self.metrics
                     .unknown_name("interaction_point", &dep.channel, &r.ip);
             }
-            Ok(response)
+            Ok((response, loaded))
         })
         .await
     }
@@ -474,7 +482,8 @@ impl Runtime {
     ) -> Result<EventResponse, Problem> {
         let (response, write) = self
             .with_session(id, async |entry: &mut Entry| {
-                let dep = self.deployment(&entry.channel)?;
+                let loaded = self.loaded(&entry.channel)?;
+                let dep = &loaded.deployment;
                 // A response naming a treatment of an earlier session: fetch it before deciding.
                 let code = kairos_engine::TREATMENT_CODE_PARAMS
                     .iter()
@@ -492,7 +501,7 @@ impl Runtime {
                 };
                 let response = entry
                     .session
-                    .post_event(&dep, &world, event, &params, self.now());
+                    .post_event(dep, &world, event, &params, self.now());
                 if !dep.has_event(event) {
                     self.metrics.unknown_name("event", &dep.channel, event);
                 }
@@ -539,15 +548,16 @@ impl Runtime {
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
         self.with_session(id, async |entry: &mut Entry| {
-            let dep = self.deployment(&entry.channel)?;
+            let loaded = self.loaded(&entry.channel)?;
+            let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.
             let (records, state) = pending(&mut entry.session);
             self.flush(records, state).await?;
             let mut messages = Vec::new();
-            let (profile, state) = self.load_audience(&dep, &audience, &mut messages).await;
+            let (profile, state) = self.load_audience(dep, &audience, &mut messages).await;
             let more = entry
                 .session
-                .set_audience(&dep, audience, profile, state, &params, self.now())
+                .set_audience(dep, audience, profile, state, &params, self.now())
                 .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
             messages.extend(more);
             Ok(messages)
@@ -557,8 +567,9 @@ impl Runtime {
 
     pub async fn get_profile(&self, id: &str) -> Result<ProfileView, Problem> {
         self.with_session(id, async |entry: &mut Entry| {
-            let dep = self.deployment(&entry.channel)?;
-            Ok(entry.session.profile_view(&dep, self.now()))
+            let loaded = self.loaded(&entry.channel)?;
+            let dep = &loaded.deployment;
+            Ok(entry.session.profile_view(dep, self.now()))
         })
         .await
     }
