@@ -473,13 +473,22 @@ pub async fn get_offers_get(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
+    get_offers_by_query(&rt, &id, query.as_deref()).await
+}
+
+/// Get offers by GET, for the router and for the server's direct path to it.
+pub async fn get_offers_by_query(
+    rt: &Runtime,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response, Problem> {
     let body = OffersBody {
-        requests: vec![offers_query(query.as_deref().unwrap_or(""))?],
+        requests: vec![offers_query(query.unwrap_or(""))?],
         params: None,
         allow_duplicates: None,
     };
     Ok(offers_response(
-        &rt.get_offers(&id, body.into_request()?).await?,
+        &rt.get_offers(id, body.into_request()?).await?,
     ))
 }
 

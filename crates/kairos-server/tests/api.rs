@@ -285,6 +285,12 @@ async fn bad_requests_get_a_problem_naming_the_field() {
         (status, &body["offer_lists"][0]["ip"]),
         (200, &json!("hero"))
     );
+    // So is an escaped session ID, which takes the router's way rather than the direct one.
+    let escaped = format!("%{:02X}{}", id.as_bytes()[0], &id[1..]);
+    let (status, body) = get_offers(s.addr, &escaped, "ip=hero&count=1").await;
+    assert_eq!((status, codes(&body).len()), (200, 1), "{body}");
+    let (status, _) = get_offers(s.addr, "nope%2Fnope", "ip=hero").await;
+    assert_eq!(status, 404);
     s.stop().await;
 }
 
@@ -317,6 +323,15 @@ async fn touchpoint_tokens_are_checked() {
     let offers = format!("/v1/sessions/{id}/offers?ip=hero");
     let (status, _) = http(s.addr, "GET", &offers, &[], "").await;
     assert_eq!(status, 401, "every native call needs the token");
+    let (status, _) = http(
+        s.addr,
+        "GET",
+        &offers,
+        &[("authorization", "Bearer wrong")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
     let (status, _) = http(s.addr, "GET", &offers, &token, "").await;
     assert_eq!(status, 200);
     for open in ["/healthz", "/readyz", "/metrics"] {
