@@ -7,8 +7,9 @@
 # a third. Each round's contact run gets sessions started just before it, enough for one
 # visit per pair (PAIRS_PER_SECOND times the duration, default 30,000/s): a session meets
 # the channel's cap of 5 contacts per visit after two pairs, and from then on its get offers
-# serve nothing and its events log nothing, which would measure no-ops. The report gives the
-# history rows written per pair (3 when every pair logs its 3 offers).
+# serve nothing and its events log nothing, which would measure no-ops. Those visits are ended
+# after each round, so every round runs with the same few thousand live sessions. The report
+# gives the history rows written per pair (3 when every pair logs its 3 offers).
 # Usage: bench/http.sh [duration, default 10s] [connections, default 32]; KAIROS=path/to/kairos
 # measures that binary instead of building this checkout (to compare two builds).
 set -euo pipefail
@@ -67,6 +68,8 @@ results="$(for round in $(seq "$rounds"); do
   contact="$(run offers_contact "$work/visits_$round.txt" -s bench/offers_contact.lua "http://127.0.0.1:$port")"
   echo "$contact"
   echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}')"
+  # Back to the few thousand live sessions the next round is measured with.
+  python3 bench/sessions.py 127.0.0.1 "$port" --end "$work/visits_$round.txt"
 done)"
 echo "$results" | awk -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
   function median(name, column,   k, i, j, t, v) {

@@ -134,15 +134,26 @@ impl Live {
 
 /// The [`World`] one request sees.
 pub struct RequestWorld<'a> {
-    pub live: &'a Live,
+    live: &'a Live,
+    /// The learning statistics as of the request's start, read once for all its offers.
+    learning: arc_swap::Guard<std::sync::Arc<StatsMap>>,
     /// A contact from an earlier session the request refers to, fetched beforehand.
-    pub earlier: Option<Treatment>,
+    earlier: Option<Treatment>,
+}
+
+impl<'a> RequestWorld<'a> {
+    pub fn new(live: &'a Live, earlier: Option<Treatment>) -> Self {
+        RequestWorld {
+            live,
+            learning: live.snapshot.load(),
+            earlier,
+        }
+    }
 }
 
 impl World for RequestWorld<'_> {
     fn offer_stats(&self, offer: &str, segment: Option<&str>) -> Stats {
-        let snapshot = self.live.snapshot.load();
-        let Some(learning) = snapshot.get(offer) else {
+        let Some(learning) = self.learning.get(offer) else {
             return Stats::default();
         };
         match segment {

@@ -373,6 +373,26 @@ pub struct RequestItem {
 /// At most this many offers per interaction point in one request.
 const MAX_COUNT: usize = 100;
 
+impl RequestItem {
+    /// The request with its count checked; `field` names the count in errors.
+    fn checked(self, field: impl Fn() -> String) -> Result<OfferRequest, Problem> {
+        match self.count.unwrap_or(1) {
+            0 => Err(Problem::bad_request(format!(
+                "{}: must be at least 1",
+                field()
+            ))),
+            n if n > MAX_COUNT => Err(Problem::bad_request(format!(
+                "{}: at most {MAX_COUNT}",
+                field()
+            ))),
+            n => Ok(OfferRequest {
+                ip: self.ip,
+                count: n,
+            }),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct OffersBody {
     requests: Vec<RequestItem>,
@@ -391,15 +411,7 @@ impl OffersBody {
             .requests
             .into_iter()
             .enumerate()
-            .map(|(i, r)| match r.count.unwrap_or(1) {
-                0 => Err(Problem::bad_request(format!(
-                    "requests[{i}].count: must be at least 1"
-                ))),
-                n if n > MAX_COUNT => Err(Problem::bad_request(format!(
-                    "requests[{i}].count: at most {MAX_COUNT}"
-                ))),
-                n => Ok(OfferRequest { ip: r.ip, count: n }),
-            })
+            .map(|(i, r)| r.checked(|| format!("requests[{i}].count")))
             .collect::<Result<_, _>>()?;
         Ok(OffersRequest {
             requests,
@@ -482,14 +494,12 @@ pub async fn get_offers_by_query(
     id: &str,
     query: Option<&str>,
 ) -> Result<Response, Problem> {
-    let body = OffersBody {
-        requests: vec![offers_query(query.unwrap_or(""))?],
-        params: None,
-        allow_duplicates: None,
+    let request = OffersRequest {
+        requests: vec![offers_query(query.unwrap_or(""))?.checked(|| "count".into())?],
+        params: Vec::new(),
+        allow_duplicates: false,
     };
-    Ok(offers_response(
-        &rt.get_offers(id, body.into_request()?).await?,
-    ))
+    Ok(offers_response(&rt.get_offers(id, request).await?))
 }
 
 #[derive(Deserialize)]

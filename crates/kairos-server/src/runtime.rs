@@ -451,10 +451,7 @@ impl Runtime {
         self.with_session(id, async |entry: &mut Entry| {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
-            let world = RequestWorld {
-                live: &self.live,
-                earlier: None,
-            };
+            let world = RequestWorld::new(&self.live, None);
             let response =
                 entry
                     .session
@@ -495,10 +492,7 @@ impl Runtime {
                     }
                     _ => None,
                 };
-                let world = RequestWorld {
-                    live: &self.live,
-                    earlier,
-                };
+                let world = RequestWorld::new(&self.live, earlier);
                 let response = entry
                     .session
                     .post_event(dep, &world, event, &params, self.now());

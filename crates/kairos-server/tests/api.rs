@@ -148,6 +148,7 @@ async fn bad_requests_get_a_problem_naming_the_field() {
     let offers = format!("/v1/sessions/{id}/offers");
     let offers_without_ip = format!("{offers}?count=2");
     let offers_bad_count = format!("{offers}?ip=hero&count=two");
+    let offers_zero_count = format!("{offers}?ip=hero&count=0");
     let offers_bad_escape = format!("{offers}?ip=he%7");
     let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
         (
@@ -246,6 +247,14 @@ async fn bad_requests_get_a_problem_naming_the_field() {
             400,
             "MALFORMED_REQUEST",
             "count: 'two'",
+        ),
+        (
+            "GET",
+            &offers_zero_count,
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "count: must be at least 1",
         ),
         (
             "GET",
