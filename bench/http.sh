@@ -71,6 +71,8 @@ results="$(for round in $(seq "$rounds"); do
   # Back to the few thousand live sessions the next round is measured with.
   python3 bench/sessions.py 127.0.0.1 "$port" --end "$work/visits_$round.txt"
 done)"
+echo "each round: run, requests/s, p99, server us/request (rows: history rows written, requests/s)"
+echo "$results"
 echo "$results" | awk -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
   function median(name, column,   k, i, j, t, v) {
     k = count[name]

@@ -234,6 +234,14 @@ async fn bad_requests_get_a_problem_naming_the_field() {
         ),
         (
             "GET",
+            "/v1/sessions/nope/offers?ip=hero",
+            String::new(),
+            404,
+            "INVALID_SESSION_ID",
+            "nope",
+        ),
+        (
+            "GET",
             &offers_without_ip,
             String::new(),
             400,
