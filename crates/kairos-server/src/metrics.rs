@@ -29,11 +29,24 @@ pub const CALLS: [&str; 10] = [
 /// How many distinct unknown names are counted; more are lumped together (bounded labels).
 const MAX_UNKNOWN_NAMES: usize = 1000;
 
+/// Each request counts in its own bucket only, summed up when read: one counter to bump per
+/// request instead of every bucket above its latency.
 #[derive(Default)]
 struct Histogram {
     buckets: [AtomicU64; 12],
     count: AtomicU64,
     sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Requests at or under each bucket's bound, as Prometheus histograms count them.
+    fn cumulative(&self) -> [u64; 12] {
+        let mut total = 0;
+        std::array::from_fn(|i| {
+            total += self.buckets[i].load(Ordering::Relaxed);
+            total
+        })
+    }
 }
 
 /// The statuses counted one by one; others are counted as `other`.
@@ -59,10 +72,8 @@ impl Metrics {
     pub fn observe(&self, call: usize, status: u16, elapsed: Duration) {
         let h = &self.latency[call];
         let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            h.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         h.count.fetch_add(1, Ordering::Relaxed);
         h.sum_micros
@@ -120,8 +131,8 @@ impl Metrics {
         let wanted = (q * count as f64).ceil() as u64;
         BUCKETS
             .iter()
-            .zip(&h.buckets)
-            .find(|(_, n)| n.load(Ordering::Relaxed) >= wanted)
+            .zip(h.cumulative())
+            .find(|(_, n)| *n >= wanted)
             .map(|(bound, _)| *bound)
     }
 
@@ -150,12 +161,11 @@ impl Metrics {
             if count == 0 {
                 continue;
             }
-            for (b, bound) in BUCKETS.iter().enumerate() {
+            for (bound, n) in BUCKETS.iter().zip(h.cumulative()) {
                 let _ = writeln!(
                     out,
-                    "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"{bound}\"}} {}",
-                    CALLS[i],
-                    h.buckets[b].load(Ordering::Relaxed)
+                    "kairos_request_duration_seconds_bucket{{call=\"{}\",le=\"{bound}\"}} {n}",
+                    CALLS[i]
                 );
             }
             let _ = writeln!(
@@ -207,4 +217,42 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Metrics;
+
+    #[test]
+    fn latency_buckets_count_every_request_at_or_under_their_bound() {
+        let m = Metrics::default();
+        let offers = Metrics::call_index("get_offers");
+        for micros in [50, 300, 2_000_000] {
+            m.observe(offers, 200, Duration::from_micros(micros));
+        }
+        let text = m.render(Some(0), 0);
+        let bucket = |le: &str| {
+            let line = format!(
+                "kairos_request_duration_seconds_bucket{{call=\"get_offers\",le=\"{le}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no bucket {le} in {text}"))
+                .to_string()
+        };
+        assert_eq!(
+            [
+                bucket("0.0001"),
+                bucket("0.00025"),
+                bucket("0.0005"),
+                bucket("1"),
+                bucket("+Inf")
+            ],
+            ["1", "1", "2", "2", "3"]
+        );
+        assert_eq!(m.quantile("get_offers", 0.5), Some(0.0005));
+        assert_eq!(m.quantile("get_offers", 1.0), None, "past the last bucket");
+    }
 }
