@@ -13,35 +13,45 @@ fn posterior(stats: Stats) -> (f64, f64) {
 /// A draw of the acceptance rate from the offer's posterior.
 pub fn sample_rate(stats: Stats, rng: &mut dyn Random) -> f64 {
     let (a, b) = posterior(stats);
-    let x = sample_gamma(a, rng);
-    let y = sample_gamma(b, rng);
+    let (first_a, first_b) = normal_pair(rng);
+    let x = sample_gamma(a, first_a, rng);
+    let y = sample_gamma(b, first_b, rng);
     if x + y == 0.0 { 0.5 } else { x / (x + y) }
 }
 
-/// Marsaglia and Tsang's method; shape >= 1 here (the prior adds 1).
-fn sample_gamma(shape: f64, rng: &mut dyn Random) -> f64 {
+/// Marsaglia and Tsang's method; shape >= 1 here (the prior adds 1). `normal` is the
+/// standard normal draw of the first try.
+fn sample_gamma(shape: f64, mut normal: f64, rng: &mut dyn Random) -> f64 {
     let d = shape - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
     loop {
-        let (x, v) = loop {
-            let x = sample_normal(rng);
-            let v = 1.0 + c * x;
-            if v > 0.0 {
-                break (x, v * v * v);
+        let v = 1.0 + c * normal;
+        if v > 0.0 {
+            let v = v * v * v;
+            let u = rng.unit();
+            if u < 1.0 - 0.0331 * normal.powi(4)
+                || u.ln() < 0.5 * normal * normal + d * (1.0 - v + v.ln())
+            {
+                return d * v;
             }
-        };
-        let u = rng.unit();
-        if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
-            return d * v;
         }
+        normal = normal_pair(rng).0;
     }
 }
 
-/// Box-Muller.
-fn sample_normal(rng: &mut dyn Random) -> f64 {
-    let u1 = rng.unit().max(f64::MIN_POSITIVE);
-    let u2 = rng.unit();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+/// Two independent standard normal draws by Marsaglia's polar method: one logarithm and one
+/// square root for the pair, where Box-Muller takes a cosine besides for each draw. Learning
+/// draws two gammas per candidate offer on every get offers, one from each.
+fn normal_pair(rng: &mut dyn Random) -> (f64, f64) {
+    loop {
+        let u = 2.0 * rng.unit() - 1.0;
+        let v = 2.0 * rng.unit() - 1.0;
+        let s = u * u + v * v;
+        if s > 0.0 && s < 1.0 {
+            let scale = (-2.0 * s.ln() / s).sqrt();
+            return (u * scale, v * scale);
+        }
+    }
 }
 
 /// What reports show of an offer's learning: posterior mean and 95% credible interval.
@@ -190,7 +200,28 @@ mod tests {
             accepts: 50,
         };
         let n = 20_000;
-        let mean = (0..n).map(|_| sample_rate(stats, &mut rng)).sum::<f64>() / f64::from(n);
+        let draws: Vec<f64> = (0..n).map(|_| sample_rate(stats, &mut rng)).collect();
+        let mean = draws.iter().sum::<f64>() / f64::from(n);
         assert!((mean - 51.0 / 202.0).abs() < 0.005, "{mean}");
+        // And spread as the posterior is: Beta(51, 151) has a standard deviation of 0.0305.
+        let sd = (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / f64::from(n)).sqrt();
+        assert!((sd - 0.0305).abs() < 0.002, "{sd}");
+    }
+
+    #[test]
+    fn normal_pairs_are_standard_and_uncorrelated() {
+        let mut rng = SplitMix64(11);
+        let n = 50_000;
+        let pairs: Vec<(f64, f64)> = (0..n).map(|_| normal_pair(&mut rng)).collect();
+        let mean = |f: &dyn Fn(&(f64, f64)) -> f64| pairs.iter().map(f).sum::<f64>() / f64::from(n);
+        for (name, m, expected) in [
+            ("first mean", mean(&|p| p.0), 0.0),
+            ("second mean", mean(&|p| p.1), 0.0),
+            ("first variance", mean(&|p| p.0 * p.0), 1.0),
+            ("second variance", mean(&|p| p.1 * p.1), 1.0),
+            ("covariance", mean(&|p| p.0 * p.1), 0.0),
+        ] {
+            assert!((m - expected).abs() < 0.02, "{name}: {m}");
+        }
     }
 }
