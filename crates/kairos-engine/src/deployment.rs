@@ -609,9 +609,10 @@ impl Deployment {
                             None => attributes.push((name.clone(), value.clone())),
                         }
                     }
+                    let index = placement_count;
                     placement_count += 1;
                     Arc::new(Placement {
-                        index: placement_count - 1,
+                        index,
                         origin: Arc::new(Origin {
                             offer: offer.code.clone(),
                             category: offer.category.map(|i| category_names[i].clone()),

@@ -132,7 +132,8 @@ impl Live {
     }
 }
 
-/// The [`World`] one request sees.
+/// The [`World`] one request sees while the engine decides. It holds a guard on the learning
+/// snapshot, which is meant to be brief: drop it before awaiting anything.
 pub struct RequestWorld<'a> {
     live: &'a Live,
     /// The learning statistics as of the request's start, read once for all its offers.

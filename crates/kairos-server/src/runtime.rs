@@ -492,10 +492,14 @@ impl Runtime {
                     }
                     _ => None,
                 };
-                let world = RequestWorld::new(&self.live, earlier);
-                let response = entry
-                    .session
-                    .post_event(dep, &world, event, &params, self.now());
+                // The world holds a snapshot guard: a temporary, gone before the write's await.
+                let response = entry.session.post_event(
+                    dep,
+                    &RequestWorld::new(&self.live, earlier),
+                    event,
+                    &params,
+                    self.now(),
+                );
                 if !dep.has_event(event) {
                     self.metrics.unknown_name("event", &dep.channel, event);
                 }
