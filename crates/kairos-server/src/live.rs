@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -26,15 +26,26 @@ const KEEP_BUCKETS: usize = 60 * 24 * 31;
 #[derive(Clone, Debug, Default)]
 struct OfferLearning {
     overall: Stats,
-    by_segment: HashMap<String, Stats>,
+    by_segment: HashMap<Arc<str>, Stats>,
 }
 
-type StatsMap = HashMap<String, OfferLearning>;
+/// Keys are the deployment's shared names and values are shared with the published snapshot
+/// until written (`Arc::make_mut`): publishing copies a pointer per offer, and recording a
+/// history row allocates nothing once its offer and segment are known.
+type StatsMap = HashMap<Arc<str>, Arc<OfferLearning>>;
+
+/// The entry under `key`, made if missing; the key is only cloned then.
+fn entry_mut<'m, V: Default>(map: &'m mut HashMap<Arc<str>, V>, key: &Arc<str>) -> &'m mut V {
+    if !map.contains_key(&**key) {
+        map.insert(key.clone(), V::default());
+    }
+    map.get_mut(&**key).expect("inserted above")
+}
 
 const CONTACT_SHARDS: usize = 16;
 
 /// Per offer: (minute, contacts), oldest first.
-type ContactCounts = HashMap<String, VecDeque<(i64, u64)>>;
+type ContactCounts = HashMap<Arc<str>, VecDeque<(i64, u64)>>;
 
 /// How stale the learning snapshot requests read may get.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -73,25 +84,25 @@ impl Live {
     pub fn warm(&self, stats: Vec<OfferStats>, contacts: Vec<(String, Timestamp)>) {
         let mut map = self.pending.lock().expect("stats lock");
         for s in stats {
-            let entry = map.entry(s.offer).or_default();
+            let entry = Arc::make_mut(entry_mut(&mut map, &Arc::from(s.offer)));
             match s.segment {
                 None => entry.overall = s.stats,
                 Some(segment) => {
-                    entry.by_segment.insert(segment, s.stats);
+                    entry.by_segment.insert(Arc::from(segment), s.stats);
                 }
             }
         }
-        self.snapshot.store(std::sync::Arc::new(map.clone()));
+        self.snapshot.store(Arc::new(map.clone()));
         drop(map);
         for (offer, at) in contacts {
-            self.count_contact(&offer, at);
+            self.count_contact(&Arc::from(offer), at);
         }
     }
 
-    fn count_contact(&self, offer: &str, at: Timestamp) {
+    fn count_contact(&self, offer: &Arc<str>, at: Timestamp) {
         let minute = at.0.div_euclid(BUCKET_NANOS);
         let mut contacts = self.contact_shard(offer).lock().expect("contacts lock");
-        let buckets = contacts.entry(offer.to_string()).or_default();
+        let buckets = entry_mut(&mut contacts, offer);
         match buckets.back_mut() {
             Some((m, n)) if *m == minute => *n += 1,
             _ => buckets.push_back((minute, 1)),
@@ -109,7 +120,7 @@ impl Live {
         let mut stats = self.pending.lock().expect("stats lock");
         for r in records {
             let t = &r.treatment;
-            let entry = stats.entry(t.origin.offer.to_string()).or_default();
+            let entry = Arc::make_mut(entry_mut(&mut stats, &t.origin.offer));
             let bump = |s: &mut Stats| match r.kind {
                 ResponseKind::Contact => s.contacts += 1,
                 ResponseKind::Accept => s.accepts += 1,
@@ -117,13 +128,13 @@ impl Live {
             };
             bump(&mut entry.overall);
             if let Some(segment) = &t.origin.segment {
-                bump(entry.by_segment.entry(segment.to_string()).or_default());
+                bump(entry_mut(&mut entry.by_segment, segment));
             }
         }
         let now_ms = self.epoch.elapsed().as_millis() as i64;
         if now_ms - self.published_ms.load(Ordering::Relaxed) >= PUBLISH_EVERY.as_millis() as i64 {
             self.published_ms.store(now_ms, Ordering::Relaxed);
-            self.snapshot.store(std::sync::Arc::new(stats.clone()));
+            self.snapshot.store(Arc::new(stats.clone()));
         }
         drop(stats);
         for r in records.iter().filter(|r| r.kind == ResponseKind::Contact) {
@@ -137,7 +148,7 @@ impl Live {
 pub struct RequestWorld<'a> {
     live: &'a Live,
     /// The learning statistics as of the request's start, read once for all its offers.
-    learning: arc_swap::Guard<std::sync::Arc<StatsMap>>,
+    learning: arc_swap::Guard<Arc<StatsMap>>,
     /// A contact from an earlier session the request refers to, fetched beforehand.
     earlier: Option<Treatment>,
 }
@@ -181,5 +192,79 @@ impl World for RequestWorld<'_> {
 
     fn find_treatment(&self, code: &str) -> Option<Treatment> {
         self.earlier.clone().filter(|t| *t.code == *code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kairos_engine::world::{HistoryRecord, Origin, ResponseKind, Stats, Treatment, World};
+    use kairos_rules::time::Timestamp;
+    use kairos_store::OfferStats;
+
+    use super::{Live, PUBLISH_EVERY, RequestWorld};
+
+    fn contact(offer: &str, segment: &str, at: Timestamp) -> HistoryRecord {
+        HistoryRecord {
+            kind: ResponseKind::Contact,
+            treatment: Treatment {
+                code: "t1".into(),
+                origin: Arc::new(Origin {
+                    offer: offer.into(),
+                    category: None,
+                    rule: "r1".into(),
+                    segment: Some(segment.into()),
+                }),
+                ip: "hero".into(),
+                zone: "home".into(),
+                score: 1.0,
+                deployment: 1,
+                session_id: "s1".into(),
+                audience: "customer:1".into(),
+                issued_at: at,
+            },
+            at,
+            cross_session: false,
+        }
+    }
+
+    #[test]
+    fn a_request_reads_one_snapshot_while_history_keeps_counting() {
+        let live = Live::default();
+        let at = Timestamp(1_000_000_000_000);
+        let stats = |contacts, accepts| Stats { contacts, accepts };
+        live.warm(
+            vec![
+                OfferStats {
+                    offer: "GOLD".into(),
+                    segment: None,
+                    stats: stats(60, 6),
+                },
+                OfferStats {
+                    offer: "GOLD".into(),
+                    segment: Some("vip".into()),
+                    stats: stats(50, 5),
+                },
+            ],
+            vec![("GOLD".into(), at)],
+        );
+        let before = RequestWorld::new(&live, None);
+        assert_eq!(before.offer_stats("GOLD", None), stats(60, 6));
+        assert_eq!(before.offer_stats("GOLD", Some("vip")), stats(50, 5));
+        assert_eq!(before.offer_stats("SILVER", None), stats(0, 0));
+
+        // Contact counts for constraints are live; learning waits for the next publish, and a
+        // snapshot a request holds never changes under it.
+        live.record(&[contact("GOLD", "vip", at)]);
+        assert_eq!(before.offer_contacts_since("GOLD", at), 2);
+        std::thread::sleep(PUBLISH_EVERY);
+        live.record(&[contact("GOLD", "vip", at), contact("SILVER", "vip", at)]);
+        assert_eq!(before.offer_stats("GOLD", None), stats(60, 6));
+        let after = RequestWorld::new(&live, None);
+        assert_eq!(after.offer_stats("GOLD", None), stats(62, 6));
+        assert_eq!(after.offer_stats("GOLD", Some("vip")), stats(52, 5));
+        assert_eq!(after.offer_stats("SILVER", Some("vip")), stats(1, 0));
+        assert_eq!(after.offer_contacts_since("GOLD", at), 3);
     }
 }
