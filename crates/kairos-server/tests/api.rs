@@ -138,6 +138,16 @@ async fn unknown_names_are_warnings_and_counted() {
         "{metrics}"
     );
     assert!(metrics.contains("kairos_sessions_live 1"), "{metrics}");
+    // Get offers by GET, answered past the router, is counted and timed as its call.
+    assert!(
+        metrics.contains("kairos_requests_total{call=\"get_offers\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("kairos_request_duration_seconds_bucket{call=\"get_offers\",le=\"+Inf\"} 1"),
+        "{metrics}"
+    );
     s.stop().await;
 }
 
