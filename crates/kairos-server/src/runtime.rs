@@ -344,13 +344,14 @@ impl Runtime {
             // A replaced session had nothing left to write: each call wrote what it produced.
             let token = self.new_session_id();
             shared.lock(&session_id, &token).await?;
-            let saved = async {
-                if !shared.admit(&session_id, self.sessions.max).await? {
-                    return Err(self.too_many_sessions("the server group holds"));
-                }
-                shared.save(&channel, &session.snapshot(dep)).await
-            }
-            .await;
+            let saved = match shared
+                .start(&channel, &session.snapshot(dep), self.sessions.max)
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(self.too_many_sessions("the server group holds")),
+                Err(e) => Err(e),
+            };
             shared.unlock(&session_id, &token).await;
             saved?;
             return Ok(Started {

@@ -30,7 +30,7 @@ pub struct RedisSessions {
     prefix: String,
     ttl: Duration,
     unlock: redis::Script,
-    admit: redis::Script,
+    start: redis::Script,
     save: redis::Script,
     remove: redis::Script,
     live: redis::Script,
@@ -41,6 +41,10 @@ const NOW_MS: &str =
     "local t = redis.call('time') local now = t[1] * 1000 + math.floor(t[2] / 1000) ";
 /// Forgets the sessions whose keys have expired (KEYS[1] is the set).
 const PRUNE: &str = "redis.call('zremrangebyscore', KEYS[1], '-inf', now) ";
+/// Stores a snapshot and counts its session live until it expires. KEYS[1] is the set,
+/// KEYS[2] the session's key; ARGV: session ID, time to live (ms), snapshot.
+const SAVE: &str = "redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
+     redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1";
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::new(
@@ -67,18 +71,14 @@ impl RedisSessions {
             prefix: prefix.to_string(),
             ttl,
             unlock,
-            // ARGV: session ID, time to live (ms), maximum. 1 when counted, 0 when full.
-            admit: redis::Script::new(&format!(
+            // As `save`, with ARGV[4] the group's maximum: 0, storing nothing, when full.
+            start: redis::Script::new(&format!(
                 "{NOW_MS}{PRUNE}\
                  if not redis.call('zscore', KEYS[1], ARGV[1]) \
-                    and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end \
-                 redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1"
+                    and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end \
+                 {SAVE}"
             )),
-            // KEYS[2] is the session's key; ARGV: session ID, time to live (ms), snapshot.
-            save: redis::Script::new(&format!(
-                "{NOW_MS}redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
-                 redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1"
-            )),
+            save: redis::Script::new(&format!("{NOW_MS}{SAVE}")),
             // KEYS[2] is the session's key; ARGV[1] the session ID. The keys removed.
             remove: redis::Script::new(
                 "redis.call('zrem', KEYS[1], ARGV[1]) return redis.call('del', KEYS[2])",
@@ -97,20 +97,29 @@ impl RedisSessions {
         self.ttl.as_millis() as u64
     }
 
-    /// Counts a new session among the group's, unless the group holds `max` already; a
-    /// session already counted (restarted under its ID) is always let in.
-    pub async fn admit(&self, id: &str, max: usize) -> Result<bool, Problem> {
+    /// Stores a new session's first snapshot and counts it among the group's, unless the
+    /// group holds `max` already (then stores nothing, and answers false); a session already
+    /// counted (restarted under its ID) is always let in. One script: admission and storage
+    /// cannot part.
+    pub async fn start(
+        &self,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+        max: usize,
+    ) -> Result<bool, Problem> {
         let mut conn = self.conn.clone();
-        let admitted: i64 = self
-            .admit
+        let started: i64 = self
+            .start
             .key(self.live_key())
-            .arg(id)
+            .key(self.key(&snapshot.id))
+            .arg(&snapshot.id)
             .arg(self.ttl_ms())
+            .arg(encode(channel, snapshot))
             .arg(max)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(admitted == 1)
+        Ok(started == 1)
     }
 
     /// The group's live sessions.

@@ -4,11 +4,15 @@
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::{
     call, codes, contacts_from_concurrent_calls, empty_history, get_offers, http, instance,
 };
+use kairos_engine::SessionSnapshot;
+use kairos_engine::world::{AudienceId, AudienceState};
+use kairos_rules::Value;
 use kairos_server::Config;
 use kairos_server::shared::RedisSessions;
 use serde_json::{Value as J, json};
@@ -172,13 +176,36 @@ async fn sessions_whose_keys_expired_no_longer_count() {
     let Some(sessions) = shared_for(&prefix, Duration::from_millis(100)).await else {
         return;
     };
-    assert!(sessions.admit("short", 1).await.unwrap());
+    let start = |id: &str| {
+        let snapshot = SessionSnapshot {
+            id: id.to_string(),
+            audience: AudienceId {
+                level: "customer".into(),
+                fields: vec![("customer_id".into(), Value::Int(1))],
+            },
+            profile: HashMap::new(),
+            params: BTreeMap::new(),
+            state: AudienceState::default(),
+            state_changed: false,
+            debug: false,
+            visit_contacts: HashMap::new(),
+            treatments: Vec::new(),
+            last_offers: Vec::new(),
+            eval_errors: 0,
+            segments: None,
+        };
+        let sessions = &sessions;
+        async move { sessions.start("shop", &snapshot, 1).await.unwrap() }
+    };
+    assert!(start("short").await);
     assert_eq!(sessions.live().await.unwrap(), 1);
+    assert!(!start("another").await, "the group is full");
     assert!(
-        !sessions.admit("another", 1).await.unwrap(),
-        "the group is full"
+        sessions.load("another").await.unwrap().is_none(),
+        "a refused session is not stored"
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(sessions.live().await.unwrap(), 0);
-    assert!(sessions.admit("another", 1).await.unwrap());
+    assert!(start("another").await);
+    assert!(sessions.load("another").await.unwrap().is_some());
 }
