@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kairos_engine::world::{AudienceState, HistoryRecord, ResponseKind, Stats, Treatment};
 use kairos_rules::time::Timestamp;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -59,14 +59,13 @@ pub struct Batch {
     pub states: Vec<(String, AudienceState)>,
 }
 
-/// What a database must do for Kairos. Statements only: batching is [`HistoryStore`]'s.
+/// What a database must do for Kairos. Batching is [`WriteQueue`]'s; committing is the
+/// backend's.
 pub trait Backend: Send + Sync + 'static {
-    /// Writes all records and states in one transaction; it may return before the commit is
-    /// on disk (see [`Backend::sync`]).
-    fn write_batch(&self, batch: Batch) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Makes every batch written so far durable: a no-op where a commit is durable once it
-    /// returns.
-    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Starts the history writer: it takes group after group from the queue, writes each in
+    /// one transaction (all of it or, on an error, none) and acknowledges the group once its
+    /// commit is on disk. It stops when the queue closes.
+    fn start_writer(self: Arc<Self>, queue: WriteQueue) -> Result<(), StoreError>;
     /// The logged contact with this treatment code, if any.
     fn find_contact<'a>(
         &'a self,
@@ -88,6 +87,80 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Writes waiting for the history writer, each with its acknowledgment.
+pub struct WriteQueue {
+    queued: mpsc::Receiver<(Batch, Ack)>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// Queued writes merged into one batch, acknowledged together.
+pub struct Group {
+    pub batch: Batch,
+    acks: Vec<Ack>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl WriteQueue {
+    /// Waits for a write, then takes whatever else is queued (up to [`MAX_BATCH`] records and
+    /// states): what queued while the last group was committed goes into one commit.
+    pub async fn next(&mut self) -> Option<Group> {
+        let first = self.queued.recv().await?;
+        Some(self.gather(first))
+    }
+
+    /// [`WriteQueue::next`] for a writer on a thread of its own (it must not be called from
+    /// async code).
+    pub fn next_blocking(&mut self) -> Option<Group> {
+        let first = self.queued.blocking_recv()?;
+        Some(self.gather(first))
+    }
+
+    fn gather(&mut self, first: (Batch, Ack)) -> Group {
+        let mut waiting = vec![first];
+        let mut size = waiting[0].0.records.len() + waiting[0].0.states.len();
+        while size < MAX_BATCH {
+            match self.queued.try_recv() {
+                Ok(item) => {
+                    size += item.0.records.len() + item.0.states.len();
+                    waiting.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut batch = Batch::default();
+        // Each audience once, with its last state, as one upsert statement requires.
+        let mut state_index: HashMap<String, usize> = HashMap::new();
+        for (part, _) in &mut waiting {
+            batch.records.append(&mut part.records);
+            for (key, state) in part.states.drain(..) {
+                match state_index.get(&key) {
+                    Some(&i) => batch.states[i].1 = state,
+                    None => {
+                        state_index.insert(key.clone(), batch.states.len());
+                        batch.states.push((key, state));
+                    }
+                }
+            }
+        }
+        Group {
+            batch,
+            acks: waiting.into_iter().map(|(_, ack)| ack).collect(),
+            depth: self.depth.clone(),
+        }
+    }
+}
+
+impl Group {
+    /// Answers every write of the group: once its commit is on disk, or with why it failed.
+    pub fn acknowledge(self, result: Result<(), String>) {
+        self.depth
+            .fetch_sub(self.batch.records.len(), Ordering::Relaxed);
+        for ack in self.acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
 
 /// A queued write: [`Commit::durable`] returns once it is on disk.
 #[must_use = "a queued write is durable only once `durable` has returned"]
@@ -119,94 +192,23 @@ const MAX_BATCH: usize = 4096;
 impl HistoryStore {
     /// Opens (creating tables as needed) `sqlite://PATH` or `postgres://...`.
     pub async fn open(url: &str) -> Result<HistoryStore, StoreError> {
-        Ok(HistoryStore::over(Arc::new(sql::Sql::open(url).await?)))
+        HistoryStore::over(Arc::new(sql::Sql::open(url).await?))
     }
 
-    /// Starts the group-commit writer over a backend: whatever is queued while one commit runs
-    /// goes into the next, so one commit serves many requests. Commits and syncs overlap: a
-    /// committed batch waits for the next sync of the log while the writer commits the next
-    /// one, and one sync acknowledges every batch committed before it began. The writer
-    /// commits once per sync: at most one committed batch waits for its sync to begin, so
-    /// what queues meanwhile goes into one commit rather than many small ones, each writing
-    /// the same pages to the log again.
-    pub fn over(backend: Arc<dyn Backend>) -> HistoryStore {
-        let (queue, mut rx) = mpsc::channel::<(Batch, Ack)>(65_536);
-        let (committed, mut to_sync) =
-            mpsc::unbounded_channel::<(Vec<Ack>, usize, OwnedSemaphorePermit)>();
+    /// Starts the backend's history writer (group commit: whatever is queued while one
+    /// commit runs goes into the next, so one commit serves many requests).
+    pub fn over(backend: Arc<dyn Backend>) -> Result<HistoryStore, StoreError> {
+        let (queue, queued) = mpsc::channel::<(Batch, Ack)>(65_536);
         let depth = Arc::new(AtomicUsize::new(0));
-        let writer_backend = backend.clone();
-        let writer_depth = depth.clone();
-        tokio::spawn(async move {
-            let turn = Arc::new(Semaphore::new(1));
-            while let Some(first) = rx.recv().await {
-                let permit = turn
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                // Taken after the wait for the turn, so that it includes what queued meanwhile.
-                let mut waiting = vec![first];
-                let mut size = waiting[0].0.records.len() + waiting[0].0.states.len();
-                while size < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(item) => {
-                            size += item.0.records.len() + item.0.states.len();
-                            waiting.push(item);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let mut batch = Batch::default();
-                // Each audience once, with its last state, as one upsert statement requires.
-                let mut state_index: HashMap<String, usize> = HashMap::new();
-                for (part, _) in &mut waiting {
-                    batch.records.append(&mut part.records);
-                    for (key, state) in part.states.drain(..) {
-                        match state_index.get(&key) {
-                            Some(&i) => batch.states[i].1 = state,
-                            None => {
-                                state_index.insert(key.clone(), batch.states.len());
-                                batch.states.push((key, state));
-                            }
-                        }
-                    }
-                }
-                let acks = waiting.into_iter().map(|(_, ack)| ack).collect();
-                let records = batch.records.len();
-                match writer_backend.write_batch(batch).await {
-                    Ok(()) => {
-                        let _ = committed.send((acks, records, permit));
-                    }
-                    Err(e) => {
-                        writer_depth.fetch_sub(records, Ordering::Relaxed);
-                        acknowledge(acks, Err(e.to_string()));
-                    }
-                }
-            }
-        });
-        let sync_backend = backend.clone();
-        let sync_depth = depth.clone();
-        tokio::spawn(async move {
-            while let Some((acks, records, permit)) = to_sync.recv().await {
-                // Dropping the permits lets the writer commit the next batch during this sync.
-                drop(permit);
-                let mut synced = vec![(acks, records)];
-                while let Ok((acks, records, permit)) = to_sync.try_recv() {
-                    drop(permit);
-                    synced.push((acks, records));
-                }
-                let result = sync_backend.sync().await.map_err(|e| e.to_string());
-                for (acks, records) in synced {
-                    sync_depth.fetch_sub(records, Ordering::Relaxed);
-                    acknowledge(acks, result.clone());
-                }
-            }
-        });
-        HistoryStore {
+        backend.clone().start_writer(WriteQueue {
+            queued,
+            depth: depth.clone(),
+        })?;
+        Ok(HistoryStore {
             backend,
             queue,
             depth,
-        }
+        })
     }
 
     /// Queues records and an audience's state for the next commit. Writes queued by one
@@ -276,12 +278,6 @@ impl HistoryStore {
 
     pub async fn history(&self) -> Result<Vec<HistoryRecord>, StoreError> {
         self.backend.history().await
-    }
-}
-
-fn acknowledge(acks: Vec<Ack>, result: Result<(), String>) {
-    for ack in acks {
-        let _ = ack.send(result.clone());
     }
 }
 

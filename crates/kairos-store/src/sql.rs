@@ -1,7 +1,7 @@
 //! The SQL backend, for SQLite and PostgreSQL alike through sqlx's `Any` driver: the statements
 //! are portable (numbered placeholders, `ON CONFLICT` upserts); only the table definitions and
 //! connection settings differ. The one exception is SQLite's history commits, which go through
-//! [`SqliteWriter`] (the same statements, one row at a time, on a connection of their own).
+//! [`sqlite_writer`] (the same statements, one row at a time, on a connection of their own).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,10 +12,10 @@ use kairos_rules::time::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::sqlite_writer::SqliteWriter;
+use crate::sqlite_writer;
 use crate::{
-    Backend, Batch, BoxFuture, OfferStats, StoreError, decode_state, encode_state, fold_stats,
-    kind_from_name,
+    Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, encode_state,
+    fold_stats, kind_from_name,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,13 +26,9 @@ pub(crate) enum Dialect {
 
 pub struct Sql {
     pool: AnyPool,
-    /// On SQLite, the history writer (its own thread and connection: its page cache stays
-    /// warm, and a batch is one hand-off). On PostgreSQL, commits go through the pool.
-    writer: Option<SqliteWriter>,
     dialect: Dialect,
-    /// SQLite's write-ahead log, which [`Backend::sync`] syncs: the writer's commits return
-    /// once in the log, so the next batch is written while this one's sync runs.
-    wal: Option<std::path::PathBuf>,
+    /// The SQLite database file, which the history writer opens a connection of its own to.
+    sqlite_path: Option<std::path::PathBuf>,
     /// When the last background checkpoint started (ms since `epoch`), or -1 while one runs.
     checkpoint_started: Arc<AtomicI64>,
     epoch: Instant,
@@ -145,7 +141,7 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError>
                 if dialect == Dialect::Sqlite {
                     // WAL for concurrent readers; FULL so a commit survives power loss, not
                     // just a crash (the history writer has its own connection, see
-                    // `SqliteWriter`); wait rather than fail when another writer holds the lock.
+                    // `sqlite_writer`); wait rather than fail when another writer holds the lock.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
@@ -279,25 +275,14 @@ impl Sql {
         for statement in schema(dialect) {
             pool.execute(statement.as_str()).await?;
         }
-        let (writer, wal) = match dialect {
-            Dialect::Sqlite => {
-                let path = url
-                    .trim_start_matches("sqlite://")
-                    .split('?')
-                    .next()
-                    .unwrap_or_default();
-                (
-                    Some(SqliteWriter::open(std::path::Path::new(path))?),
-                    Some(format!("{path}-wal").into()),
-                )
-            }
-            Dialect::Postgres => (None, None),
-        };
+        let sqlite_path = (dialect == Dialect::Sqlite).then(|| {
+            let path = url.trim_start_matches("sqlite://").split('?').next();
+            path.unwrap_or_default().into()
+        });
         Ok(Sql {
             pool,
-            writer,
             dialect,
-            wal,
+            sqlite_path,
             checkpoint_started: Arc::new(AtomicI64::new(0)),
             epoch: Instant::now(),
         })
@@ -328,51 +313,52 @@ impl Sql {
     }
 }
 
-impl Backend for Sql {
-    fn write_batch(&self, batch: Batch) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            if let Some(writer) = &self.writer {
-                return writer.write(batch).await;
+impl Sql {
+    /// One transaction through the pool, durable once it returns (PostgreSQL's commits are
+    /// synced).
+    async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Multi-row statements: one round trip per chunk, not per row.
+        for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
+            let sql = history_insert(chunk.len(), self.dialect);
+            chunk
+                .iter()
+                .fold(sqlx::query(&sql), bind_record)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let now = unix_seconds();
+        // The batch holds each audience once, as one upsert statement requires.
+        for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
+            let sql = audience_upsert(chunk.len(), self.dialect);
+            let mut query = sqlx::query(&sql);
+            for (key, state) in chunk {
+                query = query.bind(key).bind(encode_state(state)).bind(now);
             }
-            let mut tx = self.pool.begin().await?;
-            // Multi-row statements: one round trip per chunk, not per row.
-            for chunk in batch.records.chunks(ROWS_PER_STATEMENT) {
-                let sql = history_insert(chunk.len(), self.dialect);
-                chunk
-                    .iter()
-                    .fold(sqlx::query(&sql), bind_record)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let now = unix_seconds();
-            // The batch holds each audience once, as one upsert statement requires.
-            for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
-                let sql = audience_upsert(chunk.len(), self.dialect);
-                let mut query = sqlx::query(&sql);
-                for (key, state) in chunk {
-                    query = query.bind(key).bind(encode_state(state)).bind(now);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
+}
 
-    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let Some(wal) = self.wal.clone() else {
-                return Ok(());
-            };
-            // Opened afresh each time: SQLite may remove and recreate the log file, and a
-            // sync of an old handle would then sync nothing.
-            tokio::task::spawn_blocking(move || std::fs::File::open(&wal)?.sync_data())
-                .await
-                .map_err(|e| StoreError::WriteFailed(e.to_string()))?
-                .map_err(|e| StoreError::WriteFailed(format!("syncing the history log: {e}")))?;
-            self.checkpoint();
-            Ok(())
-        })
+impl Backend for Sql {
+    fn start_writer(self: Arc<Self>, mut queue: WriteQueue) -> Result<(), StoreError> {
+        if let Some(path) = self.sqlite_path.clone() {
+            // The writer thread asks for checkpoints, which run on this runtime.
+            let runtime = tokio::runtime::Handle::current();
+            return sqlite_writer::start(&path, queue, move || {
+                let _entered = runtime.enter();
+                self.checkpoint();
+            });
+        }
+        tokio::spawn(async move {
+            while let Some(group) = queue.next().await {
+                let result = self.commit(&group.batch).await;
+                group.acknowledge(result.map_err(|e| e.to_string()));
+            }
+        });
+        Ok(())
     }
 
     fn find_contact<'a>(
