@@ -350,9 +350,14 @@ impl Session {
         let debug = self.debug;
         let bound = self.bound();
         let zone_rules = &dep.zone_rules[zone];
-        let mut rule_ids: Vec<usize> = zone_rules.any_segment.clone();
-        for segment in bound.segments.iter() {
-            rule_ids.extend_from_slice(&zone_rules.by_segment[segment]);
+        // Sized up front: this and the buffers below are allocated on every get offers.
+        let segment_rules = || bound.segments.iter().map(|s| &zone_rules.by_segment[s]);
+        let mut rule_ids = Vec::with_capacity(
+            zone_rules.any_segment.len() + segment_rules().map(Vec::len).sum::<usize>(),
+        );
+        rule_ids.extend_from_slice(&zone_rules.any_segment);
+        for rules in segment_rules() {
+            rule_ids.extend_from_slice(rules);
         }
         rule_ids.sort_unstable();
         let mut note = |offer: usize,
@@ -382,9 +387,9 @@ impl Session {
 
         let mut errors = 0;
         // Best candidate per offer: the highest-scoring rule wins, the earlier rule on a tie.
-        let mut best: Vec<Candidate> = Vec::new();
+        let mut best: Vec<Candidate> = Vec::with_capacity(rule_ids.len());
         // One buffer for every rule's surviving offers: this loop is the hot path.
-        let mut survivors: Vec<(usize, f64)> = Vec::new();
+        let mut survivors: Vec<(usize, f64)> = Vec::with_capacity(dep.max_offers_per_rule);
         for &r in &rule_ids {
             let rule = &dep.rules[r];
             let rule_filter = if !rule.enabled {
@@ -609,11 +614,14 @@ impl Session {
                 (stats.contacts >= min).then(|| sample_rate(stats, rng))
             })
             .collect();
-        let learned: Vec<f64> = draws.iter().flatten().copied().collect();
-        if learned.len() < 2 {
+        let (learned, sum) = draws
+            .iter()
+            .flatten()
+            .fold((0usize, 0.0), |(n, sum), rate| (n + 1, sum + rate));
+        if learned < 2 {
             return false;
         }
-        let mean = learned.iter().sum::<f64>() / learned.len() as f64;
+        let mean = sum / learned as f64;
         for (c, draw) in candidates.iter_mut().zip(draws) {
             if let Some(rate) = draw
                 && mean > 0.0

@@ -194,6 +194,8 @@ pub struct Deployment {
     pub(crate) learning: Learning,
     pub(crate) control_group_percent: f64,
     pub(crate) max_contacts_per_visit: Option<u64>,
+    /// The most offers one rule proposes: the size of arbitration's per-rule buffer.
+    pub(crate) max_offers_per_rule: usize,
     /// Flowchart paths ending in a populate step, for segment-count reports.
     pub(crate) branches: Vec<String>,
 }
@@ -741,6 +743,7 @@ impl Deployment {
             },
         };
 
+        let max_offers_per_rule = rules.iter().map(|r| r.offers.len()).max().unwrap_or(0);
         Ok(Deployment {
             channel: channel.name.value.clone(),
             version,
@@ -766,6 +769,7 @@ impl Deployment {
             learning,
             control_group_percent: channel.control_group_percent.map_or(0.0, |p| p.value),
             max_contacts_per_visit: channel.max_offer_contacts_per_visit.map(|n| n.value as u64),
+            max_offers_per_rule,
             branches: c.branches,
         })
     }
