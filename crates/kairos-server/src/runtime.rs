@@ -17,7 +17,7 @@ use kairos_engine::{
 };
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
-use kairos_store::{BoxFuture, HistoryStore};
+use kairos_store::{BoxFuture, EncodedState, HistoryStore};
 
 use crate::live::{Live, RequestWorld};
 use crate::metrics::Metrics;
@@ -519,7 +519,7 @@ impl Runtime {
     async fn flush(
         &self,
         records: Vec<HistoryRecord>,
-        state: Option<(String, AudienceState)>,
+        state: Option<(String, EncodedState)>,
     ) -> Result<(), Problem> {
         self.queue_write(records, state)
             .await?
@@ -530,7 +530,7 @@ impl Runtime {
     async fn queue_write(
         &self,
         records: Vec<HistoryRecord>,
-        state: Option<(String, AudienceState)>,
+        state: Option<(String, EncodedState)>,
     ) -> Result<QueuedWrite, Problem> {
         let live_records = records.clone();
         let commit = self.store.enqueue(records, state).await.map_err(storage)?;
@@ -642,11 +642,11 @@ impl QueuedWrite {
 }
 
 /// What a session has to write: its new records and, when it changed, its audience's state.
-fn pending(session: &mut Session) -> (Vec<HistoryRecord>, Option<(String, AudienceState)>) {
+fn pending(session: &mut Session) -> (Vec<HistoryRecord>, Option<(String, EncodedState)>) {
     let records = session.take_records();
     let state = session
         .take_changed_state()
-        .cloned()
+        .map(EncodedState::new)
         .map(|s| (session.audience_key().to_string(), s));
     (records, state)
 }

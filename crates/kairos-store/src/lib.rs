@@ -55,8 +55,23 @@ pub struct OfferStats {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     pub records: Vec<HistoryRecord>,
-    /// Audience states to upsert; for one audience, the last one wins.
-    pub states: Vec<(String, AudienceState)>,
+    /// Audience states to upsert, by audience key; for one audience, the last one wins.
+    pub states: Vec<(String, EncodedState)>,
+}
+
+/// An audience's state as stored, encoded when it is queued: the encoding is the copy the
+/// writer needs, where a clone of the state would be one allocation per offer it remembers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedState(String);
+
+impl EncodedState {
+    pub fn new(state: &AudienceState) -> EncodedState {
+        EncodedState(codec::encode(state))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What a database must do for Kairos. Batching is [`WriteQueue`]'s; committing is the
@@ -216,7 +231,7 @@ impl HistoryStore {
     pub async fn enqueue(
         &self,
         records: Vec<HistoryRecord>,
-        state: Option<(String, AudienceState)>,
+        state: Option<(String, EncodedState)>,
     ) -> Result<Commit, StoreError> {
         if records.is_empty() && state.is_none() {
             return Ok(Commit(None));
@@ -237,7 +252,7 @@ impl HistoryStore {
     pub async fn write(
         &self,
         records: Vec<HistoryRecord>,
-        state: Option<(String, AudienceState)>,
+        state: Option<(String, EncodedState)>,
     ) -> Result<(), StoreError> {
         self.enqueue(records, state).await?.durable().await
     }
@@ -248,8 +263,11 @@ impl HistoryStore {
     }
 
     pub async fn save_audience(&self, key: &str, state: &AudienceState) -> Result<(), StoreError> {
-        self.write(Vec::new(), Some((key.to_string(), state.clone())))
-            .await
+        self.write(
+            Vec::new(),
+            Some((key.to_string(), EncodedState::new(state))),
+        )
+        .await
     }
 
     /// Records waiting to be committed.

@@ -14,8 +14,8 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::sqlite_writer;
 use crate::{
-    Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, encode_state,
-    fold_stats, kind_from_name,
+    Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, fold_stats,
+    kind_from_name,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,7 +339,7 @@ impl Sql {
             let sql = audience_upsert(chunk.len(), self.dialect);
             let mut query = sqlx::query(&sql);
             for (key, state) in chunk {
-                query = query.bind(key).bind(encode_state(state)).bind(now);
+                query = query.bind(key).bind(state.as_str()).bind(now);
             }
             query.execute(&mut *tx).await?;
         }

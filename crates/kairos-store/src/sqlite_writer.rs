@@ -11,7 +11,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 
 use crate::sql::{Cell, Dialect, audience_upsert, history_insert, record_cells, unix_seconds};
-use crate::{Batch, StoreError, WriteQueue, encode_state};
+use crate::{Batch, StoreError, WriteQueue};
 
 /// Opens the database file (its tables already made) and starts the writer thread, which
 /// calls `after_commit` after each commit and ends when the queue closes.
@@ -68,7 +68,7 @@ fn commit(conn: &mut Connection, statements: &Statements, batch: &Batch) -> rusq
         }
         let mut upsert = tx.prepare_cached(&statements.upsert)?;
         for (key, state) in &batch.states {
-            upsert.execute(params![key, encode_state(state), now])?;
+            upsert.execute(params![key, state.as_str(), now])?;
         }
     }
     // Dropped without a commit on the way out of an error, the transaction rolls back.

@@ -17,7 +17,7 @@ use kairos_store::control::{
     Activation, AuditEntry, ControlStore, Expect, Group, Instance, Review, TestResult, Token,
     UnknownName, User, Version,
 };
-use kairos_store::{HistoryStore, OfferStats, ProfileStore, StoreError};
+use kairos_store::{EncodedState, HistoryStore, OfferStats, ProfileStore, StoreError};
 use sqlx::Executor;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -129,7 +129,7 @@ async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
     let refused = store
         .write(
             vec![good.clone()],
-            Some(("customer:1".to_string(), state.clone())),
+            Some(("customer:1".to_string(), EncodedState::new(&state))),
         )
         .await;
     assert!(refused.is_err(), "the batch fails");
@@ -145,7 +145,7 @@ async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
     store
         .write(
             vec![good.clone()],
-            Some(("customer:1".to_string(), state.clone())),
+            Some(("customer:1".to_string(), EncodedState::new(&state))),
         )
         .await
         .unwrap();
