@@ -117,7 +117,7 @@ pub struct Group {
 }
 
 impl WriteQueue {
-    /// Waits for a write, then takes whatever else is queued (up to [`MAX_BATCH`] records and
+    /// Waits for a write, then takes whatever else is queued (up to `MAX_BATCH` records and
     /// states): what queued while the last group was committed goes into one commit.
     pub async fn next(&mut self) -> Option<Group> {
         let first = self.queued.recv().await?;

@@ -317,9 +317,7 @@ impl Sql {
             started.store(now, Ordering::Relaxed);
         });
     }
-}
 
-impl Sql {
     /// One transaction through the pool, durable once it returns (PostgreSQL's commits are
     /// synced).
     async fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
