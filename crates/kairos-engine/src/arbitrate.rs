@@ -212,6 +212,8 @@ pub struct OffersResponse {
 struct Candidate {
     offer: usize,
     rule: usize,
+    /// The offer's place in its rule's offers (and placements).
+    slot: usize,
     score: f64,
     final_score: f64,
 }
@@ -310,12 +312,7 @@ impl Session {
     ) -> ServedOffer {
         let rule = &dep.rules[c.rule];
         let code = treatment_code(now, rng);
-        let position = rule
-            .offers
-            .iter()
-            .position(|&o| o == c.offer)
-            .expect("the rule proposed this offer");
-        let placement = &rule.placements[position];
+        let placement = &rule.placements[c.slot];
         self.remember(Treatment {
             code: code.clone(),
             origin: placement.origin.clone(),
@@ -388,8 +385,9 @@ impl Session {
         let mut errors = 0;
         // Best candidate per offer: the highest-scoring rule wins, the earlier rule on a tie.
         let mut best: Vec<Candidate> = Vec::with_capacity(rule_ids.len());
-        // One buffer for every rule's surviving offers: this loop is the hot path.
-        let mut survivors: Vec<(usize, f64)> = Vec::with_capacity(dep.max_offers_per_rule);
+        // One buffer for every rule's surviving offers (offer, slot in the rule, score): this
+        // loop is the hot path.
+        let mut survivors: Vec<(usize, usize, f64)> = Vec::with_capacity(dep.max_offers_per_rule);
         for &r in &rule_ids {
             let rule = &dep.rules[r];
             let rule_filter = if !rule.enabled {
@@ -402,7 +400,7 @@ impl Session {
                 None
             };
             survivors.clear();
-            for &o in &rule.offers {
+            for (slot, &o) in rule.offers.iter().enumerate() {
                 if let Some(f) = rule_filter {
                     note(o, r, Some(f), None, None);
                     continue;
@@ -410,7 +408,7 @@ impl Session {
                 match self.offer_filter(dep, world, o, now) {
                     Some(f) => note(o, r, Some(f), None, None),
                     None => match score_candidate(dep, bound, rule, &dep.offers[o], now) {
-                        Ok(score) => survivors.push((o, score)),
+                        Ok(score) => survivors.push((o, slot, score)),
                         Err((f, detail)) => {
                             if f != Filter::Ineligible {
                                 errors += 1;
@@ -423,15 +421,18 @@ impl Session {
             if rule.offers.len() > 1 && survivors.len() > 1 {
                 let keep = match rule.pick {
                     Pick::Best => {
-                        let top = survivors.iter().map(|(_, s)| *s).fold(f64::MIN, f64::max);
+                        let top = survivors
+                            .iter()
+                            .map(|(_, _, s)| *s)
+                            .fold(f64::MIN, f64::max);
                         survivors
                             .iter()
-                            .position(|(_, s)| *s == top)
+                            .position(|(_, _, s)| *s == top)
                             .expect("non-empty")
                     }
                     Pick::Random => (rng.next_u64() % survivors.len() as u64) as usize,
                 };
-                for (i, (o, s)) in survivors.iter().enumerate() {
+                for (i, (o, _, s)) in survivors.iter().enumerate() {
                     if i != keep {
                         note(*o, r, Some(Filter::NotPicked), None, Some(*s));
                     }
@@ -439,11 +440,18 @@ impl Session {
                 survivors.swap(0, keep);
                 survivors.truncate(1);
             }
-            for &(o, score) in &survivors {
+            for &(o, slot, score) in &survivors {
                 if !allow_duplicates && chosen.contains(&o) {
                     note(o, r, Some(Filter::Duplicate), None, Some(score));
                     continue;
                 }
+                let candidate = Candidate {
+                    offer: o,
+                    rule: r,
+                    slot,
+                    score,
+                    final_score: score,
+                };
                 match best.iter_mut().find(|c| c.offer == o) {
                     Some(existing) if existing.score >= score => {
                         note(
@@ -462,19 +470,9 @@ impl Session {
                             None,
                             Some(existing.score),
                         );
-                        *existing = Candidate {
-                            offer: o,
-                            rule: r,
-                            score,
-                            final_score: score,
-                        };
+                        *existing = candidate;
                     }
-                    None => best.push(Candidate {
-                        offer: o,
-                        rule: r,
-                        score,
-                        final_score: score,
-                    }),
+                    None => best.push(candidate),
                 }
             }
         }
