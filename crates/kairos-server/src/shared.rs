@@ -109,12 +109,7 @@ impl RedisSessions {
     ) -> Result<bool, Problem> {
         let mut conn = self.conn.clone();
         let started: i64 = self
-            .start
-            .key(self.live_key())
-            .key(self.key(&snapshot.id))
-            .arg(&snapshot.id)
-            .arg(self.ttl_ms())
-            .arg(encode(channel, snapshot))
+            .save_call(&self.start, channel, snapshot)
             .arg(max)
             .invoke_async(&mut conn)
             .await
@@ -196,16 +191,26 @@ impl RedisSessions {
     pub async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
         let mut conn = self.conn.clone();
         let _: i64 = self
-            .save
-            .key(self.live_key())
-            .key(self.key(&snapshot.id))
-            .arg(&snapshot.id)
-            .arg(self.ttl_ms())
-            .arg(encode(channel, snapshot))
+            .save_call(&self.save, channel, snapshot)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// `script` called with the keys and arguments [`SAVE`] takes.
+    fn save_call<'s>(
+        &self,
+        script: &'s redis::Script,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut call = script.key(self.live_key());
+        call.key(self.key(&snapshot.id))
+            .arg(&snapshot.id)
+            .arg(self.ttl_ms())
+            .arg(encode(channel, snapshot));
+        call
     }
 
     pub async fn remove(&self, id: &str) -> Result<bool, Problem> {
