@@ -125,7 +125,7 @@ impl Session {
                 .iter()
                 .find(|(e, _)| *e == event)
                 .map_or(1.0, |(_, w)| *w);
-            let state = self.state.patterns.entry(pattern.name.clone()).or_default();
+            let state = get_or_insert(&mut self.state.patterns, &pattern.name);
             if advance(pattern, state, &dep.events[event].name, weight, ctx.now) {
                 newly_matched.push(p);
             }
@@ -255,18 +255,17 @@ impl Session {
                 }
             },
         };
-        let history = self
-            .state
-            .offers
-            .entry(treatment.origin.offer.to_string())
-            .or_default();
+        let offer = &*treatment.origin.offer;
+        let history = get_or_insert(&mut self.state.offers, offer);
         match kind {
             ResponseKind::Contact => {
                 history.record_contact(ctx.now);
-                *self
-                    .visit_contacts
-                    .entry(treatment.origin.offer.to_string())
-                    .or_default() += 1;
+                match self.visit_contacts.get_mut(offer) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.visit_contacts.insert(offer.to_string(), 1);
+                    }
+                }
             }
             ResponseKind::Accept => history.last_accept = Some(ctx.now),
             ResponseKind::Reject => history.last_reject = Some(ctx.now),
@@ -293,6 +292,15 @@ impl Session {
             *slot = Some(Value::Bool(on));
         }
     }
+}
+
+/// The entry under `key`, made if missing. The entry API would copy the key into a new
+/// string on every call; an audience's offers and patterns are mostly known already.
+fn get_or_insert<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 struct EventContext<'a> {
