@@ -9,8 +9,8 @@ use serde_json::Value as J;
 use crate::StoreError;
 
 /// Writes the state straight to text: it is encoded for every event that changes it, and
-/// through serde's derive this took 4,500 instructions an event (callgrind), about a third
-/// of the runtime's own work for one; written by hand it takes a fraction of that.
+/// through serde's derive an encoding took about 5,000 instructions (callgrind, contact
+/// load), by hand about 1,500.
 pub fn encode(state: &AudienceState) -> String {
     let mut out = String::with_capacity(64 + 96 * state.offers.len());
     out.push_str("{\"offers\":{");
