@@ -200,6 +200,77 @@ pub fn decode(text: &str) -> Result<AudienceState, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::{btree_map, btree_set, vec};
+    use proptest::prelude::*;
+
+    fn times() -> impl Strategy<Value = Timestamp> {
+        any::<i64>().prop_map(Timestamp)
+    }
+
+    /// Numbers JSON holds exactly in few digits, as pattern weights and sums are: the parser
+    /// is only best-effort in the last bit of long fractions.
+    fn weights() -> impl Strategy<Value = f64> {
+        (-4000i32..4000).prop_map(|n| f64::from(n) / 8.0)
+    }
+
+    fn states() -> impl Strategy<Value = AudienceState> {
+        // Any text as names: quotes, backslashes, control characters, any script.
+        let name = ".{0,12}";
+        let offer = (
+            vec(times(), 0..4),
+            any::<u64>(),
+            proptest::option::of(times()),
+            proptest::option::of(times()),
+        )
+            .prop_map(
+                |(recent_contacts, total_contacts, last_accept, last_reject)| OfferHistory {
+                    recent_contacts,
+                    total_contacts,
+                    last_accept,
+                    last_reject,
+                },
+            );
+        let pattern = (
+            proptest::option::of(times()),
+            weights(),
+            btree_set(name, 0..3),
+            vec((name, times(), weights()), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(window_start, sum, seen, hits, matched)| PatternState {
+                window_start,
+                sum,
+                seen,
+                hits,
+                matched,
+            });
+        let suppression = (vec(name, 0..3), proptest::option::of(name), times()).prop_map(
+            |(offers, category, until)| TimedSuppression {
+                offers,
+                category,
+                until,
+            },
+        );
+        (
+            btree_map(name, offer, 0..4),
+            btree_map(name, pattern, 0..3),
+            vec(suppression, 0..3),
+        )
+            .prop_map(|(offers, patterns, suppressions)| AudienceState {
+                offers,
+                patterns,
+                suppressions,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_state_is_written_as_json_and_read_back_equal(state in states()) {
+            let text = encode(&state);
+            prop_assert!(serde_json::from_str::<J>(&text).is_ok(), "not JSON: {}", text);
+            prop_assert_eq!(decode(&text).unwrap(), state);
+        }
+    }
 
     #[test]
     fn state_round_trips() {
