@@ -38,13 +38,10 @@ pub fn encode(state: &AudienceState) -> String {
         optional_time(&mut out, p.window_start);
         out.push_str(",\"sum\":");
         number(&mut out, p.sum);
-        out.push_str(",\"seen\":[");
-        for (j, event) in p.seen.iter().enumerate() {
-            separate(&mut out, j);
-            string(&mut out, event);
-        }
+        out.push_str(",\"seen\":");
+        strings(&mut out, &p.seen);
         // Hits as `[event, time, weight]` triples.
-        out.push_str("],\"hits\":[");
+        out.push_str(",\"hits\":[");
         for (j, (event, at, weight)) in p.hits.iter().enumerate() {
             separate(&mut out, j);
             out.push('[');
@@ -62,12 +59,9 @@ pub fn encode(state: &AudienceState) -> String {
     out.push_str("},\"suppressions\":[");
     for (i, s) in state.suppressions.iter().enumerate() {
         separate(&mut out, i);
-        out.push_str("{\"offers\":[");
-        for (j, offer) in s.offers.iter().enumerate() {
-            separate(&mut out, j);
-            string(&mut out, offer);
-        }
-        out.push_str("],\"category\":");
+        out.push_str("{\"offers\":");
+        strings(&mut out, &s.offers);
+        out.push_str(",\"category\":");
         match &s.category {
             Some(category) => string(&mut out, category),
             None => out.push_str("null"),
@@ -97,7 +91,18 @@ fn optional_time(out: &mut String, at: Option<Timestamp>) {
     }
 }
 
-/// A finite number as JSON writes it; anything else as `null`, as serde_json writes it.
+/// A list of strings.
+fn strings<'a>(out: &mut String, items: impl IntoIterator<Item = &'a String>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        separate(out, i);
+        string(out, item);
+    }
+    out.push(']');
+}
+
+/// A finite number in its shortest form that reads back exactly; anything else as `null`,
+/// as serde_json writes it.
 fn number(out: &mut String, n: f64) {
     if n.is_finite() {
         let _ = write!(out, "{n}");
