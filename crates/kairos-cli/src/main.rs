@@ -1,5 +1,6 @@
 //! `kairos`: one binary for every Kairos process and command.
 
+mod allocator;
 mod control_cmd;
 mod data_cmd;
 mod demo;
@@ -18,10 +19,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Requests allocate many small short-lived buffers from several threads at once: mimalloc's
-/// per-thread heaps avoid the system allocator's arena locks.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 #[derive(Parser)]
 #[command(
