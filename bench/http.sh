@@ -10,6 +10,12 @@
 # serve nothing and its events log nothing, which would measure no-ops. Those visits are ended
 # after each round, so every round runs with the same few thousand live sessions. The report
 # gives the history rows written per pair (3 when every pair logs its 3 offers).
+# wrk runs under the batch scheduling policy (WRK_POLICY=normal: as any other process). wrk and
+# the server share two cores, and under the normal policy each response the server writes wakes
+# a wrk thread that preempts the server at once: 0.1 involuntary context switches per /healthz,
+# 0.3 per get offers, 0.4 per offers+contact request, a cost no server with its clients on other
+# machines pays, and one that grows with the server's work per request. A batch wrk waits for
+# the server to yield (under 0.05 of them per request), so the ratios measure the server.
 # Usage: bench/http.sh [duration, default 10s] [connections, default 32]; KAIROS=path/to/kairos
 # measures that binary instead of building this checkout (to compare two builds).
 set -euo pipefail
@@ -24,6 +30,11 @@ server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+case "${WRK_POLICY:-batch}" in
+  batch) wrk=(chrt --batch 0 wrk) ;;
+  normal) wrk=(wrk) ;;
+  *) echo "WRK_POLICY must be batch or normal"; exit 1 ;;
+esac
 if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then
   echo "port $port is taken by another server: stop it first"; exit 1
 fi
@@ -45,18 +56,22 @@ rows() {
 }
 # CPU time the server process has used, in clock ticks (user + system).
 server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# Times the server's threads were preempted, summed over its threads.
+server_preempted() { cat /proc/"$server"/task/*/status | awk '/^nonvoluntary_ctxt_switches/ {n += $2} END {print n}'; }
 ticks_per_second=$(getconf CLK_TCK)
 run() { # name, sessions file, extra wrk args...
   local name="$1" sessions="$2"; shift 2
-  local before rps p99 requests
-  before=$(server_ticks)
-  SESSIONS="$sessions" wrk -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
+  local ticks preempted rps p99 requests
+  ticks=$(server_ticks)
+  preempted=$(server_preempted)
+  SESSIONS="$sessions" "${wrk[@]}" -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
   requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
-  # The server's own CPU per request: what wrk, on the same cores, does not blur.
-  echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - before)) -v hz="$ticks_per_second" -v n="$requests" \
-    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+  # The server's own CPU per request (what wrk, on the same cores, does not blur) and how
+  # often it was preempted per request.
+  echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - ticks)) -v hz="$ticks_per_second" -v n="$requests" \
+    -v p=$(($(server_preempted) - preempted)) 'BEGIN { printf "%.1f %.2f", t * 1e6 / hz / n, p / n }')"
 }
 results="$(for round in $(seq "$rounds"); do
   run healthz "$work/sessions.txt" "http://127.0.0.1:$port/healthz"
@@ -71,25 +86,34 @@ results="$(for round in $(seq "$rounds"); do
   # Back to the few thousand live sessions the next round is measured with.
   python3 bench/sessions.py 127.0.0.1 "$port" --end "$work/visits_$round.txt"
 done)"
-echo "each round: run, requests/s, p99, server us/request (rows: history rows written, requests/s)"
+echo "each round: run, requests/s, p99, server us/request, server preemptions/request"
+echo "(rows: history rows written, requests/s)"
 echo "$results"
-echo "$results" | awk -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
+echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
+  # column: 2 requests/s, 4 server us/request, 5 server preemptions/request
   function median(name, column,   k, i, j, t, v) {
     k = count[name]
-    for (i = 1; i <= k; i++) v[i] = column == "cpu" ? cpu[name, i] : values[name, i]
+    for (i = 1; i <= k; i++) v[i] = values[name, i, column]
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
   }
   $1 == "rows" { pairs += $3 / 2 * d; written += $2; next }
-  { count[$1]++; values[$1, count[$1]] = $2; p99[$1] = p99[$1] " " $3; cpu[$1, count[$1]] = $4 }
+  {
+    k = ++count[$1]
+    values[$1, k, 2] = $2; values[$1, k, 4] = $4; values[$1, k, 5] = $5
+    p99[$1] = p99[$1] " " $3
+  }
+  function row(label, name) {
+    printf "%-16s %12.0f %14.1f %12.2f  %s\n", label, median(name, 2), median(name, 4), median(name, 5), p99[name]
+  }
   END {
-    printf "%-16s %12s %16s   %s\n", "run (" c " conns)", "requests/s", "server us/req", "p99 of each round"
-    printf "%-16s %12.0f %16.1f  %s\n", "healthz", median("healthz"), median("healthz", "cpu"), p99["healthz"]
-    printf "%-16s %12.0f %16.1f  %s\n", "get offers", median("offers"), median("offers", "cpu"), p99["offers"]
-    printf "%-16s %12.0f %16.1f  %s   (get offers + contact event)\n", "offers+contact", median("offers_contact"), median("offers_contact", "cpu"), p99["offers_contact"]
-    printf "medians of %d rounds of %ss\n", n, d
-    printf "get offers / healthz:                     %.0f%%\n", 100 * median("offers") / median("healthz")
-    printf "offers+contact requests / healthz:        %.0f%%\n", 100 * median("offers_contact") / median("healthz")
-    printf "get offers with their contact / healthz:  %.0f%%  (pairs per second)\n", 100 * median("offers_contact") / 2 / median("healthz")
+    printf "%-16s %12s %14s %12s  %s\n", "run (" c " conns)", "requests/s", "server us/req", "preempt/req", "p99 of each round"
+    row("healthz", "healthz")
+    row("get offers", "offers")
+    row("offers+contact", "offers_contact")
+    printf "medians of %d rounds of %ss, wrk scheduled as %s; offers+contact: get offers + contact event\n", n, d, policy
+    printf "get offers / healthz:                     %.0f%%\n", 100 * median("offers", 2) / median("healthz", 2)
+    printf "offers+contact requests / healthz:        %.0f%%\n", 100 * median("offers_contact", 2) / median("healthz", 2)
+    printf "get offers with their contact / healthz:  %.0f%%  (pairs per second)\n", 100 * median("offers_contact", 2) / 2 / median("healthz", 2)
     printf "history rows written by the contact runs: %d (%.1f per pair)\n", written, written / pairs
   }'
