@@ -13,9 +13,10 @@
 # wrk runs under the batch scheduling policy (WRK_POLICY=normal: as any other process). wrk and
 # the server share two cores, and under the normal policy each response the server writes wakes
 # a wrk thread that preempts the server at once: 0.1 involuntary context switches per /healthz,
-# 0.3 per get offers, 0.4 per offers+contact request, a cost no server with its clients on other
-# machines pays, and one that grows with the server's work per request. A batch wrk waits for
-# the server to yield (under 0.05 of them per request), so the ratios measure the server.
+# 0.3 per get offers, 0.4-0.55 per offers+contact request, a cost no server with its clients on
+# other machines pays, and one that grows with the server's work per request. A batch wrk waits
+# for the server to yield (at most 0.06 preemptions per request), so the ratios measure the
+# server.
 # Usage: bench/http.sh [duration, default 10s] [connections, default 32]; KAIROS=path/to/kairos
 # measures that binary instead of building this checkout (to compare two builds).
 set -euo pipefail
