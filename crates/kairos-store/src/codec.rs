@@ -111,24 +111,16 @@ fn number(out: &mut String, n: f64) {
     }
 }
 
-/// A JSON string. Names come from channel files, so they rarely need escaping.
+/// A JSON string. Names come from channel files, so they rarely need escaping; those that do
+/// are escaped by serde_json, as the server's offers writer (`native::write_str`) does.
 fn string(out: &mut String, text: &str) {
-    out.push('"');
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
         out.push_str(text);
+        out.push('"');
     } else {
-        for c in text.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
+        out.push_str(&serde_json::to_string(text).expect("a string serializes"));
     }
-    out.push('"');
 }
 
 fn bad(what: &str) -> StoreError {
