@@ -10,7 +10,9 @@ use std::path::Path;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, params};
 
-use crate::sql::{Cell, Dialect, audience_upsert, history_insert, record_cells, unix_seconds};
+use crate::sql::{
+    Cell, Dialect, audience_upsert, record_cells, sqlite_history_insert, unix_seconds,
+};
 use crate::{Batch, StoreError, WriteQueue};
 
 /// Opens the database file (its tables already made) and starts the writer thread, which
@@ -38,7 +40,7 @@ pub(crate) fn start(
         .spawn(move || {
             // Written once: every batch looks its cached statements up by these texts.
             let statements = Statements {
-                insert: history_insert(1, Dialect::Sqlite),
+                insert: sqlite_history_insert(),
                 upsert: audience_upsert(1, Dialect::Sqlite),
             };
             while let Some(group) = queue.next_blocking() {

@@ -712,6 +712,79 @@ async fn performance_is_counted_per_offer_segment_zone_day_and_kind(url: String)
     );
 }
 
+/// Contacts since a time are found whatever order their times came in, in rows written
+/// now and in rows an earlier version wrote (whose ids count rows instead of following time).
+async fn time_ranges_find_every_row_in_them_whatever_wrote_it(url: String) {
+    let day = 86_400_000_000_000i64;
+    let store = history(url.clone()).await;
+    store
+        .append(vec![
+            record(ResponseKind::Contact, "a", "GOLD", None, 5 * day + 10),
+            // The clock went back between two commits.
+            record(ResponseKind::Contact, "b", "SILVER", None, 3 * day),
+        ])
+        .await
+        .unwrap();
+    store
+        .append(vec![record(
+            ResponseKind::Contact,
+            "c",
+            "BRONZE",
+            None,
+            4 * day + 1,
+        )])
+        .await
+        .unwrap();
+    let contacts = |since: i64| {
+        let store = store.clone();
+        async move { store.contacts_since(Timestamp(since)).await.unwrap() }
+    };
+    let at = |offer: &str, at: i64| (offer.to_string(), Timestamp(at));
+    assert_eq!(
+        contacts(4 * day).await,
+        [at("BRONZE", 4 * day + 1), at("GOLD", 5 * day + 10)]
+    );
+    assert_eq!(contacts(2 * day).await.len(), 3);
+
+    // As an earlier version wrote it: a counted id (0: below those PostgreSQL has given out),
+    // at a time long after it.
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    admin
+        .execute(
+            format!(
+                "INSERT INTO kairos_history (id, kind, treatment_code, offer, category, rule, segment, ip, zone, \
+                 score, deployment, session_id, audience, at, issued_at, cross_session) \
+                 VALUES (0, 'contact', 'old', 'OLD', NULL, 'r1', NULL, 'hero', 'home', 1.0, 1, 's0', 'customer:1', {}, 0, 0)",
+                6 * day
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let reopened = history(url.clone()).await;
+    assert_eq!(
+        reopened.contacts_since(Timestamp(4 * day)).await.unwrap(),
+        [
+            at("BRONZE", 4 * day + 1),
+            at("GOLD", 5 * day + 10),
+            at("OLD", 6 * day)
+        ]
+    );
+    let sql = kairos_store::Sql::open(&url).await.unwrap();
+    let mut offers: Vec<String> = sql
+        .performance(Timestamp(4 * day))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.offer)
+        .collect();
+    offers.sort();
+    assert_eq!(offers, ["BRONZE", "GOLD", "OLD"]);
+}
+
 macro_rules! suite {
     (history: $($name:ident),* ; by_url: $($pname:ident),* $(,)?) => {
         mod on_sqlite {
@@ -738,6 +811,7 @@ suite!(
     concurrent_appends_are_all_acknowledged_after_commit;
     by_url:
     a_failed_commit_writes_nothing_and_the_next_one_lands,
+    time_ranges_find_every_row_in_them_whatever_wrote_it,
     profile_tables_are_imported_replaced_and_read_by_key,
     design_edits_conflict_only_on_the_same_component,
     concurrent_creates_of_different_components_all_land,
