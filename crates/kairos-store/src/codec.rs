@@ -18,7 +18,8 @@ pub fn encode(state: &AudienceState) -> String {
     let mut out = String::with_capacity(16 + 48 * state.offers.len());
     out.push('{');
     if !state.offers.is_empty() {
-        out.push_str("\"offers\":{");
+        section(&mut out, "offers");
+        out.push('{');
         for (i, (code, h)) in state.offers.iter().enumerate() {
             separate(&mut out, i);
             string(&mut out, code);
@@ -96,7 +97,7 @@ pub fn encode(state: &AudienceState) -> String {
     out
 }
 
-/// The key of a section after the first, or of the first when there is none before it.
+/// A section's key, after a comma unless it is the document's first.
 fn section(out: &mut String, key: &str) {
     if out.len() > 1 {
         out.push(',');
