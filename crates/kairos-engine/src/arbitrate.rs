@@ -516,7 +516,7 @@ impl Session {
         if offer.expires.is_some_and(|t| now >= t) {
             return Some(Filter::OfferExpired);
         }
-        if let Some(history) = self.state.offers.get(&*offer.code) {
+        if let Some(history) = self.state.offers.get(&offer.code) {
             let held = |hold: &Option<HoldFor>, at: Option<Timestamp>| match (hold, at) {
                 (Some(HoldFor::Forever), Some(_)) => true,
                 (Some(HoldFor::Seconds(s)), Some(at)) => now.0 < at.0.saturating_add(seconds(*s)),

@@ -125,7 +125,7 @@ impl Session {
                 .iter()
                 .find(|(e, _)| *e == event)
                 .map_or(1.0, |(_, w)| *w);
-            let state = get_or_insert(&mut self.state.patterns, &pattern.name);
+            let state = self.state.patterns.get_or_insert(&pattern.name);
             if advance(pattern, state, &dep.events[event].name, weight, ctx.now) {
                 newly_matched.push(p);
             }
@@ -256,7 +256,7 @@ impl Session {
             },
         };
         let offer = &*treatment.origin.offer;
-        let history = get_or_insert(&mut self.state.offers, offer);
+        let history = self.state.offers.get_or_insert(offer);
         match kind {
             ResponseKind::Contact => {
                 history.record_contact(ctx.now);
@@ -292,15 +292,6 @@ impl Session {
             *slot = Some(Value::Bool(on));
         }
     }
-}
-
-/// The entry under `key`, made if missing. The entry API would copy the key into a new
-/// string on every call; an audience's offers and patterns are mostly known already.
-fn get_or_insert<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
 }
 
 struct EventContext<'a> {

@@ -172,7 +172,7 @@ proptest! {
         let f = fixture();
         let mut state = AudienceState::default();
         for (offer, accept, reject, contacts) in history {
-            let h: &mut OfferHistory = state.offers.entry(format!("OFFER{offer}")).or_default();
+            let h: &mut OfferHistory = state.offers.get_or_insert(&format!("OFFER{offer}"));
             h.last_accept = accept.map(|d| Timestamp(NOW.0 - d * DAY - 1));
             h.last_reject = reject.map(|d| Timestamp(NOW.0 - d * DAY - 1));
             for c in 0..contacts {

@@ -310,8 +310,8 @@ mod tests {
             vec(suppression, 0..3),
         )
             .prop_map(|(offers, patterns, suppressions)| AudienceState {
-                offers,
-                patterns,
+                offers: offers.into_iter().collect(),
+                patterns: patterns.into_iter().collect(),
                 suppressions,
             })
     }
