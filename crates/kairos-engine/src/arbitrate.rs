@@ -558,7 +558,7 @@ impl Session {
             return Some(Filter::SuppressedByEvent);
         }
         if let Some(cap) = dep.max_contacts_per_visit
-            && self.visit_contacts.get(&*offer.code).copied().unwrap_or(0) >= cap
+            && self.visit_contacts.get(&offer.code).copied().unwrap_or(0) >= cap
         {
             return Some(Filter::VisitCap);
         }

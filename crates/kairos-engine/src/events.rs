@@ -260,12 +260,7 @@ impl Session {
         match kind {
             ResponseKind::Contact => {
                 history.record_contact(ctx.now);
-                match self.visit_contacts.get_mut(offer) {
-                    Some(count) => *count += 1,
-                    None => {
-                        self.visit_contacts.insert(offer.to_string(), 1);
-                    }
-                }
+                *self.visit_contacts.get_or_insert(offer) += 1;
             }
             ResponseKind::Accept => history.last_accept = Some(ctx.now),
             ResponseKind::Reject => history.last_reject = Some(ctx.now),

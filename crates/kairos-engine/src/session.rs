@@ -11,7 +11,7 @@ use kairos_rules::{Activation, Root, Value};
 use crate::deployment::Deployment;
 use crate::messages::Message;
 use crate::segments::SegmentSet;
-use crate::world::{AudienceId, AudienceState, HistoryRecord, Profile, Treatment};
+use crate::world::{AudienceId, AudienceState, HistoryRecord, NameMap, Profile, Treatment};
 
 /// How many treatments a session remembers for responses within it; older ones are matched
 /// through the contact history like responses from another session.
@@ -37,7 +37,8 @@ pub struct Session {
     pub(crate) state: AudienceState,
     pub(crate) debug: bool,
     pub(crate) bound: Option<Bound>,
-    pub(crate) visit_contacts: HashMap<String, u64>,
+    /// Contacts per offer this visit (for the channel's cap per visit).
+    pub(crate) visit_contacts: NameMap<u64>,
     pub(crate) treatments: VecDeque<Treatment>,
     /// Treatment codes of the offers the last get offers returned (for `log_contact` without
     /// a code).
@@ -131,7 +132,7 @@ impl Session {
             state: start.state,
             debug: start.debug,
             bound: None,
-            visit_contacts: HashMap::new(),
+            visit_contacts: NameMap::default(),
             treatments: VecDeque::new(),
             last_offers: Vec::new(),
             records: Vec::new(),
@@ -226,7 +227,11 @@ impl Session {
             state: self.state.clone(),
             state_changed: self.state_changed,
             debug: self.debug,
-            visit_contacts: self.visit_contacts.clone(),
+            visit_contacts: self
+                .visit_contacts
+                .iter()
+                .map(|(offer, n)| (offer.to_string(), *n))
+                .collect(),
             treatments: self.treatments.iter().cloned().collect(),
             last_offers: self.last_offers.iter().map(|c| c.to_string()).collect(),
             eval_errors: self.eval_errors,
@@ -245,7 +250,7 @@ impl Session {
             state: s.state,
             debug: s.debug,
             bound: None,
-            visit_contacts: s.visit_contacts,
+            visit_contacts: s.visit_contacts.into_iter().collect(),
             treatments: s.treatments.into(),
             last_offers: s.last_offers.into_iter().map(Arc::from).collect(),
             records: Vec::new(),
