@@ -47,8 +47,8 @@ fn schema(dialect: Dialect) -> Vec<String> {
     // On SQLite the audience table is one b-tree keyed by audience: every logged event
     // rewrites one row at a random place, and a rowid table would dirty two random pages (the
     // row and its key's index entry) where this dirties one. History ids without
-    // AUTOINCREMENT: rows are never deleted, so the next id is still one past the highest,
-    // and each insert no longer reads and rewrites the id's counter in `sqlite_sequence`.
+    // AUTOINCREMENT: the writer gives each id itself (`sqlite_history_insert`), and no insert
+    // reads and rewrites an id counter in `sqlite_sequence`.
     let (id, keyed_by_audience) = match dialect {
         Dialect::Sqlite => ("id INTEGER PRIMARY KEY", " WITHOUT ROWID"),
         Dialect::Postgres => ("id BIGSERIAL PRIMARY KEY", ""),
