@@ -11,7 +11,9 @@ use kairos_rules::{Activation, Root, Value};
 use crate::deployment::Deployment;
 use crate::messages::Message;
 use crate::segments::SegmentSet;
-use crate::world::{AudienceId, AudienceState, HistoryRecord, NameMap, Profile, Treatment};
+use crate::world::{
+    AudienceId, AudienceState, HistoryRecord, NameMap, Profile, Treatment, TreatmentCode,
+};
 
 /// How many treatments a session remembers for responses within it; older ones are matched
 /// through the contact history like responses from another session.
@@ -42,7 +44,7 @@ pub struct Session {
     pub(crate) treatments: VecDeque<Treatment>,
     /// Treatment codes of the offers the last get offers returned (for `log_contact` without
     /// a code).
-    pub(crate) last_offers: Vec<Arc<str>>,
+    pub(crate) last_offers: Vec<TreatmentCode>,
     pub(crate) records: Vec<HistoryRecord>,
     pub(crate) state_changed: bool,
     pub(crate) eval_errors: u64,
@@ -252,7 +254,11 @@ impl Session {
             bound: None,
             visit_contacts: s.visit_contacts.into_iter().collect(),
             treatments: s.treatments.into(),
-            last_offers: s.last_offers.into_iter().map(Arc::from).collect(),
+            last_offers: s
+                .last_offers
+                .into_iter()
+                .map(|c| TreatmentCode::from(c.as_str()))
+                .collect(),
             records: Vec::new(),
             state_changed: s.state_changed,
             eval_errors: s.eval_errors,

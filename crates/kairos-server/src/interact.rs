@@ -154,7 +154,7 @@ fn offer_lists_json(r: &OffersResponse) -> J {
                     "offers": l.offers.iter().map(|o| json!({
                         "n": o.name().unwrap_or(o.code()),
                         "code": [o.code()],
-                        "treatmentCode": o.treatment_code,
+                        "treatmentCode": o.treatment_code.as_str(),
                         "score": o.score.round() as i64,
                         "desc": o.name().unwrap_or_default(),
                         "attributes": o.attributes().iter().map(|(k, v)| nvp(k, v)).collect::<Vec<_>>(),

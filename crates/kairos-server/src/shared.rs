@@ -285,7 +285,7 @@ fn unpairs(j: &J) -> Option<Vec<(String, Value)>> {
 
 fn treatment(t: &Treatment) -> J {
     json!({
-        "code": t.code, "offer": &*t.origin.offer, "category": t.origin.category.as_deref(),
+        "code": t.code.as_str(), "offer": &*t.origin.offer, "category": t.origin.category.as_deref(),
         "rule": &*t.origin.rule, "segment": t.origin.segment.as_deref(), "ip": &*t.ip, "zone": &*t.zone, "score": t.score,
         "deployment": t.deployment, "session_id": &*t.session_id, "audience": &*t.audience,
         "issued_at": t.issued_at.0,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use kairos_engine::world::{AudienceState, HistoryRecord, Origin, Treatment};
+use kairos_engine::world::{AudienceState, HistoryRecord, Origin, Treatment, TreatmentCode};
 use kairos_rules::time::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -257,7 +257,7 @@ fn treatment(row: &AnyRow) -> Result<Treatment, StoreError> {
             .map(|v| v.map(Arc::<str>::from))
     };
     Ok(Treatment {
-        code: text("treatment_code")?,
+        code: TreatmentCode::from(&*text("treatment_code")?),
         origin: Arc::new(Origin {
             offer: text("offer")?,
             category: optional("category")?,
