@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use kairos_engine::world::{HistoryRecord, ResponseKind, Stats, Treatment, World};
+use kairos_engine::world::{HistoryRecord, Origin, ResponseKind, Stats, Treatment, World};
 use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 use kairos_store::OfferStats;
 
@@ -113,21 +113,20 @@ impl Live {
     }
 
     /// Takes in records just committed to history.
-    pub fn record(&self, records: &[HistoryRecord]) {
+    pub fn record(&self, records: &[Counted]) {
         if records.is_empty() {
             return;
         }
         let mut stats = self.pending.lock().expect("stats lock");
         for r in records {
-            let t = &r.treatment;
-            let entry = Arc::make_mut(entry_mut(&mut stats, &t.origin.offer));
+            let entry = Arc::make_mut(entry_mut(&mut stats, &r.origin.offer));
             let bump = |s: &mut Stats| match r.kind {
                 ResponseKind::Contact => s.contacts += 1,
                 ResponseKind::Accept => s.accepts += 1,
                 ResponseKind::Reject => {}
             };
             bump(&mut entry.overall);
-            if let Some(segment) = &t.origin.segment {
+            if let Some(segment) = &r.origin.segment {
                 bump(entry_mut(&mut entry.by_segment, segment));
             }
         }
@@ -138,7 +137,26 @@ impl Live {
         }
         drop(stats);
         for r in records.iter().filter(|r| r.kind == ResponseKind::Contact) {
-            self.count_contact(&r.treatment.origin.offer, r.at);
+            self.count_contact(&r.origin.offer, r.at);
+        }
+    }
+}
+
+/// What learning and global constraints count of a history record, kept while the record's
+/// write goes to disk. A whole record is six shared names whose counts the request path, the
+/// history writer and this would all touch; this is one.
+pub struct Counted {
+    kind: ResponseKind,
+    origin: Arc<Origin>,
+    at: Timestamp,
+}
+
+impl Counted {
+    pub fn of(record: &HistoryRecord) -> Counted {
+        Counted {
+            kind: record.kind,
+            origin: record.treatment.origin.clone(),
+            at: record.at,
         }
     }
 }
@@ -203,10 +221,10 @@ mod tests {
     use kairos_rules::time::Timestamp;
     use kairos_store::OfferStats;
 
-    use super::{Live, PUBLISH_EVERY, RequestWorld};
+    use super::{Counted, Live, PUBLISH_EVERY, RequestWorld};
 
-    fn contact(offer: &str, segment: &str, at: Timestamp) -> HistoryRecord {
-        HistoryRecord {
+    fn contact(offer: &str, segment: &str, at: Timestamp) -> Counted {
+        Counted::of(&HistoryRecord {
             kind: ResponseKind::Contact,
             treatment: Treatment {
                 code: "t1".into(),
@@ -226,7 +244,7 @@ mod tests {
             },
             at,
             cross_session: false,
-        }
+        })
     }
 
     #[test]

@@ -19,7 +19,7 @@ use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
 use kairos_store::{BoxFuture, EncodedState, HistoryStore};
 
-use crate::live::{Live, RequestWorld};
+use crate::live::{Counted, Live, RequestWorld};
 use crate::metrics::Metrics;
 use crate::native::OfferFragments;
 use crate::problem::Problem;
@@ -532,12 +532,9 @@ impl Runtime {
         records: Vec<HistoryRecord>,
         state: Option<(String, EncodedState)>,
     ) -> Result<QueuedWrite, Problem> {
-        let live_records = records.clone();
+        let counted = records.iter().map(Counted::of).collect();
         let commit = self.store.enqueue(records, state).await.map_err(storage)?;
-        Ok(QueuedWrite {
-            commit,
-            records: live_records,
-        })
+        Ok(QueuedWrite { commit, counted })
     }
 
     pub async fn set_audience(
@@ -629,14 +626,14 @@ impl Runtime {
 /// A write queued for the next group commit.
 struct QueuedWrite {
     commit: kairos_store::Commit,
-    records: Vec<HistoryRecord>,
+    counted: Vec<Counted>,
 }
 
 impl QueuedWrite {
     /// Waits until the write is on disk, then counts its records for learning.
     async fn durable(self, live: &Live) -> Result<(), Problem> {
         self.commit.durable().await.map_err(storage)?;
-        live.record(&self.records);
+        live.record(&self.counted);
         Ok(())
     }
 }
