@@ -240,7 +240,8 @@ impl Session {
         // Offers served so far in this response: a handful, so a list beats a hash set.
         let mut chosen: Vec<usize> = Vec::new();
         let mut lists = Vec::with_capacity(request.requests.len());
-        let mut served_codes = Vec::new();
+        // Refilled in place: its buffer serves every get offers of the session.
+        self.last_offers.clear();
         for request in &request.requests {
             let Some(ip_index) = dep.ip_index.find(&request.ip) else {
                 messages.push(Message::warning(
@@ -280,7 +281,7 @@ impl Session {
             for c in picked {
                 chosen.push(c.offer);
                 let served = self.serve(dep, rng, &c, &ip.name, &dep.zones[ip.zone], now);
-                served_codes.push(served.treatment_code.clone());
+                self.last_offers.push(served.treatment_code.clone());
                 offers.push(served);
             }
             lists.push(OfferList {
@@ -292,7 +293,6 @@ impl Session {
                 explain.push(ip_explain);
             }
         }
-        self.last_offers = served_codes;
         OffersResponse {
             offer_lists: lists,
             messages,

@@ -165,9 +165,12 @@ impl Session {
                 Action::LogContact => match ctx.code {
                     Some(code) => self.log(ResponseKind::Contact, code, ctx),
                     None => {
-                        for code in self.last_offers.clone() {
-                            self.log(ResponseKind::Contact, &code, ctx);
+                        // Taken and put back: logging never reads them.
+                        let codes = std::mem::take(&mut self.last_offers);
+                        for code in &codes {
+                            self.log(ResponseKind::Contact, code, ctx);
                         }
+                        self.last_offers = codes;
                     }
                 },
                 Action::LogAccept | Action::LogReject => {
