@@ -80,8 +80,8 @@ pub struct Origin {
 /// A treatment code. The codes Kairos issues (24 hex digits) are kept inline: a get offers
 /// issues three and a session keeps its last 64, and a code on the heap cost each of them an
 /// allocation, a shared count to touch on every copy and, when a session drops its oldest
-/// code, a cache miss to free it (1.3 us of a 12 us get offers, measured). Any other text,
-/// such as a code a touchpoint made up, is kept on the heap.
+/// code, a cache miss to free it (0.6-0.9 us of the server's 13 us per get offers, measured).
+/// Any other text, such as a code a touchpoint made up, is kept on the heap.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TreatmentCode(CodeText);
 
@@ -141,8 +141,8 @@ impl std::fmt::Debug for TreatmentCode {
 
 /// One offer shown once: returned with the offer, echoed back with contacts and responses.
 ///
-/// Names are shared with the deployment and the session (`Arc<str>`): issuing a treatment on
-/// the request path copies no string.
+/// Names are shared with the deployment and the session (`Arc<str>`) and the code is kept
+/// inline: issuing a treatment on the request path allocates nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Treatment {
     pub code: TreatmentCode,

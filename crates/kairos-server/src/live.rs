@@ -143,8 +143,8 @@ impl Live {
 }
 
 /// What learning and global constraints count of a history record, kept while the record's
-/// write goes to disk. A whole record is six shared names whose counts the request path, the
-/// history writer and this would all touch; this is one.
+/// write goes to disk. A whole record holds five shared names whose counts the request path,
+/// the history writer and this would all touch; this holds one.
 pub struct Counted {
     kind: ResponseKind,
     origin: Arc<Origin>,
