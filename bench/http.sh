@@ -49,8 +49,16 @@ fi
   --data "$work/data" --listen "127.0.0.1:$port" >"$work/runtime.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-python3 bench/sessions.py 127.0.0.1 "$port" 5000 "$work/sessions.txt"
-echo "live sessions: $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^kairos_sessions_live/ {print $2}')"
+live() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kairos_sessions_live/ {print $2}'; }
+# Starts (or with END=1 ends) the sessions PREFIX0..PREFIX<COUNT-1> for customers 0..COUNT-1,
+# and writes their IDs to FILE. Usage: sessions PREFIX COUNT FILE
+sessions() {
+  PREFIX="$1" COUNT="$2" wrk -t2 -c8 -d"$(($2 / 10000 + 2))s" -s bench/sessions.lua "http://127.0.0.1:$port" >/dev/null
+  seq 0 $(($2 - 1)) | sed "s/^/$1/" >"$3"
+}
+sessions s 5000 "$work/sessions.txt"
+[ "$(live)" -eq 5000 ] || { echo "started $(live) sessions of 5000"; exit 1; }
+echo "live sessions: $(live)"
 
 rows() {
   python3 -c "import sqlite3; print(sqlite3.connect('$work/data/kairos.db').execute('select count(*) from kairos_history').fetchone()[0])"
@@ -79,13 +87,14 @@ results="$(for round in $(seq "$rounds"); do
   run offers "$work/sessions.txt" -s bench/offers.lua "http://127.0.0.1:$port"
   # Fresh visits of the same customers each round: a customer's daily cap per offer (5)
   # leaves most offers open after a few rounds of 3.
-  python3 bench/sessions.py 127.0.0.1 "$port" "$visits" "$work/visits_$round.txt"
+  sessions "r$round-" "$visits" "$work/visits_$round.txt"
+  [ "$(live)" -eq $((5000 + visits)) ] || { echo "round $round: $(live) sessions live, not $((5000 + visits))" >&2; exit 1; }
   before=$(rows)
   contact="$(run offers_contact "$work/visits_$round.txt" -s bench/offers_contact.lua "http://127.0.0.1:$port")"
   echo "$contact"
   echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}')"
   # Back to the few thousand live sessions the next round is measured with.
-  python3 bench/sessions.py 127.0.0.1 "$port" --end "$work/visits_$round.txt"
+  END=1 sessions "r$round-" "$visits" "$work/visits_$round.txt"
 done)"
 echo "each round: run, requests/s, p99, server us/request, server preemptions/request"
 echo "(rows: history rows written, requests/s)"

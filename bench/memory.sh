@@ -17,7 +17,8 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
 base=$(rss)
 live=0
 while [ "$live" -lt "$target" ]; do
-  wrk -t2 -c32 -d5s -s bench/start_sessions.lua "http://127.0.0.1:$port" >/dev/null
+  COUNT=$((target - live)) CUSTOMERS=5000 wrk -t2 -c32 -d"$(((target - live) / 10000 + 2))s" \
+    -s bench/sessions.lua "http://127.0.0.1:$port" >/dev/null
   live=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^kairos_sessions_live/ {print $2}')
 done
 now=$(rss)
