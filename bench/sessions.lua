@@ -1,11 +1,12 @@
 -- wrk: starts COUNT sessions of the synthetic channel, for customers FIRST + i (modulo
 -- CUSTOMERS when set), or with END=1 ends them; each of wrk's threads takes every other one
--- and stops after its last. With PREFIX, the sessions are PREFIX0 .. PREFIX<COUNT-1>: the
--- caller chooses session IDs (as Interact touchpoints do), so the IDs are known without
--- reading a reply, and wrk starts 20,000 sessions a second where the Python client it
--- replaces managed under 300. Without PREFIX the runtime makes the IDs. wrk runs for its whole duration even
--- when its threads are done: give it enough (COUNT / 10,000 seconds is ample) and check the
--- runtime's kairos_sessions_live afterwards.
+-- and stops once its last is answered (wrk drops a call in flight when it stops, and the
+-- runtime drops a call whose caller has gone). With PREFIX, the sessions are PREFIX0 ..
+-- PREFIX<COUNT-1>: the caller chooses session IDs (as Interact touchpoints do), so they are
+-- known without reading a reply, and wrk starts 20,000 sessions a second where the Python
+-- client it replaces managed under 300. Without PREFIX the runtime makes the IDs. wrk runs
+-- for its whole duration even when its threads are done: give it enough (COUNT / 10,000
+-- seconds is ample) and check the runtime's kairos_sessions_live afterwards.
 local prefix = os.getenv("PREFIX")
 local first = tonumber(os.getenv("FIRST") or "0")
 local count = tonumber(os.getenv("COUNT"))
