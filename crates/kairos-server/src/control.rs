@@ -109,13 +109,9 @@ fn storage(e: StoreError) -> Problem {
 
 /// Password hashing takes tens of milliseconds on purpose: off the async workers.
 async fn slow<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Problem> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            format!("hashing the password failed: {e}"),
-        )
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Problem::internal(format!("hashing the password failed: {e}")))
 }
 
 fn rejected(what: &str, r: Rejected) -> Problem {

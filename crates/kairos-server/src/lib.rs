@@ -224,12 +224,8 @@ async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -
     let started = Instant::now();
     let response = match (CatchUnwind(Box::pin(dispatch(&rt, request, next)))).await {
         Ok(response) => response,
-        Err(_) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "the server failed on this request; it has been counted",
-        )
-        .into_response(),
+        Err(_) => Problem::internal("the server failed on this request; it has been counted")
+            .into_response(),
     };
     rt.metrics
         .observe(call, response.status().as_u16(), started.elapsed());

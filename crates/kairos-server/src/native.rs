@@ -32,12 +32,9 @@ impl<T: Serialize> IntoResponse for JsonOut<T> {
         let mut body = Vec::with_capacity(1024);
         match serde_json::to_writer(&mut body, &self.0) {
             Ok(()) => json_bytes(body),
-            Err(e) => Problem::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                format!("the response could not be written: {e}"),
-            )
-            .into_response(),
+            Err(e) => {
+                Problem::internal(format!("the response could not be written: {e}")).into_response()
+            }
         }
     }
 }

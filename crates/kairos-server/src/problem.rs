@@ -30,6 +30,11 @@ impl Problem {
         self
     }
 
+    /// A failure of the server's own, not the caller's.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", detail)
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", detail)
     }

@@ -89,7 +89,7 @@ pub struct Runtime {
     /// Sessions shared with the other instances of the group (Redis), instead of `sessions`.
     shared: Option<RedisSessions>,
     pub store: HistoryStore,
-    pub live: Live,
+    pub live: Arc<Live>,
     pub metrics: Metrics,
     pub config: Config,
     /// Digests of the touchpoint tokens the control plane issued for this group's channels.
@@ -136,7 +136,7 @@ impl Runtime {
             sessions: Sessions::new(config.max_sessions, config.idle_timeout),
             shared: None,
             store,
-            live: Live::default(),
+            live: Arc::default(),
             metrics: Metrics::default(),
             config,
             token_digests: ArcSwap::from_pointee(Vec::new()),
@@ -507,7 +507,10 @@ impl Runtime {
                 // Queued in order under the session's lock; waited for after it is released,
                 // so the next call for this session need not wait for this fsync.
                 let (records, state) = pending(&mut entry.session);
-                Ok((response, self.queue_write(records, state).await?))
+                Ok((
+                    response,
+                    QueuedWrite::queue(&self.store, records, state).await?,
+                ))
             })
             .await?;
         write.durable(&self.live).await?;
@@ -521,20 +524,10 @@ impl Runtime {
         records: Vec<HistoryRecord>,
         state: Option<(String, EncodedState)>,
     ) -> Result<(), Problem> {
-        self.queue_write(records, state)
+        QueuedWrite::queue(&self.store, records, state)
             .await?
             .durable(&self.live)
             .await
-    }
-
-    async fn queue_write(
-        &self,
-        records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
-    ) -> Result<QueuedWrite, Problem> {
-        let counted = records.iter().map(Counted::of).collect();
-        let commit = self.store.enqueue(records, state).await.map_err(storage)?;
-        Ok(QueuedWrite { commit, counted })
     }
 
     pub async fn set_audience(
@@ -599,10 +592,21 @@ impl Runtime {
         }
     }
 
+    /// Writes what a session taken out of the table still holds. The work runs as a task of
+    /// its own: a caller that hangs up while it waits for the session's lock or for the
+    /// commit must not leave a session gone from the table with its state unwritten.
     async fn close(&self, slot: Arc<crate::sessions::Slot>) -> Result<(), Problem> {
-        let mut entry = slot.entry.lock().await;
-        let (records, state) = pending(&mut entry.session);
-        self.flush(records, state).await
+        let (store, live) = (self.store.clone(), self.live.clone());
+        tokio::spawn(async move {
+            let mut entry = slot.entry.lock().await;
+            let (records, state) = pending(&mut entry.session);
+            QueuedWrite::queue(&store, records, state)
+                .await?
+                .durable(&live)
+                .await
+        })
+        .await
+        .map_err(|e| Problem::internal(format!("closing the session failed: {e}")))?
     }
 
     /// Flushes and forgets sessions idle past the timeout, as an end session would.
@@ -630,11 +634,54 @@ struct QueuedWrite {
 }
 
 impl QueuedWrite {
-    /// Waits until the write is on disk, then counts its records for learning.
-    async fn durable(self, live: &Live) -> Result<(), Problem> {
-        self.commit.durable().await.map_err(storage)?;
-        live.record(&self.counted);
+    async fn queue(
+        store: &HistoryStore,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, EncodedState)>,
+    ) -> Result<QueuedWrite, Problem> {
+        let counted = records.iter().map(Counted::of).collect();
+        let commit = store.enqueue(records, state).await.map_err(storage)?;
+        Ok(QueuedWrite { commit, counted })
+    }
+
+    /// Waits until the write is on disk, then counts its records for learning and global
+    /// caps. A caller that hangs up drops this wait half-way, yet the write still commits:
+    /// the rest of the wait then goes to a task of its own, so that the counts never miss a
+    /// record the history holds.
+    async fn durable(self, live: &Arc<Live>) -> Result<(), Problem> {
+        let mut waiting = Unfinished {
+            write: Some(self),
+            live,
+        };
+        let write = waiting.write.as_mut().expect("set above");
+        let committed = (&mut write.commit).await;
+        let write = waiting.write.take().expect("taken only here and on drop");
+        committed.map_err(storage)?;
+        live.record(&write.counted);
         Ok(())
+    }
+}
+
+/// A [`QueuedWrite::durable`] whose caller stopped waiting before the commit resolved.
+struct Unfinished<'a> {
+    write: Option<QueuedWrite>,
+    live: &'a Arc<Live>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let Some(mut write) = self.write.take() else {
+            return;
+        };
+        // Outside a runtime (its shutdown) there is nothing left to count for.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let live = self.live.clone();
+            runtime.spawn(async move {
+                if (&mut write.commit).await.is_ok() {
+                    live.record(&write.counted);
+                }
+            });
+        }
     }
 }
 

@@ -544,20 +544,36 @@ async fn a_flood_of_new_sessions_is_refused_clearly_and_changes_nothing() {
     s.stop().await;
 }
 
+/// Starts a session for `customer` and returns it with the treatment code of CAPPED, which
+/// its get offers must include.
+async fn offered_capped(addr: std::net::SocketAddr, customer: i64) -> (String, String) {
+    let id = start(addr, customer).await;
+    let (_, offers) = get_offers(addr, &id, "ip=upsell&count=3").await;
+    let capped = offers["offer_lists"][0]["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["code"] == "CAPPED")
+        .unwrap_or_else(|| panic!("customer {customer} is offered CAPPED: {offers}"))
+        ["treatment_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, capped)
+}
+
+async fn capped_is_offered_to(addr: std::net::SocketAddr, customer: i64) -> bool {
+    let id = start(addr, customer).await;
+    let (_, offers) = get_offers(addr, &id, "ip=upsell&count=3").await;
+    codes(&offers).contains(&"CAPPED".to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_cap_counts_contacts_across_sessions() {
     let s = server(Config::default()).await;
     // CAPPED may be contacted twice a day across all visitors.
     for customer in [1, 3] {
-        let id = start(s.addr, customer).await;
-        let (_, offers) = get_offers(s.addr, &id, "ip=upsell&count=3").await;
-        let capped = offers["offer_lists"][0]["offers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["code"] == "CAPPED")
-            .unwrap_or_else(|| panic!("customer {customer} is offered CAPPED: {offers}"))["treatment_code"]
-            .clone();
+        let (id, capped) = offered_capped(s.addr, customer).await;
         let (status, _) = call(
             s.addr,
             "POST",
@@ -567,12 +583,41 @@ async fn a_global_cap_counts_contacts_across_sessions() {
         .await;
         assert_eq!(status, 200);
     }
-    let id = start(s.addr, 4).await;
-    let (_, offers) = get_offers(s.addr, &id, "ip=upsell&count=3").await;
-    assert!(
-        !codes(&offers).contains(&"CAPPED".to_string()),
-        "the cap is reached: {offers}"
-    );
+    assert!(!capped_is_offered_to(s.addr, 4).await, "the cap is reached");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_hangs_up_during_the_commit_still_has_its_contacts_counted() {
+    let s = server(Config::default()).await;
+    for customer in [1, 3] {
+        let (id, capped) = offered_capped(s.addr, customer).await;
+        // The caller goes away while its event waits for the commit (as the server drops a
+        // call whose client hangs up): its first poll queues the write, then the call is gone.
+        let event = std::pin::pin!(s.runtime.post_event(
+            &id,
+            "offer_shown",
+            vec![("treatment_code".into(), kairos_rules::Value::string(capped))],
+        ));
+        let answered = tokio::select! {
+            biased;
+            _ = event => true,
+            () = std::future::ready(()) => false,
+        };
+        assert!(!answered, "the event waits for its commit");
+    }
+    // Both contacts are written all the same, and the cap counts them.
+    let mut waited = Duration::ZERO;
+    while s.runtime.store.history().await.unwrap().len() < 2
+        || capped_is_offered_to(s.addr, 4).await
+    {
+        assert!(
+            waited < Duration::from_secs(5),
+            "the contacts of the callers that hung up are not both written and counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
     s.stop().await;
 }
 

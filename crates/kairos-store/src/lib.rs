@@ -17,6 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use kairos_engine::world::{AudienceState, HistoryRecord, ResponseKind, Stats, Treatment};
 use kairos_rules::time::Timestamp;
@@ -184,19 +185,32 @@ impl Group {
     }
 }
 
-/// A queued write: [`Commit::durable`] returns once it is on disk.
-#[must_use = "a queued write is durable only once `durable` has returned"]
+/// A queued write, resolved once it is on disk (or with why it failed). It is a future in its
+/// own right and `Unpin`, so a caller may await it by reference and, if it stops waiting
+/// before the end, hand what is left of the wait to someone else.
+#[must_use = "a queued write is durable only once it has resolved"]
 pub struct Commit(Option<oneshot::Receiver<Result<(), String>>>);
 
 impl Commit {
     pub async fn durable(self) -> Result<(), StoreError> {
-        match self.0 {
-            None => Ok(()),
-            Some(done) => done
-                .await
+        self.await
+    }
+}
+
+impl Future for Commit {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(done) = self.0.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let answer = std::task::ready!(Pin::new(done).poll(cx));
+        self.0 = None;
+        Poll::Ready(
+            answer
                 .map_err(|_| StoreError::WriterStopped)?
                 .map_err(StoreError::WriteFailed),
-        }
+        )
     }
 }
 
