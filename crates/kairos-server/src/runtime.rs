@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_engine::random::{SplitMix64, stable_hash};
-use kairos_engine::world::{AudienceId, AudienceState, HistoryRecord, Profile};
+use kairos_engine::world::{AudienceId, AudienceState, Profile};
 use kairos_engine::{
     Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start,
 };
@@ -506,28 +506,14 @@ impl Runtime {
                 }
                 // Queued in order under the session's lock; waited for after it is released,
                 // so the next call for this session need not wait for this fsync.
-                let (records, state) = pending(&mut entry.session);
                 Ok((
                     response,
-                    QueuedWrite::queue(&self.store, records, state).await?,
+                    QueuedWrite::queue(&self.store, &mut entry.session).await?,
                 ))
             })
             .await?;
         write.durable(&self.live).await?;
         Ok(response)
-    }
-
-    /// Writes records and audience state durably (one group commit); the caller answers only
-    /// after this.
-    async fn flush(
-        &self,
-        records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
-    ) -> Result<(), Problem> {
-        QueuedWrite::queue(&self.store, records, state)
-            .await?
-            .durable(&self.live)
-            .await
     }
 
     pub async fn set_audience(
@@ -540,8 +526,10 @@ impl Runtime {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.
-            let (records, state) = pending(&mut entry.session);
-            self.flush(records, state).await?;
+            QueuedWrite::queue(&self.store, &mut entry.session)
+                .await?
+                .durable(&self.live)
+                .await?;
             let mut messages = Vec::new();
             let (profile, state) = self.load_audience(dep, &audience, &mut messages).await;
             let more = entry
@@ -599,8 +587,7 @@ impl Runtime {
         let (store, live) = (self.store.clone(), self.live.clone());
         tokio::spawn(async move {
             let mut entry = slot.entry.lock().await;
-            let (records, state) = pending(&mut entry.session);
-            QueuedWrite::queue(&store, records, state)
+            QueuedWrite::queue(&store, &mut entry.session)
                 .await?
                 .durable(&live)
                 .await
@@ -634,14 +621,21 @@ struct QueuedWrite {
 }
 
 impl QueuedWrite {
-    async fn queue(
-        store: &HistoryStore,
-        records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
-    ) -> Result<QueuedWrite, Problem> {
+    /// Queues what a session has to write: its new records and, when it changed, its
+    /// audience's state. Room in the queue comes first, so a caller dropped while it waits
+    /// for room leaves all of it in the session for the next write.
+    async fn queue(store: &HistoryStore, session: &mut Session) -> Result<QueuedWrite, Problem> {
+        let room = store.reserve().await.map_err(storage)?;
+        let records = session.take_records();
+        let state = session
+            .take_changed_state()
+            .map(EncodedState::new)
+            .map(|s| (session.audience_key().to_string(), s));
         let counted = records.iter().map(Counted::of).collect();
-        let commit = store.enqueue(records, state).await.map_err(storage)?;
-        Ok(QueuedWrite { commit, counted })
+        Ok(QueuedWrite {
+            commit: room.enqueue(records, state),
+            counted,
+        })
     }
 
     /// Waits until the write is on disk, then counts its records for learning and global
@@ -683,16 +677,6 @@ impl Drop for Unfinished<'_> {
             });
         }
     }
-}
-
-/// What a session has to write: its new records and, when it changed, its audience's state.
-fn pending(session: &mut Session) -> (Vec<HistoryRecord>, Option<(String, EncodedState)>) {
-    let records = session.take_records();
-    let state = session
-        .take_changed_state()
-        .map(EncodedState::new)
-        .map(|s| (session.audience_key().to_string(), s));
-    (records, state)
 }
 
 /// A store's answer within the time budget, or `fallback` and a warning: the first code when

@@ -214,6 +214,36 @@ impl Future for Commit {
     }
 }
 
+/// Room for one write in the history queue ([`HistoryStore::reserve`]).
+pub struct Room<'a> {
+    permit: mpsc::Permit<'a, (Batch, Ack)>,
+    depth: &'a AtomicUsize,
+}
+
+impl Room<'_> {
+    /// Queues records and an audience's state; an empty write gives the room back and
+    /// resolves at once.
+    pub fn enqueue(
+        self,
+        records: Vec<HistoryRecord>,
+        state: Option<(String, EncodedState)>,
+    ) -> Commit {
+        if records.is_empty() && state.is_none() {
+            return Commit(None);
+        }
+        let (ack, done) = oneshot::channel();
+        self.depth.fetch_add(records.len(), Ordering::Relaxed);
+        self.permit.send((
+            Batch {
+                records,
+                states: state.into_iter().collect(),
+            },
+            ack,
+        ));
+        Commit(Some(done))
+    }
+}
+
 /// The history and audience store the runtime uses: group-committed writes over a backend.
 #[derive(Clone)]
 pub struct HistoryStore {
@@ -251,26 +281,21 @@ impl HistoryStore {
         })
     }
 
-    /// Queues records and an audience's state for the next commit. Writes queued by one
-    /// caller are committed in the order it queued them; [`Commit::durable`] waits for it.
-    pub async fn enqueue(
-        &self,
-        records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
-    ) -> Result<Commit, StoreError> {
-        if records.is_empty() && state.is_none() {
-            return Ok(Commit(None));
-        }
-        let (ack, done) = oneshot::channel();
-        self.depth.fetch_add(records.len(), Ordering::Relaxed);
-        let batch = Batch {
-            records,
-            states: state.into_iter().collect(),
-        };
-        if self.queue.send((batch, ack)).await.is_err() {
-            return Err(StoreError::WriterStopped);
-        }
-        Ok(Commit(Some(done)))
+    /// Room for one write in the queue. Writes queued by one caller are committed in the
+    /// order it queued them. Waiting for room is the only wait of queueing (when
+    /// the writer is far behind): a caller takes room first and only then takes what it
+    /// will write out of where it was kept, so that a caller dropped while it waits has lost
+    /// nothing.
+    pub async fn reserve(&self) -> Result<Room<'_>, StoreError> {
+        let permit = self
+            .queue
+            .reserve()
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        Ok(Room {
+            permit,
+            depth: &self.depth,
+        })
     }
 
     /// Stores records and an audience's state durably; returns once they are committed.
@@ -279,7 +304,7 @@ impl HistoryStore {
         records: Vec<HistoryRecord>,
         state: Option<(String, EncodedState)>,
     ) -> Result<(), StoreError> {
-        self.enqueue(records, state).await?.durable().await
+        self.reserve().await?.enqueue(records, state).await
     }
 
     /// Stores records durably; returns once they are committed.
