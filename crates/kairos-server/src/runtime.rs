@@ -508,11 +508,11 @@ impl Runtime {
                 // so the next call for this session need not wait for this fsync.
                 Ok((
                     response,
-                    QueuedWrite::queue(&self.store, &mut entry.session).await?,
+                    QueuedWrite::queue(&self.store, &self.live, &mut entry.session).await?,
                 ))
             })
             .await?;
-        write.durable(&self.live).await?;
+        write.durable().await?;
         Ok(response)
     }
 
@@ -526,9 +526,9 @@ impl Runtime {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.
-            QueuedWrite::queue(&self.store, &mut entry.session)
+            QueuedWrite::queue(&self.store, &self.live, &mut entry.session)
                 .await?
-                .durable(&self.live)
+                .durable()
                 .await?;
             let mut messages = Vec::new();
             let (profile, state) = self.load_audience(dep, &audience, &mut messages).await;
@@ -587,9 +587,9 @@ impl Runtime {
         let (store, live) = (self.store.clone(), self.live.clone());
         tokio::spawn(async move {
             let mut entry = slot.entry.lock().await;
-            QueuedWrite::queue(&store, &mut entry.session)
+            QueuedWrite::queue(&store, &live, &mut entry.session)
                 .await?
-                .durable(&live)
+                .durable()
                 .await
         })
         .await
@@ -614,17 +614,27 @@ impl Runtime {
     }
 }
 
-/// A write queued for the next group commit.
+/// A write queued for the next group commit. It counts its records for learning and global
+/// caps once the commit is on disk, whoever is still waiting: a caller that hangs up drops
+/// it half-way (at any await after it was queued), yet the write still commits, so what is
+/// left of the wait then goes to a task of its own and the counts never miss a record the
+/// history holds.
 struct QueuedWrite {
-    commit: kairos_store::Commit,
+    /// `None` once the commit has resolved.
+    commit: Option<kairos_store::Commit>,
     counted: Vec<Counted>,
+    live: Arc<Live>,
 }
 
 impl QueuedWrite {
     /// Queues what a session has to write: its new records and, when it changed, its
     /// audience's state. Room in the queue comes first, so a caller dropped while it waits
     /// for room leaves all of it in the session for the next write.
-    async fn queue(store: &HistoryStore, session: &mut Session) -> Result<QueuedWrite, Problem> {
+    async fn queue(
+        store: &HistoryStore,
+        live: &Arc<Live>,
+        session: &mut Session,
+    ) -> Result<QueuedWrite, Problem> {
         let room = store.reserve().await.map_err(storage)?;
         let records = session.take_records();
         let state = session
@@ -633,46 +643,35 @@ impl QueuedWrite {
             .map(|s| (session.audience_key().to_string(), s));
         let counted = records.iter().map(Counted::of).collect();
         Ok(QueuedWrite {
-            commit: room.enqueue(records, state),
+            commit: Some(room.enqueue(records, state)),
             counted,
+            live: live.clone(),
         })
     }
 
-    /// Waits until the write is on disk, then counts its records for learning and global
-    /// caps. A caller that hangs up drops this wait half-way, yet the write still commits:
-    /// the rest of the wait then goes to a task of its own, so that the counts never miss a
-    /// record the history holds.
-    async fn durable(self, live: &Arc<Live>) -> Result<(), Problem> {
-        let mut waiting = Unfinished {
-            write: Some(self),
-            live,
-        };
-        let write = waiting.write.as_mut().expect("set above");
-        let committed = (&mut write.commit).await;
-        let write = waiting.write.take().expect("taken only here and on drop");
-        committed.map_err(storage)?;
-        live.record(&write.counted);
+    /// Waits until the write is on disk, then counts its records.
+    async fn durable(mut self) -> Result<(), Problem> {
+        if let Some(commit) = self.commit.as_mut() {
+            let committed = commit.await;
+            self.commit = None;
+            committed.map_err(storage)?;
+        }
+        self.live.record(&self.counted);
         Ok(())
     }
 }
 
-/// A [`QueuedWrite::durable`] whose caller stopped waiting before the commit resolved.
-struct Unfinished<'a> {
-    write: Option<QueuedWrite>,
-    live: &'a Arc<Live>,
-}
-
-impl Drop for Unfinished<'_> {
+impl Drop for QueuedWrite {
     fn drop(&mut self) {
-        let Some(mut write) = self.write.take() else {
+        let Some(commit) = self.commit.take() else {
             return;
         };
         // Outside a runtime (its shutdown) there is nothing left to count for.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let live = self.live.clone();
+            let (counted, live) = (std::mem::take(&mut self.counted), self.live.clone());
             runtime.spawn(async move {
-                if (&mut write.commit).await.is_ok() {
-                    live.record(&write.counted);
+                if commit.await.is_ok() {
+                    live.record(&counted);
                 }
             });
         }

@@ -191,12 +191,6 @@ impl Group {
 #[must_use = "a queued write is durable only once it has resolved"]
 pub struct Commit(Option<oneshot::Receiver<Result<(), String>>>);
 
-impl Commit {
-    pub async fn durable(self) -> Result<(), StoreError> {
-        self.await
-    }
-}
-
 impl Future for Commit {
     type Output = Result<(), StoreError>;
 
