@@ -95,6 +95,7 @@ results="$(for round in $(seq "$rounds"); do
   echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}')"
   # Back to the few thousand live sessions the next round is measured with.
   END=1 sessions "r$round-" "$visits" "$work/visits_$round.txt"
+  [ "$(live)" -eq 5000 ] || { echo "round $round: $(live) sessions live after ending its visits" >&2; exit 1; }
 done)"
 echo "each round: run, requests/s, p99, server us/request, server preemptions/request"
 echo "(rows: history rows written, requests/s)"
