@@ -87,7 +87,7 @@ pub struct Runtime {
     profiles: ArcSwap<ProfileHandle>,
     pub sessions: Sessions,
     /// Sessions shared with the other instances of the group (Redis), instead of `sessions`.
-    shared: Option<RedisSessions>,
+    shared: Option<Arc<RedisSessions>>,
     pub store: HistoryStore,
     pub live: Arc<Live>,
     pub metrics: Metrics,
@@ -147,7 +147,7 @@ impl Runtime {
 
     /// Keeps sessions in Redis, shared with the group's other instances.
     pub fn with_shared_sessions(mut self, shared: RedisSessions) -> Runtime {
-        self.shared = Some(shared);
+        self.shared = Some(Arc::new(shared));
         self
     }
 
@@ -342,8 +342,7 @@ impl Runtime {
         let segments = call.debug.then(|| session.segments(dep, now));
         if let Some(shared) = &self.shared {
             // A replaced session had nothing left to write: each call wrote what it produced.
-            let token = self.new_session_id();
-            shared.lock(&session_id, &token).await?;
+            let lock = shared.lock(&session_id, self.new_session_id()).await?;
             let saved = match shared
                 .start(&channel, &session.snapshot(dep), self.sessions.max)
                 .await
@@ -352,7 +351,7 @@ impl Runtime {
                 Ok(false) => Err(self.too_many_sessions("the server group holds")),
                 Err(e) => Err(e),
             };
-            shared.unlock(&session_id, &token).await;
+            lock.release().await;
             saved?;
             return Ok(Started {
                 session_id,
@@ -419,8 +418,7 @@ impl Runtime {
             let mut entry = slot.entry.lock().await;
             return f(&mut entry).await;
         };
-        let token = self.new_session_id();
-        shared.lock(id, &token).await?;
+        let mut lock = shared.lock(id, self.new_session_id()).await?;
         let result = async {
             let (channel, snapshot) = shared
                 .load(id)
@@ -432,14 +430,12 @@ impl Runtime {
             };
             let value = f(&mut entry).await?;
             let loaded = self.loaded(&entry.channel)?;
-            let dep = &loaded.deployment;
-            shared
-                .save(&entry.channel, &entry.session.snapshot(dep))
-                .await?;
+            let snapshot = entry.session.snapshot(&loaded.deployment);
+            lock.save(entry.channel, snapshot).await?;
             Ok(value)
         }
         .await;
-        shared.unlock(id, &token).await;
+        lock.release().await;
         result
     }
 
@@ -569,10 +565,9 @@ impl Runtime {
             return self.close(slot).await;
         };
         // Every call already wrote what it produced: ending is forgetting.
-        let token = self.new_session_id();
-        shared.lock(id, &token).await?;
+        let lock = shared.lock(id, self.new_session_id()).await?;
         let removed = shared.remove(id).await;
-        shared.unlock(id, &token).await;
+        lock.release().await;
         if removed? {
             Ok(())
         } else {

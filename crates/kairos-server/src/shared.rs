@@ -135,8 +135,17 @@ impl RedisSessions {
         format!("{}:lock:{id}", self.prefix)
     }
 
-    /// Takes the session's lock; calls for one session are serialised across instances.
-    pub async fn lock(&self, id: &str, token: &str) -> Result<(), Problem> {
+    /// Takes the session's lock; calls for one session are serialised across instances. The
+    /// lock is held from before it is asked for: a call dropped at any await from here on
+    /// still releases it (see [`SessionLock`]).
+    pub async fn lock(self: &Arc<Self>, id: &str, token: String) -> Result<SessionLock, Problem> {
+        let mut lock = SessionLock {
+            sessions: self.clone(),
+            id: id.to_string(),
+            token,
+            unsaved: None,
+            released: false,
+        };
         let key = self.lock_key(id);
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let mut pause = Duration::from_micros(200);
@@ -144,7 +153,7 @@ impl RedisSessions {
             let mut conn = self.conn.clone();
             let taken: Option<String> = redis::cmd("SET")
                 .arg(&key)
-                .arg(token)
+                .arg(&lock.token)
                 .arg("NX")
                 .arg("PX")
                 .arg(LOCK_MS)
@@ -152,9 +161,11 @@ impl RedisSessions {
                 .await
                 .map_err(unavailable)?;
             if taken.is_some() {
-                return Ok(());
+                return Ok(lock);
             }
             if tokio::time::Instant::now() >= deadline {
+                // Another call holds it: nothing of this one's to release.
+                lock.released = true;
                 return Err(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "SESSION_BUSY",
@@ -166,7 +177,8 @@ impl RedisSessions {
         }
     }
 
-    pub async fn unlock(&self, id: &str, token: &str) {
+    /// Releases the lock if `token` still holds it.
+    async fn unlock(&self, id: &str, token: &str) {
         let mut conn = self.conn.clone();
         let _: Result<i64, _> = self
             .unlock
@@ -188,7 +200,7 @@ impl RedisSessions {
         conn.exists(self.key(id)).await.map_err(unavailable)
     }
 
-    pub async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
+    async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .save_call(&self.save, channel, snapshot)
@@ -224,6 +236,63 @@ impl RedisSessions {
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
+    }
+}
+
+/// One call's hold on a session's lock. A call whose caller hangs up is dropped at whatever
+/// await it is in; dropped before [`SessionLock::release`], this leaves the rest to a task of
+/// its own: storing the state the call had ready to store, then releasing the lock. Without
+/// it the session would stay locked for the lock's time to live (10 s), its next calls
+/// failing as busy, and lose what the call had done.
+pub struct SessionLock {
+    sessions: Arc<RedisSessions>,
+    id: String,
+    token: String,
+    /// The state being stored, until it is.
+    unsaved: Option<(String, SessionSnapshot)>,
+    released: bool,
+}
+
+impl SessionLock {
+    /// Stores the session's state (of `channel`) while holding its lock.
+    pub async fn save(
+        &mut self,
+        channel: String,
+        snapshot: SessionSnapshot,
+    ) -> Result<(), Problem> {
+        let (channel, snapshot) = self.unsaved.insert((channel, snapshot));
+        self.sessions.save(channel, snapshot).await?;
+        self.unsaved = None;
+        Ok(())
+    }
+
+    pub async fn release(mut self) {
+        self.sessions.unlock(&self.id, &self.token).await;
+        self.released = true;
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        // Outside a runtime (its shutdown) the lock's time to live releases it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sessions = self.sessions.clone();
+        let (id, token) = (
+            std::mem::take(&mut self.id),
+            std::mem::take(&mut self.token),
+        );
+        let unsaved = self.unsaved.take();
+        runtime.spawn(async move {
+            if let Some((channel, snapshot)) = unsaved {
+                let _ = sessions.save(&channel, &snapshot).await;
+            }
+            sessions.unlock(&id, &token).await;
+        });
     }
 }
 

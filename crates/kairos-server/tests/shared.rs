@@ -130,6 +130,29 @@ async fn calls_for_one_session_are_serialised_across_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_call_was_dropped_is_released_all_the_same() {
+    let prefix = format!("kairos-test-droplock-{}", std::process::id());
+    let Some(sessions) = shared(&prefix).await else {
+        return;
+    };
+    let sessions = std::sync::Arc::new(sessions);
+    // A call dropped at an await while it holds the session's lock (its client hung up)
+    // drops the lock unreleased.
+    let held = sessions.lock("s1", "first call".into()).await.unwrap();
+    drop(held);
+    // The next call is not kept waiting for the lock's time to live (10 s; a call waits 5 s
+    // for a busy session, then fails).
+    let asked = std::time::Instant::now();
+    let next = sessions.lock("s1", "next call".into()).await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "the session stayed locked for {:?}",
+        asked.elapsed()
+    );
+    next.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_group_counts_its_sessions_together_and_keeps_one_maximum() {
     let Some((a, b)) = group_with("maximum", || Config {
         max_sessions: 2,
