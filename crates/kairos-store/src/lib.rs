@@ -276,10 +276,9 @@ impl HistoryStore {
     }
 
     /// Room for one write in the queue. Writes queued by one caller are committed in the
-    /// order it queued them. Waiting for room is the only wait of queueing (when
-    /// the writer is far behind): a caller takes room first and only then takes what it
-    /// will write out of where it was kept, so that a caller dropped while it waits has lost
-    /// nothing.
+    /// order it queued them. Waiting for room is the only wait of queueing (when the writer
+    /// is far behind): a caller takes room first and only then takes what it will write out
+    /// of where it was kept, so that a caller dropped while it waits has lost nothing.
     pub async fn reserve(&self) -> Result<Room<'_>, StoreError> {
         let permit = self
             .queue
