@@ -622,6 +622,70 @@ async fn a_caller_that_hangs_up_during_the_commit_still_has_its_contacts_counted
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_hangs_up_while_the_history_queue_is_full_loses_nothing() {
+    let name = format!("kairos-api-full-queue-{}", std::process::id());
+    let s = common::instance(Config::default(), common::empty_history(&name).await, None).await;
+    let (id, capped) = offered_capped(s.addr, 1).await;
+    // Another connection holds the database's write lock: the history writer waits for it
+    // with its first group, and writes queue up behind it until the queue is full.
+    let db = rusqlite::Connection::open(std::env::temp_dir().join(&name).join("h.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let store = &s.runtime.store;
+    let mut fillers = tokio::task::JoinSet::new();
+    let mut i = 0;
+    while tokio::time::timeout(Duration::from_millis(20), store.reserve())
+        .await
+        .is_ok()
+    {
+        assert!(
+            i < 1 << 20,
+            "the queue never fills: the writer is not held up"
+        );
+        for _ in 0..4096 {
+            let store = store.clone();
+            i += 1;
+            fillers.spawn(async move {
+                let state = kairos_engine::world::AudienceState::default();
+                store.save_audience(&format!("filler-{i}"), &state).await
+            });
+        }
+        tokio::task::yield_now().await;
+    }
+    // The event waits for room in the queue, and its caller hangs up.
+    let event = s.runtime.post_event(
+        &id,
+        "offer_shown",
+        vec![(
+            "treatment_code".into(),
+            kairos_rules::Value::string(capped.clone()),
+        )],
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), event)
+            .await
+            .is_err(),
+        "the event waits for room in the full queue"
+    );
+    db.execute_batch("COMMIT").unwrap();
+    // A filler fails if the lock outlasted the writer's busy timeout (5 s) on a slow machine;
+    // what this test checks is the event's contact.
+    while let Some(filled) = fillers.join_next().await {
+        let _ = filled.unwrap();
+    }
+    // The contact stayed with the session, and ending the session writes it.
+    let (status, _) = call(s.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
+    assert_eq!(status, 200);
+    let history = s.runtime.store.history().await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|r| r.kind == ResponseKind::Contact && r.treatment.code.as_str() == capped),
+        "the contact of the caller that hung up is written when its session ends"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_channel_describes_what_touchpoints_may_call() {
     let s = server(Config::default()).await;
     let (status, body) = call(s.addr, "GET", "/v1/channels/SHOP", J::Null).await;
