@@ -628,7 +628,7 @@ async fn a_caller_that_hangs_up_while_the_history_queue_is_full_loses_nothing() 
     let (id, capped) = offered_capped(s.addr, 1).await;
     // Another connection holds the database's write lock: the history writer waits for it
     // with its first group, and writes queue up behind it until the queue is full.
-    let db = rusqlite::Connection::open(std::env::temp_dir().join(&name).join("h.db")).unwrap();
+    let db = rusqlite::Connection::open(common::history_file(&name)).unwrap();
     db.execute_batch("BEGIN IMMEDIATE").unwrap();
     let store = &s.runtime.store;
     let mut fillers = tokio::task::JoinSet::new();
@@ -675,7 +675,7 @@ async fn a_caller_that_hangs_up_while_the_history_queue_is_full_loses_nothing() 
     // The contact stayed with the session, and ending the session writes it.
     let (status, _) = call(s.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
     assert_eq!(status, 200);
-    let history = s.runtime.store.history().await.unwrap();
+    let history = store.history().await.unwrap();
     assert!(
         history
             .iter()

@@ -67,13 +67,19 @@ pub async fn server(config: Config) -> Server {
     instance(config, empty_history(&name).await, None).await
 }
 
+/// The database file of [`empty_history`] of this name.
+pub fn history_file(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(name).join("h.db")
+}
+
 /// An empty SQLite history in a temporary folder of this name. A folder left by an earlier
 /// run whose process had the same id is cleared: its history would suppress offers.
 pub async fn empty_history(name: &str) -> HistoryStore {
-    let dir = std::env::temp_dir().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    HistoryStore::open(&format!("sqlite://{}", dir.join("h.db").display()))
+    let file = history_file(name);
+    let dir = file.parent().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    HistoryStore::open(&format!("sqlite://{}", file.display()))
         .await
         .unwrap()
 }
