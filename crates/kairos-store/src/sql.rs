@@ -118,23 +118,24 @@ pub(crate) fn history_insert(rows: usize, dialect: Dialect) -> String {
     )
 }
 
-/// SQLite's one-row history insert, values in [`COLUMNS`] order. The id is one past the
-/// highest or the row's time, whichever is later: ids still grow with each row, and every id
-/// is at least its row's time, so rows at or after a time all have ids at or after it.
+/// SQLite's one-row history insert: the id (see [`next_history_id`]), then the values in
+/// [`COLUMNS`] order.
 pub(crate) fn sqlite_history_insert() -> String {
-    let at = COLUMNS
-        .split(", ")
-        .position(|c| c == "at")
-        .expect("at is a column")
-        + 1;
-    let values: Vec<String> = (1..=COLUMNS.split(", ").count())
-        .map(|i| format!("?{i}"))
-        .collect();
     format!(
-        "INSERT INTO kairos_history (id, {COLUMNS}) VALUES \
-         (max(coalesce((SELECT max(id) FROM kairos_history), 0) + 1, ?{at}), {})",
-        values.join(", ")
+        "INSERT INTO kairos_history (id, {COLUMNS}) VALUES {}",
+        placeholders(1, 16, Dialect::Sqlite)
     )
+}
+
+/// The highest history id on SQLite, read once per transaction: the writer holds the write
+/// lock from its `BEGIN IMMEDIATE`, so no other connection adds a row before its commit.
+pub(crate) const SQLITE_LAST_HISTORY_ID: &str = "SELECT coalesce(max(id), 0) FROM kairos_history";
+
+/// A SQLite history row's id: one past the last or the row's time, whichever is later. Ids
+/// still grow with each row, and every id is at least its row's time, so rows at or after a
+/// time all have ids at or after it.
+pub(crate) fn next_history_id(last: i64, at: i64) -> i64 {
+    (last + 1).max(at)
 }
 
 /// The upsert of `rows` audience states (audience, state, updated_at), each audience once.

@@ -11,7 +11,8 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, params};
 
 use crate::sql::{
-    Cell, Dialect, audience_upsert, record_cells, sqlite_history_insert, unix_seconds,
+    Cell, Dialect, SQLITE_LAST_HISTORY_ID, audience_upsert, next_history_id, record_cells,
+    sqlite_history_insert, unix_seconds,
 };
 use crate::{Batch, StoreError, WriteQueue};
 
@@ -76,9 +77,17 @@ fn commit(conn: &Connection, statements: &Statements, batch: &Batch) -> rusqlite
 
 fn write(conn: &Connection, statements: &Statements, batch: &Batch) -> rusqlite::Result<()> {
     let now = unix_seconds();
+    // Ids given here, not by a subquery in each insert: that was a cursor opened on the
+    // history table for every row.
+    let mut last_id: i64 = conn
+        .prepare_cached(SQLITE_LAST_HISTORY_ID)?
+        .query_row([], |row| row.get(0))?;
     let mut insert = conn.prepare_cached(&statements.insert)?;
     for r in &batch.records {
-        insert.execute(rusqlite::params_from_iter(record_cells(r)))?;
+        let id = next_history_id(last_id, r.at.0);
+        let cells = std::iter::once(Cell::Integer(id)).chain(record_cells(r));
+        insert.execute(rusqlite::params_from_iter(cells))?;
+        last_id = id;
     }
     let mut upsert = conn.prepare_cached(&statements.upsert)?;
     for (key, state) in &batch.states {
