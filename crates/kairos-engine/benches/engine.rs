@@ -33,10 +33,7 @@ fn start(dep: &Deployment, id: u64) -> Session {
 
 fn request(ip: usize) -> OffersRequest {
     OffersRequest {
-        requests: vec![OfferRequest {
-            ip: format!("ip{ip}"),
-            count: 3,
-        }],
+        requests: vec![OfferRequest::new(format!("ip{ip}"), 3)],
         ..OffersRequest::default()
     }
 }

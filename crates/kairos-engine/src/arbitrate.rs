@@ -16,7 +16,7 @@ use crate::session::{Session, SessionActivation};
 use crate::world::{INLINE_CODE_LEN, Treatment, TreatmentCode, World};
 
 /// A get-offers call: interaction points, parameters to keep, and whether one offer may
-/// appear at several points.
+/// appear at several points (each point may say otherwise for itself).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OffersRequest {
     pub requests: Vec<OfferRequest>,
@@ -29,6 +29,21 @@ pub struct OffersRequest {
 pub struct OfferRequest {
     pub ip: String,
     pub count: usize,
+    /// Whether this point may repeat offers the points before it in the call were given;
+    /// `None` follows the call's `allow_duplicates`. Interact's clients set it per point
+    /// (`dupPolicy`).
+    pub allow_duplicates: Option<bool>,
+}
+
+impl OfferRequest {
+    /// `count` offers for `ip`, under the call's duplicate policy.
+    pub fn new(ip: impl Into<String>, count: usize) -> Self {
+        OfferRequest {
+            ip: ip.into(),
+            count,
+            allow_duplicates: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -234,7 +249,6 @@ impl Session {
     ) -> OffersResponse {
         self.bind(dep, now);
         self.merge_params(dep, &request.params);
-        let allow_duplicates = request.allow_duplicates;
         let mut messages = Vec::new();
         let mut explain = self.debug.then(Vec::new);
         // Offers served so far in this response: a handful, so a list beats a hash set.
@@ -242,17 +256,17 @@ impl Session {
         let mut lists = Vec::with_capacity(request.requests.len());
         // Refilled in place: its buffer serves every get offers of the session.
         self.last_offers.clear();
-        for request in &request.requests {
-            let Some(ip_index) = dep.ip_index.find(&request.ip) else {
+        for point in &request.requests {
+            let Some(ip_index) = dep.ip_index.find(&point.ip) else {
                 messages.push(Message::warning(
                     "UNKNOWN_INTERACTION_POINT",
                     format!(
                         "interaction point '{}' is not defined in channel '{}'",
-                        request.ip, dep.channel
+                        point.ip, dep.channel
                     ),
                 ));
                 lists.push(OfferList {
-                    ip: request.ip.as_str().into(),
+                    ip: point.ip.as_str().into(),
                     default: None,
                     offers: Vec::new(),
                 });
@@ -270,8 +284,8 @@ impl Session {
                 world,
                 rng,
                 ip.zone,
-                request.count,
-                allow_duplicates,
+                point.count,
+                point.allow_duplicates.unwrap_or(request.allow_duplicates),
                 &chosen,
                 now,
                 &mut ip_explain,

@@ -282,10 +282,7 @@ impl Target for InProcess<'_> {
                 let request = OffersRequest {
                     requests: requests
                         .iter()
-                        .map(|(ip, count)| OfferRequest {
-                            ip: ip.clone(),
-                            count: *count as usize,
-                        })
+                        .map(|(ip, count)| OfferRequest::new(ip, *count as usize))
                         .collect(),
                     params: params.clone(),
                     allow_duplicates: *allow_duplicates,

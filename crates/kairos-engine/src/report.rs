@@ -120,10 +120,7 @@ pub fn impact(
             let (mut session, _) = Session::start(dep, start, now).ok()?;
             let requests = dep
                 .interaction_points()
-                .map(|ip| OfferRequest {
-                    ip: ip.to_string(),
-                    count,
-                })
+                .map(|ip| OfferRequest::new(ip, count))
                 .collect();
             let request = OffersRequest {
                 requests,

@@ -191,7 +191,7 @@ proptest! {
         };
         let (mut session, _) = Session::start(&f.deployment, start, NOW).unwrap();
         let request = OffersRequest {
-            requests: requests.iter().map(|(ip, count)| OfferRequest { ip: format!("ip{ip}"), count: *count }).collect(),
+            requests: requests.iter().map(|(ip, count)| OfferRequest::new(format!("ip{ip}"), *count)).collect(),
             params: vec![],
             allow_duplicates,
         };

@@ -41,10 +41,7 @@ fn first_places(dep: &Deployment, world: &MemoryWorld, n: usize) -> [usize; 3] {
     };
     let (mut session, _) = Session::start(dep, start, Timestamp(0)).unwrap();
     let request = OffersRequest {
-        requests: vec![OfferRequest {
-            ip: "hero".into(),
-            count: 3,
-        }],
+        requests: vec![OfferRequest::new("hero", 3)],
         ..Default::default()
     };
     let mut firsts = [0; 3];

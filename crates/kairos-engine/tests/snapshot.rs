@@ -44,10 +44,7 @@ fn a_restored_session_keeps_segments_suppression_and_treatments() {
     let world = MemoryWorld::new();
     let mut rng = SplitMix64(1);
     let hero = OffersRequest {
-        requests: vec![OfferRequest {
-            ip: "hero".into(),
-            count: 1,
-        }],
+        requests: vec![OfferRequest::new("hero", 1)],
         ..Default::default()
     };
     let gold = session

@@ -216,10 +216,8 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
             let requests: Vec<OfferRequest> = if action == "getOffers" {
                 let ip = text("ip")
                     .ok_or_else(|| Problem::bad_request("ip: the interaction point is required"))?;
-                vec![OfferRequest {
-                    ip,
-                    count: number("numberRequested").unwrap_or(1).clamp(1, 100) as usize,
-                }]
+                let count = number("numberRequested").unwrap_or(1).clamp(1, 100) as usize;
+                vec![OfferRequest::new(ip, count)]
             } else {
                 cmd["getOfferRequests"]
                     .as_array()
@@ -232,17 +230,21 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
                     .map(|r| OfferRequest {
                         ip: r["ip"].as_str().unwrap_or_default().to_string(),
                         count: r["numberRequested"].as_u64().unwrap_or(1).clamp(1, 100) as usize,
+                        // Interact's duplication policies, per request: NO_DUPLICATION (1)
+                        // leaves out the offers of the requests before it, ALLOW_DUPLICATION
+                        // (2) does not.
+                        allow_duplicates: match r["dupPolicy"].as_i64() {
+                            Some(1) => Some(false),
+                            Some(2) => Some(true),
+                            _ => None,
+                        },
                     })
                     .collect()
             };
-            // dupPolicy 1 (Interact's "allow duplicates") on any request allows them.
-            let allow_duplicates = cmd["getOfferRequests"]
-                .as_array()
-                .is_some_and(|rs| rs.iter().any(|r| r["dupPolicy"].as_i64() == Some(1)));
             let request = OffersRequest {
                 requests,
                 params: nvps("parameters", cmd.get("parameters")).map_err(bad)?,
-                allow_duplicates,
+                allow_duplicates: false,
             };
             let (result, _) = rt.get_offers(session_id, request).await?;
             let mut body = response(session_id, &result.messages);

@@ -382,10 +382,7 @@ impl RequestItem {
                 "{}: at most {MAX_COUNT}",
                 field()
             ))),
-            n => Ok(OfferRequest {
-                ip: self.ip,
-                count: n,
-            }),
+            n => Ok(OfferRequest::new(self.ip, n)),
         }
     }
 }

@@ -84,6 +84,45 @@ async fn the_rest_servlet_runs_an_interact_batch() {
     s.stop().await;
 }
 
+/// Interact numbers its duplication policies 1 (NO_DUPLICATION: leave out the offers the
+/// requests before it were given) and 2 (ALLOW_DUPLICATION), and sets one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplication_policies_apply_per_request_as_interact_numbers_them() {
+    let s = server(Config::default()).await;
+    // hero and sidebar are both in the home zone: the same offer tops both.
+    let top_offers = |sidebar_policy: i64| {
+        let body = json!({
+            "sessionId": format!("dup-{sidebar_policy}"),
+            "commands": [
+                { "action": "startSession", "ic": "shop", "audienceID": [ { "n": "customer_id", "v": 2, "t": "numeric" } ] },
+                { "action": "getOffersForMultipleInteractionPoints", "getOfferRequests": [
+                    { "ip": "hero", "numberRequested": 1, "dupPolicy": 1 },
+                    { "ip": "sidebar", "numberRequested": 1, "dupPolicy": sidebar_policy } ] }
+            ]
+        });
+        async move {
+            let (_, reply) = call(s.addr, "POST", "/interact/servlet/RestServlet", body).await;
+            let lists = &reply["responses"][1]["offerLists"];
+            let code = |i: usize| {
+                lists[i]["offers"][0]["code"][0]
+                    .as_str()
+                    .map(str::to_string)
+            };
+            (code(0), code(1))
+        }
+    };
+    let (hero, sidebar) = top_offers(2).await;
+    assert_eq!(hero.as_deref(), Some("GOLD"));
+    assert_eq!(sidebar, hero, "ALLOW_DUPLICATION repeats the hero's offer");
+    let (hero, sidebar) = top_offers(1).await;
+    assert_eq!(hero.as_deref(), Some("GOLD"));
+    assert!(
+        sidebar.is_some() && sidebar != hero,
+        "NO_DUPLICATION leaves it out: {sidebar:?}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_and_errors_carry_interact_status_codes() {
     let s = server(Config::default()).await;
