@@ -63,6 +63,17 @@ async fn the_rest_servlet_runs_an_interact_batch() {
         profile.contains(&json!({ "n": "page", "t": "string", "v": "home" })),
         "parameters are in the profile"
     );
+    // A "string" pair holds a string, even for a dimension's rows (as JSON text), so typed
+    // Interact clients can read every pair.
+    assert!(
+        profile
+            .iter()
+            .all(|p| p["t"] != "string" || p["v"].is_string() || p["v"].is_null()),
+        "{profile:?}"
+    );
+    let orders = profile.iter().find(|p| p["n"] == "orders").unwrap();
+    let rows: J = serde_json::from_str(orders["v"].as_str().unwrap()).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
     assert_eq!(responses[4]["version"], env!("CARGO_PKG_VERSION"));
 
     // A generic event with Interact's tracking and response type codes logs an accept.
