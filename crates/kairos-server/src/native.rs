@@ -365,6 +365,8 @@ pub async fn start_session(
 pub struct RequestItem {
     ip: String,
     count: Option<usize>,
+    /// This point's own duplicate policy, over the call's.
+    allow_duplicates: Option<bool>,
 }
 
 /// At most this many offers per interaction point in one request.
@@ -382,7 +384,10 @@ impl RequestItem {
                 "{}: at most {MAX_COUNT}",
                 field()
             ))),
-            n => Ok(OfferRequest::new(self.ip, n)),
+            n => Ok(OfferRequest {
+                allow_duplicates: self.allow_duplicates,
+                ..OfferRequest::new(self.ip, n)
+            }),
         }
     }
 }
@@ -447,7 +452,11 @@ fn offers_query(query: &str) -> Result<RequestItem, Problem> {
     let ip = ip.ok_or_else(|| {
         Problem::bad_request("ip: missing; name the interaction point: ?ip=NAME&count=N")
     })?;
-    Ok(RequestItem { ip, count })
+    Ok(RequestItem {
+        ip,
+        count,
+        allow_duplicates: None,
+    })
 }
 
 /// Decodes `%XX` escapes and `+` (a space in a form-encoded query).

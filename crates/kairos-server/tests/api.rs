@@ -110,6 +110,37 @@ async fn a_touchpoint_session_end_to_end() {
     s.stop().await;
 }
 
+/// Offers are unique across the interaction points of one call unless the call, or a point
+/// for itself, allows duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_across_interaction_points_only_when_allowed() {
+    let s = server(Config::default()).await;
+    let id = start(s.addr, 2).await;
+    // hero and sidebar are both in the home zone, where GOLD comes first.
+    let offers = |body: J| {
+        let path = format!("/v1/sessions/{id}/offers");
+        async move {
+            let (status, reply) = call(s.addr, "POST", &path, body).await;
+            assert_eq!(status, 200, "{reply}");
+            codes(&reply)
+        }
+    };
+    let hero_then_sidebar = |sidebar: J| json!([ { "ip": "hero", "count": 1 }, sidebar ]);
+    let unique = offers(json!({ "requests": hero_then_sidebar(json!({ "ip": "sidebar" })) })).await;
+    assert_eq!(unique[0], "GOLD");
+    assert_ne!(unique[1], "GOLD");
+    let by_call = json!({ "requests": hero_then_sidebar(json!({ "ip": "sidebar" })), "allow_duplicates": true });
+    assert_eq!(offers(by_call).await, ["GOLD", "GOLD"]);
+    let by_point = json!({ "requests": hero_then_sidebar(json!({ "ip": "sidebar", "allow_duplicates": true })) });
+    assert_eq!(offers(by_point).await, ["GOLD", "GOLD"]);
+    let point_over_call = json!({
+        "requests": hero_then_sidebar(json!({ "ip": "sidebar", "allow_duplicates": false })),
+        "allow_duplicates": true
+    });
+    assert_eq!(offers(point_over_call).await, unique);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_names_are_warnings_and_counted() {
     let s = server(Config::default()).await;
