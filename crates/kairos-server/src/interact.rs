@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{Level, Message, OfferRequest, OffersRequest, OffersResponse};
 use kairos_rules::Value;
-use kairos_rules::time::{format_duration, format_timestamp, parse_instant};
+use kairos_rules::time::{format_timestamp, parse_instant};
 use serde_json::{Map, Value as J, json};
 
 use crate::native::JsonOut;
@@ -106,13 +106,14 @@ fn nvp(name: &str, value: &Value) -> J {
         // Interact has no boolean type: booleans travel as the strings "true" and "false".
         Value::Bool(b) => json!({ "n": name, "t": "string", "v": b.to_string() }),
         Value::Null => json!({ "n": name, "t": "string", "v": null }),
-        Value::Duration(d) => {
-            json!({ "n": name, "t": "string", "v": format_duration(*d) })
-        }
-        // Lists (a profile's dimension rows) and maps have no Interact type either: their
-        // JSON text, so that a "string" always holds a string.
-        Value::List(_) | Value::Map(_) => {
-            let text = crate::native::value_json(value).to_string();
+        // Durations, lists (a profile's dimension rows) and maps have no Interact type either:
+        // the native API's value as text (JSON text for lists and maps), so that a "string"
+        // always holds a string.
+        Value::Duration(_) | Value::List(_) | Value::Map(_) => {
+            let text = match crate::native::value_json(value) {
+                J::String(text) => text,
+                json => json.to_string(),
+            };
             json!({ "n": name, "t": "string", "v": text })
         }
     }
