@@ -68,11 +68,15 @@ server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # Times the server's threads were preempted, summed over its threads.
 server_preempted() { cat /proc/"$server"/task/*/status | awk '/^nonvoluntary_ctxt_switches/ {n += $2} END {print n}'; }
 ticks_per_second=$(getconf CLK_TCK)
+# The machine's idle (with I/O wait) and stolen CPU ticks: idle time while connections wait
+# on syncs, and time the host gave to other machines, which no code change here can win back.
+machine_ticks() { awk '$1 == "cpu" {print $5 + $6, $9}' /proc/stat; }
 run() { # name, sessions file, extra wrk args...
   local name="$1" sessions="$2"; shift 2
   local ticks preempted rps p99 requests
   ticks=$(server_ticks)
   preempted=$(server_preempted)
+  read -r idle stolen < <(machine_ticks)
   SESSIONS="$sessions" "${wrk[@]}" -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
@@ -80,7 +84,10 @@ run() { # name, sessions file, extra wrk args...
   # The server's own CPU per request (what wrk, on the same cores, does not blur) and how
   # often it was preempted per request.
   echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - ticks)) -v hz="$ticks_per_second" -v n="$requests" \
-    -v p=$(($(server_preempted) - preempted)) 'BEGIN { printf "%.1f %.2f", t * 1e6 / hz / n, p / n }')"
+    -v p=$(($(server_preempted) - preempted)) -v idle="$idle" -v stolen="$stolen" -v now="$(machine_ticks)" \
+    -v cpus="$(nproc)" -v secs="${duration%s}" 'BEGIN {
+      split(now, m, " "); whole = hz * secs * cpus
+      printf "%.1f %.2f %.0f %.0f", t * 1e6 / hz / n, p / n, 100 * (m[1] - idle) / whole, 100 * (m[2] - stolen) / whole }')"
 }
 results="$(for round in $(seq "$rounds"); do
   run healthz "$work/sessions.txt" "http://127.0.0.1:$port/healthz"
@@ -97,11 +104,11 @@ results="$(for round in $(seq "$rounds"); do
   END=1 sessions "r$round-" "$visits" "$work/visits_$round.txt"
   [ "$(live)" -eq 5000 ] || { echo "round $round: $(live) sessions live after ending its visits" >&2; exit 1; }
 done)"
-echo "each round: run, requests/s, p99, server us/request, server preemptions/request"
+echo "each round: run, requests/s, p99, server us/request, server preemptions/request, machine idle %, stolen %"
 echo "(rows: history rows written, requests/s)"
 echo "$results"
 echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
-  # column: 2 requests/s, 4 server us/request, 5 server preemptions/request
+  # column: 2 requests/s, 4 server us/request, 5 server preemptions/request, 6 idle %, 7 stolen %
   function median(name, column,   k, i, j, t, v) {
     k = count[name]
     for (i = 1; i <= k; i++) v[i] = values[name, i, column]
@@ -111,14 +118,14 @@ echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d=
   $1 == "rows" { pairs += $3 / 2 * d; written += $2; next }
   {
     k = ++count[$1]
-    values[$1, k, 2] = $2; values[$1, k, 4] = $4; values[$1, k, 5] = $5
+    values[$1, k, 2] = $2; values[$1, k, 4] = $4; values[$1, k, 5] = $5; values[$1, k, 6] = $6; values[$1, k, 7] = $7
     p99[$1] = p99[$1] " " $3
   }
   function row(label, name) {
-    printf "%-16s %12.0f %14.1f %12.2f  %s\n", label, median(name, 2), median(name, 4), median(name, 5), p99[name]
+    printf "%-16s %12.0f %14.1f %12.2f %6.0f %7.0f  %s\n", label, median(name, 2), median(name, 4), median(name, 5), median(name, 6), median(name, 7), p99[name]
   }
   END {
-    printf "%-16s %12s %14s %12s  %s\n", "run (" c " conns)", "requests/s", "server us/req", "preempt/req", "p99 of each round"
+    printf "%-16s %12s %14s %12s %6s %7s  %s\n", "run (" c " conns)", "requests/s", "server us/req", "preempt/req", "idle%", "stolen%", "p99 of each round"
     row("healthz", "healthz")
     row("get offers", "offers")
     row("offers+contact", "offers_contact")
