@@ -68,15 +68,16 @@ server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # Times the server's threads were preempted, summed over its threads.
 server_preempted() { cat /proc/"$server"/task/*/status | awk '/^nonvoluntary_ctxt_switches/ {n += $2} END {print n}'; }
 ticks_per_second=$(getconf CLK_TCK)
-# The machine's idle (with I/O wait) and stolen CPU ticks: idle time while connections wait
-# on syncs, and time the host gave to other machines, which no code change here can win back.
-machine_ticks() { awk '$1 == "cpu" {print $5 + $6, $9}' /proc/stat; }
+# The machine's idle (with I/O wait), stolen and total CPU ticks (user to steal; guest time is
+# already in user): idle time while connections wait on syncs, and time the host gave to other
+# machines, which no code change here can win back.
+machine_ticks() { awk '$1 == "cpu" {for (i = 2; i <= 9; i++) total += $i; print $5 + $6, $9, total}' /proc/stat; }
 run() { # name, sessions file, extra wrk args...
   local name="$1" sessions="$2"; shift 2
-  local ticks preempted rps p99 requests
+  local ticks preempted machine rps p99 requests
   ticks=$(server_ticks)
   preempted=$(server_preempted)
-  read -r idle stolen < <(machine_ticks)
+  machine=$(machine_ticks)
   SESSIONS="$sessions" "${wrk[@]}" -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
@@ -84,10 +85,9 @@ run() { # name, sessions file, extra wrk args...
   # The server's own CPU per request (what wrk, on the same cores, does not blur) and how
   # often it was preempted per request.
   echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - ticks)) -v hz="$ticks_per_second" -v n="$requests" \
-    -v p=$(($(server_preempted) - preempted)) -v idle="$idle" -v stolen="$stolen" -v now="$(machine_ticks)" \
-    -v cpus="$(nproc)" -v secs="${duration%s}" 'BEGIN {
-      split(now, m, " "); whole = hz * secs * cpus
-      printf "%.1f %.2f %.0f %.0f", t * 1e6 / hz / n, p / n, 100 * (m[1] - idle) / whole, 100 * (m[2] - stolen) / whole }')"
+    -v p=$(($(server_preempted) - preempted)) -v before="$machine" -v after="$(machine_ticks)" 'BEGIN {
+      split(before, b, " "); split(after, a, " "); whole = a[3] - b[3]
+      printf "%.1f %.2f %.0f %.0f", t * 1e6 / hz / n, p / n, 100 * (a[1] - b[1]) / whole, 100 * (a[2] - b[2]) / whole }')"
 }
 results="$(for round in $(seq "$rounds"); do
   run healthz "$work/sessions.txt" "http://127.0.0.1:$port/healthz"
@@ -118,7 +118,7 @@ echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d=
   $1 == "rows" { pairs += $3 / 2 * d; written += $2; next }
   {
     k = ++count[$1]
-    values[$1, k, 2] = $2; values[$1, k, 4] = $4; values[$1, k, 5] = $5; values[$1, k, 6] = $6; values[$1, k, 7] = $7
+    for (i = 2; i <= NF; i++) values[$1, k, i] = $i
     p99[$1] = p99[$1] " " $3
   }
   function row(label, name) {
