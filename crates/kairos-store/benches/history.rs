@@ -6,9 +6,10 @@
 //! contact load) and 32 events. Its times include each commit's sync; for a figure that does
 //! not move with the disk or the neighbours, count the writer's instructions per commit:
 //! `valgrind --tool=callgrind --toggle-collect='kairos_store::sqlite_writer::commit'` on the
-//! bench binary with `--bench --profile-time 3 'group_commit/events/9$'`, then divide the
-//! total by the calls of `pagerWalFrames` (one per commit) that `callgrind_annotate
-//! --inclusive=yes` lists.
+//! bench binary with `--bench --profile-time 3 'group_commit/events/9$'`; once it prints
+//! `Benchmarking`, zero the counts of the states stored first (`callgrind_control -z PID`);
+//! at the end divide the total by the calls of `pagerWalFrames` (one per commit) that
+//! `callgrind_annotate --inclusive=yes` lists.
 
 use std::sync::Arc;
 
