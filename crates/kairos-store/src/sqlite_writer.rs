@@ -11,8 +11,8 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, params};
 
 use crate::sql::{
-    Cell, SQLITE_LAST_HISTORY_ID, next_history_id, record_cells, sqlite_history_insert,
-    unix_seconds,
+    Cell, Dialect, SQLITE_LAST_HISTORY_ID, audience_upsert, next_history_id, record_cells,
+    sqlite_history_insert, unix_seconds,
 };
 use crate::{Batch, StoreError, WriteQueue};
 
@@ -39,10 +39,13 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("kairos-history".into())
         .spawn(move || {
-            // Written once: every batch looks its cached statement up by this text.
-            let insert = sqlite_history_insert();
+            // Written once: every batch looks its cached statements up by these texts.
+            let statements = Statements {
+                insert: sqlite_history_insert(),
+                upsert: audience_upsert(1, Dialect::Sqlite),
+            };
             while let Some(group) = queue.next_blocking() {
-                let result = commit(&conn, &insert, &group.batch);
+                let result = commit(&conn, &statements, &group.batch);
                 group.acknowledge(result.map_err(|e| e.to_string()));
                 after_commit();
             }
@@ -51,18 +54,18 @@ pub(crate) fn start(
     Ok(())
 }
 
-/// An audience's state written over its row: the audience is the table's one key, so a
-/// replace is the upsert's update, in 3-4% fewer instructions per commit (callgrind on
-/// `cargo bench -p kairos-store --bench history`, groups of 9 and 32 events).
-const AUDIENCE_REPLACE: &str =
-    "INSERT OR REPLACE INTO kairos_audience (audience, state, updated_at) VALUES (?, ?, ?)";
+/// The one-row statements a commit runs.
+struct Statements {
+    insert: String,
+    upsert: String,
+}
 
 /// One transaction: all of the batch or, on any error, none of it. BEGIN and COMMIT are
 /// cached statements too: through `Connection::transaction` both were parsed anew for every
 /// commit, about 3,600 instructions (callgrind).
-fn commit(conn: &Connection, insert: &str, batch: &Batch) -> rusqlite::Result<()> {
+fn commit(conn: &Connection, statements: &Statements, batch: &Batch) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let written = write(conn, insert, batch)
+    let written = write(conn, statements, batch)
         .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop));
     if written.is_err() && !conn.is_autocommit() {
         // What the failed statement left of the transaction goes; the error is the one to
@@ -72,23 +75,23 @@ fn commit(conn: &Connection, insert: &str, batch: &Batch) -> rusqlite::Result<()
     written
 }
 
-fn write(conn: &Connection, insert: &str, batch: &Batch) -> rusqlite::Result<()> {
+fn write(conn: &Connection, statements: &Statements, batch: &Batch) -> rusqlite::Result<()> {
     let now = unix_seconds();
     // Ids given here, not by a subquery in each insert: that was a cursor opened on the
     // history table for every row.
     let mut last_id: i64 = conn
         .prepare_cached(SQLITE_LAST_HISTORY_ID)?
         .query_row([], |row| row.get(0))?;
-    let mut insert = conn.prepare_cached(insert)?;
+    let mut insert = conn.prepare_cached(&statements.insert)?;
     for r in &batch.records {
         let id = next_history_id(last_id, r.at.0);
         let cells = std::iter::once(Cell::Integer(id)).chain(record_cells(r));
         insert.execute(rusqlite::params_from_iter(cells))?;
         last_id = id;
     }
-    let mut replace = conn.prepare_cached(AUDIENCE_REPLACE)?;
+    let mut upsert = conn.prepare_cached(&statements.upsert)?;
     for (key, state) in &batch.states {
-        replace.execute(params![key, state.as_str(), now])?;
+        upsert.execute(params![key, state.as_str(), now])?;
     }
     Ok(())
 }
