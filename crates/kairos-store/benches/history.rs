@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kairos_engine::random::{Random, SplitMix64};
 use kairos_engine::world::{
     AudienceState, HistoryRecord, OfferHistory, Origin, ResponseKind, Treatment,
@@ -141,8 +141,4 @@ fn group_commit(c: &mut Criterion) {
 }
 
 criterion_group!(benches, group_commit);
-
-fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);
