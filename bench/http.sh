@@ -9,7 +9,8 @@
 # the channel's cap of 5 contacts per visit after two pairs, and from then on its get offers
 # serve nothing and its events log nothing, which would measure no-ops. Those visits are ended
 # after each round, so every round runs with the same few thousand live sessions. The report
-# gives the history rows written per pair (3 when every pair logs its 3 offers).
+# gives the history rows written per pair (3 when every pair logs its 3 offers), and the
+# writes each group commit served and its mean time (the runtime's kairos_history_* metrics).
 # wrk runs under the batch scheduling policy (WRK_POLICY=normal: as any other process). wrk and
 # the server share two cores, and under the normal policy each response the server writes wakes
 # a wrk thread that preempts the server at once: 0.1 involuntary context switches per /healthz,
@@ -50,6 +51,14 @@ fi
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 live() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kairos_sessions_live/ {print $2}'; }
+# The history writer's commits, writes committed and seconds spent committing, so far.
+writer() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk '
+    $1 == "kairos_history_commit_duration_seconds_count" {c = $2}
+    $1 == "kairos_history_writes_total" {w = $2}
+    $1 == "kairos_history_commit_duration_seconds_sum" {t = $2}
+    END {print c, w, t}'
+}
 # Starts (or with END=1 ends) the sessions PREFIX0..PREFIX<COUNT-1> for customers 0..COUNT-1,
 # and writes their IDs to FILE. Usage: sessions PREFIX COUNT FILE
 sessions() {
@@ -97,15 +106,17 @@ results="$(for round in $(seq "$rounds"); do
   sessions "r$round-" "$visits" "$work/visits_$round.txt"
   [ "$(live)" -eq $((5000 + visits)) ] || { echo "round $round: $(live) sessions live, not $((5000 + visits))" >&2; exit 1; }
   before=$(rows)
+  writer_before=$(writer)
   contact="$(run offers_contact "$work/visits_$round.txt" -s bench/offers_contact.lua "http://127.0.0.1:$port")"
   echo "$contact"
-  echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}')"
+  echo "rows $(($(rows) - before)) $(echo "$contact" | awk '{print $2}') $(awk -v b="$writer_before" -v a="$(writer)" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }')"
   # Back to the few thousand live sessions the next round is measured with.
   END=1 sessions "r$round-" "$visits" "$work/visits_$round.txt"
   [ "$(live)" -eq 5000 ] || { echo "round $round: $(live) sessions live after ending its visits" >&2; exit 1; }
 done)"
 echo "each round: run, requests/s, p99, server us/request, server preemptions/request, machine idle %, stolen %"
-echo "(rows: history rows written, requests/s)"
+echo "(rows: history rows written, requests/s, commits, writes committed, seconds committing)"
 echo "$results"
 echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
   # column: 2 requests/s, 4 server us/request, 5 server preemptions/request, 6 idle %, 7 stolen %
@@ -115,7 +126,7 @@ echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d=
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
   }
-  $1 == "rows" { pairs += $3 / 2 * d; written += $2; next }
+  $1 == "rows" { pairs += $3 / 2 * d; written += $2; commits += $4; writes += $5; committing += $6; next }
   {
     k = ++count[$1]
     for (i = 2; i <= NF; i++) values[$1, k, i] = $i
@@ -134,4 +145,5 @@ echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d=
     printf "offers+contact requests / healthz:        %.0f%%\n", 100 * median("offers_contact", 2) / median("healthz", 2)
     printf "get offers with their contact / healthz:  %.0f%%  (pairs per second)\n", 100 * median("offers_contact", 2) / 2 / median("healthz", 2)
     printf "history rows written by the contact runs: %d (%.1f per pair)\n", written, written / pairs
+    if (commits > 0) printf "their group commits: %.1f writes each, %.2f ms each on average\n", writes / commits, 1000 * committing / commits
   }'

@@ -128,7 +128,7 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
 async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     // Unknown when the shared session store cannot be reached: NaN, not a made-up zero.
     let live = rt.live_sessions().await.ok();
-    let body = rt.metrics.render(live, rt.store.queue_depth());
+    let body = rt.metrics.render(live, &rt.store.writer_stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -1,11 +1,14 @@
 //! Prometheus metrics: request counts and latency histograms per call, live sessions, offers
-//! served, names touchpoints called that the channel lacks, history queue depth.
+//! served, names touchpoints called that the channel lacks, and the history writer: its queue
+//! depth, commits, commit time and the writes and records committed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use kairos_store::WriterStats;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -137,7 +140,7 @@ impl Metrics {
     }
 
     /// `sessions_live` is `None` when it cannot be known (the shared session store is down).
-    pub fn render(&self, sessions_live: Option<usize>, history_queue: usize) -> String {
+    pub fn render(&self, sessions_live: Option<usize>, writer: &WriterStats) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
         for (call, counts) in self.statuses.iter().enumerate() {
@@ -206,7 +209,31 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP kairos_history_queue_depth History records waiting to be committed.\n# TYPE kairos_history_queue_depth gauge\nkairos_history_queue_depth {history_queue}"
+            "# HELP kairos_history_queue_depth History records waiting to be committed.\n# TYPE kairos_history_queue_depth gauge\nkairos_history_queue_depth {}",
+            writer.queue_depth
+        );
+        // A summary without quantiles: its rate of sum over rate of count is the mean commit
+        // time, and writes per commit show how many requests each sync serves.
+        let _ = writeln!(
+            out,
+            "# HELP kairos_history_commit_duration_seconds History commits (group commits), from gathering the group to acknowledging it.\n# TYPE kairos_history_commit_duration_seconds summary\nkairos_history_commit_duration_seconds_sum {}\nkairos_history_commit_duration_seconds_count {}",
+            writer.commit_time.as_secs_f64(),
+            writer.commits
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kairos_history_commit_failures_total History commits that failed (their writes were answered with an error).\n# TYPE kairos_history_commit_failures_total counter\nkairos_history_commit_failures_total {}",
+            writer.failed_commits
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kairos_history_writes_total Writes committed (an event's records and audience state, a session's flush).\n# TYPE kairos_history_writes_total counter\nkairos_history_writes_total {}",
+            writer.writes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kairos_history_records_total Contact and response records committed.\n# TYPE kairos_history_records_total counter\nkairos_history_records_total {}",
+            writer.records
         );
         out
     }
@@ -223,7 +250,7 @@ fn escape(s: &str) -> String {
 mod tests {
     use std::time::Duration;
 
-    use super::Metrics;
+    use super::{Metrics, WriterStats};
 
     #[test]
     fn latency_buckets_count_every_request_at_or_under_their_bound() {
@@ -232,7 +259,7 @@ mod tests {
         for micros in [50, 300, 2_000_000] {
             m.observe(offers, 200, Duration::from_micros(micros));
         }
-        let text = m.render(Some(0), 0);
+        let text = m.render(Some(0), &WriterStats::default());
         let bucket = |le: &str| {
             let line = format!(
                 "kairos_request_duration_seconds_bucket{{call=\"get_offers\",le=\"{le}\"}} "

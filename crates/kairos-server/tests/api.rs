@@ -58,6 +58,17 @@ async fn a_touchpoint_session_end_to_end() {
         ),
         (ResponseKind::Contact, "GOLD", code.as_str())
     );
+    // Operators see the writer's work: the event's one write, with its one record.
+    let (_, metrics) = http(s.addr, "GET", "/metrics", &[], "").await;
+    for line in [
+        "kairos_history_writes_total 1",
+        "kairos_history_records_total 1",
+        "kairos_history_commit_duration_seconds_count 1",
+        "kairos_history_commit_failures_total 0",
+        "kairos_history_queue_depth 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 
     let (_, profile) = call(
         s.addr,

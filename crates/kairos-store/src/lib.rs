@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use kairos_engine::world::{AudienceState, HistoryRecord, ResponseKind, Stats, Treatment};
 use kairos_rules::time::Timestamp;
@@ -107,14 +108,42 @@ type Ack = oneshot::Sender<Result<(), String>>;
 /// Writes waiting for the history writer, each with its acknowledgment.
 pub struct WriteQueue {
     queued: mpsc::Receiver<(Batch, Ack)>,
-    depth: Arc<AtomicUsize>,
+    counters: Arc<WriterCounters>,
 }
 
 /// Queued writes merged into one batch, acknowledged together.
 pub struct Group {
     pub batch: Batch,
     acks: Vec<Ack>,
-    depth: Arc<AtomicUsize>,
+    gathered: Instant,
+    counters: Arc<WriterCounters>,
+}
+
+/// What the history writer has done since the store opened, kept by the queue's two ends.
+#[derive(Default)]
+struct WriterCounters {
+    queued_records: AtomicUsize,
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    writes: AtomicU64,
+    records: AtomicU64,
+    commit_micros: AtomicU64,
+}
+
+/// A reading of the history writer's counters, for operators: how far behind it is, and
+/// how many writes each commit serves and how long one takes (the group commit at work).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriterStats {
+    /// Records queued and not yet committed.
+    pub queue_depth: usize,
+    /// Commits attempted, failed ones included.
+    pub commits: u64,
+    pub failed_commits: u64,
+    /// Writes (one per event or session flush) and records in the commits that succeeded.
+    pub writes: u64,
+    pub records: u64,
+    /// Time from gathering a group to its acknowledgment, summed over all commits.
+    pub commit_time: Duration,
 }
 
 impl WriteQueue {
@@ -169,7 +198,8 @@ impl WriteQueue {
         Group {
             batch,
             acks: waiting.into_iter().map(|(_, ack)| ack).collect(),
-            depth: self.depth.clone(),
+            gathered: Instant::now(),
+            counters: self.counters.clone(),
         }
     }
 }
@@ -177,8 +207,26 @@ impl WriteQueue {
 impl Group {
     /// Answers every write of the group: once its commit is on disk, or with why it failed.
     pub fn acknowledge(self, result: Result<(), String>) {
-        self.depth
-            .fetch_sub(self.batch.records.len(), Ordering::Relaxed);
+        let counters = &self.counters;
+        let records = self.batch.records.len();
+        counters
+            .queued_records
+            .fetch_sub(records, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.commit_micros.fetch_add(
+            self.gathered.elapsed().as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        if result.is_ok() {
+            counters
+                .writes
+                .fetch_add(self.acks.len() as u64, Ordering::Relaxed);
+            counters
+                .records
+                .fetch_add(records as u64, Ordering::Relaxed);
+        } else {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+        }
         for ack in self.acks {
             let _ = ack.send(result.clone());
         }
@@ -211,7 +259,7 @@ impl Future for Commit {
 /// Room for one write in the history queue ([`HistoryStore::reserve`]).
 pub struct Room<'a> {
     permit: mpsc::Permit<'a, (Batch, Ack)>,
-    depth: &'a AtomicUsize,
+    queued_records: &'a AtomicUsize,
 }
 
 impl Room<'_> {
@@ -226,7 +274,8 @@ impl Room<'_> {
             return Commit(None);
         }
         let (ack, done) = oneshot::channel();
-        self.depth.fetch_add(records.len(), Ordering::Relaxed);
+        self.queued_records
+            .fetch_add(records.len(), Ordering::Relaxed);
         self.permit.send((
             Batch {
                 records,
@@ -243,7 +292,7 @@ impl Room<'_> {
 pub struct HistoryStore {
     backend: Arc<dyn Backend>,
     queue: mpsc::Sender<(Batch, Ack)>,
-    depth: Arc<AtomicUsize>,
+    counters: Arc<WriterCounters>,
 }
 
 /// The most records and states one commit takes; more wait for the next.
@@ -263,15 +312,15 @@ impl HistoryStore {
     /// commit runs goes into the next, so one commit serves many requests).
     pub fn over(backend: Arc<dyn Backend>) -> Result<HistoryStore, StoreError> {
         let (queue, queued) = mpsc::channel::<(Batch, Ack)>(65_536);
-        let depth = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(WriterCounters::default());
         backend.clone().start_writer(WriteQueue {
             queued,
-            depth: depth.clone(),
+            counters: counters.clone(),
         })?;
         Ok(HistoryStore {
             backend,
             queue,
-            depth,
+            counters,
         })
     }
 
@@ -287,7 +336,7 @@ impl HistoryStore {
             .map_err(|_| StoreError::WriterStopped)?;
         Ok(Room {
             permit,
-            depth: &self.depth,
+            queued_records: &self.counters.queued_records,
         })
     }
 
@@ -313,9 +362,16 @@ impl HistoryStore {
         .await
     }
 
-    /// Records waiting to be committed.
-    pub fn queue_depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            queue_depth: c.queued_records.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            failed_commits: c.failed_commits.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            commit_time: Duration::from_micros(c.commit_micros.load(Ordering::Relaxed)),
+        }
     }
 
     pub async fn find_contact(&self, code: &str) -> Result<Option<Treatment>, StoreError> {

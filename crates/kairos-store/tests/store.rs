@@ -151,6 +151,17 @@ async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
         .unwrap();
     assert_eq!(store.history().await.unwrap(), vec![good]);
     assert_eq!(store.load_audience("customer:1").await.unwrap(), state);
+    let stats = store.writer_stats();
+    assert_eq!(
+        (
+            stats.commits,
+            stats.failed_commits,
+            stats.writes,
+            stats.records
+        ),
+        (2, 1, 1, 1),
+        "the failed commit is counted as such, and its write and record are not"
+    );
 }
 
 async fn contacts_are_found_by_treatment_code(store: HistoryStore) {
@@ -272,7 +283,18 @@ async fn concurrent_appends_are_all_acknowledged_after_commit(store: HistoryStor
         task.await.unwrap();
     }
     assert_eq!(store.history().await.unwrap().len(), 500);
-    assert_eq!(store.queue_depth(), 0);
+    let stats = store.writer_stats();
+    assert_eq!(
+        (
+            stats.queue_depth,
+            stats.writes,
+            stats.records,
+            stats.failed_commits
+        ),
+        (0, 50, 500, 0)
+    );
+    // Group commit: writes that queued together went in one commit.
+    assert!((1..=50).contains(&stats.commits), "{stats:?}");
 }
 
 async fn profile_tables_are_imported_replaced_and_read_by_key(url: String) {
