@@ -362,6 +362,7 @@ impl HistoryStore {
         .await
     }
 
+    /// What the history writer has done so far, for the runtime's metrics.
     pub fn writer_stats(&self) -> WriterStats {
         let c = &self.counters;
         WriterStats {

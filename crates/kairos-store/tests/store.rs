@@ -293,8 +293,6 @@ async fn concurrent_appends_are_all_acknowledged_after_commit(store: HistoryStor
         ),
         (0, 50, 500, 0)
     );
-    // Group commit: writes that queued together went in one commit.
-    assert!((1..=50).contains(&stats.commits), "{stats:?}");
 }
 
 async fn profile_tables_are_imported_replaced_and_read_by_key(url: String) {
