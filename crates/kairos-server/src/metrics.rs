@@ -188,15 +188,19 @@ impl Metrics {
                 CALLS[i]
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kairos_sessions_live Live sessions: in this runtime's memory, or the server group's in the shared session store.\n# TYPE kairos_sessions_live gauge\nkairos_sessions_live {}",
-            sessions_live.map_or("NaN".to_string(), |n| n.to_string())
+        single(
+            &mut out,
+            "kairos_sessions_live",
+            "gauge",
+            "Live sessions: in this runtime's memory, or the server group's in the shared session store.",
+            sessions_live.map_or("NaN".to_string(), |n| n.to_string()),
         );
-        let _ = writeln!(
-            out,
-            "# HELP kairos_offers_served_total Offers returned to touchpoints.\n# TYPE kairos_offers_served_total counter\nkairos_offers_served_total {}",
-            self.offers_served.load(Ordering::Relaxed)
+        single(
+            &mut out,
+            "kairos_offers_served_total",
+            "counter",
+            "Offers returned to touchpoints.",
+            self.offers_served.load(Ordering::Relaxed),
         );
         out.push_str("# HELP kairos_unknown_names_total Interaction points and events touchpoints called that the channel does not define.\n# TYPE kairos_unknown_names_total counter\n");
         for (kind, channel, name, n) in self.unknown_names() {
@@ -207,10 +211,12 @@ impl Metrics {
                 escape(&name)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kairos_history_queue_depth History records waiting to be committed.\n# TYPE kairos_history_queue_depth gauge\nkairos_history_queue_depth {}",
-            writer.queue_depth
+        single(
+            &mut out,
+            "kairos_history_queue_depth",
+            "gauge",
+            "History records waiting to be committed.",
+            writer.queue_depth,
         );
         // A summary without quantiles: its rate of sum over rate of count is the mean commit
         // time, and writes per commit show how many requests each sync serves.
@@ -220,23 +226,37 @@ impl Metrics {
             writer.commit_time.as_secs_f64(),
             writer.commits
         );
-        let _ = writeln!(
-            out,
-            "# HELP kairos_history_commit_failures_total History commits that failed (their writes were answered with an error).\n# TYPE kairos_history_commit_failures_total counter\nkairos_history_commit_failures_total {}",
-            writer.failed_commits
+        single(
+            &mut out,
+            "kairos_history_commit_failures_total",
+            "counter",
+            "History commits that failed (their writes were answered with an error).",
+            writer.failed_commits,
         );
-        let _ = writeln!(
-            out,
-            "# HELP kairos_history_writes_total Writes committed (an event's records and audience state, a session's flush).\n# TYPE kairos_history_writes_total counter\nkairos_history_writes_total {}",
-            writer.writes
+        single(
+            &mut out,
+            "kairos_history_writes_total",
+            "counter",
+            "Writes committed (an event's records and audience state, a session's flush).",
+            writer.writes,
         );
-        let _ = writeln!(
-            out,
-            "# HELP kairos_history_records_total Contact and response records committed.\n# TYPE kairos_history_records_total counter\nkairos_history_records_total {}",
-            writer.records
+        single(
+            &mut out,
+            "kairos_history_records_total",
+            "counter",
+            "Contact and response records committed.",
+            writer.records,
         );
         out
     }
+}
+
+/// A metric of one unlabelled sample, with its help and type (`gauge`, `counter`) lines.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// Prometheus label values escape backslash, quote and newline.
