@@ -5,6 +5,7 @@
 
 mod codec;
 pub mod control;
+mod log_vfs;
 mod profiles;
 mod sql;
 mod sqlite_writer;

@@ -8,13 +8,13 @@
 use std::path::Path;
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, ToSql, params};
+use rusqlite::{Connection, OpenFlags, ToSql, params};
 
 use crate::sql::{
     Cell, Dialect, SQLITE_LAST_HISTORY_ID, audience_upsert, next_history_id, record_cells,
     sqlite_history_insert, unix_seconds,
 };
-use crate::{Batch, StoreError, WriteQueue};
+use crate::{Batch, StoreError, WriteQueue, log_vfs};
 
 /// Opens the database file (its tables already made) and starts the writer thread, which
 /// calls `after_commit` after each commit and ends when the queue closes.
@@ -26,9 +26,14 @@ pub(crate) fn start(
     let failed = |e: rusqlite::Error| {
         StoreError::WriteFailed(format!("opening {} for writing: {e}", path.display()))
     };
-    let conn = Connection::open(path).map_err(failed)?;
+    log_vfs::register().map_err(StoreError::WriteFailed)?;
+    // Through the VFS that passes each commit's log frames to the file in one write.
+    let conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), log_vfs::NAME)
+        .map_err(failed)?;
     // FULL: a commit returns once the log is synced, so a group is acknowledged only once it
-    // is on disk; what queues during the sync is the next group. Checkpoints run beside the
+    // is on disk; what queues during the sync is the next group. The VFS relies on it too:
+    // it passes held frames on when they are synced, and FULL syncs every commit before
+    // other connections can see it. Checkpoints run beside the
     // writer (see `Sql::checkpoint`); its own, at 8 MiB of log, finds little left to copy, and
     // it is what lets the log restart from its beginning under steady load.
     conn.execute_batch(
