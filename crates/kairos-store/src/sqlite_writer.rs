@@ -33,9 +33,9 @@ pub(crate) fn start(
     // FULL: a commit returns once the log is synced, so a group is acknowledged only once it
     // is on disk; what queues during the sync is the next group. The VFS relies on it too:
     // it passes held frames on when they are synced, and FULL syncs every commit before
-    // other connections can see it. Checkpoints run beside the
-    // writer (see `Sql::checkpoint`); its own, at 8 MiB of log, finds little left to copy, and
-    // it is what lets the log restart from its beginning under steady load.
+    // other connections can see it. Checkpoints run beside the writer (see
+    // `Sql::checkpoint`); its own, at 8 MiB of log, finds little left to copy, and it is what
+    // lets the log restart from its beginning under steady load.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
          PRAGMA wal_autocheckpoint = 2048; PRAGMA busy_timeout = 5000;",
