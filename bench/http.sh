@@ -62,7 +62,7 @@ writer() {
 # Starts (or with END=1 ends) the sessions PREFIX0..PREFIX<COUNT-1> for customers 0..COUNT-1,
 # and writes their IDs to FILE. Usage: sessions PREFIX COUNT FILE
 sessions() {
-  PREFIX="$1" COUNT="$2" wrk -t2 -c8 -d"$(($2 / 10000 + 2))s" -s bench/sessions.lua "http://127.0.0.1:$port" >/dev/null
+  PREFIX="$1" COUNT="$2" wrk -t2 -c8 -d"$(($2 / 4000 + 2))s" -s bench/sessions.lua "http://127.0.0.1:$port" >/dev/null
   seq 0 $(($2 - 1)) | sed "s/^/$1/" >"$3"
 }
 sessions s 5000 "$work/sessions.txt"

@@ -5,7 +5,7 @@
 -- PREFIX<COUNT-1>: the caller chooses session IDs (as Interact touchpoints do), so they are
 -- known without reading a reply, and wrk starts 20,000 sessions a second where the Python
 -- client it replaces managed under 300. Without PREFIX the runtime makes the IDs. wrk runs
--- for its whole duration even when its threads are done: give it enough (COUNT / 10,000
+-- for its whole duration even when its threads are done: give it enough (COUNT / 4,000
 -- seconds is ample) and check the runtime's kairos_sessions_live afterwards.
 local prefix = os.getenv("PREFIX")
 local first = tonumber(os.getenv("FIRST") or "0")

@@ -200,6 +200,19 @@ async fn up(args: Args) -> Result<ExitCode> {
     println!("  control plane API   http://{CONTROL}/api/   (described at /api/openapi.json)");
     println!("  staging runtime     http://{STAGING}");
     println!("  production runtime  http://{PRODUCTION}");
+    // The runtime API's contract: a set-up that runs open says so.
+    let touchpoints = control.store.tokens("touchpoint").await?;
+    if touchpoints.is_empty() {
+        println!(
+            "  touchpoint tokens   none issued: the runtimes run open until one is \
+             (kairos token issue --touchpoint CHANNEL)"
+        );
+    } else {
+        println!(
+            "  touchpoint tokens   {} issued: a runtime serving a channel with one requires one",
+            touchpoints.len()
+        );
+    }
     println!();
     println!("Try it:");
     println!("  kairos login --user admin");

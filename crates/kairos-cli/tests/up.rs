@@ -53,6 +53,11 @@ fn wait_for_version(port: u16, version: i64) -> Duration {
 fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let data = std::env::temp_dir().join(format!("kairos-up-{}", std::process::id()));
     let _up = common::kairos_up(&data, "admin-secret");
+    let banner = std::fs::read_to_string(data.with_extension("out")).unwrap();
+    assert!(
+        banner.contains("touchpoint tokens   none issued: the runtimes run open"),
+        "the banner says the runtimes need no token: {banner}"
+    );
     let (status, started) = http(
         7701,
         "POST",

@@ -74,11 +74,19 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `kairos up` over a fresh `data` folder, with this admin password, once staging serves.
+/// `kairos up` over a fresh `data` folder, with this admin password, once staging serves;
+/// what it prints goes to `data` with the extension `out`.
 /// It holds the fixed ports 7700-7702: the tests that run it are in different test binaries,
 /// which cargo runs one after another.
 pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> KillOnDrop {
     let _ = std::fs::remove_dir_all(data);
+    // Checked first: another `kairos up` would answer the readiness check below itself.
+    for port in 7700..=7702 {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is taken: is another kairos up running?"
+        );
+    }
     let mut up = KillOnDrop(
         kairos()
             .current_dir(repo())
@@ -86,7 +94,7 @@ pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> KillOnDrop {
             .arg("--data")
             .arg(data)
             .env("KAIROS_ADMIN_PASSWORD", admin_password)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(data.with_extension("out")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
