@@ -74,6 +74,11 @@ rows() {
 }
 # CPU time the server process has used, in clock ticks (user + system).
 server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# CPU time of the request workers and of the history writer, in clock ticks.
+worker_writer_ticks() {
+  for task in /proc/"$server"/task/*; do echo "$(cat "$task/comm") $(awk '{print $14 + $15}' "$task/stat")"; done |
+    awk '$1 == "tokio-rt-worker" {w += $2} $1 == "kairos-history" {h += $2} END {print w + 0, h + 0}'
+}
 # Times the server's threads were preempted, summed over its threads.
 server_preempted() { cat /proc/"$server"/task/*/status | awk '/^nonvoluntary_ctxt_switches/ {n += $2} END {print n}'; }
 ticks_per_second=$(getconf CLK_TCK)
@@ -83,8 +88,9 @@ ticks_per_second=$(getconf CLK_TCK)
 machine_ticks() { awk '$1 == "cpu" {for (i = 2; i <= 9; i++) total += $i; print $5 + $6, $9, total}' /proc/stat; }
 run() { # name, sessions file, extra wrk args...
   local name="$1" sessions="$2"; shift 2
-  local ticks preempted machine rps p99 requests
+  local ticks threads preempted machine rps p99 requests
   ticks=$(server_ticks)
+  threads=$(worker_writer_ticks)
   preempted=$(server_preempted)
   machine=$(machine_ticks)
   SESSIONS="$sessions" "${wrk[@]}" -t2 -c"$connections" -d"$duration" --latency "$@" >"$work/$name.txt"
@@ -94,9 +100,12 @@ run() { # name, sessions file, extra wrk args...
   # The server's own CPU per request (what wrk, on the same cores, does not blur) and how
   # often it was preempted per request.
   echo "$name $rps $p99 $(awk -v t=$(($(server_ticks) - ticks)) -v hz="$ticks_per_second" -v n="$requests" \
-    -v p=$(($(server_preempted) - preempted)) -v before="$machine" -v after="$(machine_ticks)" 'BEGIN {
+    -v p=$(($(server_preempted) - preempted)) -v before="$machine" -v after="$(machine_ticks)" \
+    -v threads_before="$threads" -v threads_after="$(worker_writer_ticks)" 'BEGIN {
       split(before, b, " "); split(after, a, " "); whole = a[3] - b[3]
-      printf "%.1f %.2f %.0f %.0f", t * 1e6 / hz / n, p / n, 100 * (a[1] - b[1]) / whole, 100 * (a[2] - b[2]) / whole }')"
+      split(threads_before, tb, " "); split(threads_after, ta, " ")
+      printf "%.1f %.2f %.0f %.0f %.1f %.1f", t * 1e6 / hz / n, p / n, 100 * (a[1] - b[1]) / whole, 100 * (a[2] - b[2]) / whole,
+        (ta[1] - tb[1]) * 1e6 / hz / n, (ta[2] - tb[2]) * 1e6 / hz / n }')"
 }
 results="$(for round in $(seq "$rounds"); do
   run healthz "$work/sessions.txt" "http://127.0.0.1:$port/healthz"
@@ -115,11 +124,13 @@ results="$(for round in $(seq "$rounds"); do
   END=1 sessions "r$round-" "$visits" "$work/visits_$round.txt"
   [ "$(live)" -eq 5000 ] || { echo "round $round: $(live) sessions live after ending its visits" >&2; exit 1; }
 done)"
-echo "each round: run, requests/s, p99, server us/request, server preemptions/request, machine idle %, stolen %"
+echo "each round: run, requests/s, p99, server us/request, server preemptions/request, machine idle %, stolen %,"
+echo "  request workers us/request, history writer us/request"
 echo "(rows: history rows written, requests/s, commits, writes committed, seconds committing)"
 echo "$results"
 echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d="${duration%s}" -v n="$rounds" '
-  # column: 2 requests/s, 4 server us/request, 5 server preemptions/request, 6 idle %, 7 stolen %
+  # column: 2 requests/s, 4 server us/request, 5 server preemptions/request, 6 idle %, 7 stolen %,
+  # 8 request workers us/request, 9 history writer us/request
   function median(name, column,   k, i, j, t, v) {
     k = count[name]
     for (i = 1; i <= k; i++) v[i] = values[name, i, column]
@@ -133,10 +144,10 @@ echo "$results" | awk -v policy="${WRK_POLICY:-batch}" -v c="$connections" -v d=
     p99[$1] = p99[$1] " " $3
   }
   function row(label, name) {
-    printf "%-16s %12.0f %14.1f %12.2f %6.0f %7.0f  %s\n", label, median(name, 2), median(name, 4), median(name, 5), median(name, 6), median(name, 7), p99[name]
+    printf "%-16s %12.0f %14.1f %9.1f %8.1f %12.2f %6.0f %7.0f  %s\n", label, median(name, 2), median(name, 4), median(name, 8), median(name, 9), median(name, 5), median(name, 6), median(name, 7), p99[name]
   }
   END {
-    printf "%-16s %12s %14s %12s %6s %7s  %s\n", "run (" c " conns)", "requests/s", "server us/req", "preempt/req", "idle%", "stolen%", "p99 of each round"
+    printf "%-16s %12s %14s %9s %8s %12s %6s %7s  %s\n", "run (" c " conns)", "requests/s", "server us/req", "workers", "writer", "preempt/req", "idle%", "stolen%", "p99 of each round"
     row("healthz", "healthz")
     row("get offers", "offers")
     row("offers+contact", "offers_contact")

@@ -65,6 +65,15 @@ pub struct Args {
     /// Minutes a session may stay idle before it expires
     #[arg(long, default_value_t = 30)]
     idle_minutes: u64,
+    /// The most live sessions; a start session beyond them is refused with 503
+    /// TOO_MANY_SESSIONS until sessions end or expire
+    #[arg(long, default_value_t = Config::default().max_sessions,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_sessions: usize,
+    /// Milliseconds start session waits for the profile and history stores before it answers
+    /// with what it has and a warning
+    #[arg(long, default_value_t = Config::default().store_budget.as_millis() as u64)]
+    store_budget_ms: u64,
 }
 
 /// The database history, state and (without `--profiles`) profile tables live in.
@@ -150,6 +159,8 @@ async fn build_runtime(
     let config = Config {
         tokens: args.tokens.clone(),
         idle_timeout: Duration::from_secs(args.idle_minutes * 60),
+        max_sessions: args.max_sessions,
+        store_budget: Duration::from_millis(args.store_budget_ms),
         ..Config::default()
     };
     let mut runtime = Runtime::new(store, profiles, config);

@@ -1,4 +1,5 @@
-//! `kairos data import` and `kairos runtime` reading profiles from the database.
+//! `kairos data import` and `kairos runtime` reading profiles from the database; the
+//! runtime's limits set on its command line.
 
 mod common;
 
@@ -66,4 +67,57 @@ fn imported_tables_serve_the_runtime_profiles() {
         serde_json::json!(["high_value", "big_spender", "regular", "vip"])
     );
     assert_eq!(started["messages"], serde_json::json!([]));
+}
+
+#[test]
+fn the_session_limit_is_set_on_the_command_line() {
+    let data = std::env::temp_dir().join(format!("kairos-limit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let runtime = Runtime::start(&[
+        "--channel-file",
+        "tests/scenarios/shop/channel.yaml",
+        "--profiles",
+        "people=tests/scenarios/people.csv",
+        "--profiles",
+        "orders=tests/scenarios/orders.csv",
+        "--data",
+        &data.display().to_string(),
+        "--max-sessions",
+        "2",
+    ]);
+    let start = |id: &str| {
+        let body = format!(
+            r#"{{"channel":"shop","session_id":"{id}","audience_id":{{"customer_id":2}}}}"#
+        );
+        http(runtime.port, "POST", "/v1/sessions", &body).unwrap()
+    };
+    assert_eq!(start("a").0, 200);
+    assert_eq!(start("b").0, 200);
+    let (status, refused) = start("c");
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["code"], "TOO_MANY_SESSIONS");
+    assert_eq!(
+        http(runtime.port, "DELETE", "/v1/sessions/a", "")
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(start("c").0, 200, "an ended session makes room");
+
+    let zero = kairos()
+        .current_dir(repo())
+        .args([
+            "runtime",
+            "--channel-file",
+            "tests/scenarios/shop/channel.yaml",
+        ])
+        .args(["--max-sessions", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("--max-sessions"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
 }
