@@ -376,12 +376,14 @@ pub async fn v2(
     method: axum::http::Method,
     Path(path): Path<String>,
     Query(query): Query<Map<String, J>>,
-    body: Option<Json<J>>,
+    // No body (a GET or DELETE) is no fields; a body that is not JSON is a problem document,
+    // as on every other path.
+    body: Result<Option<Json<J>>, JsonRejection>,
 ) -> Result<JsonOut<J>, Problem> {
     if !authorized(&rt, &headers) {
         return Err(unauthorized());
     }
-    let mut cmd = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
+    let mut cmd = body?.map(|Json(b)| b).unwrap_or_else(|| json!({}));
     if !cmd.is_object() {
         return Err(Problem::bad_request("the body must be a JSON object"));
     }

@@ -455,6 +455,14 @@ async fn batch_version_readiness_and_openapi() {
         "/v1/sessions/{id}/events",
         "/v1/batch",
         "/v1/version",
+        "/interact/servlet/RestServlet",
+        "/interact/v2/sessions/{id}",
+        "/interact/v2/audiences/{id}",
+        "/interact/v2/offers/{id}/{ip}",
+        "/interact/v2/offers/{id}",
+        "/interact/v2/events/{id}/{event}",
+        "/interact/v2/profiles/{id}",
+        "/interact/v2/batch/{id}",
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} documented");
     }

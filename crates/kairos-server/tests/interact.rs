@@ -238,6 +238,42 @@ async fn the_rest_v2_paths_serve_the_same_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_v2_body_is_a_problem_document_and_starts_nothing() {
+    let s = server(Config::default()).await;
+    let (status, problem) = http(
+        s.addr,
+        "POST",
+        "/interact/v2/sessions/broken",
+        &[],
+        r#"{"ic":"shop","#,
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    let problem: J = serde_json::from_str(&problem).expect("a JSON problem document");
+    assert_eq!(problem["code"], "MALFORMED_REQUEST");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column"),
+        "{problem}"
+    );
+    let (status, problem) = http(
+        s.addr,
+        "POST",
+        "/interact/v2/events/broken/offer_shown",
+        &[("content-type", "text/plain")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 415, "{problem}");
+    let problem: J = serde_json::from_str(&problem).expect("a JSON problem document");
+    assert_eq!(problem["status"], 415);
+    assert_eq!(s.runtime.sessions.len(), 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interact_credentials_map_onto_touchpoint_tokens() {
     let s = server(Config {
         tokens: vec!["tp-token".into()],
