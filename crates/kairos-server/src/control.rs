@@ -574,6 +574,9 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .layer(middleware::map_response(
+            crate::problem::bare_error_as_problem,
+        ))
         .with_state(control)
 }
 

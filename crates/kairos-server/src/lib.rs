@@ -227,6 +227,7 @@ async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -
         Err(_) => Problem::internal("the server failed on this request; it has been counted")
             .into_response(),
     };
+    let response = problem::bare_error_as_problem(response).await;
     rt.metrics
         .observe(call, response.status().as_u16(), started.elapsed());
     response

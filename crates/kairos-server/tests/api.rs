@@ -332,6 +332,31 @@ async fn bad_requests_get_a_problem_naming_the_field() {
             "NOT_FOUND",
             "openapi",
         ),
+        // The router's own rejections are problem documents too.
+        (
+            "GET",
+            "/v1/sessions/%FF/profile",
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "utf-8",
+        ),
+        (
+            "GET",
+            "/interact/v2/profiles/%FF",
+            String::new(),
+            400,
+            "MALFORMED_REQUEST",
+            "utf-8",
+        ),
+        (
+            "PATCH",
+            "/v1/sessions/x",
+            String::new(),
+            405,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed",
+        ),
     ];
     for (method, path, body, status, code, mentions) in cases {
         let (got, text) = http(s.addr, method, path, &[], &body).await;
