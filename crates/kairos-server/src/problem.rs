@@ -95,21 +95,24 @@ pub async fn bare_error_as_problem(response: Response) -> Response {
     let mut problem = Problem::new(status, code_of(status), detail).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            problem.headers_mut().insert(name, value.clone());
+            problem.headers_mut().append(name, value.clone());
         }
     }
     problem
 }
 
+/// The code of an error that has no more specific one: a request that could not be read is
+/// malformed, whatever status axum gives it.
 fn code_of(status: StatusCode) -> &'static str {
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "MALFORMED_REQUEST",
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => "MALFORMED_REQUEST",
         StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
         StatusCode::FORBIDDEN => "FORBIDDEN",
         StatusCode::NOT_FOUND => "NOT_FOUND",
         StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
         s if s.is_server_error() => "INTERNAL",
         _ => "BAD_REQUEST",
     }
@@ -119,7 +122,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.to_json())).into_response();
         response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/problem+json"),
         );
         response
@@ -128,19 +131,16 @@ impl IntoResponse for Problem {
 
 impl From<axum::extract::rejection::JsonRejection> for Problem {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "PAYLOAD_TOO_LARGE"
-        } else {
-            "MALFORMED_REQUEST"
+        let status = match rejection.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            status => status,
         };
         // axum's text names the field and position: "requests[0].count: invalid type ...".
-        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            StatusCode::BAD_REQUEST
-        } else {
-            status
-        };
-        Problem::new(status, code, rejection.body_text().to_lowercase())
+        Problem::new(
+            status,
+            code_of(status),
+            rejection.body_text().to_lowercase(),
+        )
     }
 }
 
