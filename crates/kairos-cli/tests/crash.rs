@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Runtime, http};
+use common::{Runtime, SHOP, http};
 
 use kairos_engine::world::ResponseKind;
 
@@ -16,16 +16,7 @@ fn acknowledged_events_survive_sigkill() {
     let data = std::env::temp_dir().join(format!("kairos-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let data_dir = data.display().to_string();
-    let mut runtime = Runtime::start(&[
-        "--channel-file",
-        "tests/scenarios/shop/channel.yaml",
-        "--profiles",
-        "people=tests/scenarios/people.csv",
-        "--profiles",
-        "orders=tests/scenarios/orders.csv",
-        "--data",
-        &data_dir,
-    ]);
+    let mut runtime = Runtime::start(&[&SHOP[..], &["--data", &data_dir]].concat());
     let port = runtime.port;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));

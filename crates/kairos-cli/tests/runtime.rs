@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Runtime, http, import_table, kairos, repo};
+use common::{Runtime, SHOP, http, import_table, kairos, repo};
 
 #[test]
 fn imported_tables_serve_the_runtime_profiles() {
@@ -73,18 +73,8 @@ fn imported_tables_serve_the_runtime_profiles() {
 fn the_session_limit_is_set_on_the_command_line() {
     let data = std::env::temp_dir().join(format!("kairos-limit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let runtime = Runtime::start(&[
-        "--channel-file",
-        "tests/scenarios/shop/channel.yaml",
-        "--profiles",
-        "people=tests/scenarios/people.csv",
-        "--profiles",
-        "orders=tests/scenarios/orders.csv",
-        "--data",
-        &data.display().to_string(),
-        "--max-sessions",
-        "2",
-    ]);
+    let data = data.display().to_string();
+    let runtime = Runtime::start(&[&SHOP[..], &["--data", &data, "--max-sessions", "2"]].concat());
     let start = |id: &str| {
         let body = format!(
             r#"{{"channel":"shop","session_id":"{id}","audience_id":{{"customer_id":2}}}}"#

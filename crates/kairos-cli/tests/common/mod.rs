@@ -111,6 +111,16 @@ pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> KillOnDrop {
     up
 }
 
+/// `kairos runtime` arguments serving the scenario suite's shop channel with its tables.
+pub const SHOP: [&str; 6] = [
+    "--channel-file",
+    "tests/scenarios/shop/channel.yaml",
+    "--profiles",
+    "people=tests/scenarios/people.csv",
+    "--profiles",
+    "orders=tests/scenarios/orders.csv",
+];
+
 /// `kairos runtime` with these arguments on a free port, ready to serve.
 pub struct Runtime {
     pub child: Child,
