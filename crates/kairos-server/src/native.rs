@@ -629,7 +629,8 @@ pub async fn batch(State(rt): Shared, body: Result<Json<BatchBody>, JsonRejectio
         match result {
             Ok(response) => responses.push(response),
             Err(problem) => {
-                responses.push(json!({ "error": problem.to_json() }));
+                let error = problem.to_json();
+                responses.push(json!({ "messages": error["messages"], "error": error }));
                 break;
             }
         }

@@ -62,6 +62,8 @@ impl Problem {
             "status": self.status.as_u16(),
             "code": self.code,
             "detail": self.detail,
+            // The runtime API's contract: every response carries its messages, errors too.
+            "messages": [{ "code": self.code, "level": "error", "message": self.detail }],
         });
         if !self.errors.is_empty() {
             doc["errors"] = json!(self.errors);

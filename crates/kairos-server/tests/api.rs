@@ -372,6 +372,14 @@ async fn bad_requests_get_a_problem_naming_the_field() {
             "{path}: {text}"
         );
         assert_eq!(problem["status"], status);
+        assert_eq!(
+            (
+                &problem["messages"][0]["code"],
+                &problem["messages"][0]["level"]
+            ),
+            (&json!(code), &json!("error")),
+            "every response carries its messages: {text}"
+        );
     }
     // The session still works after all that, and an escaped name is decoded.
     let (status, body) = get_offers(s.addr, &id, "ip=he%72o&count=1").await;
@@ -462,6 +470,7 @@ async fn batch_version_readiness_and_openapi() {
     assert_eq!(codes(&responses[1]), ["GOLD"]);
     assert_eq!(responses[2]["messages"][0]["code"], "UNKNOWN_EVENT");
     assert_eq!(responses[4]["error"]["code"], "MALFORMED_REQUEST");
+    assert_eq!(responses[4]["messages"][0]["code"], "MALFORMED_REQUEST");
     assert!(body["session_id"].is_string());
 
     let (_, version) = call(s.addr, "GET", "/v1/version", J::Null).await;
