@@ -309,6 +309,9 @@ pub fn profile_json(p: &ProfileView) -> J {
         "profile": map(&p.profile),
         "params": map(&p.params),
         "segments": p.segments,
+        // Every response carries its messages (the runtime API's contract); reading a
+        // profile raises none.
+        "messages": [],
     })
 }
 
@@ -577,7 +580,7 @@ pub async fn version(State(rt): Shared) -> JsonOut<J> {
             )
         })
         .collect();
-    JsonOut(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels }))
+    JsonOut(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels, "messages": [] }))
 }
 
 /// `GET /v1/channels/{name}`: what a touchpoint may call on a deployed channel (its audience
@@ -610,6 +613,7 @@ pub async fn channel(State(rt): Shared, Path(name): Path<String>) -> JsonResult 
         "audience_levels": levels,
         "interaction_points": dep.interaction_points().collect::<Vec<_>>(),
         "events": events,
+        "messages": [],
     })))
 }
 

@@ -471,10 +471,15 @@ async fn batch_version_readiness_and_openapi() {
     assert_eq!(responses[2]["messages"][0]["code"], "UNKNOWN_EVENT");
     assert_eq!(responses[4]["error"]["code"], "MALFORMED_REQUEST");
     assert_eq!(responses[4]["messages"][0]["code"], "MALFORMED_REQUEST");
+    assert!(
+        responses.iter().all(|r| r["messages"].is_array()),
+        "every response carries its messages: {body}"
+    );
     assert!(body["session_id"].is_string());
 
     let (_, version) = call(s.addr, "GET", "/v1/version", J::Null).await;
     assert_eq!(version["channels"]["shop"]["deployment"], 1);
+    assert_eq!(version["messages"], json!([]));
     assert_eq!(
         version["channels"]["shop"]["hash"].as_str().unwrap().len(),
         16
@@ -786,6 +791,7 @@ async fn a_deployed_channel_describes_what_touchpoints_may_call() {
     let events = body["events"].as_array().unwrap();
     assert!(events.contains(&json!({ "name": "offer_shown", "logs_contact": true })));
     assert!(events.contains(&json!({ "name": "page_view", "logs_contact": false })));
+    assert_eq!(body["messages"], json!([]));
     let (status, _) = call(s.addr, "GET", "/v1/channels/nope", J::Null).await;
     assert_eq!(status, 404);
     s.stop().await;
