@@ -13,11 +13,14 @@ local ids = {}
 for line in io.lines(os.getenv("SESSIONS") or "sessions.txt") do ids[#ids + 1] = line end
 local lag = tonumber(os.getenv("LAG") or "64")
 local requests = {}
-local thread_index = 0
+-- Counted in the main script, where setup runs; each thread's script gets its own index as
+-- the global thread_index (a local of that name here would hide it, and both threads would
+-- then take the same sessions).
+local threads = 0
 
 function setup(thread)
-  thread:set("thread_index", thread_index)
-  thread_index = thread_index + 1
+  thread:set("thread_index", threads)
+  threads = threads + 1
 end
 
 function init(args)
