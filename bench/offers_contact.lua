@@ -5,10 +5,10 @@
 --
 -- wrk's request() belongs to a thread, not to a connection, and its connections take turns:
 -- a session's event sent right after its get offers would go out on another connection
--- while the get offers is still under way, and then log nothing (7% of the offers served
--- went unlogged that way). So each get offers is followed by the event of the session
--- LAG get offers before (default 64, four times a thread's 16 connections at 32), whose
--- answer is in by then; only a thread's first LAG events come before their get offers.
+-- while the get offers is still under way, and then log nothing. So each get offers is
+-- followed by the event of the session LAG get offers before (default 64, four times a
+-- thread's 16 connections at 32), whose answer is in by then; only a thread's first LAG
+-- events come before their get offers.
 local ids = {}
 for line in io.lines(os.getenv("SESSIONS") or "sessions.txt") do ids[#ids + 1] = line end
 local lag = tonumber(os.getenv("LAG") or "64")
