@@ -96,11 +96,8 @@ fn the_session_limit_is_set_on_the_command_line() {
 
     let zero = kairos()
         .current_dir(repo())
-        .args([
-            "runtime",
-            "--channel-file",
-            "tests/scenarios/shop/channel.yaml",
-        ])
+        .arg("runtime")
+        .args(SHOP)
         .args(["--max-sessions", "0"])
         .output()
         .unwrap();
