@@ -7,33 +7,11 @@ use kairos_model::components::{Component, Kind};
 use kairos_rules::time::Timestamp;
 use serde_json::Value as Json;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Row};
 
 use crate::StoreError;
-use crate::sql::{Dialect, connect};
-
-fn schema(dialect: Dialect) -> Vec<String> {
-    let id = match dialect {
-        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
-    };
-    [
-        "CREATE TABLE IF NOT EXISTS kc_users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL)".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_tokens (digest TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, label TEXT NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL)".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_channels (name TEXT PRIMARY KEY, revision BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL)".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_components (channel TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, revision BIGINT NOT NULL, position BIGINT NOT NULL, updated_by TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (channel, kind, name))".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_versions (channel TEXT NOT NULL, number BIGINT NOT NULL, yaml TEXT NOT NULL, hash TEXT NOT NULL, author TEXT NOT NULL, created_at BIGINT NOT NULL, note TEXT NOT NULL, report TEXT NOT NULL, PRIMARY KEY (channel, number))".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_groups (name TEXT PRIMARY KEY, production BIGINT NOT NULL, gates TEXT NOT NULL, generation BIGINT NOT NULL, data TEXT, history TEXT)".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_active (grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (grp, channel))".to_string(),
-        format!("CREATE TABLE IF NOT EXISTS kc_activations ({id}, grp TEXT NOT NULL, channel TEXT NOT NULL, version BIGINT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL, action TEXT NOT NULL, reason TEXT)"),
-        format!("CREATE TABLE IF NOT EXISTS kc_reviews ({id}, channel TEXT NOT NULL, version BIGINT NOT NULL, reviewer TEXT NOT NULL, approved BIGINT NOT NULL, comment TEXT NOT NULL, at BIGINT NOT NULL)"),
-        format!("CREATE TABLE IF NOT EXISTS kc_results ({id}, channel TEXT NOT NULL, version BIGINT NOT NULL, grp TEXT NOT NULL, kind TEXT NOT NULL, passed BIGINT NOT NULL, summary TEXT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL)"),
-        "CREATE TABLE IF NOT EXISTS kc_instances (grp TEXT NOT NULL, instance TEXT NOT NULL, address TEXT NOT NULL, running TEXT NOT NULL, stats TEXT NOT NULL, seen_at BIGINT NOT NULL, PRIMARY KEY (grp, instance))".to_string(),
-        "CREATE TABLE IF NOT EXISTS kc_unknown (channel TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, calls BIGINT NOT NULL, last_at BIGINT NOT NULL, PRIMARY KEY (channel, kind, name))".to_string(),
-        format!("CREATE TABLE IF NOT EXISTS kc_audit ({id}, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL)"),
-    ]
-    .into()
-}
+use crate::migrate::{self, migrate};
+use crate::sql::connect;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -264,9 +242,7 @@ impl ControlStore {
     /// `production` with its gates.
     pub async fn open(url: &str, default_gates: &Json) -> Result<ControlStore, StoreError> {
         let (pool, dialect) = connect(url).await?;
-        for statement in schema(dialect) {
-            pool.execute(statement.as_str()).await?;
-        }
+        migrate(&pool, dialect, "control", migrate::CONTROL).await?;
         let store = ControlStore { pool };
         store
             .ensure_group("staging", false, &Json::Object(Default::default()))

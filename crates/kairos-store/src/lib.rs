@@ -6,6 +6,7 @@
 mod codec;
 pub mod control;
 mod log_vfs;
+mod migrate;
 mod profiles;
 mod sql;
 mod sqlite_writer;
@@ -44,6 +45,15 @@ pub enum StoreError {
     Conflict { path: String, current: Option<i64> },
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The database was migrated by a newer Kairos; this one would not know its tables.
+    #[error(
+        "the database's {store} schema is at version {applied}, newer than this kairos knows ({known}): run a newer kairos"
+    )]
+    SchemaTooNew {
+        store: String,
+        applied: i64,
+        known: i64,
+    },
 }
 
 /// Learning statistics of one offer, overall (`segment: None`) or within a segment.

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::StoreError;
+use crate::migrate::{self, migrate};
 use crate::sql::{Dialect, connect, placeholders};
 
 /// Rows per multi-row INSERT for imports: columns x rows stays under the parameter limits.
@@ -92,7 +93,7 @@ fn cell(row: &AnyRow, i: usize, ty: ColumnType) -> Result<Option<Value>, sqlx::E
 impl ProfileStore {
     pub async fn open(url: &str) -> Result<ProfileStore, StoreError> {
         let (pool, dialect) = connect(url).await?;
-        pool.execute("CREATE TABLE IF NOT EXISTS kairos_tables (name TEXT PRIMARY KEY, schema TEXT NOT NULL)").await?;
+        migrate(&pool, dialect, "profiles", migrate::PROFILES).await?;
         Ok(ProfileStore { pool, dialect })
     }
 

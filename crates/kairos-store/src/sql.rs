@@ -13,6 +13,7 @@ use kairos_rules::time::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::migrate::{self, migrate};
 use crate::sqlite_writer;
 use crate::{
     Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, fold_stats,
@@ -42,41 +43,6 @@ pub struct Sql {
 const CHECKPOINT_EVERY_MS: i64 = 100;
 
 const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
-
-fn schema(dialect: Dialect) -> Vec<String> {
-    // On SQLite the audience table is one b-tree keyed by audience: every logged event
-    // rewrites one row at a random place, and a rowid table would dirty two random pages (the
-    // row and its key's index entry) where this dirties one. History ids without
-    // AUTOINCREMENT: the writer gives each id itself (`sqlite_history_insert`), and no insert
-    // reads and rewrites an id counter in `sqlite_sequence`.
-    let (id, keyed_by_audience) = match dialect {
-        Dialect::Sqlite => ("id INTEGER PRIMARY KEY", " WITHOUT ROWID"),
-        Dialect::Postgres => ("id BIGSERIAL PRIMARY KEY", ""),
-    };
-    let mut schema = vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS kairos_history ({id}, kind TEXT NOT NULL, treatment_code TEXT NOT NULL, \
-             offer TEXT NOT NULL, category TEXT, rule TEXT NOT NULL, segment TEXT, ip TEXT NOT NULL, zone TEXT NOT NULL, \
-             score DOUBLE PRECISION NOT NULL, deployment BIGINT NOT NULL, session_id TEXT NOT NULL, audience TEXT NOT NULL, \
-             at BIGINT NOT NULL, issued_at BIGINT NOT NULL, cross_session BIGINT NOT NULL)"
-        ),
-        "CREATE INDEX IF NOT EXISTS kairos_history_treatment ON kairos_history (treatment_code)"
-            .to_string(),
-        format!(
-            "CREATE TABLE IF NOT EXISTS kairos_audience (audience TEXT PRIMARY KEY, state TEXT NOT NULL, \
-             updated_at BIGINT NOT NULL){keyed_by_audience}"
-        ),
-    ];
-    // SQLite's history ids follow time (see `sqlite_history_insert`), so a time range is an
-    // id range and needs no index of its own: the one on `at` was a page more in every
-    // commit's log, 14% of its frames. Databases made before keep theirs, and use it.
-    if dialect == Dialect::Postgres {
-        schema.push(
-            "CREATE INDEX IF NOT EXISTS kairos_history_at ON kairos_history (at)".to_string(),
-        );
-    }
-    schema
-}
 
 /// Below this, an id is a count from an earlier version, not a time (10^15 ns is 12 days
 /// into 1970).
@@ -338,9 +304,7 @@ impl Sql {
 
     pub async fn open(url: &str) -> Result<Sql, StoreError> {
         let (pool, dialect) = connect(url).await?;
-        for statement in schema(dialect) {
-            pool.execute(statement.as_str()).await?;
-        }
+        migrate(&pool, dialect, "history", migrate::HISTORY).await?;
         let ids_follow_time = dialect == Dialect::Sqlite
             && sqlx::query_scalar::<_, i64>(&format!(
                 "SELECT NOT EXISTS (SELECT 1 FROM kairos_history WHERE id < {COUNTED_IDS_BELOW} AND id < at)"

@@ -485,6 +485,78 @@ async fn concurrent_creates_of_different_components_all_land(url: String) {
     assert_eq!(store.channel("web").await.unwrap().unwrap().revision, 10);
 }
 
+/// Two runtimes or control planes starting at once on a fresh database both come up: the
+/// schema is created once, under a lock, and the second finds it there.
+async fn concurrent_starts_on_a_fresh_database_all_come_up(url: String) {
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let control = control(&url).await;
+                let history = HistoryStore::open(&url).await.unwrap();
+                ProfileStore::open(&url).await.unwrap();
+                (control, history)
+            })
+        })
+        .collect();
+    let mut opened = Vec::new();
+    for start in starts {
+        opened.push(start.await.unwrap());
+    }
+    let (control, history) = &opened[0];
+    assert_eq!(control.groups().await.unwrap().len(), 2);
+    history
+        .append(vec![record(ResponseKind::Contact, "t1", "GOLD", None, 10)])
+        .await
+        .unwrap();
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let applied: Vec<(String, i64)> =
+        sqlx::query_as("SELECT store, version FROM kairos_migrations ORDER BY store, version")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    let applied: Vec<(&str, i64)> = applied.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+    assert_eq!(applied, [("control", 1), ("history", 1), ("profiles", 1)]);
+}
+
+/// A database a newer Kairos migrated is refused with a message that says so, not written to.
+async fn a_schema_newer_than_this_build_is_refused(url: String) {
+    control(&url).await;
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "INSERT INTO kairos_migrations (store, version, description, applied_at) \
+             VALUES ('control', 99, 'from the future', 0)",
+        )
+        .await
+        .unwrap();
+    let refused = ControlStore::open(&url, &serde_json::json!({}))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::SchemaTooNew {
+                applied: 99,
+                known: 1,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("newer than this kairos knows"),
+        "{refused}"
+    );
+}
+
 async fn versions_deployments_and_reviews_are_recorded(url: String) {
     let store = control(&url).await;
     let groups = store.groups().await.unwrap();
@@ -835,6 +907,8 @@ suite!(
     profile_tables_are_imported_replaced_and_read_by_key,
     design_edits_conflict_only_on_the_same_component,
     concurrent_creates_of_different_components_all_land,
+    concurrent_starts_on_a_fresh_database_all_come_up,
+    a_schema_newer_than_this_build_is_refused,
     versions_deployments_and_reviews_are_recorded,
     users_and_token_digests_are_kept,
     performance_is_counted_per_offer_segment_zone_day_and_kind,
