@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use kairos_server::control::{freshest_address, items};
-use kairos_server::remote::Client;
+use kairos_api::Client;
+use kairos_api::problem::problem_text;
+use kairos_control::{freshest_address, items};
 use serde_json::{Value as J, json};
 
 #[derive(clap::Args, Clone)]
@@ -47,19 +48,6 @@ pub fn user_token(control: &str) -> Option<String> {
     (saved["control"] == control)
         .then(|| saved["token"].as_str().map(str::to_string))
         .flatten()
-}
-
-/// A problem document as the lines a user reads: the detail, then each error.
-pub fn problem_text(status: u16, body: &J) -> String {
-    let mut text = body["detail"].as_str().map_or_else(
-        || format!("the control plane answered {status}"),
-        str::to_string,
-    );
-    for e in body["errors"].as_array().into_iter().flatten() {
-        text.push_str("\n  ");
-        text.push_str(e.as_str().unwrap_or_default());
-    }
-    text
 }
 
 /// A logged-in connection to the control plane.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use kairos_control::declared_types;
 use kairos_model::table::read_csv;
-use kairos_server::control::declared_types;
 use kairos_store::ProfileStore;
 
 use crate::control_cmd::{Control, ControlArgs};

@@ -83,7 +83,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         &candidate,
         visitors,
         args.count.max(1),
-        kairos_server::wall_clock(),
+        kairos_api::wall_clock(),
     );
     let title = format!(
         "impact of {} against {} over {} visitors of level {level} (table {table})",

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use kairos_api::Client;
 use kairos_engine::random::{Random, SplitMix64};
-use kairos_server::remote::Client;
 use serde_json::{Value as J, json};
 
 #[derive(clap::Args)]

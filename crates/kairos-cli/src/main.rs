@@ -4,7 +4,6 @@ mod allocator;
 mod control_cmd;
 mod data_cmd;
 mod demo;
-mod follow;
 mod impact_cmd;
 mod loadtest_cmd;
 mod runtime_cmd;

@@ -10,13 +10,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use kairos_engine::Deployment;
-use kairos_server::profiles::StoreProfiles;
-use kairos_server::shared::RedisSessions;
-use kairos_server::{Config, ProfileSource, Runtime, channel_hash};
+use kairos_engine::channel_hash;
+use kairos_runtime::profiles::StoreProfiles;
+use kairos_runtime::shared::RedisSessions;
+use kairos_runtime::{Config, ProfileSource, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
-use crate::follow::Follow;
 use crate::tables::{compile_channel_file, read_tables};
+use kairos_runtime::follow::Follow;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -239,7 +240,7 @@ async fn serve(args: Args) -> Result<ExitCode> {
     }
     println!("  watching the channel and profile files; edits are validated and swapped in live");
     tokio::spawn(watch(args, runtime.clone()));
-    kairos_server::run(listener, runtime, shutdown_signal()).await?;
+    kairos_runtime::run(listener, runtime, shutdown_signal()).await?;
     println!("kairos runtime stopped; history flushed");
     Ok(ExitCode::SUCCESS)
 }
@@ -282,7 +283,7 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
     }
     print_common(&args, &db);
     follow.spawn(runtime.clone(), tokio::runtime::Handle::current());
-    kairos_server::run(listener, runtime, shutdown_signal()).await?;
+    kairos_runtime::run(listener, runtime, shutdown_signal()).await?;
     println!("kairos runtime stopped; history flushed");
     Ok(ExitCode::SUCCESS)
 }

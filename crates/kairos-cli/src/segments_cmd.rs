@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         table,
         visitors,
     } = population(&tables, &dep, args.level.as_deref()).map_err(anyhow::Error::msg)?;
-    let counts = segment_counts(&dep, visitors, kairos_server::wall_clock());
+    let counts = segment_counts(&dep, visitors, kairos_api::wall_clock());
     let described = format!(
         "{}: {} visitors of level {level} (table {table})",
         dep.channel, counts.visitors

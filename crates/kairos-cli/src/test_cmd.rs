@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use kairos_api::Client;
+use kairos_api::remote::Remote;
 use kairos_engine::Deployment;
 use kairos_engine::inprocess::{InProcess, MemoryTables};
 use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
-use kairos_server::remote::{Client, Remote};
 use serde_json::{Value as J, json};
 
 use crate::control_cmd::{Control, ControlArgs};
@@ -140,7 +141,7 @@ impl Runner {
                 let now = file
                     .now
                     .as_ref()
-                    .map_or_else(kairos_server::wall_clock, |d| d.value.at);
+                    .map_or_else(kairos_api::wall_clock, |d| d.value.at);
                 Ok(run_file(
                     file,
                     &mut InProcess::new(deployment, tables, now, *seed),

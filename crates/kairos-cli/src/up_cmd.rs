@@ -12,14 +12,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use kairos_control::ControlPlane;
 use kairos_model::table::read_csv;
-use kairos_server::control::ControlPlane;
-use kairos_server::profiles::StoreProfiles;
-use kairos_server::{Config, Runtime};
+use kairos_runtime::profiles::StoreProfiles;
+use kairos_runtime::{Config, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::demo;
-use crate::follow::Follow;
+use kairos_runtime::follow::Follow;
 
 const DEMO_CHANNEL: &str = include_str!("../../../examples/bank/channel.yaml");
 const CONTROL: &str = "127.0.0.1:7700";
@@ -75,8 +75,7 @@ pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         println!("kairos control plane on http://{}", listener.local_addr()?);
         println!("  design repository: {}", args.database);
-        kairos_server::control::run(listener, control, crate::runtime_cmd::shutdown_signal())
-            .await?;
+        kairos_control::run(listener, control, crate::runtime_cmd::shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -84,13 +83,13 @@ pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
 /// The control plane over `database`, with the `admin` user: its password from
 /// `KAIROS_ADMIN_PASSWORD`, or generated and printed this once.
 async fn open_control(database: &str) -> Result<Arc<ControlPlane>> {
-    let control = ControlPlane::open(database, kairos_server::wall_clock)
+    let control = ControlPlane::open(database, kairos_api::wall_clock)
         .await
         .with_context(|| format!("cannot open {database}"))?;
     let given = std::env::var("KAIROS_ADMIN_PASSWORD").ok();
     let password = given
         .clone()
-        .unwrap_or_else(kairos_server::auth::new_password);
+        .unwrap_or_else(kairos_control::auth::new_password);
     if control.ensure_admin(&password).await? {
         match given {
             Some(_) => println!("created user admin (password from KAIROS_ADMIN_PASSWORD)"),
@@ -240,9 +239,9 @@ async fn up(args: Args) -> Result<ExitCode> {
         let _ = stop.send(());
     });
     let (a, b, c) = tokio::join!(
-        kairos_server::control::run(control_listener, control, on_control),
-        kairos_server::run(staging_listener, staging, on_staging),
-        kairos_server::run(production_listener, production, on_production),
+        kairos_control::run(control_listener, control, on_control),
+        kairos_runtime::run(staging_listener, staging, on_staging),
+        kairos_runtime::run(production_listener, production, on_production),
     );
     a?;
     b?;

@@ -29,3 +29,12 @@ pub use deployment::{
 pub use events::{EventResponse, RESPONSE_TYPE_PARAM, TREATMENT_CODE_PARAMS};
 pub use messages::{Level, Message};
 pub use session::{Ended, ProfileView, Session, SessionSnapshot, Start};
+
+/// A content hash of a channel: its canonical export, hashed. The control plane records it
+/// with each version; a runtime compares it to know whether it runs that version already.
+pub fn channel_hash(channel: &kairos_model::Channel) -> String {
+    format!(
+        "{:016x}",
+        random::stable_hash(&[&kairos_model::to_yaml(channel)])
+    )
+}

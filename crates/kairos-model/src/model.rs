@@ -358,7 +358,7 @@ impl Channel {
     pub fn segment_names(&self) -> Vec<&Name> {
         let mut names: Vec<&Name> = self.segments.iter().map(|s| &s.name).collect();
         for chart in &self.flowcharts {
-            crate::validate::walk_steps(&chart.steps, &mut |step| {
+            walk_steps(&chart.steps, &mut |step| {
                 if let StepKind::Populate(segment) = &step.kind
                     && !names.iter().any(|n| same_name(&n.value, &segment.value))
                 {
@@ -367,6 +367,29 @@ impl Channel {
             });
         }
         names
+    }
+}
+
+/// Visits every step of a flowchart, depth first, in file order.
+pub(crate) fn walk_steps<'c>(steps: &'c [Step], visit: &mut impl FnMut(&'c Step)) {
+    for step in steps {
+        visit(step);
+        match &step.kind {
+            StepKind::Decision(d) => {
+                for branch in &d.branches {
+                    walk_steps(&branch.steps, visit);
+                }
+                if let Some(otherwise) = &d.otherwise {
+                    walk_steps(otherwise, visit);
+                }
+            }
+            StepKind::Sample(s) => {
+                for split in &s.splits {
+                    walk_steps(&split.steps, visit);
+                }
+            }
+            StepKind::Select(_) | StepKind::Populate(_) => {}
+        }
     }
 }
 

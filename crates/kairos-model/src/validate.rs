@@ -237,28 +237,6 @@ fn check_dates(
     }
 }
 
-pub(crate) fn walk_steps<'c>(steps: &'c [Step], visit: &mut impl FnMut(&'c Step)) {
-    for step in steps {
-        visit(step);
-        match &step.kind {
-            StepKind::Decision(d) => {
-                for branch in &d.branches {
-                    walk_steps(&branch.steps, visit);
-                }
-                if let Some(otherwise) = &d.otherwise {
-                    walk_steps(otherwise, visit);
-                }
-            }
-            StepKind::Sample(s) => {
-                for split in &s.splits {
-                    walk_steps(&split.steps, visit);
-                }
-            }
-            StepKind::Select(_) | StepKind::Populate(_) => {}
-        }
-    }
-}
-
 /// `fire` must not loop: an event that fires itself, directly or through others, would never
 /// finish.
 fn check_fire_cycles(channel: &Channel, events: &Names<'_>, e: &mut Vec<(Loc, String)>) {

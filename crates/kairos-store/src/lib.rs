@@ -10,6 +10,7 @@ mod migrate;
 mod profiles;
 mod sql;
 mod sqlite_writer;
+mod statements;
 
 pub use profiles::ProfileStore;
 pub use sql::{PerformanceRow, Sql};

@@ -12,7 +12,7 @@
 use sqlx::{AnyPool, Executor};
 
 use crate::StoreError;
-use crate::sql::{Dialect, unix_seconds};
+use crate::statements::{Dialect, unix_seconds};
 
 /// One schema change of one store.
 pub(crate) struct Migration {

@@ -9,7 +9,8 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::StoreError;
 use crate::migrate::{self, migrate};
-use crate::sql::{Dialect, connect, placeholders};
+use crate::sql::connect;
+use crate::statements::{Dialect, placeholders};
 
 /// Rows per multi-row INSERT for imports: columns x rows stays under the parameter limits.
 const PARAMETERS_PER_STATEMENT: usize = 30_000;

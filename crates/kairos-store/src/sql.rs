@@ -2,7 +2,7 @@
 //! are portable (numbered placeholders, `ON CONFLICT` upserts); only the table definitions and
 //! connection settings differ. The one exception is SQLite's history commits, which go through
 //! [`sqlite_writer`] (one row at a time, on a connection of their own, with ids that follow
-//! time: see [`sqlite_history_insert`]).
+//! time: see [`crate::statements::sqlite_history_insert`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,23 +15,21 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::migrate::{self, migrate};
 use crate::sqlite_writer;
+use crate::statements::{
+    COLUMNS, COUNTED_IDS_BELOW, Cell, Dialect, ROWS_PER_STATEMENT, audience_upsert, history_insert,
+    record_cells, unix_seconds,
+};
 use crate::{
     Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, fold_stats,
     kind_from_name,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
-}
 
 pub struct Sql {
     pool: AnyPool,
     dialect: Dialect,
     /// The SQLite database file, which the history writer opens a connection of its own to.
     sqlite_path: Option<std::path::PathBuf>,
-    /// Every history id is at least its row's time (see [`sqlite_history_insert`]): true on
+    /// Every history id is at least its row's time (see [`crate::statements::sqlite_history_insert`]): true on
     /// SQLite unless rows from an earlier version, with counted ids, are in the table.
     ids_follow_time: bool,
     /// When the last background checkpoint started (ms since `epoch`), or -1 while one runs.
@@ -41,93 +39,6 @@ pub struct Sql {
 
 /// How often the log is checkpointed into the database beside the writer.
 const CHECKPOINT_EVERY_MS: i64 = 100;
-
-const COLUMNS: &str = "kind, treatment_code, offer, category, rule, segment, ip, zone, score, deployment, session_id, audience, at, issued_at, cross_session";
-
-/// Below this, an id is a count from an earlier version, not a time (10^15 ns is 12 days
-/// into 1970).
-const COUNTED_IDS_BELOW: i64 = 1_000_000_000_000_000;
-
-/// Rows per multi-row INSERT: 15 columns x 500 stays under both databases' parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values; `(?, ?), (?, ?)` on SQLite,
-/// whose lookup of a numbered parameter's name scans every parameter (the binding of a
-/// multi-row statement would be quadratic).
-pub(crate) fn placeholders(rows: usize, columns: usize, dialect: Dialect) -> String {
-    use std::fmt::Write;
-    // Built in one string: a batch's statement has hundreds of placeholders.
-    let mut sql = String::with_capacity(rows * columns * 4);
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 1..=columns {
-            if c > 1 {
-                sql.push_str(", ");
-            }
-            match dialect {
-                Dialect::Sqlite => sql.push('?'),
-                Dialect::Postgres => {
-                    let _ = write!(sql, "${}", r * columns + c);
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// The history insert of `rows` rows, values in [`COLUMNS`] order.
-pub(crate) fn history_insert(rows: usize, dialect: Dialect) -> String {
-    format!(
-        "INSERT INTO kairos_history ({COLUMNS}) VALUES {}",
-        placeholders(rows, 15, dialect)
-    )
-}
-
-/// SQLite's one-row history insert: the id (see [`next_history_id`]), then the values in
-/// [`COLUMNS`] order.
-pub(crate) fn sqlite_history_insert() -> String {
-    format!(
-        "INSERT INTO kairos_history (id, {COLUMNS}) VALUES {}",
-        placeholders(1, 16, Dialect::Sqlite)
-    )
-}
-
-/// The highest history id on SQLite, read once per transaction: the writer holds the write
-/// lock from its `BEGIN IMMEDIATE`, so no other connection adds a row before its commit.
-pub(crate) const SQLITE_LAST_HISTORY_ID: &str = "SELECT coalesce(max(id), 0) FROM kairos_history";
-
-/// A SQLite history row's id: one past the last or the row's time, whichever is later. Ids
-/// still grow with each row, and every id is at least its row's time, so rows at or after a
-/// time all have ids at or after it.
-pub(crate) fn next_history_id(last: i64, at: i64) -> i64 {
-    (last + 1).max(at)
-}
-
-/// The upsert of `rows` audience states (audience, state, updated_at), each audience once.
-/// On SQLite a replace: the audience is the table's one key, so replacing its row is the
-/// upsert's update, in 3-4% fewer instructions per commit (callgrind on `cargo bench -p
-/// kairos-store --bench history`, groups of 9 and 32 events).
-pub(crate) fn audience_upsert(rows: usize, dialect: Dialect) -> String {
-    let (insert, on_conflict) = match dialect {
-        Dialect::Sqlite => ("INSERT OR REPLACE", ""),
-        Dialect::Postgres => (
-            "INSERT",
-            " ON CONFLICT (audience) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        ),
-    };
-    format!(
-        "{insert} INTO kairos_audience (audience, state, updated_at) VALUES {}{on_conflict}",
-        placeholders(rows, 3, dialect)
-    )
-}
-
-/// Whole seconds since 1970: an audience row's `updated_at`.
-pub(crate) fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// A pool for `sqlite://PATH` (created when missing; WAL; commits survive power loss) or
 /// `postgres://...`.
@@ -174,37 +85,6 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Dialect), StoreError>
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-/// One value of a history row, for either database layer to bind.
-pub(crate) enum Cell<'a> {
-    Text(&'a str),
-    OptionalText(Option<&'a str>),
-    Integer(i64),
-    Real(f64),
-}
-
-/// A history row's 15 values, in [`COLUMNS`] order.
-pub(crate) fn record_cells(r: &HistoryRecord) -> [Cell<'_>; 15] {
-    let t = &r.treatment;
-    let origin = &t.origin;
-    [
-        Cell::Text(r.kind.name()),
-        Cell::Text(&t.code),
-        Cell::Text(&origin.offer),
-        Cell::OptionalText(origin.category.as_deref()),
-        Cell::Text(&origin.rule),
-        Cell::OptionalText(origin.segment.as_deref()),
-        Cell::Text(&t.ip),
-        Cell::Text(&t.zone),
-        Cell::Real(t.score),
-        Cell::Integer(t.deployment as i64),
-        Cell::Text(&t.session_id),
-        Cell::Text(&t.audience),
-        Cell::Integer(r.at.0),
-        Cell::Integer(t.issued_at.0),
-        Cell::Integer(i64::from(r.cross_session)),
-    ]
-}
 
 /// Binds one history row's 15 columns.
 fn bind_record<'q>(query: AnyQuery<'q>, r: &'q HistoryRecord) -> AnyQuery<'q> {
@@ -483,19 +363,5 @@ impl Backend for Sql {
                 })
                 .collect()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Dialect, placeholders};
-
-    #[test]
-    fn placeholders_number_every_value_on_postgres_only() {
-        assert_eq!(
-            placeholders(2, 3, Dialect::Postgres),
-            "($1, $2, $3), ($4, $5, $6)"
-        );
-        assert_eq!(placeholders(2, 2, Dialect::Sqlite), "(?, ?), (?, ?)");
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OpenFlags, ToSql, params};
 
-use crate::sql::{
+use crate::statements::{
     Cell, Dialect, SQLITE_LAST_HISTORY_ID, audience_upsert, next_history_id, record_cells,
     sqlite_history_insert, unix_seconds,
 };

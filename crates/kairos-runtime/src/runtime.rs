@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 use kairos_engine::inprocess::MemoryTables;
-use kairos_engine::random::{SplitMix64, stable_hash};
+use kairos_engine::random::SplitMix64;
 use kairos_engine::world::{AudienceId, AudienceState, Profile};
 use kairos_engine::{
     Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start,
@@ -21,10 +21,10 @@ use kairos_store::{BoxFuture, EncodedState, HistoryStore};
 
 use crate::live::{Counted, Live, RequestWorld};
 use crate::metrics::Metrics;
-use crate::native::OfferFragments;
-use crate::problem::Problem;
+use crate::offers_json::OfferFragments;
 use crate::sessions::{Entry, Sessions};
 use crate::shared::RedisSessions;
+use kairos_api::Problem;
 
 /// Where session profiles come from.
 pub trait ProfileSource: Send + Sync {
@@ -75,7 +75,7 @@ impl Default for Config {
             store_budget: Duration::from_millis(200),
             tokens: Vec::new(),
             body_limit: 64 * 1024,
-            clock: wall_clock,
+            clock: kairos_api::wall_clock,
         }
     }
 }
@@ -98,18 +98,6 @@ pub struct Runtime {
     /// Per-process random keys: hashing a counter under them gives session IDs and random
     /// seeds nobody can predict, without a cryptography dependency.
     keys: RandomState,
-}
-
-pub fn wall_clock() -> Timestamp {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    Timestamp(i64::try_from(nanos).unwrap_or(i64::MAX))
-}
-
-/// A content hash of a channel: its canonical export, hashed.
-pub fn channel_hash(channel: &kairos_model::Channel) -> String {
-    format!("{:016x}", stable_hash(&[&kairos_model::to_yaml(channel)]))
 }
 
 /// Start-session parameters, already validated.
@@ -228,7 +216,7 @@ impl Runtime {
         });
         configured || {
             let digests = self.token_digests.load();
-            !digests.is_empty() && digests.contains(&crate::auth::token_digest(token))
+            !digests.is_empty() && digests.contains(&kairos_api::token_digest(token))
         }
     }
 

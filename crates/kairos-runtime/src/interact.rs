@@ -16,8 +16,8 @@ use kairos_rules::time::{format_timestamp, parse_instant};
 use serde_json::{Map, Value as J, json};
 
 use crate::native::JsonOut;
-use crate::problem::Problem;
 use crate::runtime::{Runtime, StartCall};
+use kairos_api::Problem;
 
 type Shared = State<Arc<Runtime>>;
 
@@ -110,7 +110,7 @@ fn nvp(name: &str, value: &Value) -> J {
         // the native API's value as text (JSON text for lists and maps), so that a "string"
         // always holds a string.
         Value::Duration(_) | Value::List(_) | Value::Map(_) => {
-            let text = match crate::native::value_json(value) {
+            let text = match kairos_api::value_json(value) {
                 J::String(text) => text,
                 json => json.to_string(),
             };

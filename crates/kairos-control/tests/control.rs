@@ -1,13 +1,14 @@
 //! The control plane's API on a random port over a temporary SQLite repository: logins and
 //! roles, concurrent edits, versions, gates, reviews, rollback, the runtimes' long poll.
 
+#[path = "../../kairos-runtime/tests/common/http.rs"]
 mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::http;
-use kairos_server::control::ControlPlane;
+use kairos_control::ControlPlane;
 use serde_json::{Value as J, json};
 
 const BANK: &str = include_str!("../../../examples/bank/channel.yaml");
@@ -28,7 +29,7 @@ async fn control() -> Control {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("control.db").display());
-    let cp = ControlPlane::open(&url, kairos_server::wall_clock)
+    let cp = ControlPlane::open(&url, kairos_api::wall_clock)
         .await
         .unwrap();
     assert!(cp.ensure_admin("admin-password").await.unwrap());
@@ -36,11 +37,7 @@ async fn control() -> Control {
     let cp = Arc::new(cp);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(kairos_server::control::run(
-        listener,
-        cp,
-        std::future::pending(),
-    ));
+    tokio::spawn(kairos_control::run(listener, cp, std::future::pending()));
     let admin = login(addr, "admin", "admin-password").await;
     Control { addr, admin }
 }

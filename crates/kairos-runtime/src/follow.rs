@@ -8,13 +8,32 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use kairos_engine::Deployment;
-use kairos_server::Runtime;
-use kairos_server::profiles::StoreProfiles;
-use kairos_server::remote::Client;
-use kairos_store::ProfileStore;
+use kairos_api::Client;
+use kairos_api::problem::problem_text;
+use kairos_engine::{CompileError, Deployment};
+use kairos_model::Rejected;
+use kairos_store::{ProfileStore, StoreError};
 use serde_json::{Value as J, json};
+
+use crate::Runtime;
+use crate::profiles::StoreProfiles;
+
+/// Why a group's versions were not swapped in (the runtime keeps serving what it ran).
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Rejected(#[from] Rejected),
+    #[error("cannot compile {shown}: {source}")]
+    Compile { shown: String, source: CompileError },
+    #[error("the cached answer is not JSON: {0}")]
+    Cache(#[from] serde_json::Error),
+    #[error("cannot write the cache: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, FollowError>;
 
 /// How long one poll waits for a change; also the longest gap between status reports.
 const POLL_SECONDS: u64 = 5;
@@ -48,11 +67,11 @@ impl Follow {
         };
         let served = match serde_json::from_slice::<J>(&bytes) {
             Ok(answer) => self.apply(runtime, &answer, true).await.map(|_| ()),
-            Err(e) => Err(anyhow::Error::new(e)),
+            Err(e) => Err(FollowError::Cache(e)),
         };
         if let Err(e) = &served {
             eprintln!(
-                "not serving the cached versions in {}: {e:#}",
+                "not serving the cached versions in {}: {e}",
                 self.cache_file().display()
             );
         }
@@ -92,10 +111,13 @@ impl Follow {
                 &shown,
                 d["yaml"].as_str().unwrap_or_default(),
                 &schemas,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let deployment = Deployment::compile(&parsed, &schemas, version)
-                .with_context(|| format!("cannot compile {shown}"))?;
+            )?;
+            let deployment = Deployment::compile(&parsed, &schemas, version).map_err(|source| {
+                FollowError::Compile {
+                    shown: shown.clone(),
+                    source,
+                }
+            })?;
             runtime.deploy(deployment, hash.to_string());
             changed.push(shown);
         }
@@ -178,12 +200,12 @@ impl Follow {
                                     println!("{}: now serving {shown}", self.group);
                                 }
                                 if let Err(e) = self.write_cache(&answer) {
-                                    eprintln!("cannot cache the group's versions: {e:#}");
+                                    eprintln!("cannot cache the group's versions: {e}");
                                 }
                             }
                             Err(e) => {
                                 eprintln!(
-                                    "{}: not swapped in, still serving what ran: {e:#}",
+                                    "{}: not swapped in, still serving what ran: {e}",
                                     self.group
                                 );
                                 std::thread::sleep(Duration::from_secs(POLL_SECONDS));
@@ -194,7 +216,7 @@ impl Follow {
                 Ok((status, body)) => {
                     eprintln!(
                         "control plane refused {path}: {}",
-                        crate::control_cmd::problem_text(status, &body)
+                        problem_text(status, &body)
                     );
                     std::thread::sleep(Duration::from_secs(POLL_SECONDS));
                 }

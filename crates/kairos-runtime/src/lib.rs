@@ -1,17 +1,16 @@
-//! The Kairos servers, the only crate that knows HTTP: the runtime (the touchpoint API over
-//! the decision engine; [`run`] serves a [`Runtime`] on a listener until `shutdown`
-//! completes, tests start it on port 0) and the control plane ([`control`]: the design and
-//! deployment API and the design UI).
+//! The Kairos runtime: the touchpoint APIs (native v1 and Unica Interact) over the decision
+//! engine, sessions (in memory or shared in Redis), durable history, live reload, and
+//! following a server group's control plane ([`follow`]). [`run`] serves a [`Runtime`] on a
+//! listener until `shutdown` completes; tests start it on port 0. It never links the control
+//! plane, its UI or password hashing.
 
-pub mod auth;
-pub mod control;
+pub mod follow;
 pub mod interact;
 mod live;
 mod metrics;
 pub mod native;
-pub mod problem;
+mod offers_json;
 pub mod profiles;
-pub mod remote;
 pub mod runtime;
 mod sessions;
 pub mod shared;
@@ -32,10 +31,10 @@ use axum::{Router, ServiceExt};
 use tokio::net::TcpListener;
 use tower_layer::Layer;
 
-pub use runtime::{Config, ProfileSource, Runtime, channel_hash, wall_clock};
+pub use runtime::{Config, ProfileSource, Runtime};
 
 use crate::metrics::Metrics;
-use crate::problem::Problem;
+use kairos_api::Problem;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -227,7 +226,7 @@ async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -
         Err(_) => Problem::internal("the server failed on this request; it has been counted")
             .into_response(),
     };
-    let response = problem::bare_error_as_problem(response).await;
+    let response = kairos_api::problem::bare_error_as_problem(response).await;
     rt.metrics
         .observe(call, response.status().as_u16(), started.elapsed());
     response

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value as J;
 
-use super::ui::esc;
+use crate::html::esc;
 
 const BOX: f64 = 28.0;
 const GAP: f64 = 16.0;

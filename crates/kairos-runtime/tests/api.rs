@@ -11,7 +11,7 @@ use common::{
     call, codes, contacts_from_concurrent_calls, get_offers, http, server, shop, start, tables,
 };
 use kairos_engine::world::ResponseKind;
-use kairos_server::Config;
+use kairos_runtime::Config;
 use serde_json::{Value as J, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,14 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kairos_engine::Deployment;
+use kairos_engine::channel_hash;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_model::table::read_csv;
-use kairos_server::shared::RedisSessions;
-use kairos_server::{Config, Runtime, channel_hash};
+use kairos_runtime::shared::RedisSessions;
+use kairos_runtime::{Config, Runtime};
 use kairos_store::HistoryStore;
 use serde_json::{Value as J, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+#[path = "http.rs"]
+mod raw_http;
+pub use raw_http::{call, http};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -107,7 +110,7 @@ pub async fn instance(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let rt = runtime.clone();
     let task = tokio::spawn(async move {
-        kairos_server::run(listener, rt, async move {
+        kairos_runtime::run(listener, rt, async move {
             let _ = stopped.await;
         })
         .await
@@ -126,75 +129,6 @@ impl Server {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
     }
-}
-
-/// A minimal HTTP/1.1 client: one request per connection.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: kairos\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        request.push_str("content-type: application/json\r\n");
-    }
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Small bodies only: undo chunked transfer encoding when present.
-    let body = if text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&body)
-    } else {
-        body
-    };
-    (status, body)
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
-
-pub async fn call(addr: SocketAddr, method: &str, path: &str, body: J) -> (u16, J) {
-    let text = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, body) = http(addr, method, path, &[], &text).await;
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(J::String(body)),
-    )
 }
 
 /// Get offers by GET: `query` is `ip=hero&count=3`.

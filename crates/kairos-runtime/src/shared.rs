@@ -18,7 +18,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::{Map, Value as J, json};
 
-use crate::problem::Problem;
+use kairos_api::Problem;
 
 /// How long a call may hold a session's lock before another instance may take it.
 const LOCK_MS: u64 = 10_000;

@@ -3,7 +3,6 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use sha2::{Digest, Sha256};
 
 /// A permission set (PRODUCT.md's roles); one user may hold several.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,10 +74,7 @@ pub fn new_token(prefix: &str) -> String {
     format!("{prefix}_{}", hex(&random_bytes::<24>()))
 }
 
-/// What is stored of a token.
-pub fn token_digest(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
+pub use kairos_api::token_digest;
 
 /// A readable random password for a generated admin account.
 pub fn new_password() -> String {

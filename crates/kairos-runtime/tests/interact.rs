@@ -5,7 +5,7 @@ mod common;
 
 use common::{call, http, server};
 use kairos_engine::world::ResponseKind;
-use kairos_server::Config;
+use kairos_runtime::Config;
 use serde_json::{Value as J, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,8 @@ use common::{
 use kairos_engine::SessionSnapshot;
 use kairos_engine::world::{AudienceId, AudienceState};
 use kairos_rules::Value;
-use kairos_server::Config;
-use kairos_server::shared::RedisSessions;
+use kairos_runtime::Config;
+use kairos_runtime::shared::RedisSessions;
 use serde_json::{Value as J, json};
 
 async fn shared(prefix: &str) -> Option<RedisSessions> {

@@ -28,14 +28,17 @@ use serde::Deserialize;
 use serde_json::{Value as J, json};
 use tokio::net::TcpListener;
 
-use crate::auth::{self, Role};
-use crate::problem::Problem;
-use crate::runtime::channel_hash;
-
+pub mod auth;
 mod flowchart;
+mod html;
 mod ui;
 
-const OPENAPI: &str = include_str!("control-openapi.json");
+use kairos_api::Problem;
+use kairos_engine::channel_hash;
+
+use crate::auth::Role;
+
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// The gates a production group checks unless configured otherwise.
 pub fn default_gates() -> J {
@@ -575,7 +578,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         })
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .layer(middleware::map_response(
-            crate::problem::bare_error_as_problem,
+            kairos_api::problem::bare_error_as_problem,
         ))
         .with_state(control)
 }

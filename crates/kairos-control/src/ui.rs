@@ -9,6 +9,7 @@ use axum::Form;
 use axum::response::Html;
 
 use super::*;
+use crate::html::esc;
 
 const COOKIE: &str = "kairos_session";
 
@@ -50,21 +51,6 @@ input.expr{font-family:ui-monospace,Menlo,Consolas,monospace}
 input[aria-invalid=true],textarea[aria-invalid=true]{border-color:#a31919;background:#fff8f8}
 .field-error[data-field]{margin-left:0}
 "#;
-
-pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A value from an answer as text for a cell.
 fn cell(value: &J) -> String {
@@ -2060,7 +2046,7 @@ fn flow(values: &[(String, kairos_rules::Value)]) -> String {
     }
     let inner: Vec<String> = values
         .iter()
-        .map(|(k, v)| format!("{k}: {}", crate::native::value_json(v)))
+        .map(|(k, v)| format!("{k}: {}", kairos_api::value_json(v)))
         .collect();
     format!("{{ {} }}", inner.join(", "))
 }
@@ -2235,8 +2221,8 @@ async fn simulator_submit(
     };
     // Blocking HTTP calls to the runtime: off the async workers.
     let played = tokio::task::spawn_blocking(move || {
-        let client = crate::remote::Client::new(&format!("http://{address}"), token)?;
-        let mut remote = crate::remote::Remote::new(client, &channel);
+        let client = kairos_api::Client::new(&format!("http://{address}"), token)?;
+        let mut remote = kairos_api::remote::Remote::new(client, &channel);
         let mut played = Vec::new();
         for (label, call) in calls() {
             let outcome = remote.call(&call);
