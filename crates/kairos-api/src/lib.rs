@@ -6,6 +6,7 @@
 //! problems, so both servers answer every error the same way.
 
 pub mod client;
+mod code;
 pub mod problem;
 pub mod remote;
 
@@ -15,6 +16,7 @@ use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
 pub use client::Client;
+pub use code::Code;
 pub use problem::Problem;
 
 /// A rule value as JSON: timestamps and durations as their text, map keys as strings.

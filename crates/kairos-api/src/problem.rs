@@ -1,22 +1,49 @@
 //! Errors as RFC 9457 problem documents with stable codes.
 
 use http::StatusCode;
-use serde_json::{Value as J, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
 
+use crate::Code;
+
+/// An error answer: its code, status and detail, and every located error when there are
+/// several (a rejected channel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub status: StatusCode,
-    /// A stable code clients can match on (`INVALID_SESSION_ID`).
-    pub code: &'static str,
+    pub code: Code,
     pub detail: String,
-    /// Every located error, when there are several (a rejected channel).
     pub errors: Vec<String>,
 }
 
+/// A problem as it goes over the wire: RFC 9457's members, Kairos' `code`, the located
+/// `errors`, and the `messages` list every runtime answer carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemDocument {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub code: Code,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    pub messages: Vec<ProblemMessage>,
+}
+
+/// The one message of a problem document: its code and detail again, as an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemMessage {
+    pub code: Code,
+    pub level: String,
+    pub message: String,
+}
+
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// A problem with `code`'s status.
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Problem {
-            status,
+            status: code.status(),
             code,
             detail: detail.into(),
             errors: Vec::new(),
@@ -30,55 +57,59 @@ impl Problem {
 
     /// A failure of the server's own, not the caller's.
     pub fn internal(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", detail)
+        Problem::new(Code::Internal, detail)
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", detail)
+        Problem::new(Code::MalformedRequest, detail)
     }
 
     pub fn session_not_found(id: &str) -> Self {
         Problem::new(
-            StatusCode::NOT_FOUND,
-            "INVALID_SESSION_ID",
+            Code::InvalidSessionId,
             format!("no live session '{id}' (it may have expired)"),
         )
     }
 
     pub fn channel_not_found(name: &str) -> Self {
         Problem::new(
-            StatusCode::NOT_FOUND,
-            "INVALID_CHANNEL",
+            Code::InvalidChannel,
             format!("channel '{name}' is not deployed here"),
         )
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut doc = json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
+    pub fn document(&self) -> ProblemDocument {
+        ProblemDocument {
+            kind: "about:blank".to_string(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_string(),
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
             // The runtime API's contract: every response carries its messages, errors too.
-            "messages": [{ "code": self.code, "level": "error", "message": self.detail }],
-        });
-        if !self.errors.is_empty() {
-            doc["errors"] = json!(self.errors);
+            messages: vec![ProblemMessage {
+                code: self.code,
+                level: "error".to_string(),
+                message: self.detail.clone(),
+            }],
         }
-        doc
     }
 }
 
-/// A problem answer as one line of text for a person: its detail (or the status when the
-/// body is no problem document), then each located error on a line of its own.
+/// A problem answer as the lines a person reads: its detail, then each located error on a
+/// line of its own; the status alone when the body is no problem document.
 pub fn problem_text(status: u16, body: &J) -> String {
-    let mut text = body["detail"]
-        .as_str()
-        .map_or_else(|| format!("the server answered {status}"), str::to_string);
-    for e in body["errors"].as_array().into_iter().flatten() {
+    let Ok(problem) = ProblemDocument::deserialize(body) else {
+        return format!("the server answered {status}");
+    };
+    let mut text = problem.detail;
+    for e in &problem.errors {
         text.push_str("\n  ");
-        text.push_str(e.as_str().unwrap_or_default());
+        text.push_str(e);
     }
     text
 }
@@ -94,6 +125,7 @@ mod server {
     use axum::response::{IntoResponse, Response};
 
     use super::Problem;
+    use crate::Code;
 
     /// axum's own rejections (a path that is not UTF-8, a method a route lacks) answer in plain
     /// text or with no body at all; this makes them problem documents too, keeping their status
@@ -117,7 +149,7 @@ mod server {
         } else {
             text
         };
-        let mut problem = Problem::new(status, code_of(status), detail).into_response();
+        let mut problem = of_status(status, detail).into_response();
         for (name, value) in &parts.headers {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 problem.headers_mut().append(name, value.clone());
@@ -128,7 +160,7 @@ mod server {
 
     impl IntoResponse for Problem {
         fn into_response(self) -> Response {
-            let mut response = (self.status, Json(self.to_json())).into_response();
+            let mut response = (self.status, Json(self.document())).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
@@ -144,11 +176,7 @@ mod server {
                 status => status,
             };
             // axum's text names the field and position: "requests[0].count: invalid type ...".
-            Problem::new(
-                status,
-                code_of(status),
-                rejection.body_text().to_lowercase(),
-            )
+            of_status(status, rejection.body_text().to_lowercase())
         }
     }
 
@@ -158,20 +186,26 @@ mod server {
         }
     }
 
-    /// The code of an error that has no more specific one: a request that could not be read is
-    /// malformed, whatever status axum gives it.
-    fn code_of(status: StatusCode) -> &'static str {
-        match status {
+    /// A problem of axum's status, with the code of an error that has no more specific one:
+    /// a request that could not be read is malformed, whatever status axum gives it.
+    fn of_status(status: StatusCode, detail: String) -> Problem {
+        let code = match status {
             StatusCode::BAD_REQUEST
             | StatusCode::UNPROCESSABLE_ENTITY
-            | StatusCode::UNSUPPORTED_MEDIA_TYPE => "MALFORMED_REQUEST",
-            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
-            StatusCode::FORBIDDEN => "FORBIDDEN",
-            StatusCode::NOT_FOUND => "NOT_FOUND",
-            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
-            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
-            s if s.is_server_error() => "INTERNAL",
-            _ => "BAD_REQUEST",
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::MalformedRequest,
+            StatusCode::UNAUTHORIZED => Code::Unauthorized,
+            StatusCode::FORBIDDEN => Code::Forbidden,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+            s if s.is_server_error() => Code::Internal,
+            _ => Code::BadRequest,
+        };
+        Problem {
+            status,
+            code,
+            detail,
+            errors: Vec::new(),
         }
     }
 }

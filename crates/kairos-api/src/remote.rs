@@ -6,8 +6,10 @@ use std::sync::Arc;
 use kairos_engine::scenario::{Call, Outcome, Target};
 use kairos_engine::{CandidateExplain, Filter, IpExplain};
 use kairos_rules::Value;
+use serde::Deserialize;
 use serde_json::{Map, Value as J, json};
 
+use crate::problem::ProblemDocument;
 use crate::{Client, value_json};
 
 fn params(values: &[(String, Value)]) -> J {
@@ -47,11 +49,10 @@ impl Remote {
         if status == 200 {
             Ok(reply)
         } else {
-            let code = reply["code"].as_str().unwrap_or("HTTP_ERROR");
-            Err(format!(
-                "{code}: {} (HTTP {status})",
-                reply["detail"].as_str().unwrap_or("")
-            ))
+            Err(match ProblemDocument::deserialize(&reply) {
+                Ok(problem) => format!("{}: {} (HTTP {status})", problem.code, problem.detail),
+                Err(_) => format!("the runtime answered HTTP {status}"),
+            })
         }
     }
 }

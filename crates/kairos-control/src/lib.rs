@@ -33,7 +33,7 @@ mod flowchart;
 mod html;
 mod ui;
 
-use kairos_api::Problem;
+use kairos_api::{Code, Problem};
 use kairos_engine::channel_hash;
 
 use crate::auth::Role;
@@ -80,8 +80,7 @@ impl Caller {
         let wanted: Vec<&str> = any_of.iter().map(|r| r.name()).collect();
         let held: Vec<&str> = self.roles.iter().map(|r| r.name()).collect();
         Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            Code::Forbidden,
             format!(
                 "this needs the {} role; {} has {}",
                 wanted.join(" or "),
@@ -98,15 +97,9 @@ impl Caller {
 
 fn storage(e: StoreError) -> Problem {
     match e {
-        StoreError::Conflict { .. } => {
-            Problem::new(StatusCode::CONFLICT, "CONFLICT", e.to_string())
-        }
-        StoreError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", e.to_string()),
-        other => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "STORAGE",
-            other.to_string(),
-        ),
+        StoreError::Conflict { .. } => Problem::new(Code::Conflict, e.to_string()),
+        StoreError::NotFound(_) => Problem::new(Code::NotFound, e.to_string()),
+        other => Problem::new(Code::StorageUnavailable, other.to_string()),
     }
 }
 
@@ -119,15 +112,14 @@ async fn slow<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> R
 
 fn rejected(what: &str, r: Rejected) -> Problem {
     Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "INVALID_CHANNEL_FILE",
+        Code::InvalidChannelFile,
         format!("{what}: {} error(s)", r.0.len()),
     )
     .with_errors(r.0.iter().map(ToString::to_string).collect())
 }
 
 fn not_found(what: String) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", what)
+    Problem::new(Code::NotFound, what)
 }
 
 type Reply = Result<Response, Problem>;
@@ -570,11 +562,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "no such endpoint; see /api/openapi.json",
-            )
+            Problem::new(Code::NotFound, "no such endpoint; see /api/openapi.json")
         })
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .layer(middleware::map_response(
@@ -595,8 +583,7 @@ async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(secret) = given else {
         return Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            Code::Unauthorized,
             "log in first: send Authorization: Bearer <token> (kairos login)",
         )
         .into_response();
@@ -613,13 +600,7 @@ async fn authenticate(
 /// Who holds this token: a user, or a group's runtime. Touchpoint tokens are for runtimes,
 /// not for the control plane.
 async fn caller_of(cp: &ControlPlane, secret: &str) -> Result<Caller, Problem> {
-    let invalid = || {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "this token is not valid; log in again",
-        )
-    };
+    let invalid = || Problem::new(Code::Unauthorized, "this token is not valid; log in again");
     let token = cp
         .store
         .token(&auth::token_digest(secret))
@@ -680,8 +661,7 @@ async fn login(
     let matches = slow(move || auth::verify_password(&b.password, &stored)).await?;
     let Some(user) = user.filter(|_| matches) else {
         return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "BAD_CREDENTIALS",
+            Code::BadCredentials,
             "unknown user or wrong password",
         ));
     };
@@ -1290,13 +1270,8 @@ impl ControlPlane {
         let v = self.version(channel, number).await?;
         let parsed = kairos_model::parse_channel(&format!("{channel} v{number}"), &v.yaml, schemas)
             .map_err(|e| rejected("the version no longer checks against the tables", e))?;
-        kairos_engine::Deployment::compile(&parsed, schemas, number as u64).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "INVALID_CHANNEL_FILE",
-                e.to_string(),
-            )
-        })
+        kairos_engine::Deployment::compile(&parsed, schemas, number as u64)
+            .map_err(|e| Problem::new(Code::InvalidChannelFile, e.to_string()))
     }
 
     /// The default data source's tables in memory, prepared for `deployments`.
@@ -1323,7 +1298,7 @@ impl ControlPlane {
 }
 
 fn report_failed(e: impl std::fmt::Display) -> Problem {
-    Problem::new(StatusCode::CONFLICT, "NO_POPULATION", e.to_string())
+    Problem::new(Code::NoPopulation, e.to_string())
 }
 
 /// For reviewers: over the profile table's visitors, which offers gain or lose how many
@@ -1348,8 +1323,7 @@ async fn impact_report(
                 .map(|(_, n)| n)
                 .ok_or_else(|| {
                     Problem::new(
-                        StatusCode::CONFLICT,
-                        "NOTHING_ACTIVE",
+                        Code::NothingActive,
                         format!("{against} runs no version of {channel}: nothing to compare with"),
                     )
                 })?
@@ -1615,8 +1589,7 @@ async fn deploy(
                 .map_err(storage)?;
             if !runs_it.is_empty() {
                 return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "ONE_PRODUCTION_GROUP",
+                    Code::OneProductionGroup,
                     format!(
                         "{}'s production group is {}; a channel has exactly one",
                         b.channel, other.name
@@ -1637,16 +1610,14 @@ async fn deploy(
                 }
                 Some(_) => {
                     return Err(Problem::new(
-                        StatusCode::FORBIDDEN,
-                        "FORBIDDEN",
+                        Code::Forbidden,
                         "only an administrator can override gates",
                     )
                     .with_errors(failed));
                 }
                 None => {
                     return Err(Problem::new(
-                        StatusCode::CONFLICT,
-                        "GATES_FAILED",
+                        Code::GatesFailed,
                         format!(
                             "version {} of {} cannot go to {group}: {} gate(s) failed",
                             version.number,
@@ -1728,8 +1699,7 @@ async fn rollback(
         Some(n) if history.iter().any(|a| a.version == n) => n,
         Some(n) => {
             return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "NEVER_ACTIVE",
+                Code::NeverActive,
                 format!(
                     "version {n} of {} never ran on {group}; deploy it instead",
                     b.channel
@@ -1743,8 +1713,7 @@ async fn rollback(
             .find(|n| Some(*n) != current)
             .ok_or_else(|| {
                 Problem::new(
-                    StatusCode::CONFLICT,
-                    "NOTHING_TO_ROLL_BACK_TO",
+                    Code::NothingToRollBackTo,
                     format!("{group} has run no other version of {}", b.channel),
                 )
             })?,
@@ -1773,8 +1742,7 @@ async fn active(
 ) -> Reply {
     if caller.runtime_group.as_deref().is_some_and(|g| g != group) {
         return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            Code::Forbidden,
             format!("this runtime token is not for {group}"),
         ));
     }
@@ -1938,8 +1906,7 @@ async fn performance_report(
     let g = group_named(&cp, &q.group).await?;
     let url = g.history.ok_or_else(|| {
         Problem::new(
-            StatusCode::CONFLICT,
-            "NO_HISTORY",
+            Code::NoHistory,
             format!(
                 "group {} has no history source for reports: kairos group {} --history URL",
                 q.group, q.group

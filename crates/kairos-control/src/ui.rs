@@ -182,7 +182,7 @@ async fn answer(reply: Reply) -> Result<J, Problem> {
     let response = reply?;
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
+        .map_err(|e| Problem::new(Code::Internal, e.to_string()))?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
 }
 

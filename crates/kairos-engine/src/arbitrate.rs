@@ -10,7 +10,7 @@ use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 
 use crate::deployment::{Deployment, HoldFor, Offer, Placement, Rule};
 use crate::learning::sample_rate;
-use crate::messages::Message;
+use crate::messages::{Message, MessageCode};
 use crate::random::Random;
 use crate::session::{Session, SessionActivation};
 use crate::world::{INLINE_CODE_LEN, Treatment, TreatmentCode, World};
@@ -259,7 +259,7 @@ impl Session {
         for point in &request.requests {
             let Some(ip_index) = dep.ip_index.find(&point.ip) else {
                 messages.push(Message::warning(
-                    "UNKNOWN_INTERACTION_POINT",
+                    MessageCode::UnknownInteractionPoint,
                     format!(
                         "interaction point '{}' is not defined in channel '{}'",
                         point.ip, dep.channel

@@ -8,7 +8,7 @@ use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 use kairos_rules::{Root, Value};
 
 use crate::deployment::{Action, Deployment, GuardedAction, Pattern};
-use crate::messages::Message;
+use crate::messages::{Message, MessageCode};
 use crate::session::{Session, SessionActivation};
 use crate::world::{HistoryRecord, PatternState, ResponseKind, TimedSuppression, Treatment, World};
 
@@ -43,7 +43,7 @@ impl Session {
         let mut messages = Vec::new();
         match dep.event_index.find(name) {
             None => messages.push(Message::warning(
-                "UNKNOWN_EVENT",
+                MessageCode::UnknownEvent,
                 format!("event '{name}' is not defined in channel '{}'", dep.channel),
             )),
             Some(event) => {
@@ -84,11 +84,11 @@ impl Session {
                     match (kind, ctx.code) {
                         (Some(kind), Some(code)) => self.log(kind, code, &mut ctx),
                         (Some(_), None) => ctx.messages.push(Message::warning(
-                            "MISSING_TREATMENT_CODE",
+                            MessageCode::MissingTreatmentCode,
                             format!("{RESPONSE_TYPE_PARAM} needs UACIOfferTrackingCode, the offer's treatment code"),
                         )),
                         (None, _) => ctx.messages.push(Message::warning(
-                            "UNKNOWN_RESPONSE_TYPE",
+                            MessageCode::UnknownResponseType,
                             format!("{RESPONSE_TYPE_PARAM} is CNT, ACC or RJT"),
                         )),
                     }
@@ -182,7 +182,7 @@ impl Session {
                     match ctx.code {
                         Some(code) => self.log(kind, code, ctx),
                         None => ctx.messages.push(Message::warning(
-                            "MISSING_TREATMENT_CODE",
+                            MessageCode::MissingTreatmentCode,
                             format!(
                                 "a {} needs the treatment_code of the offer it answers",
                                 kind.name()
@@ -251,7 +251,7 @@ impl Session {
                 Some(t) => (t, true),
                 None => {
                     ctx.messages.push(Message::warning(
-                        "UNKNOWN_TREATMENT_CODE",
+                        MessageCode::UnknownTreatmentCode,
                         format!("treatment code '{code}' matches no offer shown in this session or logged before"),
                     ));
                     return;

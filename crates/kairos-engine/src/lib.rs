@@ -27,7 +27,7 @@ pub use deployment::{
     ProfileTables,
 };
 pub use events::{EventResponse, RESPONSE_TYPE_PARAM, TREATMENT_CODE_PARAMS};
-pub use messages::{Level, Message};
+pub use messages::{Level, Message, MessageCode};
 pub use session::{Ended, ProfileView, Session, SessionSnapshot, Start};
 
 /// A content hash of a channel: its canonical export, hashed. The control plane records it

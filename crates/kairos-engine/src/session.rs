@@ -9,7 +9,7 @@ use kairos_rules::time::Timestamp;
 use kairos_rules::{Activation, Root, Value};
 
 use crate::deployment::Deployment;
-use crate::messages::Message;
+use crate::messages::{Message, MessageCode};
 use crate::segments::SegmentSet;
 use crate::world::{
     AudienceId, AudienceState, HistoryRecord, NameMap, Profile, Treatment, TreatmentCode,
@@ -118,7 +118,7 @@ impl Session {
                 .is_some_and(|t| t.table.is_some())
         {
             messages.push(Message::warning(
-                "PROFILE_NOT_FOUND",
+                MessageCode::ProfileNotFound,
                 format!(
                     "no profile for {}; the session starts with an empty profile",
                     audience.key()
@@ -166,7 +166,7 @@ impl Session {
                 .is_some_and(|t| t.table.is_some())
         {
             messages.push(Message::warning(
-                "PROFILE_NOT_FOUND",
+                MessageCode::ProfileNotFound,
                 format!("no profile for {}", audience.key()),
             ));
         }
@@ -419,7 +419,7 @@ fn check_audience(dep: &Deployment, mut audience: AudienceId) -> Result<Audience
             Some(i) => audience.level = dep.levels[i].name.clone(),
             None => {
                 return Err(Message::error(
-                    "INVALID_AUDIENCE_LEVEL",
+                    MessageCode::InvalidAudienceLevel,
                     "the channel defines no audience level",
                 ));
             }
@@ -432,7 +432,7 @@ fn check_audience(dep: &Deployment, mut audience: AudienceId) -> Result<Audience
     else {
         let known: Vec<&str> = dep.audience_levels().collect();
         return Err(Message::error(
-            "INVALID_AUDIENCE_LEVEL",
+            MessageCode::InvalidAudienceLevel,
             format!(
                 "unknown audience level '{}'; the channel has {}",
                 audience.level,
@@ -451,7 +451,7 @@ fn check_audience(dep: &Deployment, mut audience: AudienceId) -> Result<Audience
             Some((_, value)) => ordered.push((field.clone(), value.clone())),
             None => {
                 return Err(Message::error(
-                    "INVALID_AUDIENCE_ID",
+                    MessageCode::InvalidAudienceId,
                     format!(
                         "audience level '{}' is identified by {}; '{field}' is missing",
                         level.name,

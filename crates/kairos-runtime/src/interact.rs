@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use kairos_engine::world::AudienceId;
 use kairos_engine::{Level, Message, OfferRequest, OffersRequest, OffersResponse};
 use kairos_rules::Value;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value as J, json};
 
 use crate::native::JsonOut;
 use crate::runtime::{Runtime, StartCall};
-use kairos_api::Problem;
+use kairos_api::{Code, Problem};
 
 type Shared = State<Arc<Runtime>>;
 
@@ -124,7 +124,7 @@ fn message_json(m: &Message) -> J {
         Level::Warning => WARNING,
         Level::Error => ERROR,
     };
-    json!({ "msgCode": m.code, "msgLevel": level, "msg": m.message, "detailMsg": m.message })
+    json!({ "msgCode": m.code.name(), "msgLevel": level, "msg": m.message, "detailMsg": m.message })
 }
 
 fn status_of(messages: &[Message]) -> u8 {
@@ -179,7 +179,7 @@ fn offer_lists_json(r: &OffersResponse) -> J {
 async fn command(rt: &Runtime, session_id: &mut String, cmd: &J) -> J {
     match run(rt, session_id, cmd).await {
         Ok(response) => response,
-        Err(problem) => failure(session_id, problem.code, &problem.detail),
+        Err(problem) => failure(session_id, problem.code.name(), &problem.detail),
     }
 }
 
@@ -330,8 +330,7 @@ fn batch_json(responses: Vec<J>) -> J {
 
 fn unauthorized() -> Problem {
     Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
+        Code::Unauthorized,
         "send m_tokenId (or m_user_name and m_user_password) with a touchpoint token",
     )
 }
@@ -411,8 +410,7 @@ pub async fn v2(
         }
         _ => {
             return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
+                Code::NotFound,
                 format!("no Interact v2 endpoint {method} /interact/v2/{path}"),
             ));
         }

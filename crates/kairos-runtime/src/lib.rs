@@ -34,7 +34,7 @@ use tower_layer::Layer;
 pub use runtime::{Config, ProfileSource, Runtime};
 
 use crate::metrics::Metrics;
-use kairos_api::Problem;
+use kairos_api::{Code, Problem};
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -101,13 +101,7 @@ fn router(runtime: Arc<Runtime>) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
-        .fallback(|| async {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "no such endpoint; see /openapi.json",
-            )
-        })
+        .fallback(|| async { Problem::new(Code::NotFound, "no such endpoint; see /openapi.json") })
         .with_state(runtime)
 }
 
@@ -115,12 +109,7 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
     if rt.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NOT_READY",
-            "no deployment is loaded yet",
-        )
-        .into_response()
+        Problem::new(Code::NotReady, "no deployment is loaded yet").into_response()
     }
 }
 
@@ -152,14 +141,12 @@ fn authorize(rt: &Runtime, request: &Request) -> Result<(), Problem> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         None => Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            Code::Unauthorized,
             "send a touchpoint token: Authorization: Bearer <token>",
         )),
         Some(token) if rt.accepts_token(token) => Ok(()),
         Some(_) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            Code::Forbidden,
             "this token is not valid for this runtime",
         )),
     }

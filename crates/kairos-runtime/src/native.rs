@@ -425,8 +425,8 @@ pub async fn batch(State(rt): Shared, body: Result<Json<BatchBody>, JsonRejectio
         match result {
             Ok(response) => responses.push(response),
             Err(problem) => {
-                let error = problem.to_json();
-                responses.push(json!({ "messages": error["messages"], "error": error }));
+                let error = problem.document();
+                responses.push(json!({ "messages": error.messages, "error": error }));
                 break;
             }
         }

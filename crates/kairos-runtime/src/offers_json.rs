@@ -14,7 +14,9 @@ pub fn messages_json(messages: &[Message]) -> J {
     J::Array(
         messages
             .iter()
-            .map(|m| json!({ "code": m.code, "level": m.level.name(), "message": m.message }))
+            .map(
+                |m| json!({ "code": m.code.name(), "level": m.level.name(), "message": m.message }),
+            )
             .collect(),
     )
 }
@@ -194,7 +196,7 @@ mod tests {
     use std::sync::Arc;
 
     use kairos_engine::world::Origin;
-    use kairos_engine::{Message, OfferList, OffersResponse, Placement, ServedOffer};
+    use kairos_engine::{Message, MessageCode, OfferList, OffersResponse, Placement, ServedOffer};
     use kairos_rules::Value;
     use serde_json::json;
 
@@ -241,7 +243,10 @@ mod tests {
                     offers: Vec::new(),
                 },
             ],
-            messages: vec![Message::warning("UNKNOWN_INTERACTION_POINT", "no 'side'")],
+            messages: vec![Message::warning(
+                MessageCode::UnknownInteractionPoint,
+                "no 'side'",
+            )],
             explain: None,
         };
         let gold = |score: f64| {

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::http::StatusCode;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_engine::random::SplitMix64;
 use kairos_engine::world::{AudienceId, AudienceState, Profile};
 use kairos_engine::{
-    Deployment, EventResponse, Message, OffersRequest, OffersResponse, ProfileView, Session, Start,
+    Deployment, EventResponse, Message, MessageCode, OffersRequest, OffersResponse, ProfileView,
+    Session, Start,
 };
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::offers_json::OfferFragments;
 use crate::sessions::{Entry, Sessions};
 use crate::shared::RedisSessions;
-use kairos_api::Problem;
+use kairos_api::{Code, Problem};
 
 /// Where session profiles come from.
 pub trait ProfileSource: Send + Sync {
@@ -254,7 +254,7 @@ impl Runtime {
             tokio::time::timeout(budget, profiles.0.load(dep, audience)),
             tokio::time::timeout(budget, self.store.load_audience(&key)),
         );
-        let profile_codes = ("PROFILE_UNAVAILABLE", "PROFILE_TIMEOUT");
+        let profile_codes = (MessageCode::ProfileUnavailable, MessageCode::ProfileTimeout);
         let profile = within_budget(
             profile,
             Some(Profile::new()),
@@ -263,7 +263,7 @@ impl Runtime {
             budget,
             messages,
         );
-        let state_codes = ("HISTORY_UNAVAILABLE", "HISTORY_TIMEOUT");
+        let state_codes = (MessageCode::HistoryUnavailable, MessageCode::HistoryTimeout);
         let state = within_budget(
             state,
             Default::default(),
@@ -324,8 +324,8 @@ impl Runtime {
             debug: call.debug,
         };
         let now = self.now();
-        let (mut session, engine_messages) = Session::start(dep, start, now)
-            .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+        let (mut session, engine_messages) =
+            Session::start(dep, start, now).map_err(|m| Problem::new(m.code.into(), m.message))?;
         messages.extend(engine_messages);
         let segments = call.debug.then(|| session.segments(dep, now));
         if let Some(shared) = &self.shared {
@@ -367,8 +367,7 @@ impl Runtime {
     /// group holds".
     fn too_many_sessions(&self, holder: &str) -> Problem {
         Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TOO_MANY_SESSIONS",
+            Code::TooManySessions,
             format!(
                 "{holder} its maximum of {} sessions; retry later",
                 self.sessions.max
@@ -519,7 +518,7 @@ impl Runtime {
             let more = entry
                 .session
                 .set_audience(dep, audience, profile, state, &params, self.now())
-                .map_err(|m| Problem::new(StatusCode::BAD_REQUEST, m.code, m.message))?;
+                .map_err(|m| Problem::new(m.code.into(), m.message))?;
             messages.extend(more);
             Ok(messages)
         })
@@ -666,7 +665,7 @@ impl Drop for QueuedWrite {
 fn within_budget<T, E: std::fmt::Display>(
     result: Result<Result<T, E>, tokio::time::error::Elapsed>,
     fallback: T,
-    (failed, slow): (&'static str, &'static str),
+    (failed, slow): (MessageCode, MessageCode),
     what: &str,
     budget: Duration,
     messages: &mut Vec<Message>,
@@ -687,9 +686,5 @@ fn within_budget<T, E: std::fmt::Display>(
 }
 
 fn storage(e: kairos_store::StoreError) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "STORAGE_UNAVAILABLE",
-        e.to_string(),
-    )
+    Problem::new(Code::StorageUnavailable, e.to_string())
 }

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use kairos_engine::SessionSnapshot;
 use kairos_engine::world::{AudienceId, Origin, Treatment};
 use kairos_rules::Value;
@@ -18,7 +17,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::{Map, Value as J, json};
 
-use kairos_api::Problem;
+use kairos_api::{Code, Problem};
 
 /// How long a call may hold a session's lock before another instance may take it.
 const LOCK_MS: u64 = 10_000;
@@ -48,8 +47,7 @@ const SAVE: &str = "redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "SESSIONS_UNAVAILABLE",
+        Code::SessionsUnavailable,
         format!("the shared session store failed: {e}"),
     )
 }
@@ -167,8 +165,7 @@ impl RedisSessions {
                 // Another call holds it: nothing of this one's to release.
                 lock.released = true;
                 return Err(Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SESSION_BUSY",
+                    Code::SessionBusy,
                     format!("session '{id}' is busy; retry"),
                 ));
             }
