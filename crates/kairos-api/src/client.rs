@@ -1,128 +1,165 @@
-//! A small blocking HTTP/1.1 client (keep-alive, JSON) for the CLI, the runtimes following
-//! their control plane and the control plane's simulator.
+//! The HTTP client of the CLI, of the runtimes following their control plane and of the
+//! control plane's simulator: reqwest's blocking client (keep-alive, JSON), `http://` or
+//! `https://`, trusting the system's roots and, for a private CA, the certificates of a PEM
+//! file.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::Duration;
 
+use reqwest::blocking::RequestBuilder;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value as J;
 
-/// One keep-alive connection to a runtime.
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("'{0}' is not an http:// or https:// address")]
+    Url(String),
+    #[error("cannot read the CA file {}: {error}", path.display())]
+    CaFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("the CA file {} holds no PEM certificate: {}", path.display(), chain(error))]
+    CaPem {
+        path: PathBuf,
+        error: reqwest::Error,
+    },
+    #[error("'{0}' is not an HTTP method")]
+    Method(String),
+    #[error("cannot set up the HTTP client: {}", chain(.0))]
+    Build(reqwest::Error),
+    #[error("cannot reach {url}: {}", chain(error))]
+    Unreachable { url: String, error: reqwest::Error },
+}
+
+/// An error and its causes on one line: reqwest's own text alone ("error sending request")
+/// does not say that the connection was refused, or which certificate was not trusted. (The
+/// reqwest error is therefore no `source` of ours: a printer of source chains would repeat it.)
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// TLS through rustls with ring, installed once as the process's provider (the servers use
+/// the same one). rustls now marks ring's provider deprecated for lacking post-quantum key
+/// exchange; its alternative, aws-lc-rs, builds a C library of its own with cmake, a cost on
+/// every clean build that a link between a team's own control plane and runtimes does not
+/// justify yet.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Another part of the process may have installed one first; either serves.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A connection pool to one server (a control plane or a runtime), sending a bearer token
+/// with every request when it has one.
 pub struct Client {
-    address: String,
+    base: String,
     token: Option<String>,
-    stream: Option<BufReader<TcpStream>>,
+    http: reqwest::blocking::Client,
 }
 
 impl Client {
-    /// `url` is `http://HOST:PORT`.
-    pub fn new(url: &str, token: Option<String>) -> Result<Client, String> {
-        let address = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("'{url}' is not an http:// address"))?
-            .trim_end_matches('/')
-            .to_string();
-        Ok(Client {
-            address,
-            token,
-            stream: None,
-        })
+    /// `url` is `http://HOST:PORT` or `https://HOST:PORT`; the system's roots are trusted.
+    pub fn new(url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        Client::with_ca_file(url, token, None)
     }
 
-    fn connect(&mut self) -> Result<&mut BufReader<TcpStream>, String> {
-        if self.stream.is_none() {
-            let stream = TcpStream::connect(&self.address)
-                .map_err(|e| format!("cannot reach {}: {e}", self.address))?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            self.stream = Some(BufReader::new(stream));
+    /// As [`Client::new`], trusting the certificates of `ca_file` (PEM) too.
+    pub fn with_ca_file(
+        url: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, ClientError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ClientError::Url(url.to_string()));
         }
-        Ok(self.stream.as_mut().expect("connected above"))
+        install_crypto_provider();
+        // Long polls wait up to 5 s and a heavy report a few more; 30 s means the server is
+        // stuck, not busy.
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|error| ClientError::CaFile {
+                path: path.to_path_buf(),
+                error,
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+                ClientError::CaPem {
+                    path: path.to_path_buf(),
+                    error,
+                }
+            })?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        Ok(Client {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            http: builder.build().map_err(ClientError::Build)?,
+        })
     }
 
     /// Sends one JSON request (or none) and reads a JSON answer (`null` when it is not JSON).
     pub fn request(
-        &mut self,
+        &self,
         method: &str,
         path: &str,
         body: Option<&J>,
-    ) -> Result<(u16, J), String> {
-        let body = body.map(J::to_string);
-        let content_type = body.as_ref().map(|_| "application/json");
-        let (status, bytes) = self.send(
-            method,
-            path,
-            content_type,
-            body.as_deref().unwrap_or_default().as_bytes(),
-        )?;
+    ) -> Result<(u16, J), ClientError> {
+        let mut request = self.start(method, path)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let (status, bytes) = self.finish(request)?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(J::Null)))
     }
 
-    /// Sends one request with any body; a connection the server closed is reopened once.
+    /// Sends one request with any body.
     pub fn send(
-        &mut self,
+        &self,
         method: &str,
         path: &str,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> Result<(u16, Vec<u8>), String> {
-        match self.try_send(method, path, content_type, body) {
-            Ok(r) => Ok(r),
-            Err(_) => {
-                self.stream = None;
-                self.try_send(method, path, content_type, body)
-            }
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut request = self.start(method, path)?.body(body.to_vec());
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
         }
+        self.finish(request)
     }
 
-    fn try_send(
-        &mut self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<(u16, Vec<u8>), String> {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n",
-            self.address,
-            body.len()
-        );
-        if let Some(content_type) = content_type {
-            head.push_str(&format!("content-type: {content_type}\r\n"));
-        }
+    fn start(&self, method: &str, path: &str) -> Result<RequestBuilder, ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| ClientError::Method(method.to_string()))?;
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
-            head.push_str(&format!("authorization: Bearer {token}\r\n"));
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        head.push_str("\r\n");
-        let address = self.address.clone();
-        let stream = self.connect()?;
-        let io = |e: std::io::Error| format!("the connection to {address} failed: {e}");
-        stream.get_mut().write_all(head.as_bytes()).map_err(io)?;
-        stream.get_mut().write_all(body).map_err(io)?;
-        let mut status_line = String::new();
-        stream.read_line(&mut status_line).map_err(io)?;
-        let status: u16 = status_line
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("{address} sent no HTTP status"))?;
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            stream.read_line(&mut line).map_err(io)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().map_err(|_| "bad content-length")?;
-            }
-        }
-        let mut bytes = vec![0; length];
-        stream.read_exact(&mut bytes).map_err(io)?;
-        Ok((status, bytes))
+        Ok(request)
+    }
+
+    fn finish(&self, request: RequestBuilder) -> Result<(u16, Vec<u8>), ClientError> {
+        let unreachable = |error| ClientError::Unreachable {
+            url: self.base.clone(),
+            error,
+        };
+        let response = request.send().map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().map_err(unreachable)?;
+        Ok((status, bytes.to_vec()))
     }
 }

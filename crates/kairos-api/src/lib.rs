@@ -9,13 +9,15 @@ pub mod client;
 mod code;
 pub mod problem;
 pub mod remote;
+#[cfg(feature = "server")]
+pub mod tls;
 
 use kairos_rules::Value;
 use kairos_rules::time::{Timestamp, format_duration, format_timestamp};
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
-pub use client::Client;
+pub use client::{Client, ClientError};
 pub use code::Code;
 pub use problem::Problem;
 

@@ -45,7 +45,10 @@ impl Remote {
 
     /// A call's result: the body, or the problem's code and detail as the error.
     fn call_api(&mut self, method: &str, path: &str, body: Option<J>) -> Result<J, String> {
-        let (status, reply) = self.client.request(method, path, body.as_ref())?;
+        let (status, reply) = self
+            .client
+            .request(method, path, body.as_ref())
+            .map_err(|e| e.to_string())?;
         if status == 200 {
             Ok(reply)
         } else {

@@ -23,6 +23,25 @@ pub struct ControlArgs {
         default_value = "http://127.0.0.1:7700"
     )]
     pub control: String,
+    /// A PEM file of the CA that signed the control plane's certificate (a private CA); the
+    /// one given at `kairos login` is kept for later commands
+    #[arg(long, value_name = "FILE", env = "KAIROS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    /// A client of the control plane: trusting `--ca-file`, else the CA file `kairos login`
+    /// saved for this control plane, besides the system's roots.
+    pub fn client(&self, token: Option<String>) -> Result<Client> {
+        let saved =
+            saved_login(&self.control).and_then(|s| s["ca_file"].as_str().map(PathBuf::from));
+        let ca_file = self.ca_file.clone().or(saved);
+        Ok(Client::with_ca_file(
+            &self.control,
+            token,
+            ca_file.as_deref(),
+        )?)
+    }
 }
 
 fn config_dir() -> PathBuf {
@@ -44,10 +63,13 @@ pub fn user_token(control: &str) -> Option<String> {
     {
         return Some(token);
     }
+    saved_login(control)?["token"].as_str().map(str::to_string)
+}
+
+/// What `kairos login` saved, when it was for this control plane.
+fn saved_login(control: &str) -> Option<J> {
     let saved: J = serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()?;
-    (saved["control"] == control)
-        .then(|| saved["token"].as_str().map(str::to_string))
-        .flatten()
+    (saved["control"] == control).then_some(saved)
 }
 
 /// A logged-in connection to the control plane.
@@ -64,7 +86,7 @@ impl Control {
             )
         })?;
         Ok(Control {
-            client: Client::new(&args.control, Some(token)).map_err(anyhow::Error::msg)?,
+            client: args.client(Some(token))?,
         })
     }
 
@@ -76,10 +98,7 @@ impl Control {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<u8>> {
-        let (status, bytes) = self
-            .client
-            .send(method, path, content_type, body)
-            .map_err(anyhow::Error::msg)?;
+        let (status, bytes) = self.client.send(method, path, content_type, body)?;
         if !(200..300).contains(&status) {
             let problem = serde_json::from_slice(&bytes).unwrap_or(J::Null);
             bail!("{}", problem_text(status, &problem));
@@ -195,22 +214,25 @@ pub struct LoginArgs {
 
 pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     let password = secret("KAIROS_PASSWORD", "password")?;
-    let mut client = Client::new(&args.control.control, None).map_err(anyhow::Error::msg)?;
-    let (status, body) = client
-        .request(
-            "POST",
-            "/api/login",
-            Some(&json!({ "user": args.user, "password": password })),
-        )
-        .map_err(anyhow::Error::msg)?;
+    let client = args.control.client(None)?;
+    let (status, body) = client.request(
+        "POST",
+        "/api/login",
+        Some(&json!({ "user": args.user, "password": password })),
+    )?;
     if status != 200 {
         bail!("{}", problem_text(status, &body));
     }
     let path = token_file();
     std::fs::create_dir_all(config_dir())
         .with_context(|| format!("cannot create {}", config_dir().display()))?;
-    let saved =
-        json!({ "control": args.control.control, "user": args.user, "token": body["token"] });
+    // The CA file as an absolute path: later commands may run from another folder.
+    let ca_file = args
+        .control
+        .ca_file
+        .as_ref()
+        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+    let saved = json!({ "control": args.control.control, "user": args.user, "token": body["token"], "ca_file": ca_file });
     std::fs::write(&path, saved.to_string())
         .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]

@@ -57,9 +57,7 @@ struct Plan {
 }
 
 fn plan(client: &mut Client, channel: &str, ids: &str) -> Result<Plan> {
-    let (status, body) = client
-        .request("GET", &format!("/v1/channels/{channel}"), None)
-        .map_err(anyhow::Error::msg)?;
+    let (status, body) = client.request("GET", &format!("/v1/channels/{channel}"), None)?;
     if status != 200 {
         bail!(
             "the runtime does not serve channel '{channel}': {}",
@@ -200,14 +198,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         kairos_rules::time::parse_duration(&args.duration).map_err(anyhow::Error::msg)?;
     let duration =
         Duration::from_nanos(u64::try_from(duration.0).context("--duration must be positive")?);
-    let mut probe = Client::new(&url, args.token.clone()).map_err(anyhow::Error::msg)?;
+    let mut probe = Client::new(&url, args.token.clone())?;
     let plan = Arc::new(plan(&mut probe, &args.channel, &args.audience_ids)?);
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|n| {
-            let client = Client::new(&url, args.token.clone()).map_err(anyhow::Error::msg)?;
+            let client = Client::new(&url, args.token.clone())?;
             let (plan, stop, totals, channel) = (
                 plan.clone(),
                 stop.clone(),

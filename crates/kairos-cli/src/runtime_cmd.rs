@@ -35,6 +35,14 @@ pub struct Args {
     /// The control plane a group's runtime follows
     #[arg(long, value_name = "URL")]
     control: Option<String>,
+    /// A PEM file of the CA that signed the control plane's certificate (a private CA)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KAIROS_CA_FILE",
+        requires = "control"
+    )]
+    ca_file: Option<PathBuf>,
     /// The runtime token the control plane issued for the group (kairos token issue
     /// --runtime GROUP); without it, the user token of KAIROS_TOKEN or of `kairos login`
     #[arg(long, value_name = "TOKEN", env = "KAIROS_RUNTIME_TOKEN")]
@@ -266,6 +274,7 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
             .control
             .clone()
             .expect("clap requires --control with --group"),
+        ca_file: args.ca_file.clone(),
         token: args.control_token.clone(),
         group: group.clone(),
         instance: args.instance.clone().unwrap_or_else(|| address.clone()),

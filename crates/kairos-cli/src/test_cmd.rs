@@ -148,7 +148,7 @@ impl Runner {
                 ))
             }
             Runner::Remote { url, token } => {
-                let client = Client::new(url, token.clone()).map_err(anyhow::Error::msg)?;
+                let client = Client::new(url, token.clone())?;
                 Ok(run_file(
                     file,
                     &mut Remote::new(client, &file.channel.value),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use kairos_api::tls::TlsListener;
 use kairos_control::ControlPlane;
 use kairos_model::table::read_csv;
 use kairos_runtime::profiles::StoreProfiles;
@@ -48,6 +49,12 @@ pub struct ControlArgs {
         default_value = "sqlite://./kairos-data/kairos.db"
     )]
     database: String,
+    /// Serve https:// with this certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn tokio() -> Result<tokio::runtime::Runtime> {
@@ -73,9 +80,21 @@ pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        println!("kairos control plane on http://{}", listener.local_addr()?);
-        println!("  design repository: {}", args.database);
-        kairos_control::run(listener, control, crate::runtime_cmd::shutdown_signal()).await?;
+        let address = listener.local_addr()?;
+        let shutdown = crate::runtime_cmd::shutdown_signal();
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = TlsListener::new(listener, cert, key)?;
+                println!("kairos control plane on https://{address}");
+                println!("  design repository: {}", args.database);
+                kairos_control::run(tls, control, shutdown).await?;
+            }
+            _ => {
+                println!("kairos control plane on http://{address}");
+                println!("  design repository: {}", args.database);
+                kairos_control::run(listener, control, shutdown).await?;
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -152,6 +171,7 @@ async fn group_runtime(
         .await?;
     let follow = Follow {
         control: format!("http://{CONTROL}"),
+        ca_file: None,
         token: Some(token),
         group: group.to_string(),
         instance: format!("{group}-1"),

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::Listener;
 use axum::{Extension, Json, Router};
 use kairos_engine::inprocess::{MemoryTables, population};
 use kairos_engine::report::{impact, segment_counts};
@@ -26,7 +27,6 @@ use kairos_store::control::{
 use kairos_store::{ProfileStore, StoreError};
 use serde::Deserialize;
 use serde_json::{Value as J, json};
-use tokio::net::TcpListener;
 
 pub mod auth;
 mod flowchart;
@@ -478,11 +478,15 @@ impl ControlPlane {
 }
 
 /// Serves the control plane until `shutdown` resolves.
-pub async fn run(
-    listener: TcpListener,
+pub async fn run<L>(
+    listener: L,
     control: Arc<ControlPlane>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
     let stopping = control.clone();
     axum::serve(listener, router(control))
         .with_graceful_shutdown(async move {

@@ -2221,7 +2221,8 @@ async fn simulator_submit(
     };
     // Blocking HTTP calls to the runtime: off the async workers.
     let played = tokio::task::spawn_blocking(move || {
-        let client = kairos_api::Client::new(&format!("http://{address}"), token)?;
+        let client = kairos_api::Client::new(&format!("http://{address}"), token)
+            .map_err(|e| e.to_string())?;
         let mut remote = kairos_api::remote::Remote::new(client, &channel);
         let mut played = Vec::new();
         for (label, call) in calls() {

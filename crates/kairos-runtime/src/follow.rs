@@ -40,6 +40,8 @@ const POLL_SECONDS: u64 = 5;
 
 pub struct Follow {
     pub control: String,
+    /// A PEM file of the CA that signed the control plane's certificate, if private.
+    pub ca_file: Option<PathBuf>,
     pub token: Option<String>,
     pub group: String,
     /// This instance's name in the control plane's status page.
@@ -174,12 +176,18 @@ impl Follow {
         let mut last_report: Option<Instant> = None;
         let mut requests_at_report = runtime.metrics.requests();
         let mut down_since: Option<Instant> = None;
-        let mut client = Client::new(&self.control, self.token.clone());
-        loop {
-            let Ok(control) = client.as_mut() else {
-                eprintln!("cannot follow {}: not an http:// address", self.control);
+        let control = match Client::with_ca_file(
+            &self.control,
+            self.token.clone(),
+            self.ca_file.as_deref(),
+        ) {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("cannot follow {}: {e}", self.control);
                 return;
-            };
+            }
+        };
+        loop {
             let path = format!(
                 "/api/groups/{}/active?after={generation}&wait={POLL_SECONDS}",
                 self.group

@@ -27,8 +27,8 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::Listener;
 use axum::{Router, ServiceExt};
-use tokio::net::TcpListener;
 use tower_layer::Layer;
 
 pub use runtime::{Config, ProfileSource, Runtime};
@@ -39,11 +39,15 @@ use kairos_api::{Code, Problem};
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Serves until `shutdown` resolves, then ends every session, writing what it holds.
-pub async fn run(
-    listener: TcpListener,
+pub async fn run<L>(
+    listener: L,
     runtime: Arc<Runtime>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
     let sweep_every = (runtime.config.idle_timeout / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(10));
     let sweeper_runtime = runtime.clone();
