@@ -7,6 +7,7 @@
 
 pub mod client;
 mod code;
+pub mod control;
 pub mod problem;
 pub mod remote;
 #[cfg(feature = "server")]

@@ -9,8 +9,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
+use kairos_api::control::{
+    Applied, ApplyRequest, AuditView, DeployRequest, Deployed, Diff, GroupRequest, GroupSaved,
+    GroupView, IssuedToken, LoggedIn, LoginRequest, NewToken, NewUser, ResultRequest,
+    ReviewRequest, Reviewed, RollbackRequest, RolledBack, UnknownNameView, UserView, VersionView,
+};
 use kairos_api::problem::problem_text;
-use kairos_control::{freshest_address, items};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value as J, json};
 
 #[derive(clap::Args, Clone)]
@@ -33,8 +39,7 @@ impl ControlArgs {
     /// A client of the control plane: trusting `--ca-file`, else the CA file `kairos login`
     /// saved for this control plane, besides the system's roots.
     pub fn client(&self, token: Option<String>) -> Result<Client> {
-        let saved =
-            saved_login(&self.control).and_then(|s| s["ca_file"].as_str().map(PathBuf::from));
+        let saved = saved_login(&self.control).and_then(|s| s.ca_file);
         let ca_file = self.ca_file.clone().or(saved);
         Ok(Client::with_ca_file(
             &self.control,
@@ -63,13 +68,24 @@ pub fn user_token(control: &str) -> Option<String> {
     {
         return Some(token);
     }
-    saved_login(control)?["token"].as_str().map(str::to_string)
+    saved_login(control).map(|s| s.token)
+}
+
+/// What `kairos login` keeps under `$KAIROS_CONFIG_DIR`: one login at a time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedLogin {
+    control: String,
+    user: String,
+    token: String,
+    /// The CA file given at login, for the commands after it.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// What `kairos login` saved, when it was for this control plane.
-fn saved_login(control: &str) -> Option<J> {
-    let saved: J = serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()?;
-    (saved["control"] == control).then_some(saved)
+fn saved_login(control: &str) -> Option<SavedLogin> {
+    let saved: SavedLogin = serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()?;
+    (saved.control == control).then_some(saved)
 }
 
 /// A logged-in connection to the control plane.
@@ -106,9 +122,14 @@ impl Control {
         Ok(bytes)
     }
 
-    /// A JSON call (2xx with no body gives `null`).
-    pub fn call(&mut self, method: &str, path: &str, body: Option<&J>) -> Result<J> {
-        let text = body.map(J::to_string);
+    /// A JSON call, its answer read as `T` (`IgnoredAny` for an answer with no body).
+    pub fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let text = body.map(serde_json::to_string).transpose()?;
         let content_type = text.as_ref().map(|_| "application/json");
         let bytes = self.exchange(
             method,
@@ -116,13 +137,23 @@ impl Control {
             content_type,
             text.as_deref().unwrap_or_default().as_bytes(),
         )?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
+        read_answer(path, &bytes)
+    }
+
+    /// A GET, its answer read as `T`.
+    pub fn get<T: DeserializeOwned>(&mut self, path: &str) -> Result<T> {
+        self.call("GET", path, None::<&()>)
     }
 
     /// A body that is not JSON (a CSV file), answered with JSON.
-    pub fn upload(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<J> {
+    pub fn upload<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<T> {
         let bytes = self.exchange("POST", path, Some(content_type), body)?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(J::Null))
+        read_answer(path, &bytes)
     }
 
     pub fn text(&mut self, path: &str) -> Result<String> {
@@ -130,31 +161,31 @@ impl Control {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// A server group as the control plane describes it.
+    fn group(&mut self, name: &str) -> Result<GroupView> {
+        let groups: Vec<GroupView> = self.get("/api/groups")?;
+        groups
+            .into_iter()
+            .find(|g| g.name == name)
+            .with_context(|| format!("there is no server group '{name}'"))
+    }
+
     /// The version of `channel` active on `group`, if any.
     pub fn active_version(&mut self, group: &str, channel: &str) -> Result<Option<i64>> {
-        let groups = self.call("GET", "/api/groups", None)?;
-        let group = groups
-            .as_array()
+        Ok(self
+            .group(group)?
+            .active
             .into_iter()
-            .flatten()
-            .find(|g| g["name"] == group)
-            .with_context(|| format!("there is no server group '{group}'"))?;
-        Ok(group["active"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| {
-                a["channel"]
-                    .as_str()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(channel))
-            })
-            .and_then(|a| a["version"].as_i64()))
+            .find(|a| a.channel.eq_ignore_ascii_case(channel))
+            .map(|a| a.version))
     }
 
     /// The address of the group's instance that reported last.
     pub fn group_address(&mut self, group: &str) -> Result<Option<String>> {
-        let groups = self.call("GET", "/api/groups", None)?;
-        Ok(freshest_address(&groups, group).map(|a| format!("http://{a}")))
+        Ok(self
+            .group(group)?
+            .freshest_address()
+            .map(|a| format!("http://{a}")))
     }
 
     /// Attaches a test result to the version of `channel` active on `group`; says where.
@@ -169,10 +200,16 @@ impl Control {
         let version = self
             .active_version(group, channel)?
             .with_context(|| format!("no version of {channel} is active on {group}"))?;
-        self.call(
+        let result = ResultRequest {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            passed,
+            summary,
+        };
+        self.call::<IgnoredAny>(
             "POST",
             &format!("/api/channels/{channel}/versions/{version}/results"),
-            Some(&json!({ "group": group, "kind": kind, "passed": passed, "summary": summary })),
+            Some(&result),
         )?;
         Ok(format!("{channel} version {version}"))
     }
@@ -215,14 +252,17 @@ pub struct LoginArgs {
 pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     let password = secret("KAIROS_PASSWORD", "password")?;
     let client = args.control.client(None)?;
-    let (status, body) = client.request(
-        "POST",
-        "/api/login",
-        Some(&json!({ "user": args.user, "password": password })),
-    )?;
+    let request = LoginRequest {
+        user: args.user.clone(),
+        password,
+    };
+    let (status, body) =
+        client.request("POST", "/api/login", Some(&serde_json::to_value(request)?))?;
     if status != 200 {
         bail!("{}", problem_text(status, &body));
     }
+    let logged_in: LoggedIn = serde_json::from_value(body)
+        .context("the control plane's answer to /api/login is not what this kairos expects")?;
     let path = token_file();
     std::fs::create_dir_all(config_dir())
         .with_context(|| format!("cannot create {}", config_dir().display()))?;
@@ -232,25 +272,24 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
         .ca_file
         .as_ref()
         .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
-    let saved = json!({ "control": args.control.control, "user": args.user, "token": body["token"], "ca_file": ca_file });
-    std::fs::write(&path, saved.to_string())
+    let saved = SavedLogin {
+        control: args.control.control.clone(),
+        user: logged_in.user.clone(),
+        token: logged_in.token,
+        ca_file,
+    };
+    std::fs::write(&path, serde_json::to_string(&saved)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
-    let roles: Vec<&str> = body["roles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(J::as_str)
-        .collect();
     println!(
         "logged in to {} as {} ({}); token saved in {}",
         args.control.control,
-        args.user,
-        roles.join(", "),
+        logged_in.user,
+        logged_in.roles.join(", "),
         path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -270,14 +309,17 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
     for path in &args.files {
         let yaml = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let body = json!({ "file": path.display().to_string(), "yaml": yaml });
-        match control.call("POST", "/api/channels/apply", Some(&body)) {
+        let request = ApplyRequest {
+            file: path.display().to_string(),
+            yaml,
+        };
+        match control.call::<Applied>("POST", "/api/channels/apply", Some(&request)) {
             Ok(applied) => println!(
                 "applied {} as channel {} revision {} ({} components)",
                 path.display(),
-                applied["channel"].as_str().unwrap_or_default(),
-                applied["revision"],
-                applied["components"]
+                applied.channel,
+                applied.revision,
+                applied.components
             ),
             Err(e) => {
                 println!("{e}");
@@ -332,23 +374,20 @@ pub struct DeployArgs {
 
 pub fn deploy(args: &DeployArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let body = json!({
-        "channel": args.channel,
-        "version": args.version,
-        "note": args.note,
-        "override_reason": args.override_reason,
-    });
-    let deployed = control.call(
+    let request = DeployRequest {
+        channel: args.channel.clone(),
+        version: args.version,
+        note: args.note.clone(),
+        override_reason: args.override_reason.clone(),
+    };
+    let deployed: Deployed = control.call(
         "POST",
         &format!("/api/groups/{}/deployments", args.group),
-        Some(&body),
+        Some(&request),
     )?;
     println!(
         "deployed {} version {} (hash {}) to {}",
-        args.channel,
-        deployed["version"],
-        deployed["hash"].as_str().unwrap_or_default(),
-        args.group
+        args.channel, deployed.version, deployed.hash, args.group
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -363,69 +402,53 @@ pub struct ChannelArgs {
 
 pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let versions = control.call(
-        "GET",
-        &format!("/api/channels/{}/versions", args.channel),
-        None,
-    )?;
-    if items(&versions).is_empty() {
+    let versions: Vec<VersionView> =
+        control.get(&format!("/api/channels/{}/versions", args.channel))?;
+    if versions.is_empty() {
         println!(
             "{} has no versions yet (kairos deploy snapshots one)",
             args.channel
         );
     }
-    for v in items(&versions) {
-        let active: Vec<&str> = items(&v["active_in"])
-            .iter()
-            .filter_map(|g| g.as_str())
-            .collect();
+    for v in &versions {
         println!(
             "version {}  {}  by {}  hash {}{}",
-            v["number"],
-            v["created_at"].as_str().unwrap_or_default(),
-            v["author"].as_str().unwrap_or_default(),
-            v["hash"].as_str().unwrap_or_default(),
-            if active.is_empty() {
+            v.number,
+            v.created_at,
+            v.author,
+            v.hash,
+            if v.active_in.is_empty() {
                 String::new()
             } else {
-                format!("  ACTIVE on {}", active.join(", "))
+                format!("  ACTIVE on {}", v.active_in.join(", "))
             }
         );
-        if let Some(note) = v["note"].as_str().filter(|n| !n.is_empty()) {
-            println!("  note: {note}");
+        if !v.note.is_empty() {
+            println!("  note: {}", v.note);
         }
-        for d in items(&v["deployments"]) {
+        for d in &v.deployments {
             println!(
                 "  {} to {} by {} at {}{}",
-                d["action"].as_str().unwrap_or_default(),
-                d["group"].as_str().unwrap_or_default(),
-                d["by"].as_str().unwrap_or_default(),
-                d["at"].as_str().unwrap_or_default(),
-                d["reason"]
-                    .as_str()
+                d.action,
+                d.group,
+                d.by,
+                d.at,
+                d.reason
+                    .as_deref()
                     .map_or_else(String::new, |r| format!(" ({r})"))
             );
         }
-        for r in items(&v["results"]) {
+        for r in &v.results {
             println!(
                 "  {} on {}: {} ({})",
-                r["kind"].as_str().unwrap_or_default(),
-                r["group"].as_str().unwrap_or_default(),
-                if r["passed"] == true {
-                    "passed"
-                } else {
-                    "FAILED"
-                },
-                r["summary"]["text"].as_str().unwrap_or_default()
+                r.kind,
+                r.group,
+                if r.passed { "passed" } else { "FAILED" },
+                r.summary["text"].as_str().unwrap_or_default()
             );
         }
-        for r in items(&v["reviews"]) {
-            println!(
-                "  {} by {}: {}",
-                r["decision"].as_str().unwrap_or_default(),
-                r["reviewer"].as_str().unwrap_or_default(),
-                r["comment"].as_str().unwrap_or_default()
-            );
+        for r in &v.reviews {
+            println!("  {} by {}: {}", r.decision, r.reviewer, r.comment);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -433,62 +456,53 @@ pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
 
 pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
     let mut control = Control::connect(args)?;
-    for g in items(&control.call("GET", "/api/groups", None)?) {
-        let active: Vec<String> = items(&g["active"])
+    let groups: Vec<GroupView> = control.get("/api/groups")?;
+    for g in &groups {
+        let active: Vec<String> = g
+            .active
             .iter()
-            .map(|a| {
-                format!(
-                    "{} v{}",
-                    a["channel"].as_str().unwrap_or_default(),
-                    a["version"]
-                )
-            })
+            .map(|a| format!("{} v{}", a.channel, a.version))
             .collect();
         println!(
             "{}{}: {}",
-            g["name"].as_str().unwrap_or_default(),
-            if g["production"] == true {
-                " (production)"
-            } else {
-                ""
-            },
+            g.name,
+            if g.production { " (production)" } else { "" },
             if active.is_empty() {
                 "nothing active".to_string()
             } else {
                 active.join(", ")
             }
         );
-        for i in items(&g["instances"]) {
-            let running: Vec<String> = i["running"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(c, v)| format!("{c} v{}", v["version"]))
+        for i in &g.instances {
+            let running: Vec<String> = i
+                .running
+                .iter()
+                .map(|(c, v)| format!("{c} v{}", v.version))
                 .collect();
             println!(
                 "  instance {} at {}: runs {}; last seen {}s ago",
-                i["instance"].as_str().unwrap_or_default(),
-                i["address"].as_str().unwrap_or_default(),
+                i.instance,
+                i.address,
                 if running.is_empty() {
                     "nothing".to_string()
                 } else {
                     running.join(", ")
                 },
-                i["seconds_since_seen"]
+                i.seconds_since_seen
             );
         }
     }
-    let unknown = control.call("GET", "/api/unknown-names", None)?;
-    if !items(&unknown).is_empty() {
+    let unknown: Vec<UnknownNameView> = control.get("/api/unknown-names")?;
+    if !unknown.is_empty() {
         println!("names touchpoints called that their channel does not define:");
-        for u in items(&unknown) {
+        for u in &unknown {
             println!(
                 "  {} {} in {}: {} call(s), last at {}",
-                u["kind"].as_str().unwrap_or_default().replace('_', " "),
-                u["name"].as_str().unwrap_or_default(),
-                u["channel"].as_str().unwrap_or_default(),
-                u["calls"],
-                u["last_at"].as_str().unwrap_or_default()
+                u.kind.replace('_', " "),
+                u.name,
+                u.channel,
+                u.calls,
+                u.last_at
             );
         }
     }
@@ -507,19 +521,18 @@ pub struct AuditArgs {
 /// The audit log: who did what, when.
 pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let log = control.call("GET", &format!("/api/audit?limit={}", args.limit), None)?;
-    for e in items(&log) {
-        let detail = e["detail"].as_str().unwrap_or_default();
+    let log: Vec<AuditView> = control.get(&format!("/api/audit?limit={}", args.limit))?;
+    for e in &log {
         println!(
             "{}  {:<10} {:<12} {}{}",
-            e["at"].as_str().unwrap_or_default(),
-            e["actor"].as_str().unwrap_or_default(),
-            e["action"].as_str().unwrap_or_default(),
-            e["target"].as_str().unwrap_or_default(),
-            if detail.is_empty() {
+            e.at,
+            e.actor,
+            e.action,
+            e.target,
+            if e.detail.is_empty() {
                 String::new()
             } else {
-                format!(" ({detail})")
+                format!(" ({})", e.detail)
             }
         );
     }
@@ -551,38 +564,37 @@ pub struct GroupArgs {
 
 pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let groups = control.call("GET", "/api/groups", None)?;
-    let existing = items(&groups)
-        .into_iter()
-        .find(|g| g["name"] == args.name.as_str());
-    let mut gates = existing.map_or(J::Null, |g| g["gates"].clone());
+    let groups: Vec<GroupView> = control.get("/api/groups")?;
+    let existing = groups.into_iter().find(|g| g.name == args.name);
+    // Gate settings are free-form: the approvals count is changed, the rest kept.
+    let mut gates = existing.as_ref().map(|g| g.gates.clone());
     if let Some(n) = args.approvals {
+        let gates = gates.get_or_insert_with(|| json!({}));
         if !gates.is_object() {
-            gates = json!({});
+            *gates = json!({});
         }
         gates["approvals"] = json!(n);
     }
     let data = match (&args.data, args.shared_data) {
-        (Some(url), _) => J::String(url.clone()),
-        (None, true) => J::Null,
-        (None, false) => existing.map_or(J::Null, |g| g["data"].clone()),
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => None,
+        (None, false) => existing.and_then(|g| g.data),
     };
-    let mut body = json!({ "production": args.production, "data": data, "history": args.history });
-    if gates.is_object() {
-        body["gates"] = gates;
-    }
-    let saved = control.call("PUT", &format!("/api/groups/{}", args.name), Some(&body))?;
+    let request = GroupRequest {
+        production: args.production,
+        gates: gates.filter(J::is_object),
+        data,
+        history: args.history.clone(),
+    };
+    let saved: GroupSaved =
+        control.call("PUT", &format!("/api/groups/{}", args.name), Some(&request))?;
     println!(
         "group {}: {}gates {}, data {}, history {}",
         args.name,
-        if saved["production"] == true {
-            "production, "
-        } else {
-            ""
-        },
-        saved["gates"],
-        saved["data"].as_str().unwrap_or("shared"),
-        saved["history"].as_str().unwrap_or("not set")
+        if saved.production { "production, " } else { "" },
+        saved.gates,
+        saved.data.as_deref().unwrap_or("shared"),
+        saved.history.as_deref().unwrap_or("not set")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -602,26 +614,17 @@ pub struct DiffArgs {
 
 pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let diff = control.call(
-        "GET",
-        &format!(
-            "/api/channels/{}/diff?from={}&to={}",
-            args.channel, args.a, args.b
-        ),
-        None,
-    )?;
-    let changes = items(&diff["changes"]);
-    if changes.is_empty() {
+    let diff: Diff = control.get(&format!(
+        "/api/channels/{}/diff?from={}&to={}",
+        args.channel, args.a, args.b
+    ))?;
+    if diff.changes.is_empty() {
         println!("{} {} and {} are the same", args.channel, args.a, args.b);
     }
-    for c in changes {
-        println!(
-            "{} {}",
-            c["change"].as_str().unwrap_or_default(),
-            c["path"].as_str().unwrap_or_default()
-        );
-        for line in items(&c["lines"]) {
-            println!("    {}", line.as_str().unwrap_or_default());
+    for c in &diff.changes {
+        println!("{} {}", c.change, c.path);
+        for line in &c.lines {
+            println!("    {line}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -641,13 +644,17 @@ pub struct ReviewArgs {
 
 pub fn review(args: &ReviewArgs, decision: &str) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    control.call(
+    let request = ReviewRequest {
+        decision: decision.to_string(),
+        comment: args.comment.clone(),
+    };
+    control.call::<Reviewed>(
         "POST",
         &format!(
             "/api/channels/{}/versions/{}/reviews",
             args.channel, args.version
         ),
-        Some(&json!({ "decision": decision, "comment": args.comment })),
+        Some(&request),
     )?;
     println!(
         "{} version {} of {}",
@@ -677,14 +684,22 @@ pub struct RollbackArgs {
 
 pub fn rollback(args: &RollbackArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
-    let back = control.call(
+    let request = RollbackRequest {
+        channel: args.channel.clone(),
+        to: args.to,
+    };
+    let back: RolledBack = control.call(
         "POST",
         &format!("/api/groups/{}/rollback", args.group),
-        Some(&json!({ "channel": args.channel, "to": args.to })),
+        Some(&request),
     )?;
     println!(
         "rolled {} on {} back to version {} (was {})",
-        args.channel, args.group, back["version"], back["previous"]
+        args.channel,
+        args.group,
+        back.version,
+        back.previous
+            .map_or_else(|| "none".to_string(), |v| v.to_string())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -709,11 +724,12 @@ pub fn user(command: &UserCommand) -> Result<ExitCode> {
         control,
     } = command;
     let password = secret("KAIROS_NEW_PASSWORD", &format!("password for {name}"))?;
-    Control::connect(control)?.call(
-        "POST",
-        "/api/users",
-        Some(&json!({ "name": name, "password": password, "roles": roles })),
-    )?;
+    let new = NewUser {
+        name: name.clone(),
+        password,
+        roles: roles.clone(),
+    };
+    Control::connect(control)?.call::<UserView>("POST", "/api/users", Some(&new))?;
     println!("user {name} has roles {}", roles.join(", "));
     Ok(ExitCode::SUCCESS)
 }
@@ -748,12 +764,22 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
         (None, Some(group)) => ("runtime", group),
         (None, None) => bail!("give --touchpoint CHANNEL or --runtime GROUP"),
     };
-    let issued = Control::connect(control)?.call(
-        "POST",
-        "/api/tokens",
-        Some(&json!({ "kind": kind, "for": subject, "label": label })),
-    )?;
-    println!("{}", issued["token"].as_str().unwrap_or_default());
+    let new = NewToken {
+        kind: kind.to_string(),
+        subject: subject.clone(),
+        label: label.clone(),
+    };
+    let issued: IssuedToken = Control::connect(control)?.call("POST", "/api/tokens", Some(&new))?;
+    println!("{}", issued.token);
     eprintln!("a {kind} token for {subject}: shown once, keep it safe");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An answer read as `T`; one that is not says which call it was.
+fn read_answer<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
+    // An answer with no body reads as `null` (a `()` or `IgnoredAny`).
+    let bytes = if bytes.is_empty() { b"null" } else { bytes };
+    serde_json::from_slice(bytes).with_context(|| {
+        format!("the control plane's answer to {path} is not what this kairos expects")
+    })
 }

@@ -11,6 +11,8 @@ use kairos_control::declared_types;
 use kairos_model::table::read_csv;
 use kairos_store::ProfileStore;
 
+use kairos_api::control::Imported;
+
 use crate::control_cmd::{Control, ControlArgs};
 
 #[derive(clap::Subcommand)]
@@ -101,19 +103,13 @@ fn through_control(args: &ImportArgs) -> Result<ExitCode> {
         // Spaces around the pairs mean nothing and would break the query string.
         path.push_str(&format!("&schema={}", schema.replace(' ', "")));
     }
-    let imported = Control::connect(&args.control)?.upload(&path, "text/csv", &csv)?;
-    let columns: Vec<(String, String)> = imported["columns"]
-        .as_array()
+    let imported: Imported = Control::connect(&args.control)?.upload(&path, "text/csv", &csv)?;
+    let columns: Vec<(String, String)> = imported
+        .columns
         .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap_or_default().to_string(),
-                c["type"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|c| (c.name, c.ty))
         .collect();
-    let rows = imported["rows"].as_u64().unwrap_or_default() as usize;
+    let rows = imported.rows as usize;
     report(args, rows, &columns);
     Ok(ExitCode::SUCCESS)
 }

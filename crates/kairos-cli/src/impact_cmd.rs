@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use kairos_api::control::{ImpactReport, ImpactRow};
 use kairos_engine::inprocess::{Population, population};
 use kairos_engine::report::{Impact, impact};
-use serde_json::Value as J;
 
 use crate::control_cmd::{Control, ControlArgs};
 use crate::tables::{compile_channel_file, read_tables};
@@ -103,34 +103,20 @@ fn remote(args: &Args, channel: &str, version: i64) -> Result<ExitCode> {
     if let Some(level) = &args.level {
         path.push_str(&format!("&level={level}"));
     }
-    let answer = Control::connect(&args.control)?.call("GET", &path, None)?;
-    let rows = |key: &str| -> Vec<(String, u64, u64)> {
-        answer[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                (
-                    r["name"].as_str().unwrap_or_default().to_string(),
-                    r["current"].as_u64().unwrap_or_default(),
-                    r["candidate"].as_u64().unwrap_or_default(),
-                )
-            })
+    let answer: ImpactReport = Control::connect(&args.control)?.get(&path)?;
+    let rows = |rows: Vec<ImpactRow>| -> Vec<(String, u64, u64)> {
+        rows.into_iter()
+            .map(|r| (r.name, r.current, r.candidate))
             .collect()
     };
     let report = Impact {
-        visitors: answer["visitors"].as_u64().unwrap_or_default(),
-        offers: rows("offers"),
-        segments: rows("segments"),
+        visitors: answer.visitors,
+        offers: rows(answer.offers),
+        segments: rows(answer.segments),
     };
-    let text = |v: &J| v.as_str().unwrap_or_default().to_string();
     let title = format!(
         "impact of {channel} version {version} against version {} ({}) over {} visitors of level {} (table {})",
-        answer["against"]["version"],
-        text(&answer["against"]["name"]),
-        report.visitors,
-        text(&answer["level"]),
-        text(&answer["table"])
+        answer.against.version, answer.against.name, report.visitors, answer.level, answer.table
     );
     print(&title, &report);
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use kairos_api::control::{SegmentCount, SegmentsReport};
 use kairos_engine::inprocess::{Population, population};
 use kairos_engine::report::{SegmentCounts, segment_counts};
 
@@ -53,31 +54,19 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         if let Some(level) = &args.level {
             path.push_str(&format!("?level={level}"));
         }
-        let answer = Control::connect(&args.control)?.call("GET", &path, None)?;
-        let pairs = |key: &str| -> Vec<(String, u64)> {
-            answer[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    (
-                        r["name"].as_str().unwrap_or_default().to_string(),
-                        r["visitors"].as_u64().unwrap_or_default(),
-                    )
-                })
-                .collect()
+        let answer: SegmentsReport = Control::connect(&args.control)?.get(&path)?;
+        let pairs = |rows: Vec<SegmentCount>| -> Vec<(String, u64)> {
+            rows.into_iter().map(|r| (r.name, r.visitors)).collect()
         };
         let counts = SegmentCounts {
-            visitors: answer["visitors"].as_u64().unwrap_or_default(),
-            segments: pairs("segments"),
-            branches: pairs("branches"),
-            rejected: answer["rejected"].as_u64().unwrap_or_default(),
+            visitors: answer.visitors,
+            segments: pairs(answer.segments),
+            branches: pairs(answer.branches),
+            rejected: answer.rejected,
         };
         let described = format!(
             "{channel} version {version}: {} visitors of level {} (table {})",
-            counts.visitors,
-            answer["level"].as_str().unwrap_or_default(),
-            answer["table"].as_str().unwrap_or_default()
+            counts.visitors, answer.level, answer.table
         );
         print(&described, &counts);
         return Ok(ExitCode::SUCCESS);

@@ -162,10 +162,7 @@ async fn group_runtime(
     let runtime = Arc::new(Runtime::new(store, Box::new(profiles), Config::default()));
     runtime.warm().await?;
     // The runtimes of the last start are gone: their tokens go with them.
-    control
-        .store
-        .revoke_tokens("runtime", group, "kairos up")
-        .await?;
+    control.revoke_tokens("runtime", group, "kairos up").await?;
     let token = control
         .issue_token("runtime", group, "kairos up", "admin")
         .await?;
@@ -220,8 +217,8 @@ async fn up(args: Args) -> Result<ExitCode> {
     println!("  staging runtime     http://{STAGING}");
     println!("  production runtime  http://{PRODUCTION}");
     // The runtime API's contract: a set-up that runs open says so.
-    let touchpoints = control.store.tokens("touchpoint").await?;
-    if touchpoints.is_empty() {
+    let touchpoints = control.touchpoint_token_count().await?;
+    if touchpoints == 0 {
         println!(
             "  touchpoint tokens   none issued: the runtimes run open until one is \
              (kairos token issue --touchpoint CHANNEL)"
@@ -229,7 +226,7 @@ async fn up(args: Args) -> Result<ExitCode> {
     } else {
         println!(
             "  touchpoint tokens   {} issued: a runtime serving a channel with one requires one",
-            touchpoints.len()
+            touchpoints
         );
     }
     println!();

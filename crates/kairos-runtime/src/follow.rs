@@ -3,17 +3,17 @@
 //! at the next start even with the control plane down), and reports which versions it runs
 //! and the names touchpoints called that its channels lack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairos_api::Client;
+use kairos_api::control::{ActiveAnswer, Heartbeat, InstanceStats, RunningVersion, UnknownReport};
 use kairos_api::problem::problem_text;
 use kairos_engine::{CompileError, Deployment};
 use kairos_model::Rejected;
 use kairos_store::{ProfileStore, StoreError};
-use serde_json::{Value as J, json};
 
 use crate::Runtime;
 use crate::profiles::StoreProfiles;
@@ -67,7 +67,7 @@ impl Follow {
         let Ok(bytes) = std::fs::read(self.cache_file()) else {
             return false;
         };
-        let served = match serde_json::from_slice::<J>(&bytes) {
+        let served = match serde_json::from_slice::<ActiveAnswer>(&bytes) {
             Ok(answer) => self.apply(runtime, &answer, true).await.map(|_| ()),
             Err(e) => Err(FollowError::Cache(e)),
         };
@@ -85,22 +85,20 @@ impl Follow {
     async fn apply(
         &self,
         runtime: &Runtime,
-        answer: &J,
+        answer: &ActiveAnswer,
         reload_profiles: bool,
     ) -> Result<Vec<String>> {
         let running = runtime.channels();
         let mut changed = Vec::new();
-        let data = answer["data"].as_str().unwrap_or(&self.database);
+        let data = answer.data.as_deref().unwrap_or(&self.database);
         let mut profiles = None;
         if reload_profiles {
             profiles = Some(StoreProfiles::open(ProfileStore::open(data).await?).await?);
         }
-        for d in answer["deployments"].as_array().into_iter().flatten() {
-            let channel = d["channel"].as_str().unwrap_or_default();
-            let version = d["version"].as_u64().unwrap_or_default();
-            let hash = d["hash"].as_str().unwrap_or_default();
+        for d in &answer.deployments {
+            let (channel, version) = (&d.channel, d.version);
             let current = running.get(&channel.to_ascii_lowercase());
-            if current.is_some_and(|l| l.hash == hash && l.deployment.version == version) {
+            if current.is_some_and(|l| l.hash == d.hash && l.deployment.version == version) {
                 continue;
             }
             // Tables may have been re-imported since: read their schemas afresh.
@@ -109,57 +107,46 @@ impl Follow {
             }
             let schemas = profiles.as_ref().expect("opened above").schemas();
             let shown = format!("{channel} version {version}");
-            let parsed = kairos_model::parse_channel(
-                &shown,
-                d["yaml"].as_str().unwrap_or_default(),
-                &schemas,
-            )?;
+            let parsed = kairos_model::parse_channel(&shown, &d.yaml, &schemas)?;
             let deployment = Deployment::compile(&parsed, &schemas, version).map_err(|source| {
                 FollowError::Compile {
                     shown: shown.clone(),
                     source,
                 }
             })?;
-            runtime.deploy(deployment, hash.to_string());
+            runtime.deploy(deployment, d.hash.clone());
             changed.push(shown);
         }
         if let Some(profiles) = profiles {
             runtime.set_profiles(Box::new(profiles));
         }
-        let digests = answer["touchpoint_token_digests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str().map(str::to_string))
-            .collect();
-        runtime.set_token_digests(digests);
+        runtime.set_token_digests(answer.touchpoint_token_digests.clone());
         Ok(changed)
     }
 
-    fn write_cache(&self, answer: &J) -> Result<()> {
+    fn write_cache(&self, answer: &ActiveAnswer) -> Result<()> {
         std::fs::create_dir_all(&self.cache)?;
         // Written aside, synced and renamed: a crash mid-write leaves the previous cache whole.
         let partial = self.cache.join(format!("{}.json.partial", self.group));
         let mut file = std::fs::File::create(&partial)?;
-        std::io::Write::write_all(&mut file, answer.to_string().as_bytes())?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec(answer)?)?;
         file.sync_all()?;
         std::fs::rename(&partial, self.cache_file())?;
         Ok(())
     }
 
-    fn running(runtime: &Runtime) -> J {
-        J::Object(
-            runtime
-                .channels()
-                .values()
-                .map(|l| {
-                    (
-                        l.deployment.channel.clone(),
-                        json!({ "version": l.deployment.version, "hash": l.hash }),
-                    )
-                })
-                .collect(),
-        )
+    fn running(runtime: &Runtime) -> BTreeMap<String, RunningVersion> {
+        runtime
+            .channels()
+            .values()
+            .map(|l| {
+                let running = RunningVersion {
+                    version: l.deployment.version,
+                    hash: l.hash.clone(),
+                };
+                (l.deployment.channel.clone(), running)
+            })
+            .collect()
     }
 
     /// Polls and reports until the process ends. Runs on its own thread: the control plane
@@ -171,7 +158,7 @@ impl Follow {
     fn follow(&self, runtime: &Runtime, handle: &tokio::runtime::Handle) {
         let mut generation = -1i64;
         // The group's data source as last applied (the cached answer's, at start).
-        let mut data: Option<J> = None;
+        let mut data: Option<Option<String>> = None;
         let mut reported: HashMap<(String, String, String), u64> = HashMap::new();
         let mut last_report: Option<Instant> = None;
         let mut requests_at_report = runtime.metrics.requests();
@@ -193,17 +180,27 @@ impl Follow {
                 self.group
             );
             match control.request("GET", &path, None) {
-                Ok((200, answer)) => {
+                Ok((200, body)) => {
                     if down_since.take().is_some() {
                         println!("control plane {} reachable again", self.control);
                     }
-                    let next = answer["generation"].as_i64().unwrap_or(generation);
+                    let answer = match serde_json::from_value::<ActiveAnswer>(body) {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            eprintln!(
+                                "the control plane's answer to {path} is not what this runtime expects ({e}); still serving what ran"
+                            );
+                            std::thread::sleep(Duration::from_secs(POLL_SECONDS));
+                            continue;
+                        }
+                    };
+                    let next = answer.generation;
                     if next != generation {
-                        let reload = data.as_ref() != Some(&answer["data"]);
+                        let reload = data.as_ref() != Some(&answer.data);
                         match handle.block_on(self.apply(runtime, &answer, reload)) {
                             Ok(changed) => {
                                 generation = next;
-                                data = Some(answer["data"].clone());
+                                data = Some(answer.data.clone());
                                 for shown in changed {
                                     println!("{}: now serving {shown}", self.group);
                                 }
@@ -244,7 +241,12 @@ impl Follow {
                     let key = (kind.to_string(), channel.clone(), name.clone());
                     let before = reported.get(&key).copied().unwrap_or(0);
                     if count > before {
-                        unknown.push(json!({ "channel": channel, "kind": kind, "name": name, "calls": count - before }));
+                        unknown.push(UnknownReport {
+                            channel,
+                            kind: kind.to_string(),
+                            name,
+                            calls: i64::try_from(count - before).unwrap_or(i64::MAX),
+                        });
                         counted.push((key, count));
                     }
                 }
@@ -256,20 +258,24 @@ impl Follow {
                         .quantile("get_offers", q)
                         .map(|s| s * 1000.0)
                 };
-                let status = json!({
-                    "address": self.address,
-                    "running": Self::running(runtime),
-                    "unknown": unknown,
-                    "stats": {
-                        "requests_per_second": (requests - requests_at_report) as f64 / seconds,
-                        "requests_total": requests,
-                        "get_offers_p50_ms": ms(0.5),
-                        "get_offers_p99_ms": ms(0.99),
-                        "sessions_live": handle.block_on(runtime.live_sessions()).ok(),
+                let status = Heartbeat {
+                    address: self.address.clone(),
+                    running: Self::running(runtime),
+                    unknown,
+                    stats: InstanceStats {
+                        requests_per_second: (requests - requests_at_report) as f64 / seconds,
+                        requests_total: requests,
+                        get_offers_p50_ms: ms(0.5),
+                        get_offers_p99_ms: ms(0.99),
+                        sessions_live: handle
+                            .block_on(runtime.live_sessions())
+                            .ok()
+                            .map(|n| n as u64),
                     },
-                });
+                };
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);
                 // Counts are marked reported only once the control plane has them.
+                let status = serde_json::to_value(&status).expect("a heartbeat is JSON");
                 if let Ok((204, _)) = control.request("POST", &path, Some(&status)) {
                     reported.extend(counted);
                     requests_at_report = requests;

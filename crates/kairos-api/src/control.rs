@@ -1,0 +1,677 @@
+//! The control plane's API under `/api/`: every request and answer as a type. The control
+//! plane's service returns these, its routes serialize them, the CLI, the UI and the
+//! runtimes following a group read them, and the OpenAPI document is generated from them.
+//!
+//! Free-form parts stay JSON values and say so: a component's body (shaped like its entry in
+//! a channel file), gate settings, a version's validation report, a test result's summary.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
+use utoipa::{IntoParams, ToSchema};
+
+// ---- users and tokens ----
+
+/// `POST /api/login`; also the fields of the UI's login form.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+}
+
+/// A user token, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoggedIn {
+    pub token: String,
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// `GET /api/me`: who the token belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// A user and their roles.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+/// `POST /api/users`: creates a user, or replaces one's password and roles.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// designer, administrator, data_administrator, reviewer, manager.
+    pub roles: Vec<String>,
+}
+
+/// A touchpoint or runtime token, without its secret.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// `touchpoint` or `runtime`.
+    pub kind: String,
+    /// The channel (touchpoint) or server group (runtime) it is for.
+    #[serde(rename = "for")]
+    pub subject: String,
+    pub label: String,
+}
+
+/// `POST /api/tokens`; also the fields of the UI's form.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct NewToken {
+    /// `touchpoint` (for a channel) or `runtime` (for a server group).
+    pub kind: String,
+    /// The channel or group it is for.
+    #[serde(rename = "for")]
+    pub subject: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A token just issued: its secret is shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct IssuedToken {
+    pub token: String,
+    pub kind: String,
+    #[serde(rename = "for")]
+    pub subject: String,
+}
+
+// ---- channels and components ----
+
+/// A channel of the design repository.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelSummary {
+    pub name: String,
+    /// Bumped by every edit of any of its components.
+    pub revision: i64,
+    pub updated_by: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// `POST /api/channels/apply`: a whole channel file, each of its components a new revision.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApplyRequest {
+    /// The file name errors are reported against.
+    #[serde(default = "default_file")]
+    pub file: String,
+    pub yaml: String,
+}
+
+fn default_file() -> String {
+    "channel.yaml".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Applied {
+    pub channel: String,
+    pub revision: i64,
+    pub components: usize,
+}
+
+/// One component of a channel with its revision.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentView {
+    /// settings, audience_levels, zones, offers, segments, flowcharts, rules, events, patterns.
+    pub kind: String,
+    pub name: String,
+    pub revision: i64,
+    pub updated_by: String,
+    pub updated_at: String,
+    /// Shaped like the component's entry in a channel file.
+    #[schema(value_type = Object)]
+    pub body: J,
+}
+
+/// A channel with every component.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    pub name: String,
+    pub revision: i64,
+    pub updated_by: String,
+    pub updated_at: String,
+    pub components: Vec<ComponentView>,
+}
+
+/// An error of the design, located in its component.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesignError {
+    /// `kind/name` of the component.
+    pub component: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+/// `GET /api/channels/{channel}/validate`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Validation {
+    pub valid: bool,
+    pub errors: Vec<DesignError>,
+}
+
+/// A component saved (whatever its errors: a design may be mid-edit); the errors say what
+/// blocks a deploy.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentSaved {
+    pub revision: i64,
+    pub errors: Vec<DesignError>,
+}
+
+/// A component deleted: the channel's new revision.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentDeleted {
+    pub revision: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// A version's file; without it, the current design.
+    pub version: Option<i64>,
+}
+
+// ---- versions, reviews, test results ----
+
+/// Where a version went, and how.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivationView {
+    pub group: String,
+    pub by: String,
+    pub at: String,
+    /// `deploy` or `rollback`.
+    pub action: String,
+    /// An administrator's reason for overriding failed gates.
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    pub reviewer: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub comment: String,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ResultView {
+    pub group: String,
+    /// `scenarios` or `loadtest`.
+    pub kind: String,
+    pub passed: bool,
+    #[schema(value_type = Object)]
+    pub summary: J,
+    pub by: String,
+    pub at: String,
+}
+
+/// A numbered, immutable version of a channel, with where it ran, its reviews and results.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionView {
+    pub channel: String,
+    pub number: i64,
+    pub hash: String,
+    pub author: String,
+    pub created_at: String,
+    pub note: String,
+    /// The validation report: errors and the count of each kind of component.
+    #[schema(value_type = Object)]
+    pub report: J,
+    /// The groups running it now.
+    pub active_in: Vec<String>,
+    pub deployments: Vec<ActivationView>,
+    pub reviews: Vec<ReviewView>,
+    pub results: Vec<ResultView>,
+    /// The channel file, when one version is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yaml: Option<String>,
+}
+
+/// `POST /api/channels/{channel}/versions`: snapshots the design.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct NoteRequest {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST .../versions/{number}/reviews`; also the fields of the UI's form.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewRequest {
+    /// `approve` or `reject`.
+    pub decision: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Reviewed {
+    pub channel: String,
+    pub version: i64,
+    pub decision: String,
+}
+
+/// `POST .../versions/{number}/results`: a test run against a group, for the gates.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ResultRequest {
+    pub group: String,
+    /// `scenarios` or `loadtest`.
+    pub kind: String,
+    pub passed: bool,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub summary: J,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// A version number, or `design`.
+    pub from: String,
+    /// A version number, or `design` (the default).
+    #[serde(default = "design")]
+    pub to: String,
+}
+
+fn design() -> String {
+    "design".into()
+}
+
+/// How one component differs.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChangeView {
+    /// `kind/name`.
+    pub path: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// The body's lines, each prefixed `+ `, `- ` or two spaces.
+    pub lines: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Diff {
+    pub from: String,
+    pub to: String,
+    pub changes: Vec<ChangeView>,
+}
+
+// ---- reports over a version ----
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Impact: the group whose active version is compared (default `production`), or a
+    /// version number.
+    pub against: Option<String>,
+    /// Impact: offers asked for at every interaction point (1-100, default 3).
+    pub count: Option<usize>,
+    /// The audience level whose profile table is the population (default: the channel's).
+    pub level: Option<String>,
+    /// At most this many rows of each table (default 100,000).
+    pub limit: Option<i64>,
+}
+
+/// A name counted in the current and the candidate version.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImpactRow {
+    pub name: String,
+    pub current: u64,
+    pub candidate: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Against {
+    pub name: String,
+    pub version: i64,
+}
+
+/// Which offers gain or lose how many visitors, and which segments change size, if this
+/// version replaced the one compared with.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImpactReport {
+    pub channel: String,
+    pub version: i64,
+    pub against: Against,
+    pub level: String,
+    pub table: String,
+    pub visitors: u64,
+    pub offers: Vec<ImpactRow>,
+    pub segments: Vec<ImpactRow>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SegmentCount {
+    pub name: String,
+    pub visitors: u64,
+}
+
+/// A flowchart test run: segment sizes and path counts over the population.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SegmentsReport {
+    pub channel: String,
+    pub version: i64,
+    pub level: String,
+    pub table: String,
+    pub visitors: u64,
+    pub rejected: u64,
+    pub segments: Vec<SegmentCount>,
+    pub branches: Vec<SegmentCount>,
+}
+
+// ---- server groups and deployments ----
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActiveVersion {
+    pub channel: String,
+    pub version: i64,
+}
+
+/// A version a runtime serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunningVersion {
+    pub version: u64,
+    /// The channel's content hash (absent from reports of a runtime that did not know it).
+    #[serde(default)]
+    pub hash: String,
+}
+
+/// A runtime's throughput and latency, as it last reported them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceStats {
+    /// Since its report before.
+    #[serde(default)]
+    pub requests_per_second: f64,
+    #[serde(default)]
+    pub requests_total: u64,
+    /// Since it started; none before its first get offers.
+    #[serde(default)]
+    pub get_offers_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub get_offers_p99_ms: Option<f64>,
+    /// Unknown when its shared session store cannot be reached.
+    #[serde(default)]
+    pub sessions_live: Option<u64>,
+}
+
+/// A runtime of a group, as it last reported.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    pub instance: String,
+    pub address: String,
+    /// What it serves, by channel.
+    pub running: BTreeMap<String, RunningVersion>,
+    pub stats: InstanceStats,
+    pub seen_at: String,
+    pub seconds_since_seen: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct GroupView {
+    pub name: String,
+    pub production: bool,
+    /// `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
+    #[schema(value_type = Object)]
+    pub gates: J,
+    /// The group's own data source, or null for the default one.
+    pub data: Option<String>,
+    /// Where its runtimes keep history, for reports.
+    pub history: Option<String>,
+    pub active: Vec<ActiveVersion>,
+    pub instances: Vec<InstanceView>,
+}
+
+impl GroupView {
+    /// The address of the instance that reported last.
+    pub fn freshest_address(&self) -> Option<&str> {
+        self.instances
+            .iter()
+            .min_by_key(|i| i.seconds_since_seen)
+            .map(|i| i.address.as_str())
+    }
+}
+
+/// `PUT /api/groups/{group}`: creates a group or changes one; what is absent is kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct GroupRequest {
+    #[serde(default)]
+    pub production: Option<bool>,
+    /// Gate settings: `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub gates: Option<J>,
+    /// The group's own data source (`sqlite://...`, `postgres://...`), or null to share the
+    /// default one.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Where its runtimes keep history (for reports); absent keeps it, "" forgets it.
+    #[serde(default)]
+    pub history: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct GroupSaved {
+    pub name: String,
+    pub production: bool,
+    #[schema(value_type = Object)]
+    pub gates: J,
+    pub data: Option<String>,
+    pub history: Option<String>,
+}
+
+/// `POST /api/groups/{group}/deployments`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeployRequest {
+    pub channel: String,
+    /// Without it, the current design is snapshotted as a new version.
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub note: String,
+    /// An administrator deploying past failed gates must say why.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deployed {
+    pub group: String,
+    pub channel: String,
+    pub version: i64,
+    pub hash: String,
+}
+
+/// `POST /api/groups/{group}/rollback`: to `to`, or to the version the group ran before.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RollbackRequest {
+    pub channel: String,
+    #[serde(default)]
+    pub to: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RolledBack {
+    pub group: String,
+    pub channel: String,
+    pub version: i64,
+    pub previous: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActiveQuery {
+    /// Answer once the group's generation passes this (a long poll).
+    #[serde(default)]
+    pub after: i64,
+    /// Seconds to wait for a change past `after` (at most 60).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// A version a group's runtimes are to serve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActiveDeployment {
+    pub channel: String,
+    pub version: u64,
+    pub hash: String,
+    /// The channel file.
+    pub yaml: String,
+}
+
+/// `GET /api/groups/{group}/active`: what a group's runtimes serve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActiveAnswer {
+    pub group: String,
+    /// Bumped by every change of what the group serves.
+    pub generation: i64,
+    /// The group's own data source, or null for the default one.
+    pub data: Option<String>,
+    pub deployments: Vec<ActiveDeployment>,
+    /// Digests of the touchpoint tokens of the channels served.
+    pub touchpoint_token_digests: Vec<String>,
+}
+
+/// Names touchpoints called that a channel lacks, since the last report.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UnknownReport {
+    pub channel: String,
+    /// `interaction_point`, `event`, ...
+    pub kind: String,
+    pub name: String,
+    pub calls: i64,
+}
+
+/// `POST /api/groups/{group}/instances/{instance}`: a runtime's status report.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Heartbeat {
+    /// Where touchpoints reach it.
+    pub address: String,
+    /// What it serves, by channel.
+    #[serde(default)]
+    pub running: BTreeMap<String, RunningVersion>,
+    #[serde(default)]
+    pub unknown: Vec<UnknownReport>,
+    #[serde(default)]
+    pub stats: InstanceStats,
+}
+
+// ---- tables, reports, unknown names, audit ----
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ColumnView {
+    pub name: String,
+    /// int, double, bool, timestamp or string.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TableView {
+    pub name: String,
+    pub columns: Vec<ColumnView>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TablesQuery {
+    /// A group with its own data source; the default one otherwise.
+    pub group: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The column rows are found by.
+    pub key: String,
+    /// Into this group's own data source.
+    pub group: Option<String>,
+    /// Column types instead of inferring them: COLUMN:TYPE,...
+    pub schema: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Imported {
+    pub table: String,
+    pub rows: u64,
+    pub key: String,
+    pub columns: Vec<ColumnView>,
+    pub group: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PerformanceQuery {
+    pub group: String,
+    /// `offer` (the default), `segment`, `zone` or `day`.
+    #[serde(default = "by_offer")]
+    pub by: String,
+    /// The last this many days (default 30).
+    #[serde(default = "thirty")]
+    pub days: i64,
+}
+
+fn by_offer() -> String {
+    "offer".into()
+}
+
+fn thirty() -> i64 {
+    30
+}
+
+/// Contacts, accepts and rejects of one key, and the acceptance rate with its 95% interval
+/// (the Beta posterior learning draws from).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PerformanceRow {
+    pub key: String,
+    pub contacts: u64,
+    pub accepts: u64,
+    pub rejects: u64,
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PerformanceReport {
+    pub group: String,
+    pub by: String,
+    pub days: i64,
+    pub rows: Vec<PerformanceRow>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UnknownNameView {
+    pub channel: String,
+    pub kind: String,
+    pub name: String,
+    pub calls: i64,
+    pub last_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// The newest this many entries (1-10,000, default 100).
+    #[serde(default = "hundred")]
+    pub limit: i64,
+}
+
+fn hundred() -> i64 {
+    100
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}

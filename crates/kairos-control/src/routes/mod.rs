@@ -1,0 +1,181 @@
+//! The control plane's API under `/api/`: thin routes, one file per resource, each reading
+//! its request, calling the service and writing its answer. Roles, checks and the audit log
+//! are the service's.
+
+mod access;
+mod design;
+mod groups;
+mod records;
+mod versions;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::serve::Listener;
+use axum::{Json, Router};
+use kairos_api::{Code, Problem};
+use serde::de::DeserializeOwned;
+
+use crate::service::{Caller, ControlPlane};
+
+type Shared = State<Arc<ControlPlane>>;
+
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// A JSON body, its rejection a problem document.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let json: Result<Json<T>, JsonRejection> = Json::from_request(request, state).await;
+        Ok(Body(json?.0))
+    }
+}
+
+/// A query string, its rejection a problem document.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        let query: Result<axum::extract::Query<T>, QueryRejection> =
+            axum::extract::Query::from_request_parts(parts, state).await;
+        Ok(Params(query?.0))
+    }
+}
+
+/// Serves the control plane until `shutdown` resolves.
+pub async fn run<L>(
+    listener: L,
+    control: Arc<ControlPlane>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let stopping = control.clone();
+    axum::serve(listener, router(control))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.stop();
+        })
+        .await
+}
+
+pub fn router(control: Arc<ControlPlane>) -> Router {
+    let api = Router::new()
+        .route("/api/me", get(access::me))
+        .route("/api/users", get(access::users).post(access::create_user))
+        .route(
+            "/api/tokens",
+            get(access::tokens).post(access::create_token),
+        )
+        .route("/api/channels", get(design::channels))
+        .route("/api/channels/apply", post(design::apply))
+        .route("/api/channels/{channel}", get(design::channel))
+        .route("/api/channels/{channel}/export", get(design::export))
+        .route("/api/channels/{channel}/validate", get(design::validate))
+        .route(
+            "/api/channels/{channel}/components/{kind}/{name}",
+            get(design::component)
+                .put(design::put_component)
+                .delete(design::delete_component),
+        )
+        .route("/api/channels/{channel}/diff", get(design::diff))
+        .route(
+            "/api/channels/{channel}/versions",
+            get(versions::versions).post(versions::create_version),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}",
+            get(versions::version),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/reviews",
+            post(versions::review),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/results",
+            post(versions::attach_result),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/impact",
+            get(versions::impact),
+        )
+        .route(
+            "/api/channels/{channel}/versions/{number}/segments",
+            get(versions::segments),
+        )
+        .route("/api/groups", get(groups::groups))
+        .route("/api/groups/{group}", put(groups::put_group))
+        .route("/api/groups/{group}/deployments", post(groups::deploy))
+        .route("/api/groups/{group}/rollback", post(groups::rollback))
+        .route("/api/groups/{group}/active", get(groups::active))
+        .route(
+            "/api/groups/{group}/instances/{instance}",
+            post(groups::heartbeat),
+        )
+        .route("/api/tables", get(records::tables))
+        .route("/api/tables/{name}", post(records::import_table))
+        .route("/api/unknown-names", get(records::unknown_names))
+        .route("/api/reports/performance", get(records::performance))
+        .route("/api/audit", get(records::audit_log))
+        .route_layer(middleware::from_fn_with_state(
+            control.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(crate::ui::routes())
+        .route("/api/login", post(access::login))
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async {
+            Problem::new(Code::NotFound, "no such endpoint; see /api/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .layer(middleware::map_response(
+            kairos_api::problem::bare_error_as_problem,
+        ))
+        .with_state(control)
+}
+
+/// Every route but login needs a token: `Authorization: Bearer <token>`; the caller it
+/// belongs to goes with the request.
+async fn authenticate(State(cp): Shared, mut request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(secret) = given else {
+        return Problem::new(
+            Code::Unauthorized,
+            "log in first: send Authorization: Bearer <token> (kairos login)",
+        )
+        .into_response();
+    };
+    match cp.caller(secret).await {
+        Ok(caller) => {
+            request.extensions_mut().insert::<Caller>(caller);
+            next.run(request).await
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
