@@ -74,7 +74,7 @@ codes! {
     NoPopulation = "NO_POPULATION", CONFLICT,
         "There are no profiles to run the report over: import the audience level's table first.";
     OneProductionGroup = "ONE_PRODUCTION_GROUP", CONFLICT,
-        "There can be only one production group.";
+        "A channel goes to one production group only, and it runs on another.";
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE,
         "The request body is larger than the server accepts.";
     InvalidChannelFile = "INVALID_CHANNEL_FILE", UNPROCESSABLE_ENTITY,
@@ -148,6 +148,33 @@ impl From<MessageCode> for Code {
         }
     }
 }
+
+/// In the API documents: a string, one of the names, each code's meaning in the description.
+impl utoipa::PartialSchema for Code {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let meanings: Vec<String> = Code::ALL
+            .iter()
+            .map(|c| {
+                format!(
+                    "- `{}` ({}): {}",
+                    c.name(),
+                    c.status().as_u16(),
+                    c.meaning()
+                )
+            })
+            .collect();
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Code::ALL.iter().map(|c| c.name())))
+            .description(Some(format!(
+                "A stable code clients match on, with the HTTP status of a problem with it:\n{}",
+                meanings.join("\n")
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Code {}
 
 impl serde::Serialize for Code {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -18,23 +18,29 @@ pub struct Problem {
 
 /// A problem as it goes over the wire: RFC 9457's members, Kairos' `code`, the located
 /// `errors`, and the `messages` list every runtime answer carries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProblemDocument {
+    /// Always `about:blank`: the code says what happened.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase.
     pub title: String,
     pub status: u16,
     pub code: Code,
+    /// What went wrong, for a person.
     pub detail: String,
+    /// Every located error, when there are several (`file:line:column: message`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The code and detail again, as the one message of the answer.
     pub messages: Vec<ProblemMessage>,
 }
 
 /// The one message of a problem document: its code and detail again, as an error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProblemMessage {
     pub code: Code,
+    /// `error`.
     pub level: String,
     pub message: String,
 }

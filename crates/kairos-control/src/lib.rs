@@ -7,6 +7,7 @@
 pub mod auth;
 mod flowchart;
 mod html;
+mod openapi;
 mod routes;
 mod service;
 mod ui;

@@ -11,6 +11,9 @@ use kairos_api::control::{
 use super::{Body, Shared};
 use crate::service::Caller;
 
+#[utoipa::path(post, path = "/api/login", tag = "access", security(),
+    request_body = LoginRequest,
+    responses((status = 200, description = "A user token, shown this once", body = LoggedIn)))]
 pub async fn login(
     State(cp): Shared,
     Body(request): Body<LoginRequest>,
@@ -18,10 +21,14 @@ pub async fn login(
     Ok(Json(cp.login(request).await?))
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "access",
+    responses((status = 200, description = "Who the token belongs to", body = Me)))]
 pub async fn me(State(cp): Shared, Extension(caller): Extension<Caller>) -> Json<Me> {
     Json(cp.me(&caller))
 }
 
+#[utoipa::path(get, path = "/api/users", tag = "access",
+    responses((status = 200, description = "Every user and their roles", body = Vec<UserView>)))]
 pub async fn users(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
@@ -29,6 +36,8 @@ pub async fn users(
     Ok(Json(cp.users(&caller).await?))
 }
 
+#[utoipa::path(post, path = "/api/users", tag = "access", request_body = NewUser,
+    responses((status = 201, description = "The user, created or replaced", body = UserView)))]
 pub async fn create_user(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
@@ -40,6 +49,8 @@ pub async fn create_user(
     ))
 }
 
+#[utoipa::path(get, path = "/api/tokens", tag = "access",
+    responses((status = 200, description = "Touchpoint and runtime tokens, without their secrets", body = Vec<TokenView>)))]
 pub async fn tokens(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
@@ -47,6 +58,8 @@ pub async fn tokens(
     Ok(Json(cp.tokens(&caller).await?))
 }
 
+#[utoipa::path(post, path = "/api/tokens", tag = "access", request_body = NewToken,
+    responses((status = 201, description = "The token, its secret shown this once", body = IssuedToken)))]
 pub async fn create_token(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,

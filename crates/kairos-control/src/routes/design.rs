@@ -7,14 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kairos_api::Problem;
 use kairos_api::control::{
-    Applied, ApplyRequest, ChannelSummary, ChannelView, ComponentDeleted, Diff, DiffQuery,
-    ExportQuery, Validation,
+    Applied, ApplyRequest, ChannelSummary, ChannelView, ComponentDeleted, ComponentSaved, Diff,
+    DiffQuery, ExportQuery, Validation,
 };
 use kairos_model::components::Component;
 use kairos_store::control::Expect;
 use serde_json::Value as J;
 
-use super::{Body, Params, Shared};
+use super::{Body, ChannelPath, ComponentPath, Params, Shared};
 use crate::service::{Caller, kind_of};
 
 fn etag(revision: i64) -> HeaderValue {
@@ -36,10 +36,14 @@ fn expect_of(headers: &HeaderMap) -> Result<Expect, Problem> {
     Ok(Expect::Any)
 }
 
+#[utoipa::path(get, path = "/api/channels", tag = "design",
+    responses((status = 200, description = "Every channel of the design repository", body = Vec<ChannelSummary>)))]
 pub async fn channels(State(cp): Shared) -> Result<Json<Vec<ChannelSummary>>, Problem> {
     Ok(Json(cp.channels().await?))
 }
 
+#[utoipa::path(post, path = "/api/channels/apply", tag = "design", request_body = ApplyRequest,
+    responses((status = 200, description = "Each component of the file is a new revision", body = Applied)))]
 pub async fn apply(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
@@ -48,41 +52,66 @@ pub async fn apply(
     Ok(Json(cp.apply(&caller, request).await?))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}", tag = "design", params(ChannelPath),
+    responses((status = 200, description = "The channel with every component", body = ChannelView)))]
 pub async fn channel(
     State(cp): Shared,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
 ) -> Result<Json<ChannelView>, Problem> {
     Ok(Json(cp.channel(&channel).await?))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/export", tag = "design", params(ChannelPath, ExportQuery),
+    responses((status = 200, description = "A channel file", body = String, content_type = "application/yaml")))]
 pub async fn export(
     State(cp): Shared,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
     Params(query): Params<ExportQuery>,
 ) -> Result<Response, Problem> {
     let yaml = cp.export(&channel, query.version).await?;
     Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/validate", tag = "design", params(ChannelPath),
+    responses((status = 200, description = "Every error of the design, in its component", body = Validation)))]
 pub async fn validate(
     State(cp): Shared,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
 ) -> Result<Json<Validation>, Problem> {
     Ok(Json(cp.validate(&channel).await?))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
+    params(ComponentPath),
+    responses((status = 200, description = "The component's body; its revision is the ETag",
+        body = Object, headers(("ETag" = String, description = "The revision, in quotes")))))]
 pub async fn component(
     State(cp): Shared,
-    Path((channel, kind, name)): Path<(String, String, String)>,
+    Path(ComponentPath {
+        channel,
+        kind,
+        name,
+    }): Path<ComponentPath>,
 ) -> Result<Response, Problem> {
     let (body, revision) = cp.component(&channel, kind_of(&kind)?, &name).await?;
     Ok(([(header::ETAG, etag(revision))], Json(body)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
+    params(ComponentPath,
+        ("If-Match" = Option<String>, Header, description = "Edit only this revision (the ETag read), else 409"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, else 409")),
+    request_body(content = Object, description = "The body, shaped like the component's entry in a channel file"),
+    responses((status = 200, description = "Saved, whatever its errors; they say what blocks a deploy",
+        body = ComponentSaved, headers(("ETag" = String, description = "The new revision, in quotes")))))]
 pub async fn put_component(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
-    Path((channel, kind, name)): Path<(String, String, String)>,
+    Path(ComponentPath {
+        channel,
+        kind,
+        name,
+    }): Path<ComponentPath>,
     headers: HeaderMap,
     Body(body): Body<J>,
 ) -> Result<Response, Problem> {
@@ -97,10 +126,18 @@ pub async fn put_component(
     Ok(([(header::ETAG, etag(saved.revision))], Json(saved)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
+    params(ComponentPath,
+        ("If-Match" = Option<String>, Header, description = "Delete only this revision, else 409")),
+    responses((status = 200, description = "Deleted: the channel's new revision", body = ComponentDeleted)))]
 pub async fn delete_component(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
-    Path((channel, kind, name)): Path<(String, String, String)>,
+    Path(ComponentPath {
+        channel,
+        kind,
+        name,
+    }): Path<ComponentPath>,
     headers: HeaderMap,
 ) -> Result<Json<ComponentDeleted>, Problem> {
     let deleted = cp
@@ -115,9 +152,11 @@ pub async fn delete_component(
     Ok(Json(deleted))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/diff", tag = "design", params(ChannelPath, DiffQuery),
+    responses((status = 200, description = "What changed, component by component", body = Diff)))]
 pub async fn diff(
     State(cp): Shared,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
     Params(query): Params<DiffQuery>,
 ) -> Result<Json<Diff>, Problem> {
     Ok(Json(cp.diff(&channel, query).await?))

@@ -2,11 +2,11 @@
 //! its request, calling the service and writing its answer. Roles, checks and the audit log
 //! are the service's.
 
-mod access;
-mod design;
-mod groups;
-mod records;
-mod versions;
+pub(crate) mod access;
+pub(crate) mod design;
+pub(crate) mod groups;
+pub(crate) mod records;
+pub(crate) mod versions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +26,62 @@ use crate::service::{Caller, ControlPlane};
 
 type Shared = State<Arc<ControlPlane>>;
 
-const OPENAPI: &str = include_str!("../openapi.json");
+/// The path of a channel's routes (for the API document).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ChannelPath {
+    /// The channel's name.
+    pub channel: String,
+}
+
+/// The path of a component's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ComponentPath {
+    /// The channel's name.
+    pub channel: String,
+    /// settings, audience_levels, zones, offers, segments, flowcharts, rules, events,
+    /// event_patterns.
+    pub kind: String,
+    /// The component's name (`channel` for the settings).
+    pub name: String,
+}
+
+/// The path of a version's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct VersionPath {
+    /// The channel's name.
+    pub channel: String,
+    /// The version's number.
+    pub number: i64,
+}
+
+/// The path of a server group's routes.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct GroupPath {
+    /// The server group's name.
+    pub group: String,
+}
+
+/// The path of a runtime instance's status reports.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct InstancePath {
+    /// The server group's name.
+    pub group: String,
+    /// The runtime instance's name.
+    pub instance: String,
+}
+
+/// The path of a table's import.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct TablePath {
+    /// The table's name.
+    pub name: String,
+}
 
 /// A JSON body, its rejection a problem document.
 pub(crate) struct Body<T>(pub T);
@@ -143,7 +198,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/login", post(access::login))
         .route(
             "/api/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+            get(|| async { Json(crate::openapi::document()) }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async {

@@ -9,28 +9,37 @@ use kairos_api::control::{
     VersionView,
 };
 
-use super::{Body, Params, Shared};
+use super::{Body, ChannelPath, Params, Shared, VersionPath};
 use crate::service::Caller;
 
+#[utoipa::path(get, path = "/api/channels/{channel}/versions", tag = "versions", params(ChannelPath),
+    responses((status = 200, description = "Every version, oldest first", body = Vec<VersionView>)))]
 pub async fn versions(
     State(cp): Shared,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
 ) -> Result<Json<Vec<VersionView>>, Problem> {
     Ok(Json(cp.versions(&channel).await?))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}", tag = "versions", params(VersionPath),
+    responses((status = 200, description = "The version with its channel file", body = VersionView)))]
 pub async fn version(
     State(cp): Shared,
-    Path((channel, number)): Path<(String, i64)>,
+    Path(VersionPath { channel, number }): Path<VersionPath>,
 ) -> Result<Json<VersionView>, Problem> {
     Ok(Json(cp.version(&channel, number).await?))
 }
 
 /// 201 with a new version; 200 with the newest one when the design has not changed.
+#[utoipa::path(post, path = "/api/channels/{channel}/versions", tag = "versions", params(ChannelPath),
+    request_body = NoteRequest,
+    responses(
+        (status = 201, description = "A new version of the design", body = VersionView),
+        (status = 200, description = "The design is unchanged: its newest version", body = VersionView)))]
 pub async fn create_version(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
-    Path(channel): Path<String>,
+    Path(ChannelPath { channel }): Path<ChannelPath>,
     Body(request): Body<NoteRequest>,
 ) -> Result<(StatusCode, Json<VersionView>), Problem> {
     let (version, created) = cp.create_version(&caller, &channel, request).await?;
@@ -42,36 +51,48 @@ pub async fn create_version(
     Ok((status, Json(version)))
 }
 
+#[utoipa::path(post, path = "/api/channels/{channel}/versions/{number}/reviews", tag = "versions",
+    params(VersionPath), request_body = ReviewRequest,
+    responses((status = 200, description = "The review is recorded", body = Reviewed)))]
 pub async fn review(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
-    Path((channel, number)): Path<(String, i64)>,
+    Path(VersionPath { channel, number }): Path<VersionPath>,
     Body(request): Body<ReviewRequest>,
 ) -> Result<Json<Reviewed>, Problem> {
     Ok(Json(cp.review(&caller, &channel, number, request).await?))
 }
 
+#[utoipa::path(post, path = "/api/channels/{channel}/versions/{number}/results", tag = "versions",
+    params(VersionPath), request_body = ResultRequest,
+    responses((status = 201, description = "The result is recorded, for the gates")))]
 pub async fn attach_result(
     State(cp): Shared,
     Extension(caller): Extension<Caller>,
-    Path((channel, number)): Path<(String, i64)>,
+    Path(VersionPath { channel, number }): Path<VersionPath>,
     Body(request): Body<ResultRequest>,
 ) -> Result<StatusCode, Problem> {
     cp.attach_result(&caller, &channel, number, request).await?;
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}/impact", tag = "versions",
+    params(VersionPath, ReportQuery),
+    responses((status = 200, description = "Which offers and segments change, over the profile table", body = ImpactReport)))]
 pub async fn impact(
     State(cp): Shared,
-    Path((channel, number)): Path<(String, i64)>,
+    Path(VersionPath { channel, number }): Path<VersionPath>,
     Params(query): Params<ReportQuery>,
 ) -> Result<Json<ImpactReport>, Problem> {
     Ok(Json(cp.impact(&channel, number, query).await?))
 }
 
+#[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}/segments", tag = "versions",
+    params(VersionPath, ReportQuery),
+    responses((status = 200, description = "Segment sizes and flowchart paths over the profile table", body = SegmentsReport)))]
 pub async fn segments(
     State(cp): Shared,
-    Path((channel, number)): Path<(String, i64)>,
+    Path(VersionPath { channel, number }): Path<VersionPath>,
     Params(query): Params<ReportQuery>,
 ) -> Result<Json<SegmentsReport>, Problem> {
     Ok(Json(cp.segments(&channel, number, query).await?))
