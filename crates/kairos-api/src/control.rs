@@ -8,10 +8,69 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as J;
+use serde_json::{Map, Value as J};
 use utoipa::{IntoParams, ToSchema};
 
 // ---- users and tokens ----
+
+/// A permission set (one user may hold several).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Edits channel components.
+    Designer,
+    /// Server groups, touchpoint tokens, users, deployments.
+    Administrator,
+    /// Profile, dimension and history tables.
+    DataAdministrator,
+    /// Reviews test results, approves or rejects.
+    Reviewer,
+    /// Marks approved versions for production (deploys to production groups).
+    Manager,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Designer,
+        Role::Administrator,
+        Role::DataAdministrator,
+        Role::Reviewer,
+        Role::Manager,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Designer => "designer",
+            Role::Administrator => "administrator",
+            Role::DataAdministrator => "data_administrator",
+            Role::Reviewer => "reviewer",
+            Role::Manager => "manager",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// What a touchpoint or runtime token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// For a touchpoint calling a channel's runtimes.
+    Touchpoint,
+    /// For the runtimes of a server group, following the control plane.
+    Runtime,
+}
+
+impl TokenKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Touchpoint => "touchpoint",
+            TokenKind::Runtime => "runtime",
+        }
+    }
+}
 
 /// `POST /api/login`; also the fields of the UI's login form.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -25,38 +84,37 @@ pub struct LoginRequest {
 pub struct LoggedIn {
     pub token: String,
     pub user: String,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 /// `GET /api/me`: who the token belongs to.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     pub user: String,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 /// A user and their roles.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     pub name: String,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 /// `POST /api/users`: creates a user, or replaces one's password and roles.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewUser {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
-    /// At least 8 characters.
+    #[schema(min_length = 8)]
     pub password: String,
-    /// designer, administrator, data_administrator, reviewer, manager.
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 /// A touchpoint or runtime token, without its secret.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
-    /// `touchpoint` or `runtime`.
-    pub kind: String,
+    pub kind: TokenKind,
     /// The channel (touchpoint) or server group (runtime) it is for.
     #[serde(rename = "for")]
     pub subject: String,
@@ -66,10 +124,10 @@ pub struct TokenView {
 /// `POST /api/tokens`; also the fields of the UI's form.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewToken {
-    /// `touchpoint` (for a channel) or `runtime` (for a server group).
-    pub kind: String,
+    pub kind: TokenKind,
     /// The channel or group it is for.
     #[serde(rename = "for")]
+    #[schema(min_length = 1)]
     pub subject: String,
     #[serde(default)]
     pub label: String,
@@ -79,7 +137,7 @@ pub struct NewToken {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedToken {
     pub token: String,
-    pub kind: String,
+    pub kind: TokenKind,
     #[serde(rename = "for")]
     pub subject: String,
 }
@@ -126,8 +184,7 @@ pub struct ComponentView {
     pub revision: i64,
     pub updated_by: String,
     pub updated_at: String,
-    /// Shaped like the component's entry in a channel file.
-    #[schema(value_type = Object)]
+    /// Shaped like the component's entry in a channel file (a segment's is its expression).
     pub body: J,
 }
 
@@ -208,8 +265,7 @@ pub struct ResultView {
     /// `scenarios` or `loadtest`.
     pub kind: String,
     pub passed: bool,
-    #[schema(value_type = Object)]
-    pub summary: J,
+    pub summary: Map<String, J>,
     pub by: String,
     pub at: String,
 }
@@ -243,11 +299,27 @@ pub struct NoteRequest {
     pub note: String,
 }
 
+/// A reviewer's decision on a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
 /// `POST .../versions/{number}/reviews`; also the fields of the UI's form.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReviewRequest {
-    /// `approve` or `reject`.
-    pub decision: String,
+    pub decision: Decision,
     #[serde(default)]
     pub comment: String,
 }
@@ -256,28 +328,49 @@ pub struct ReviewRequest {
 pub struct Reviewed {
     pub channel: String,
     pub version: i64,
-    pub decision: String,
+    pub decision: Decision,
+}
+
+/// What a test result is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultKind {
+    /// `kairos test --group`: scenario files against the group's runtime.
+    Scenarios,
+    /// `kairos loadtest --group`.
+    Loadtest,
+}
+
+impl ResultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultKind::Scenarios => "scenarios",
+            ResultKind::Loadtest => "loadtest",
+        }
+    }
 }
 
 /// `POST .../versions/{number}/results`: a test run against a group, for the gates.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ResultRequest {
+    #[schema(min_length = 1)]
     pub group: String,
-    /// `scenarios` or `loadtest`.
-    pub kind: String,
+    pub kind: ResultKind,
     pub passed: bool,
+    /// What the run found (`text`: a line for people).
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub summary: J,
+    pub summary: Map<String, J>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     /// A version number, or `design`.
+    #[param(pattern = "^(design|[0-9]{1,18})$")]
     pub from: String,
     /// A version number, or `design` (the default).
     #[serde(default = "design")]
+    #[param(pattern = "^(design|[0-9]{1,18})$")]
     pub to: String,
 }
 
@@ -307,15 +400,27 @@ pub struct Diff {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ReportQuery {
-    /// Impact: the group whose active version is compared (default `production`), or a
-    /// version number.
+pub struct ImpactQuery {
+    /// The group whose active version is compared (default `production`), or a version
+    /// number.
     pub against: Option<String>,
-    /// Impact: offers asked for at every interaction point (1-100, default 3).
-    pub count: Option<usize>,
+    /// Offers asked for at every interaction point (default 3).
+    #[param(minimum = 1, maximum = 100)]
+    pub count: Option<i64>,
     /// The audience level whose profile table is the population (default: the channel's).
     pub level: Option<String>,
     /// At most this many rows of each table (default 100,000).
+    #[param(minimum = 1, maximum = 1_000_000)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SegmentsQuery {
+    /// The audience level whose profile table is the population (default: the channel's).
+    pub level: Option<String>,
+    /// At most this many rows of each table (default 100,000).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub limit: Option<i64>,
 }
 
@@ -418,8 +523,7 @@ pub struct GroupView {
     pub name: String,
     pub production: bool,
     /// `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
-    #[schema(value_type = Object)]
-    pub gates: J,
+    pub gates: Map<String, J>,
     /// The group's own data source, or null for the default one.
     pub data: Option<String>,
     /// Where its runtimes keep history, for reports.
@@ -445,8 +549,7 @@ pub struct GroupRequest {
     pub production: Option<bool>,
     /// Gate settings: `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub gates: Option<J>,
+    pub gates: Option<Map<String, J>>,
     /// The group's own data source (`sqlite://...`, `postgres://...`), or null to share the
     /// default one.
     #[serde(default)]
@@ -460,8 +563,7 @@ pub struct GroupRequest {
 pub struct GroupSaved {
     pub name: String,
     pub production: bool,
-    #[schema(value_type = Object)]
-    pub gates: J,
+    pub gates: Map<String, J>,
     pub data: Option<String>,
     pub history: Option<String>,
 }
@@ -510,16 +612,17 @@ pub struct ActiveQuery {
     /// Answer once the group's generation passes this (a long poll).
     #[serde(default)]
     pub after: i64,
-    /// Seconds to wait for a change past `after` (at most 60).
+    /// Seconds to wait for a change past `after`.
     #[serde(default)]
-    pub wait: u64,
+    #[param(minimum = 0, maximum = 20)]
+    pub wait: i64,
 }
 
 /// A version a group's runtimes are to serve.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActiveDeployment {
     pub channel: String,
-    pub version: u64,
+    pub version: i64,
     pub hash: String,
     /// The channel file.
     pub yaml: String,
@@ -545,7 +648,7 @@ pub struct UnknownReport {
     /// `interaction_point`, `event`, ...
     pub kind: String,
     pub name: String,
-    pub calls: i64,
+    pub calls: u64,
 }
 
 /// `POST /api/groups/{group}/instances/{instance}`: a runtime's status report.
@@ -589,6 +692,7 @@ pub struct TablesQuery {
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The column rows are found by.
+    #[param(min_length = 1)]
     pub key: String,
     /// Into this group's own data source.
     pub group: Option<String>,
@@ -605,20 +709,39 @@ pub struct Imported {
     pub group: Option<String>,
 }
 
+/// What performance rows are per.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformanceBy {
+    #[default]
+    Offer,
+    Segment,
+    Zone,
+    Day,
+}
+
+impl PerformanceBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            PerformanceBy::Offer => "offer",
+            PerformanceBy::Segment => "segment",
+            PerformanceBy::Zone => "zone",
+            PerformanceBy::Day => "day",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PerformanceQuery {
     pub group: String,
-    /// `offer` (the default), `segment`, `zone` or `day`.
-    #[serde(default = "by_offer")]
-    pub by: String,
+    /// Per offer (the default), segment, zone or day.
+    #[serde(default)]
+    pub by: PerformanceBy,
     /// The last this many days (default 30).
     #[serde(default = "thirty")]
+    #[param(minimum = 1, maximum = 3660)]
     pub days: i64,
-}
-
-fn by_offer() -> String {
-    "offer".into()
 }
 
 fn thirty() -> i64 {
@@ -641,7 +764,7 @@ pub struct PerformanceRow {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PerformanceReport {
     pub group: String,
-    pub by: String,
+    pub by: PerformanceBy,
     pub days: i64,
     pub rows: Vec<PerformanceRow>,
 }
@@ -658,8 +781,9 @@ pub struct UnknownNameView {
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// The newest this many entries (1-10,000, default 100).
+    /// The newest this many entries (default 100).
     #[serde(default = "hundred")]
+    #[param(minimum = 1, maximum = 10_000)]
     pub limit: i64,
 }
 

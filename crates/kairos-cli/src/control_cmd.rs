@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::{
-    Applied, ApplyRequest, AuditView, DeployRequest, Deployed, Diff, GroupRequest, GroupSaved,
-    GroupView, IssuedToken, LoggedIn, LoginRequest, NewToken, NewUser, ResultRequest,
-    ReviewRequest, Reviewed, RollbackRequest, RolledBack, UnknownNameView, UserView, VersionView,
+    Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, GroupRequest,
+    GroupSaved, GroupView, IssuedToken, LoggedIn, LoginRequest, NewToken, NewUser, ResultKind,
+    ResultRequest, ReviewRequest, Reviewed, Role, RollbackRequest, RolledBack, TokenKind,
+    UnknownNameView, UserView, VersionView,
 };
 use kairos_api::problem::problem_text;
 use serde::Serialize;
@@ -193,16 +194,21 @@ impl Control {
         &mut self,
         group: &str,
         channel: &str,
-        kind: &str,
+        kind: ResultKind,
         passed: bool,
         summary: J,
     ) -> Result<String> {
         let version = self
             .active_version(group, channel)?
             .with_context(|| format!("no version of {channel} is active on {group}"))?;
+        // A summary is an object; anything else is kept under `value`.
+        let summary = match summary {
+            J::Object(fields) => fields,
+            other => [("value".to_string(), other)].into_iter().collect(),
+        };
         let result = ResultRequest {
             group: group.to_string(),
-            kind: kind.to_string(),
+            kind,
             passed,
             summary,
         };
@@ -289,7 +295,7 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
         "logged in to {} as {} ({}); token saved in {}",
         args.control.control,
         logged_in.user,
-        logged_in.roles.join(", "),
+        names(&logged_in.roles),
         path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -569,11 +575,9 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     // Gate settings are free-form: the approvals count is changed, the rest kept.
     let mut gates = existing.as_ref().map(|g| g.gates.clone());
     if let Some(n) = args.approvals {
-        let gates = gates.get_or_insert_with(|| json!({}));
-        if !gates.is_object() {
-            *gates = json!({});
-        }
-        gates["approvals"] = json!(n);
+        gates
+            .get_or_insert_default()
+            .insert("approvals".into(), json!(n));
     }
     let data = match (&args.data, args.shared_data) {
         (Some(url), _) => Some(url.clone()),
@@ -582,7 +586,7 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     };
     let request = GroupRequest {
         production: args.production,
-        gates: gates.filter(J::is_object),
+        gates,
         data,
         history: args.history.clone(),
     };
@@ -592,7 +596,7 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
         "group {}: {}gates {}, data {}, history {}",
         args.name,
         if saved.production { "production, " } else { "" },
-        saved.gates,
+        J::Object(saved.gates),
         saved.data.as_deref().unwrap_or("shared"),
         saved.history.as_deref().unwrap_or("not set")
     );
@@ -642,10 +646,10 @@ pub struct ReviewArgs {
     control: ControlArgs,
 }
 
-pub fn review(args: &ReviewArgs, decision: &str) -> Result<ExitCode> {
+pub fn review(args: &ReviewArgs, decision: Decision) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let request = ReviewRequest {
-        decision: decision.to_string(),
+        decision,
         comment: args.comment.clone(),
     };
     control.call::<Reviewed>(
@@ -658,7 +662,7 @@ pub fn review(args: &ReviewArgs, decision: &str) -> Result<ExitCode> {
     )?;
     println!(
         "{} version {} of {}",
-        if decision == "approve" {
+        if decision == Decision::Approve {
             "approved"
         } else {
             "rejected"
@@ -723,14 +727,21 @@ pub fn user(command: &UserCommand) -> Result<ExitCode> {
         roles,
         control,
     } = command;
+    let roles = roles
+        .iter()
+        .map(|r| {
+            Role::from_name(r)
+                .with_context(|| format!("'{r}' is not a role; roles are {}", names(&Role::ALL)))
+        })
+        .collect::<Result<Vec<Role>>>()?;
     let password = secret("KAIROS_NEW_PASSWORD", &format!("password for {name}"))?;
     let new = NewUser {
         name: name.clone(),
         password,
-        roles: roles.clone(),
+        roles,
     };
-    Control::connect(control)?.call::<UserView>("POST", "/api/users", Some(&new))?;
-    println!("user {name} has roles {}", roles.join(", "));
+    let saved: UserView = Control::connect(control)?.call("POST", "/api/users", Some(&new))?;
+    println!("user {name} has roles {}", names(&saved.roles));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -760,18 +771,21 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
         control,
     } = command;
     let (kind, subject) = match (touchpoint, runtime) {
-        (Some(channel), _) => ("touchpoint", channel),
-        (None, Some(group)) => ("runtime", group),
+        (Some(channel), _) => (TokenKind::Touchpoint, channel),
+        (None, Some(group)) => (TokenKind::Runtime, group),
         (None, None) => bail!("give --touchpoint CHANNEL or --runtime GROUP"),
     };
     let new = NewToken {
-        kind: kind.to_string(),
+        kind,
         subject: subject.clone(),
         label: label.clone(),
     };
     let issued: IssuedToken = Control::connect(control)?.call("POST", "/api/tokens", Some(&new))?;
     println!("{}", issued.token);
-    eprintln!("a {kind} token for {subject}: shown once, keep it safe");
+    eprintln!(
+        "a {} token for {subject}: shown once, keep it safe",
+        kind.name()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -782,4 +796,13 @@ fn read_answer<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).with_context(|| {
         format!("the control plane's answer to {path} is not what this kairos expects")
     })
+}
+
+/// Roles as their names, for people.
+fn names(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

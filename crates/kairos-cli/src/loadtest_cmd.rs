@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
+use kairos_api::control::ResultKind;
 use kairos_engine::random::{Random, SplitMix64};
 use serde_json::{Value as J, json};
 
@@ -291,7 +292,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             &args.control,
             group,
             &args.channel,
-            "loadtest",
+            ResultKind::Loadtest,
             failures.is_empty(),
             summary,
         );

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kairos_api::control::Decision;
 
 #[global_allocator]
 static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
@@ -127,8 +128,8 @@ fn main() -> ExitCode {
         Command::Groups(args) => control_cmd::groups(&args),
         Command::Group(args) => control_cmd::group(&args),
         Command::Audit(args) => control_cmd::audit(&args),
-        Command::Approve(args) => control_cmd::review(&args, "approve"),
-        Command::Reject(args) => control_cmd::review(&args, "reject"),
+        Command::Approve(args) => control_cmd::review(&args, Decision::Approve),
+        Command::Reject(args) => control_cmd::review(&args, Decision::Reject),
         Command::Rollback(args) => control_cmd::rollback(&args),
         Command::User(command) => control_cmd::user(&command),
         Command::Token(command) => control_cmd::token(&command),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
+use kairos_api::control::ResultKind;
 use kairos_api::remote::Remote;
 use kairos_engine::Deployment;
 use kairos_engine::inprocess::{InProcess, MemoryTables};
@@ -68,7 +69,7 @@ pub fn attach(
     control: &ControlArgs,
     group: &str,
     channel: &str,
-    kind: &str,
+    kind: ResultKind,
     passed: bool,
     summary: J,
 ) {
@@ -205,7 +206,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 &args.control,
                 group,
                 &channel,
-                "scenarios",
+                ResultKind::Scenarios,
                 bad == 0 && failed == 0,
                 summary,
             );

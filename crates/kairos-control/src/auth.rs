@@ -4,44 +4,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-/// A permission set (PRODUCT.md's roles); one user may hold several.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Edits channel components.
-    Designer,
-    /// Server groups, touchpoint tokens, users, deployments.
-    Administrator,
-    /// Profile, dimension and history tables.
-    DataAdministrator,
-    /// Reviews test results, approves or rejects.
-    Reviewer,
-    /// Marks approved versions for production (deploys to production groups).
-    Manager,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Designer,
-        Role::Administrator,
-        Role::DataAdministrator,
-        Role::Reviewer,
-        Role::Manager,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Designer => "designer",
-            Role::Administrator => "administrator",
-            Role::DataAdministrator => "data_administrator",
-            Role::Reviewer => "reviewer",
-            Role::Manager => "manager",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == name)
-    }
-}
+pub use kairos_api::control::Role;
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

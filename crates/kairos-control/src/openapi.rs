@@ -34,7 +34,7 @@ use crate::routes::{access, design, groups, records, versions};
         records::tables, records::import_table, records::performance, records::unknown_names,
         records::audit_log,
     ),
-    components(schemas(ProblemDocument)),
+    components(schemas(ProblemDocument, design::CreateOnly)),
     modifiers(&Refusals),
 )]
 struct ControlApi;

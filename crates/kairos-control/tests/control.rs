@@ -211,7 +211,10 @@ async fn logins_and_roles_are_checked_on_every_action() {
     .await;
     assert_eq!(status, 400);
     assert!(
-        body["detail"].as_str().unwrap().starts_with("roles:"),
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("roles[0]: unknown variant `superuser`"),
         "{body}"
     );
     let (_, log) = api(c.addr, "GET", "/api/audit", &designer, J::Null).await;
@@ -224,6 +227,62 @@ async fn logins_and_roles_are_checked_on_every_action() {
     assert!(
         actions.contains(&"apply") && actions.contains(&"snapshot"),
         "{actions:?}"
+    );
+}
+
+/// Requests are read as the types the API document gives: what the schema allows is taken
+/// (an integer written `1.0`), what it does not is refused, naming the field.
+#[tokio::test]
+async fn requests_are_read_as_the_documented_types() {
+    let c = control().await;
+    let (status, _) = apply(&c, &c.admin, BANK).await;
+    assert_eq!(status, 200);
+    let (status, body) = deploy(&c, "staging", json!(["web", 1])).await;
+    assert_eq!(status, 400, "a list is no request: {body}");
+    assert_eq!(body["detail"], "the body must be a JSON object");
+    let (status, body) = deploy(&c, "staging", json!({ "channel": "web" })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = deploy(&c, "staging", json!({ "channel": "web", "version": 1.0 })).await;
+    assert_eq!(status, 200, "an integer may be written 1.0: {body}");
+    let (status, body) = deploy(&c, "staging", json!({ "channel": "web", "version": 1.5 })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("version:"),
+        "{body}"
+    );
+    let (status, body) = api(
+        c.addr,
+        "GET",
+        "/api/groups/staging/active?wait=21",
+        &c.admin,
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["detail"], "wait: 21 is not within 0 to 20");
+    let (status, body) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/staging",
+        &c.admin,
+        json!({ "history": "/var/lib/kairos.db" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("history:"),
+        "{body}"
+    );
+    let (status, openapi) = api(c.addr, "GET", "/api/openapi.json", "", J::Null).await;
+    assert_eq!(status, 200);
+    let deploy = &openapi["paths"]["/api/groups/{group}/deployments"]["post"];
+    let gates_failed = deploy["responses"]["409"]["description"].as_str().unwrap();
+    assert!(gates_failed.contains("`GATES_FAILED`"), "{gates_failed}");
+    assert!(deploy["responses"]["403"].is_object(), "a role is needed");
+    assert_eq!(
+        openapi["paths"]["/api/login"]["post"]["security"],
+        json!([]),
+        "login needs no token"
     );
 }
 
@@ -574,7 +633,7 @@ async fn runtimes_long_poll_for_their_group_and_report_status() {
         let reply = api(
             addr,
             "GET",
-            &format!("/api/groups/staging/active?after={generation}&wait=30"),
+            &format!("/api/groups/staging/active?after={generation}&wait=20"),
             &runtime,
             J::Null,
         )

@@ -96,7 +96,7 @@ impl Follow {
             profiles = Some(StoreProfiles::open(ProfileStore::open(data).await?).await?);
         }
         for d in &answer.deployments {
-            let (channel, version) = (&d.channel, d.version);
+            let (channel, version) = (&d.channel, d.version.max(0) as u64);
             let current = running.get(&channel.to_ascii_lowercase());
             if current.is_some_and(|l| l.hash == d.hash && l.deployment.version == version) {
                 continue;
@@ -245,7 +245,7 @@ impl Follow {
                             channel,
                             kind: kind.to_string(),
                             name,
-                            calls: i64::try_from(count - before).unwrap_or(i64::MAX),
+                            calls: count - before,
                         });
                         counted.push((key, count));
                     }

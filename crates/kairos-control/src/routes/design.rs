@@ -1,6 +1,7 @@
 //! `/api/channels`: the design repository. A component's revision is its ETag; an edit sends
 //! `If-Match` with the revision it read, a create `If-None-Match: *`.
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,24 @@ use serde_json::Value as J;
 use super::{Body, ChannelPath, ComponentPath, Params, Shared};
 use crate::service::{Caller, kind_of};
 
+/// `If-None-Match: *`, the only value the API takes: create, unless it exists.
+#[derive(utoipa::ToSchema)]
+pub(crate) enum CreateOnly {
+    #[schema(rename = "*")]
+    Any,
+}
+
+impl CreateOnly {
+    fn read(value: &HeaderValue) -> Result<CreateOnly, Problem> {
+        match value.as_bytes() {
+            b"*" => Ok(CreateOnly::Any),
+            _ => Err(Problem::bad_request(
+                "if-none-match: only * (create, unless it exists)",
+            )),
+        }
+    }
+}
+
 fn etag(revision: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).expect("digits make a valid header")
 }
@@ -30,8 +49,10 @@ fn expect_of(headers: &HeaderMap) -> Result<Expect, Problem> {
             Problem::bad_request("if-match: a revision in quotes, as the ETag gave it")
         });
     }
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "*") {
-        return Ok(Expect::Absent);
+    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
+        return match CreateOnly::read(v)? {
+            CreateOnly::Any => Ok(Expect::Absent),
+        };
     }
     Ok(Expect::Any)
 }
@@ -62,7 +83,7 @@ pub async fn channel(
 }
 
 #[utoipa::path(get, path = "/api/channels/{channel}/export", tag = "design", params(ChannelPath, ExportQuery),
-    responses((status = 200, description = "A channel file", body = String, content_type = "application/yaml")))]
+    responses((status = 200, description = "A channel file", body = serde_json::Value, content_type = "application/yaml")))]
 pub async fn export(
     State(cp): Shared,
     Path(ChannelPath { channel }): Path<ChannelPath>,
@@ -84,7 +105,7 @@ pub async fn validate(
 #[utoipa::path(get, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
     params(ComponentPath),
     responses((status = 200, description = "The component's body; its revision is the ETag",
-        body = Object, headers(("ETag" = String, description = "The revision, in quotes")))))]
+        body = serde_json::Value, headers(("ETag" = String, description = "The revision, in quotes")))))]
 pub async fn component(
     State(cp): Shared,
     Path(ComponentPath {
@@ -99,9 +120,12 @@ pub async fn component(
 
 #[utoipa::path(put, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
     params(ComponentPath,
-        ("If-Match" = Option<String>, Header, description = "Edit only this revision (the ETag read), else 409"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, else 409")),
-    request_body(content = Object, description = "The body, shaped like the component's entry in a channel file"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^"?[0-9]{1,18}"?$"#,
+            description = "Edit only this revision (the ETag read), else 409"),
+        ("If-None-Match" = Option<CreateOnly>, Header, nullable = false,
+            description = "`*`: create only, else 409")),
+    request_body(content = serde_json::Value,
+        description = "The body, shaped like the component's entry in a channel file (a segment's is its expression)"),
     responses((status = 200, description = "Saved, whatever its errors; they say what blocks a deploy",
         body = ComponentSaved, headers(("ETag" = String, description = "The new revision, in quotes")))))]
 pub async fn put_component(
@@ -113,8 +137,10 @@ pub async fn put_component(
         name,
     }): Path<ComponentPath>,
     headers: HeaderMap,
-    Body(body): Body<J>,
+    // Any JSON: a segment's body is its expression, a string.
+    body: Result<Json<J>, JsonRejection>,
 ) -> Result<Response, Problem> {
+    let Json(body) = body?;
     let component = Component {
         kind: kind_of(&kind)?,
         name,
@@ -128,7 +154,8 @@ pub async fn put_component(
 
 #[utoipa::path(delete, path = "/api/channels/{channel}/components/{kind}/{name}", tag = "design",
     params(ComponentPath,
-        ("If-Match" = Option<String>, Header, description = "Delete only this revision, else 409")),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^"?[0-9]{1,18}"?$"#,
+            description = "Delete only this revision, else 409")),
     responses((status = 200, description = "Deleted: the channel's new revision", body = ComponentDeleted)))]
 pub async fn delete_component(
     State(cp): Shared,

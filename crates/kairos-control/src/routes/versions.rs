@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kairos_api::Problem;
 use kairos_api::control::{
-    ImpactReport, NoteRequest, ReportQuery, ResultRequest, ReviewRequest, Reviewed, SegmentsReport,
-    VersionView,
+    ImpactQuery, ImpactReport, NoteRequest, ResultRequest, ReviewRequest, Reviewed, SegmentsQuery,
+    SegmentsReport, VersionView,
 };
 
 use super::{Body, ChannelPath, Params, Shared, VersionPath};
@@ -77,23 +77,23 @@ pub async fn attach_result(
 }
 
 #[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}/impact", tag = "versions",
-    params(VersionPath, ReportQuery),
+    params(VersionPath, ImpactQuery),
     responses((status = 200, description = "Which offers and segments change, over the profile table", body = ImpactReport)))]
 pub async fn impact(
     State(cp): Shared,
     Path(VersionPath { channel, number }): Path<VersionPath>,
-    Params(query): Params<ReportQuery>,
+    Params(query): Params<ImpactQuery>,
 ) -> Result<Json<ImpactReport>, Problem> {
     Ok(Json(cp.impact(&channel, number, query).await?))
 }
 
 #[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}/segments", tag = "versions",
-    params(VersionPath, ReportQuery),
+    params(VersionPath, SegmentsQuery),
     responses((status = 200, description = "Segment sizes and flowchart paths over the profile table", body = SegmentsReport)))]
 pub async fn segments(
     State(cp): Shared,
     Path(VersionPath { channel, number }): Path<VersionPath>,
-    Params(query): Params<ReportQuery>,
+    Params(query): Params<SegmentsQuery>,
 ) -> Result<Json<SegmentsReport>, Problem> {
     Ok(Json(cp.segments(&channel, number, query).await?))
 }

@@ -10,17 +10,25 @@ use kairos_api::control::{
 use kairos_api::{Code, Problem};
 use kairos_store::ProfileStore;
 use kairos_store::control::{Activation, Group, Instance, UnknownName, Version};
-use serde_json::json;
+use serde_json::{Value as J, json};
 
-use super::{Caller, ControlPlane, default_gates, storage, time};
+use super::{Caller, ControlPlane, default_gates, storage, time, within};
 use crate::auth::Role;
 
 fn internal(e: serde_json::Error) -> Problem {
     Problem::internal(e.to_string())
 }
 
-/// The longest a long poll waits for a change.
-const LONGEST_WAIT: Duration = Duration::from_secs(60);
+/// Stored gate settings as the object they are (settings of another shape read as none).
+fn gates_of(gates: J) -> serde_json::Map<String, J> {
+    match gates {
+        J::Object(settings) => settings,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The longest a long poll waits for a change, in seconds (runtimes wait 5).
+const LONGEST_WAIT: i64 = 20;
 
 impl ControlPlane {
     pub async fn groups(&self) -> Result<Vec<GroupView>, Problem> {
@@ -49,7 +57,7 @@ impl ControlPlane {
                     .collect(),
                 name: g.name,
                 production: g.production,
-                gates: g.gates,
+                gates: gates_of(g.gates),
                 data: g.data,
                 history: g.history,
             });
@@ -74,12 +82,14 @@ impl ControlPlane {
                 "group: letters, digits, '-' and '_' only",
             ));
         }
-        if let Some(gates) = &request.gates
-            && !gates.is_object()
+        if let Some(url) = request.history.as_deref().filter(|u| !u.is_empty())
+            && !["sqlite://", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
-            return Err(Problem::bad_request(
-                "gates: an object such as {\"approvals\": 2}",
-            ));
+            return Err(Problem::bad_request(format!(
+                "history: '{url}' is not a database URL: sqlite://PATH or postgres://..."
+            )));
         }
         if let Some(url) = &request.data {
             // Opened now, so a wrong URL is refused here rather than at the first import.
@@ -92,16 +102,19 @@ impl ControlPlane {
             .production
             .or(existing.as_ref().map(|g| g.production))
             .unwrap_or(false);
-        let gates = request
-            .gates
-            .or(existing.as_ref().map(|g| g.gates.clone()))
-            .unwrap_or_else(|| {
-                if production {
-                    default_gates()
-                } else {
-                    json!({})
-                }
-            });
+        let gates = match request.gates {
+            Some(gates) => J::Object(gates),
+            None => existing.as_ref().map_or_else(
+                || {
+                    if production {
+                        default_gates()
+                    } else {
+                        json!({})
+                    }
+                },
+                |g| g.gates.clone(),
+            ),
+        };
         let group = Group {
             name: name.to_string(),
             production,
@@ -131,7 +144,7 @@ impl ControlPlane {
         Ok(GroupSaved {
             name: group.name,
             production,
-            gates: group.gates,
+            gates: gates_of(group.gates),
             data: group.data,
             history: group.history,
         })
@@ -330,7 +343,7 @@ impl ControlPlane {
                 format!("this runtime token is not for {group}"),
             ));
         }
-        let wait = Duration::from_secs(query.wait).min(LONGEST_WAIT);
+        let wait = Duration::from_secs(within("wait", query.wait, 0..=LONGEST_WAIT)? as u64);
         let deadline = tokio::time::Instant::now() + wait;
         let mut changed = self.changed.subscribe();
         let g = loop {
@@ -353,7 +366,7 @@ impl ControlPlane {
             let v = self.stored_version(&channel, number).await?;
             deployments.push(ActiveDeployment {
                 channel,
-                version: number.max(0) as u64,
+                version: number,
                 hash: v.hash,
                 yaml: v.yaml,
             });
@@ -411,7 +424,7 @@ impl ControlPlane {
                     channel: u.channel,
                     kind: u.kind,
                     name: u.name,
-                    calls: u.calls,
+                    calls: i64::try_from(u.calls).unwrap_or(i64::MAX),
                     last_at: now,
                 })
                 .await

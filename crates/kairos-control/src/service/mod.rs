@@ -109,6 +109,23 @@ fn rejected(what: &str, r: Rejected) -> Problem {
     .with_errors(r.0.iter().map(ToString::to_string).collect())
 }
 
+/// `value` when it is within `range`, else a problem naming the parameter.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, Problem> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Problem::bad_request(format!(
+            "{name}: {value} is not within {} to {}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
 fn not_found(what: String) -> Problem {
     Problem::new(Code::NotFound, what)
 }

@@ -6,15 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kairos_api::control::{
-    AuditView, ColumnView, ImportQuery, Imported, PerformanceQuery, PerformanceReport,
-    PerformanceRow, TableView, UnknownNameView,
+    AuditView, ColumnView, ImportQuery, Imported, PerformanceBy, PerformanceQuery,
+    PerformanceReport, PerformanceRow, TableView, UnknownNameView,
 };
 use kairos_api::{Code, Problem};
 use kairos_model::table::{ColumnType, TableSchema};
 use kairos_rules::time::Timestamp;
 use kairos_store::StoreError;
 
-use super::{Caller, ControlPlane, storage, time};
+use super::{Caller, ControlPlane, storage, time, within};
 use crate::auth::Role;
 
 /// `COLUMN:TYPE,...` as declared column types.
@@ -129,20 +129,17 @@ impl ControlPlane {
     /// acceptance rate with its 95% interval (the Beta posterior learning draws from), by
     /// offer, segment, zone or day.
     pub async fn performance(&self, query: PerformanceQuery) -> Result<PerformanceReport, Problem> {
-        if !matches!(query.by.as_str(), "offer" | "segment" | "zone" | "day") {
-            return Err(Problem::bad_request("by: offer, segment, zone or day"));
-        }
+        let days = within("days", query.days, 1..=3660)?;
         let history = self.history_of(&query.group).await?;
-        let days = query.days.clamp(1, 3660);
         let since = Timestamp(self.now().0 - days * 86_400 * 1_000_000_000);
         let mut totals: BTreeMap<String, [u64; 3]> = BTreeMap::new();
         for row in history.performance(since).await.map_err(storage)? {
-            let key = match query.by.as_str() {
-                "offer" => row.offer,
-                "segment" if row.segment.is_empty() => "(every visitor)".into(),
-                "segment" => row.segment,
-                "zone" => row.zone,
-                _ => {
+            let key = match query.by {
+                PerformanceBy::Offer => row.offer,
+                PerformanceBy::Segment if row.segment.is_empty() => "(every visitor)".into(),
+                PerformanceBy::Segment => row.segment,
+                PerformanceBy::Zone => row.zone,
+                PerformanceBy::Day => {
                     let (y, m, d) = kairos_rules::time::civil_from_days(row.day);
                     format!("{y:04}-{m:02}-{d:02}")
                 }
@@ -155,7 +152,7 @@ impl ControlPlane {
             totals.entry(key).or_default()[slot] += row.count as u64;
         }
         let mut rows: Vec<(String, [u64; 3])> = totals.into_iter().collect();
-        if query.by != "day" {
+        if query.by != PerformanceBy::Day {
             rows.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
         }
         let rows = rows
@@ -201,11 +198,8 @@ impl ControlPlane {
 
     /// The newest `limit` entries of the audit log.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditView>, Problem> {
-        let log = self
-            .store
-            .audit_log(limit.clamp(1, 10_000))
-            .await
-            .map_err(storage)?;
+        let limit = within("limit", limit, 1..=10_000)?;
+        let log = self.store.audit_log(limit).await.map_err(storage)?;
         Ok(log
             .into_iter()
             .map(|e| AuditView {

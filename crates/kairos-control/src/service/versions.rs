@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use kairos_api::control::{
-    ActivationView, Against, ImpactReport, ImpactRow, NoteRequest, ReportQuery, ResultRequest,
-    ResultView, ReviewRequest, ReviewView, Reviewed, SegmentCount, SegmentsReport, VersionView,
+    ActivationView, Against, Decision, ImpactQuery, ImpactReport, ImpactRow, NoteRequest,
+    ResultRequest, ResultView, ReviewRequest, ReviewView, Reviewed, SegmentCount, SegmentsQuery,
+    SegmentsReport, VersionView,
 };
 use kairos_api::{Code, Problem};
 use kairos_engine::channel_hash;
@@ -14,9 +15,9 @@ use kairos_engine::report::{impact, segment_counts};
 use kairos_model::Schemas;
 use kairos_model::components;
 use kairos_store::control::{Activation, Group, Review, TestResult, Version};
-use serde_json::json;
+use serde_json::{Value as J, json};
 
-use super::{Caller, ControlPlane, blocking, rejected, storage, time};
+use super::{Caller, ControlPlane, blocking, rejected, storage, time, within};
 use crate::auth::Role;
 
 /// Where a channel's versions have run and run now: read once for all its versions.
@@ -99,7 +100,8 @@ impl ControlPlane {
                     group: r.group,
                     kind: r.kind,
                     passed: r.passed,
-                    summary: r.summary,
+                    // Stored as the runtime sent it; an older kind of summary reads empty.
+                    summary: serde_json::from_value(r.summary).unwrap_or_default(),
                     by: r.by,
                     at: time(r.at),
                 })
@@ -197,15 +199,7 @@ impl ControlPlane {
         request: ReviewRequest,
     ) -> Result<Reviewed, Problem> {
         caller.require(&[Role::Reviewer])?;
-        let approved = match request.decision.as_str() {
-            "approve" => true,
-            "reject" => false,
-            other => {
-                return Err(Problem::bad_request(format!(
-                    "decision: 'approve' or 'reject', not '{other}'"
-                )));
-            }
-        };
+        let approved = request.decision == Decision::Approve;
         self.stored_version(channel, number).await?;
         let review = Review {
             reviewer: caller.name.clone(),
@@ -219,7 +213,7 @@ impl ControlPlane {
             .map_err(storage)?;
         self.audit(
             &caller.name,
-            if approved { "approve" } else { "reject" },
+            request.decision.name(),
             &format!("{channel} v{number}"),
             review.comment,
         )
@@ -240,15 +234,13 @@ impl ControlPlane {
         request: ResultRequest,
     ) -> Result<(), Problem> {
         caller.require(&Role::ALL)?;
-        if !matches!(request.kind.as_str(), "scenarios" | "loadtest") {
-            return Err(Problem::bad_request("kind: 'scenarios' or 'loadtest'"));
-        }
         self.stored_version(channel, number).await?;
+        self.group_named(&request.group).await?;
         let result = TestResult {
             group: request.group,
-            kind: request.kind,
+            kind: request.kind.name().to_string(),
             passed: request.passed,
-            summary: request.summary,
+            summary: J::Object(request.summary),
             by: caller.name.clone(),
             at: self.now(),
         };
@@ -373,12 +365,7 @@ impl ControlPlane {
     ) -> Result<MemoryTables, Problem> {
         let mut tables = Vec::new();
         for schema in self.profiles.schemas().await.map_err(storage)? {
-            tables.push(
-                self.profiles
-                    .table(&schema, limit.clamp(1, 1_000_000))
-                    .await
-                    .map_err(storage)?,
-            );
+            tables.push(self.profiles.table(&schema, limit).await.map_err(storage)?);
         }
         let mut tables = MemoryTables::new(tables);
         for dep in deployments {
@@ -394,7 +381,7 @@ impl ControlPlane {
         &self,
         channel: &str,
         number: i64,
-        query: ReportQuery,
+        query: ImpactQuery,
     ) -> Result<ImpactReport, Problem> {
         let against = query.against.unwrap_or_else(|| "production".into());
         let current_number = match against.parse::<i64>() {
@@ -421,11 +408,12 @@ impl ControlPlane {
         let schemas = self.schemas().await?;
         let candidate = self.compiled(channel, number, &schemas).await?;
         let current = self.compiled(channel, current_number, &schemas).await?;
+        let count = within("count", query.count.unwrap_or(3), 1..=100)? as usize;
+        let limit = within("limit", query.limit.unwrap_or(100_000), 1..=1_000_000)?;
         let tables = self
-            .population_tables(&[&current, &candidate], query.limit.unwrap_or(100_000))
+            .population_tables(&[&current, &candidate], limit)
             .await?;
         let now = self.now();
-        let count = query.count.unwrap_or(3).clamp(1, 100);
         let level = query.level;
         let (level, table, report) = blocking("the impact report", move || {
             let p = population(&tables, &candidate, level.as_deref())?;
@@ -464,13 +452,12 @@ impl ControlPlane {
         &self,
         channel: &str,
         number: i64,
-        query: ReportQuery,
+        query: SegmentsQuery,
     ) -> Result<SegmentsReport, Problem> {
+        let limit = within("limit", query.limit.unwrap_or(100_000), 1..=1_000_000)?;
         let schemas = self.schemas().await?;
         let dep = self.compiled(channel, number, &schemas).await?;
-        let tables = self
-            .population_tables(&[&dep], query.limit.unwrap_or(100_000))
-            .await?;
+        let tables = self.population_tables(&[&dep], limit).await?;
         let now = self.now();
         let level = query.level;
         let (level, table, counts) = blocking("the segments report", move || {

@@ -24,7 +24,7 @@ pub(super) async fn groups_page(State(cp): Shared, Signed(caller): Signed) -> Re
             } else {
                 active.join(", ")
             },
-            cell(&g.gates),
+            esc(&J::Object(g.gates.clone()).to_string()),
             g.data.as_deref().map_or("shared".to_string(), esc)
         );
         body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Address</th><th scope="col">Runs</th><th scope="col">Last report</th></tr></thead><tbody>"#);
@@ -190,7 +190,12 @@ pub(super) async fn users_page(
             body,
             "<tr><td>{}</td><td>{}</td></tr>",
             esc(&u.name),
-            esc(&u.roles.join(", "))
+            esc(&u
+                .roles
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(", "))
         );
     }
     body.push_str(r#"</tbody></table></div><form method="post" action="/ui/users" class="card"><h2>Add or change a user</h2><label for="new-name">User name</label><input id="new-name" name="name" type="text" required><label for="new-password">Password (at least 8 characters)</label><input id="new-password" name="password" type="password" autocomplete="new-password" required minlength="8"><fieldset><legend>Roles</legend>"#);
@@ -206,7 +211,7 @@ pub(super) async fn users_page(
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&t.kind),
+            t.kind.name(),
             esc(&t.subject),
             esc(&t.label)
         );
@@ -221,9 +226,8 @@ pub(super) async fn user_submit(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let roles = Role::ALL
-        .iter()
+        .into_iter()
         .filter(|r| form.contains_key(&format!("role_{}", r.name())))
-        .map(|r| r.name().to_string())
         .collect();
     let name = form.get("name").cloned().unwrap_or_default();
     let new = NewUser {
@@ -249,7 +253,7 @@ pub(super) async fn token_submit(
             "Token issued",
             &format!(
                 r#"<p class="notice" role="status">A {} token for {}: copy it now, it is not shown again.</p><p><code id="secret">{}</code></p><p><a href="/ui/users">Back to users and tokens</a></p>"#,
-                esc(&f.kind),
+                f.kind.name(),
                 esc(&f.subject),
                 esc(&issued.token)
             ),

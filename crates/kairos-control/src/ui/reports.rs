@@ -88,7 +88,7 @@ fn millis(v: f64) -> String {
 #[derive(Deserialize)]
 pub(super) struct ReportsQuery {
     group: Option<String>,
-    by: Option<String>,
+    by: Option<PerformanceBy>,
     days: Option<i64>,
 }
 
@@ -102,7 +102,7 @@ pub(super) async fn reports_page(
         Err(p) => return error_page(&caller, &p),
     };
     let group = q.group.unwrap_or_else(|| "staging".into());
-    let by = q.by.unwrap_or_else(|| "offer".into());
+    let by = q.by.unwrap_or_default();
     let days = q.days.unwrap_or(30);
     let mut group_options = String::new();
     for g in &groups {
@@ -119,7 +119,7 @@ pub(super) async fn reports_page(
         let _ = write!(
             by_options,
             r#"<option value="{b}"{}>{b}</option>"#,
-            if b == by { " selected" } else { "" }
+            if b == by.name() { " selected" } else { "" }
         );
     }
     let mut body = format!(
@@ -131,12 +131,12 @@ pub(super) async fn reports_page(
         body,
         "<h2>Offer performance on {} by {}</h2>",
         esc(&group),
-        esc(&by)
+        by.name()
     );
     let performance = cp
         .performance(PerformanceQuery {
             group: group.clone(),
-            by: by.clone(),
+            by,
             days,
         })
         .await;
@@ -173,7 +173,7 @@ pub(super) async fn reports_page(
             body.push_str(
                 r#"<div class="scroll"><table class="performance"><thead><tr><th scope="col">"#,
             );
-            body.push_str(&esc(&by));
+            body.push_str(by.name());
             body.push_str(r#"</th><th scope="col">Contacts</th><th scope="col">Accepts</th><th scope="col">Rejects</th><th scope="col">Acceptance</th><th scope="col">95% interval</th></tr></thead><tbody>"#);
             for r in rows {
                 let _ = write!(
@@ -241,7 +241,7 @@ pub(super) async fn reports_page(
             a.version
         );
         match cp
-            .segments(&a.channel, a.version, ReportQuery::default())
+            .segments(&a.channel, a.version, SegmentsQuery::default())
             .await
         {
             Ok(counts) => {

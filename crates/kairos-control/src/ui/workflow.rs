@@ -217,7 +217,7 @@ pub(super) async fn review_submit(
     let reviewed = cp.review(&caller, &name, number, f).await;
     let back = format!("/ui/channels/{}/versions", enc(&name));
     flash_after(reviewed, &back, |done| {
-        format!("version {number}: {}d", done.decision)
+        format!("version {number}: {}d", done.decision.name())
     })
 }
 
