@@ -56,9 +56,9 @@ touchpoint=$(call POST http://127.0.0.1:7700/api/tokens '{"kind":"touchpoint","f
 status=0
 run() { # NAME URL CONFIG TOKEN
   echo "== schemathesis: $1"
-  if ! st --config-file "$3" run "$2" --checks all --seed 1 --no-color \
-      -H "Authorization: Bearer $4" --report junit --report-dir "$work/report-$1" \
-      >"$work/$1.log" 2>&1; then
+  # The token reaches schemathesis as the security schemes' credentials (see the configs).
+  if ! KAIROS_TOKEN="$4" st --config-file "$3" run "$2" --checks all --seed 1 --no-color \
+      --report junit --report-dir "$work/report-$1" >"$work/$1.log" 2>&1; then
     status=1
   fi
   sed -n '/SUMMARY/,$p' "$work/$1.log"
@@ -69,4 +69,14 @@ run() { # NAME URL CONFIG TOKEN
 }
 
 run control http://127.0.0.1:7700/api/openapi.json "$here/control.toml" "$admin"
+
+# The runtime learns of the touchpoint token within a poll; then it requires it.
+for _ in $(seq 1 100); do
+  if ! call GET http://127.0.0.1:7701/v1/version >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+call POST http://127.0.0.1:7701/v1/sessions \
+  '{"session_id":"schemathesis-session","channel":"web","audience_id":{"customer_id":1001}}' \
+  "$touchpoint" >/dev/null
+run runtime http://127.0.0.1:7701/openapi.json "$here/runtime.toml" "$touchpoint"
 exit "$status"

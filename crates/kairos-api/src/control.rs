@@ -482,7 +482,8 @@ pub struct ActiveVersion {
 /// A version a runtime serves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunningVersion {
-    pub version: u64,
+    #[schema(maximum = 4_294_967_295_f64)]
+    pub version: u32,
     /// The channel's content hash (absent from reports of a runtime that did not know it).
     #[serde(default)]
     pub hash: String,
@@ -495,6 +496,7 @@ pub struct InstanceStats {
     #[serde(default)]
     pub requests_per_second: f64,
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0)]
     pub requests_total: u64,
     /// Since it started; none before its first get offers.
     #[serde(default)]
@@ -503,7 +505,8 @@ pub struct InstanceStats {
     pub get_offers_p99_ms: Option<f64>,
     /// Unknown when its shared session store cannot be reached.
     #[serde(default)]
-    pub sessions_live: Option<u64>,
+    #[schema(maximum = 4_294_967_295_f64)]
+    pub sessions_live: Option<u32>,
 }
 
 /// A runtime of a group, as it last reported.
@@ -648,6 +651,7 @@ pub struct UnknownReport {
     /// `interaction_point`, `event`, ...
     pub kind: String,
     pub name: String,
+    #[schema(format = Int64, minimum = 0)]
     pub calls: u64,
 }
 

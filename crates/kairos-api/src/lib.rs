@@ -8,8 +8,12 @@
 pub mod client;
 mod code;
 pub mod control;
+#[cfg(feature = "server")]
+pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod remote;
+pub mod runtime;
 #[cfg(feature = "server")]
 pub mod tls;
 

@@ -186,6 +186,13 @@ mod server {
         }
     }
 
+    /// A body that could not be read: too large (413), or cut off.
+    impl From<axum::extract::rejection::BytesRejection> for Problem {
+        fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+            of_status(rejection.status(), rejection.body_text().to_lowercase())
+        }
+    }
+
     impl From<axum::extract::rejection::QueryRejection> for Problem {
         fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
             Problem::bad_request(rejection.body_text().to_lowercase())

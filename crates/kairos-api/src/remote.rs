@@ -6,14 +6,19 @@ use std::sync::Arc;
 use kairos_engine::scenario::{Call, Outcome, Target};
 use kairos_engine::{CandidateExplain, Filter, IpExplain};
 use kairos_rules::Value;
-use serde::Deserialize;
-use serde_json::{Map, Value as J, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
 
 use crate::problem::ProblemDocument;
+use crate::runtime::{
+    AudienceRequest, EventAnswer, EventRequest, IpExplainView, Message, MessagesAnswer, OfferAsk,
+    OffersAnswer, OffersRequest, ProfileAnswer, StartRequest, Started, Values,
+};
 use crate::{Client, value_json};
 
-fn params(values: &[(String, Value)]) -> J {
-    J::Object(
+fn values(values: &[(String, Value)]) -> Values {
+    Values(
         values
             .iter()
             .map(|(k, v)| (k.clone(), value_json(v)))
@@ -43,30 +48,35 @@ impl Remote {
             .ok_or_else(|| "no session: start one first".to_string())
     }
 
-    /// A call's result: the body, or the problem's code and detail as the error.
-    fn call_api(&mut self, method: &str, path: &str, body: Option<J>) -> Result<J, String> {
+    /// A call's answer as `T`, or the problem's code and detail as the error.
+    fn call_api<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, String> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let (status, reply) = self
             .client
             .request(method, path, body.as_ref())
             .map_err(|e| e.to_string())?;
-        if status == 200 {
-            Ok(reply)
-        } else {
-            Err(match ProblemDocument::deserialize(&reply) {
+        if status != 200 {
+            return Err(match ProblemDocument::deserialize(&reply) {
                 Ok(problem) => format!("{}: {} (HTTP {status})", problem.code, problem.detail),
                 Err(_) => format!("the runtime answered HTTP {status}"),
-            })
+            });
         }
+        T::deserialize(&reply).map_err(|e| {
+            format!("the runtime's answer to {path} is not what this kairos expects: {e}")
+        })
     }
 }
 
-fn messages(reply: &J) -> Vec<String> {
-    reply["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["code"].as_str().map(str::to_string))
-        .collect()
+fn codes(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.code.name().to_string()).collect()
 }
 
 impl Target for Remote {
@@ -77,78 +87,81 @@ impl Target for Remote {
                 session_id,
                 audience_level,
                 audience_id,
-                params: p,
+                params,
             } => {
-                let mut body = json!({ "channel": self.channel, "audience_id": params(audience_id), "params": params(p), "debug": true });
-                if let Some(id) = session_id {
-                    body["session_id"] = json!(id);
-                }
-                if let Some(level) = audience_level {
-                    body["audience_level"] = json!(level);
-                }
-                let reply = self.call_api("POST", "/v1/sessions", Some(body))?;
-                self.session = reply["session_id"].as_str().map(str::to_string);
-                outcome.messages = messages(&reply);
+                let request = StartRequest {
+                    session_id: session_id.clone(),
+                    channel: self.channel.clone(),
+                    audience_level: audience_level.clone(),
+                    audience_id: values(audience_id),
+                    params: Some(values(params)),
+                    rely_on_existing_session: None,
+                    debug: Some(true),
+                };
+                let started: Started = self.call_api("POST", "/v1/sessions", Some(&request))?;
+                self.session = Some(started.session_id);
+                outcome.messages = codes(&started.messages);
             }
             Call::GetOffers {
                 requests,
-                params: p,
+                params,
                 allow_duplicates,
             } => {
-                let requests: Vec<J> = requests
-                    .iter()
-                    .map(|(ip, count)| json!({ "ip": ip, "count": count }))
-                    .collect();
-                let body = json!({ "requests": requests, "params": params(p), "allow_duplicates": allow_duplicates });
+                let request = OffersRequest {
+                    requests: requests
+                        .iter()
+                        .map(|(ip, count)| OfferAsk {
+                            ip: ip.clone(),
+                            count: Some(*count),
+                            allow_duplicates: None,
+                        })
+                        .collect(),
+                    params: Some(values(params)),
+                    allow_duplicates: Some(*allow_duplicates),
+                };
                 let path = format!("/v1/sessions/{}/offers", self.session()?);
-                let reply = self.call_api("POST", &path, Some(body))?;
-                outcome.offers = reply["offer_lists"]
-                    .as_array()
+                let answer: OffersAnswer = self.call_api("POST", &path, Some(&request))?;
+                outcome.offers = answer
+                    .offer_lists
                     .into_iter()
-                    .flatten()
                     .map(|l| {
-                        let offers = l["offers"].as_array().into_iter().flatten();
-                        let offers = offers.map(|o| {
-                            (
-                                o["code"].as_str().unwrap_or_default().to_string(),
-                                o["treatment_code"].as_str().unwrap_or_default().to_string(),
-                            )
-                        });
-                        (
-                            l["ip"].as_str().unwrap_or_default().to_string(),
-                            offers.collect(),
-                        )
+                        let offers = l.offers.into_iter().map(|o| (o.code, o.treatment_code));
+                        (l.ip, offers.collect())
                     })
                     .collect();
-                outcome.messages = messages(&reply);
-                outcome.explain = reply["explain"].as_array().map(|ips| explain_text(ips));
+                outcome.messages = codes(&answer.messages);
+                outcome.explain = answer.explain.map(|ips| explain_text(&ips));
             }
-            Call::PostEvent { event, params: p } => {
+            Call::PostEvent { event, params } => {
                 let path = format!("/v1/sessions/{}/events", self.session()?);
-                let reply = self.call_api(
-                    "POST",
-                    &path,
-                    Some(json!({ "event": event, "params": params(p) })),
-                )?;
-                outcome.messages = messages(&reply);
+                let request = EventRequest {
+                    event: event.clone(),
+                    params: Some(values(params)),
+                };
+                let answer: EventAnswer = self.call_api("POST", &path, Some(&request))?;
+                outcome.messages = codes(&answer.messages);
             }
             Call::SetAudience {
                 audience_level,
                 audience_id,
-                params: p,
+                params,
             } => {
                 let path = format!("/v1/sessions/{}/audience", self.session()?);
-                let body = json!({ "audience_level": audience_level, "audience_id": params(audience_id), "params": params(p) });
-                let reply = self.call_api("PUT", &path, Some(body))?;
-                outcome.messages = messages(&reply);
+                let request = AudienceRequest {
+                    audience_level: audience_level.clone(),
+                    audience_id: values(audience_id),
+                    params: Some(values(params)),
+                };
+                let answer: MessagesAnswer = self.call_api("PUT", &path, Some(&request))?;
+                outcome.messages = codes(&answer.messages);
             }
             Call::GetProfile => {
                 let path = format!("/v1/sessions/{}/profile", self.session()?);
-                self.call_api("GET", &path, None)?;
+                self.call_api::<ProfileAnswer>("GET", &path, None::<&()>)?;
             }
             Call::EndSession => {
                 let path = format!("/v1/sessions/{}", self.session()?);
-                self.call_api("DELETE", &path, None)?;
+                self.call_api::<MessagesAnswer>("DELETE", &path, None::<&()>)?;
                 self.session = None;
             }
             Call::Wait(_) => {
@@ -163,37 +176,30 @@ impl Target for Remote {
 
     fn segments(&mut self) -> Result<Vec<String>, String> {
         let path = format!("/v1/sessions/{}/profile", self.session()?);
-        let reply = self.call_api("GET", &path, None)?;
-        Ok(reply["segments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect())
+        let profile: ProfileAnswer = self.call_api("GET", &path, None::<&()>)?;
+        Ok(profile.segments)
     }
 }
 
 /// The explain output of a debug get offers, read back into the engine's explain types so
 /// it prints exactly as an in-process run prints it.
-fn explain_text(ips: &[J]) -> String {
-    let text = |v: &J| Arc::<str>::from(v.as_str().unwrap_or_default());
+fn explain_text(ips: &[IpExplainView]) -> String {
     ips.iter()
         .map(|ip| {
             IpExplain {
-                ip: text(&ip["ip"]),
-                control_group: ip["control_group"].as_bool().unwrap_or(false),
-                explored: ip["explored"].as_bool().unwrap_or(false),
-                candidates: ip["candidates"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                ip: Arc::from(ip.ip.as_str()),
+                control_group: ip.control_group,
+                explored: ip.explored,
+                candidates: ip
+                    .candidates
+                    .iter()
                     .map(|c| CandidateExplain {
-                        offer: text(&c["offer"]),
-                        rule: text(&c["rule"]),
-                        removed_by: c["removed_by"].as_str().and_then(Filter::from_name),
-                        detail: c["detail"].as_str().map(str::to_string),
-                        score: c["score"].as_f64(),
-                        final_score: c["final_score"].as_f64(),
+                        offer: Arc::from(c.offer.as_str()),
+                        rule: Arc::from(c.rule.as_str()),
+                        removed_by: c.removed_by.as_deref().and_then(Filter::from_name),
+                        detail: c.detail.clone(),
+                        score: c.score,
+                        final_score: c.final_score,
                     })
                     .collect(),
             }

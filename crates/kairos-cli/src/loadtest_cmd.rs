@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::ResultKind;
+use kairos_api::problem::problem_text;
+use kairos_api::runtime::{ChannelAnswer, Started};
 use kairos_engine::random::{Random, SplitMix64};
 use serde_json::{Value as J, json};
 
@@ -62,36 +64,29 @@ fn plan(client: &mut Client, channel: &str, ids: &str) -> Result<Plan> {
     if status != 200 {
         bail!(
             "the runtime does not serve channel '{channel}': {}",
-            body["detail"].as_str().unwrap_or("no detail")
+            problem_text(status, &body)
         );
     }
-    let level = body["default_audience_level"]
-        .as_str()
-        .context("the channel has no audience level")?
-        .to_string();
-    let id_field = body["audience_levels"]
-        .as_array()
+    let described: ChannelAnswer = serde_json::from_value(body)
+        .context("the runtime's description of the channel is not what this kairos expects")?;
+    let level = described
+        .default_audience_level
+        .context("the channel has no audience level")?;
+    let id_field = described
+        .audience_levels
         .into_iter()
-        .flatten()
-        .find(|l| l["name"] == level.as_str())
-        .and_then(|l| l["id_fields"][0].as_str())
-        .context("the audience level has no ID field")?
-        .to_string();
-    let ips: Vec<String> = body["interaction_points"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|ip| ip.as_str().map(str::to_string))
-        .collect();
+        .find(|l| l.name == level)
+        .and_then(|l| l.id_fields.into_iter().next())
+        .context("the audience level has no ID field")?;
+    let ips = described.interaction_points;
     if ips.is_empty() {
         bail!("channel '{channel}' has no interaction point to ask for offers");
     }
-    let contact_event = body["events"]
-        .as_array()
+    let contact_event = described
+        .events
         .into_iter()
-        .flatten()
-        .find(|e| e["logs_contact"] == true)
-        .and_then(|e| e["name"].as_str().map(str::to_string));
+        .find(|e| e.logs_contact)
+        .map(|e| e.name);
     let (first, last) = ids
         .split_once('-')
         .context("--audience-ids takes FIRST-LAST")?;
@@ -152,7 +147,11 @@ fn visitor(
         let Some(started) = timed(&mut client, "POST", "/v1/sessions", Some(start)) else {
             continue;
         };
-        let Some(session) = started["session_id"].as_str().map(str::to_string) else {
+        let Ok(Started {
+            session_id: session,
+            ..
+        }) = serde_json::from_value(started)
+        else {
             continue;
         };
         for _ in 0..1 + rng.next_u64() % 3 {

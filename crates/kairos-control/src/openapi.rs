@@ -1,16 +1,16 @@
 //! The control plane's OpenAPI document, generated from the routes and the wire types: each
 //! route's request and success answer from its annotation, and every problem it can answer
-//! with (status, code, what the code means) from the table below, served at
+//! with (status, code, what the code means) from the tables below, served at
 //! `/api/openapi.json`.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use kairos_api::Code;
+use kairos_api::openapi::{BODY, Refusal, add_refusals};
 use kairos_api::problem::ProblemDocument;
+use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::routes::{access, design, groups, records, versions};
 
@@ -45,21 +45,11 @@ pub fn document() -> &'static Document {
     &DOCUMENT
 }
 
-/// A refusal a route can answer with: the code, and the status when it is not the code's own
-/// (axum's rejections keep theirs).
-type Refusal = (Code, Option<u16>);
-
 /// What every route of a kind can be refused with.
 const SERVER: &[Refusal] = &[(Code::Internal, None), (Code::StorageUnavailable, None)];
 const SIGNED: &[Refusal] = &[(Code::Unauthorized, None)];
 const ROLE: &[Refusal] = &[(Code::Forbidden, None)];
 const READ: &[Refusal] = &[(Code::MalformedRequest, None), (Code::NotFound, None)];
-const BODY: &[Refusal] = &[
-    (Code::MalformedRequest, None),
-    // A body that is not of the declared media type.
-    (Code::MalformedRequest, Some(415)),
-    (Code::PayloadTooLarge, None),
-];
 
 /// The refusals particular to each route (by its operation id, the handler's name).
 fn particular(operation: &str) -> &'static [Refusal] {
@@ -106,7 +96,7 @@ const ANY_ROLE: &[&str] = &[
     "audit_log",
 ];
 
-/// Adds every problem each route can answer with, grouped by status, and the bearer token.
+/// The problems each route can answer with, and the bearer token.
 struct Refusals;
 
 impl Modify for Refusals {
@@ -123,9 +113,6 @@ impl Modify for Refusals {
                     .build(),
             ),
         );
-        let problem = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(ProblemDocument::name())))
-            .build();
         for item in document.paths.paths.values_mut() {
             for operation in [
                 &mut item.get,
@@ -136,47 +123,29 @@ impl Modify for Refusals {
             .into_iter()
             .flatten()
             {
-                let id = operation.operation_id.clone().unwrap_or_default();
-                let has_body = operation.request_body.is_some();
-                let mut refusals: Vec<Refusal> = SERVER.to_vec();
-                refusals.extend_from_slice(READ);
-                if has_body {
-                    refusals.extend_from_slice(BODY);
-                }
-                if !PUBLIC.contains(&id.as_str()) {
-                    refusals.extend_from_slice(SIGNED);
-                    if !ANY_ROLE.contains(&id.as_str()) {
-                        refusals.extend_from_slice(ROLE);
-                    }
+                let id = operation.operation_id.as_deref().unwrap_or_default();
+                if !PUBLIC.contains(&id) {
                     operation.security = Some(vec![SecurityRequirement::new(
                         "token",
                         Vec::<String>::new(),
                     )]);
                 }
-                refusals.extend_from_slice(particular(&id));
-                let mut by_status: BTreeMap<u16, Vec<Code>> = BTreeMap::new();
-                for (code, status) in refusals {
-                    let status = status.unwrap_or(code.status().as_u16());
-                    let codes = by_status.entry(status).or_default();
-                    if !codes.contains(&code) {
-                        codes.push(code);
-                    }
-                }
-                for (status, codes) in by_status {
-                    let description: Vec<String> = codes
-                        .iter()
-                        .map(|c| format!("`{}`: {}", c.name(), c.meaning()))
-                        .collect();
-                    let response = ResponseBuilder::new()
-                        .description(description.join("\n"))
-                        .content("application/problem+json", problem.clone())
-                        .build();
-                    operation
-                        .responses
-                        .responses
-                        .insert(status.to_string(), response.into());
-                }
             }
         }
+        add_refusals(document, |id, has_body| {
+            let mut refusals: Vec<Refusal> = SERVER.to_vec();
+            refusals.extend_from_slice(READ);
+            if has_body {
+                refusals.extend_from_slice(BODY);
+            }
+            if !PUBLIC.contains(&id) {
+                refusals.extend_from_slice(SIGNED);
+                if !ANY_ROLE.contains(&id) {
+                    refusals.extend_from_slice(ROLE);
+                }
+            }
+            refusals.extend_from_slice(particular(id));
+            refusals
+        });
     }
 }

@@ -141,7 +141,7 @@ impl Follow {
             .values()
             .map(|l| {
                 let running = RunningVersion {
-                    version: l.deployment.version,
+                    version: u32::try_from(l.deployment.version).unwrap_or(u32::MAX),
                     hash: l.hash.clone(),
                 };
                 (l.deployment.channel.clone(), running)
@@ -270,7 +270,7 @@ impl Follow {
                         sessions_live: handle
                             .block_on(runtime.live_sessions())
                             .ok()
-                            .map(|n| n as u64),
+                            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                     },
                 };
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);

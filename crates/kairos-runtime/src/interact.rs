@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{Level, Message, OfferRequest, OffersRequest, OffersResponse};
 use kairos_rules::Value;
@@ -378,7 +379,7 @@ pub async fn v2(
     // No body (a GET or DELETE) is no fields; a body that is not JSON is a problem document,
     // as on every other path.
     body: Result<Option<Json<J>>, JsonRejection>,
-) -> Result<JsonOut<J>, Problem> {
+) -> Result<Response, Problem> {
     if !authorized(&rt, &headers) {
         return Err(unauthorized());
     }
@@ -404,18 +405,37 @@ pub async fn v2(
         ("GET", ["profiles", id]) => ("getProfile", *id),
         ("POST", ["batch", id]) => {
             let commands = cmd["commands"].as_array().cloned().unwrap_or_default();
-            return Ok(JsonOut(batch_json(
-                execute(&rt, id.to_string(), &commands).await,
-            )));
+            return Ok(
+                JsonOut(batch_json(execute(&rt, id.to_string(), &commands).await)).into_response(),
+            );
         }
-        _ => {
-            return Err(Problem::new(
-                Code::NotFound,
-                format!("no Interact v2 endpoint {method} /interact/v2/{path}"),
-            ));
+        (_, shape) => {
+            let detail = format!("no Interact v2 endpoint {method} /interact/v2/{path}");
+            return match allowed_methods(shape) {
+                // The path is one of Interact's, the method is not.
+                Some(allow) => {
+                    let mut refused = Problem::new(Code::MethodNotAllowed, detail).into_response();
+                    refused
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static(allow));
+                    Ok(refused)
+                }
+                None => Err(Problem::new(Code::NotFound, detail)),
+            };
         }
     };
     cmd["action"] = json!(action);
     let mut id = session_id.to_string();
-    Ok(JsonOut(command(&rt, &mut id, &cmd).await))
+    Ok(JsonOut(command(&rt, &mut id, &cmd).await).into_response())
+}
+
+/// The methods an Interact v2 path of this shape takes, if it is one.
+fn allowed_methods(parts: &[&str]) -> Option<&'static str> {
+    match parts {
+        ["sessions", _] => Some("POST, DELETE"),
+        ["audiences", _] => Some("PUT"),
+        ["offers", _, _] | ["profiles", _] => Some("GET"),
+        ["offers", _] | ["events", _, _] | ["batch", _] => Some("POST"),
+        _ => None,
+    }
 }

@@ -10,6 +10,7 @@ mod live;
 mod metrics;
 pub mod native;
 mod offers_json;
+mod openapi;
 pub mod profiles;
 pub mod runtime;
 mod sessions;
@@ -35,8 +36,6 @@ pub use runtime::{Config, ProfileSource, Runtime};
 
 use crate::metrics::Metrics;
 use kairos_api::{Code, Problem};
-
-const OPENAPI: &str = include_str!("openapi.json");
 
 /// Serves until `shutdown` resolves, then ends every session, writing what it holds.
 pub async fn run<L>(
@@ -98,17 +97,27 @@ fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .merge(api)
         .merge(interact)
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+            get(|| async { axum::Json(openapi::document()) }),
         )
         .fallback(|| async { Problem::new(Code::NotFound, "no such endpoint; see /openapi.json") })
         .with_state(runtime)
 }
 
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// A deployment is loaded: the runtime can serve.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "`ready`", body = String, content_type = "text/plain")))]
 async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
     if rt.ready() {
         (StatusCode::OK, "ready\n").into_response()
@@ -117,6 +126,10 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
     }
 }
 
+/// Prometheus metrics: requests and latency per call, sessions, offers served, unknown names,
+/// the history writer.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
 async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     // Unknown when the shared session store cannot be reached: NaN, not a made-up zero.
     let live = rt.live_sessions().await.ok();

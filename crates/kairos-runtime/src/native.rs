@@ -1,25 +1,27 @@
-//! The native runtime API (v1), as `runtime-api.md` specifies it.
+//! The native runtime API (v1), as `runtime-api.md` specifies it: requests and answers are
+//! the types of `kairos_api::runtime`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use kairos_api::extract::Body;
+use kairos_api::runtime::{
+    AudienceRequest, BatchAnswer, ChannelAnswer, Command, EventAnswer, EventRequest, EventView,
+    LevelView, MessagesAnswer, OfferAsk, ProfileAnswer, ServedChannel, StartRequest, Values,
+    VersionAnswer,
+};
+use kairos_api::{Problem, runtime as wire, value_json};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{EventResponse, OfferRequest, OffersRequest, OffersResponse, ProfileView};
 use kairos_rules::Value;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as J, json};
+use serde::Serialize;
+use serde_json::{Map, Value as J};
 
-use kairos_api::{Problem, value_json};
-
-use crate::offers_json::{messages_json, offers_body, offers_json};
+use crate::offers_json::{messages, offers_body, offers_json};
 use crate::runtime::{Loaded, Runtime, StartCall, Started};
 
 pub type Shared = State<Arc<Runtime>>;
-type JsonResult = Result<JsonOut<J>, Problem>;
 
 /// A JSON response serialized into one buffer sized for a typical answer: axum's `Json`
 /// grows its buffer from 128 bytes, copying it each time.
@@ -55,11 +57,17 @@ fn param_value(field: &str, v: &J) -> Result<Value, Problem> {
     }
 }
 
-pub fn params(field: &str, map: Option<&Map<String, J>>) -> Result<Vec<(String, Value)>, Problem> {
-    map.into_iter()
-        .flatten()
+/// Named values as rule values; `field` names them in errors.
+pub fn params(field: &str, values: Option<&Values>) -> Result<Vec<(String, Value)>, Problem> {
+    values
+        .into_iter()
+        .flat_map(|v| &v.0)
         .map(|(k, v)| Ok((k.clone(), param_value(&format!("{field}.{k}"), v)?)))
         .collect()
+}
+
+fn values_json<'a>(pairs: impl Iterator<Item = (&'a String, &'a Value)>) -> Map<String, J> {
+    pairs.map(|(k, v)| (k.clone(), value_json(v))).collect()
 }
 
 /// The get offers answer as an HTTP response.
@@ -78,164 +86,131 @@ fn json_bytes(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-pub fn event_json(r: &EventResponse) -> J {
-    let mut body = json!({ "messages": messages_json(&r.messages) });
-    if let Some(segments) = &r.segments {
-        body["segments"] = json!(segments);
+fn event_answer(r: EventResponse) -> EventAnswer {
+    EventAnswer {
+        messages: messages(&r.messages),
+        segments: r.segments,
+        patterns: r
+            .patterns
+            .map(|p| J::Object(p.into_iter().map(|(k, v)| (k, J::Bool(v))).collect())),
     }
-    if let Some(patterns) = &r.patterns {
-        body["patterns"] = json!(patterns);
-    }
-    body
 }
 
-pub fn profile_json(p: &ProfileView) -> J {
-    let map = |m: &BTreeMap<String, Value>| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), value_json(v)))
-            .collect::<Map<_, _>>()
-    };
-    json!({
-        "audience_level": p.audience_level,
-        "audience_id": p.audience_id.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<Map<_, _>>(),
-        "profile": map(&p.profile),
-        "params": map(&p.params),
-        "segments": p.segments,
+fn profile_answer(p: &ProfileView) -> ProfileAnswer {
+    ProfileAnswer {
+        audience_level: p.audience_level.clone(),
+        audience_id: values_json(p.audience_id.iter().map(|(k, v)| (k, v))),
+        profile: values_json(p.profile.iter()),
+        params: values_json(p.params.iter()),
+        segments: p.segments.clone(),
         // Every response carries its messages (the runtime API's contract); reading a
         // profile raises none.
-        "messages": [],
+        messages: Vec::new(),
+    }
+}
+
+fn started_answer(s: Started) -> wire::Started {
+    wire::Started {
+        messages: messages(&s.messages),
+        session_id: s.session_id,
+        segments: s.segments,
+    }
+}
+
+/// A start session request as the runtime's call; `session_id` is the batch's, when the
+/// request names none.
+pub fn start_call(request: StartRequest, session_id: Option<String>) -> Result<StartCall, Problem> {
+    if request.audience_id.0.is_empty() {
+        return Err(Problem::bad_request(
+            "audience_id: give the audience ID fields, like { \"customer_id\": 1001 }",
+        ));
+    }
+    Ok(StartCall {
+        session_id: request.session_id.or(session_id),
+        channel: request.channel,
+        audience: AudienceId {
+            level: request.audience_level.unwrap_or_default(),
+            fields: params("audience_id", Some(&request.audience_id))?,
+        },
+        params: params("params", request.params.as_ref())?,
+        rely_on_existing_session: request.rely_on_existing_session.unwrap_or(false),
+        debug: request.debug.unwrap_or(false),
     })
 }
 
-pub fn started_json(s: &Started) -> J {
-    let mut body = json!({ "session_id": s.session_id, "messages": messages_json(&s.messages) });
-    if let Some(segments) = &s.segments {
-        body["segments"] = json!(segments);
-    }
-    body
-}
-
-#[derive(Deserialize)]
-pub struct StartBody {
-    session_id: Option<String>,
-    channel: String,
-    audience_level: Option<String>,
-    audience_id: Map<String, J>,
-    params: Option<Map<String, J>>,
-    rely_on_existing_session: Option<bool>,
-    debug: Option<bool>,
-}
-
-impl StartBody {
-    pub fn into_call(self, session_id: Option<String>) -> Result<StartCall, Problem> {
-        if self.audience_id.is_empty() {
-            return Err(Problem::bad_request(
-                "audience_id: give the audience ID fields, like { \"customer_id\": 1001 }",
-            ));
-        }
-        Ok(StartCall {
-            session_id: self.session_id.or(session_id),
-            channel: self.channel,
-            audience: AudienceId {
-                level: self.audience_level.unwrap_or_default(),
-                fields: params("audience_id", Some(&self.audience_id))?,
-            },
-            params: params("params", self.params.as_ref())?,
-            rely_on_existing_session: self.rely_on_existing_session.unwrap_or(false),
-            debug: self.debug.unwrap_or(false),
-        })
-    }
-}
-
+#[utoipa::path(post, path = "/v1/sessions", tag = "native", request_body = StartRequest,
+    responses((status = 200, description = "The session, started (or, with rely_on_existing_session, kept)", body = wire::Started)))]
 pub async fn start_session(
     State(rt): Shared,
-    body: Result<Json<StartBody>, JsonRejection>,
-) -> JsonResult {
-    let Json(body) = body?;
-    let started = rt.start_session(body.into_call(None)?).await?;
-    Ok(JsonOut(started_json(&started)))
-}
-
-#[derive(Deserialize)]
-pub struct RequestItem {
-    ip: String,
-    count: Option<usize>,
-    /// This point's own duplicate policy, over the call's.
-    allow_duplicates: Option<bool>,
+    Body(body): Body<StartRequest>,
+) -> Result<JsonOut<wire::Started>, Problem> {
+    let started = rt.start_session(start_call(body, None)?).await?;
+    Ok(JsonOut(started_answer(started)))
 }
 
 /// At most this many offers per interaction point in one request.
-const MAX_COUNT: usize = 100;
+const MAX_COUNT: u32 = 100;
 
-impl RequestItem {
-    /// The request with its count checked; `field` names the count in errors.
-    fn checked(self, field: impl Fn() -> String) -> Result<OfferRequest, Problem> {
-        match self.count.unwrap_or(1) {
-            0 => Err(Problem::bad_request(format!(
-                "{}: must be at least 1",
-                field()
-            ))),
-            n if n > MAX_COUNT => Err(Problem::bad_request(format!(
-                "{}: at most {MAX_COUNT}",
-                field()
-            ))),
-            n => Ok(OfferRequest {
-                allow_duplicates: self.allow_duplicates,
-                ..OfferRequest::new(self.ip, n)
-            }),
-        }
+/// An interaction point's ask with its count checked; `field` names the count in errors.
+fn checked(ask: OfferAsk, field: impl Fn() -> String) -> Result<OfferRequest, Problem> {
+    match ask.count.unwrap_or(1) {
+        0 => Err(Problem::bad_request(format!(
+            "{}: must be at least 1",
+            field()
+        ))),
+        n if n > MAX_COUNT => Err(Problem::bad_request(format!(
+            "{}: at most {MAX_COUNT}",
+            field()
+        ))),
+        n => Ok(OfferRequest {
+            allow_duplicates: ask.allow_duplicates,
+            ..OfferRequest::new(ask.ip, n as usize)
+        }),
     }
 }
 
-#[derive(Deserialize)]
-pub struct OffersBody {
-    requests: Vec<RequestItem>,
-    params: Option<Map<String, J>>,
-    allow_duplicates: Option<bool>,
-}
-
-impl OffersBody {
-    pub fn into_request(self) -> Result<OffersRequest, Problem> {
-        if self.requests.is_empty() {
-            return Err(Problem::bad_request(
-                "requests: name at least one interaction point",
-            ));
-        }
-        let requests = self
-            .requests
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.checked(|| format!("requests[{i}].count")))
-            .collect::<Result<_, _>>()?;
-        Ok(OffersRequest {
-            requests,
-            params: params("params", self.params.as_ref())?,
-            allow_duplicates: self.allow_duplicates.unwrap_or(false),
-        })
+fn offers_request(body: wire::OffersRequest) -> Result<OffersRequest, Problem> {
+    if body.requests.is_empty() {
+        return Err(Problem::bad_request(
+            "requests: name at least one interaction point",
+        ));
     }
+    let requests = body
+        .requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| checked(r, || format!("requests[{i}].count")))
+        .collect::<Result<_, _>>()?;
+    Ok(OffersRequest {
+        requests,
+        params: params("params", body.params.as_ref())?,
+        allow_duplicates: body.allow_duplicates.unwrap_or(false),
+    })
 }
 
+#[utoipa::path(post, path = "/v1/sessions/{id}/offers", tag = "native", params(("id" = String, Path, description = "The session's ID")),
+    request_body = wire::OffersRequest,
+    responses((status = 200, description = "The offers of each interaction point asked for", body = wire::OffersAnswer)))]
 pub async fn get_offers_post(
     State(rt): Shared,
     Path(id): Path<String>,
-    body: Result<Json<OffersBody>, JsonRejection>,
+    Body(body): Body<wire::OffersRequest>,
 ) -> Result<Response, Problem> {
-    let Json(body) = body?;
     Ok(offers_response(
-        &rt.get_offers(&id, body.into_request()?).await?,
+        &rt.get_offers(&id, offers_request(body)?).await?,
     ))
 }
 
 /// `ip=hero&count=2`, read by hand: on the hot path, serde's form decoding took 5% of a
 /// call's instructions. Other parameters are ignored, as the form decoder did.
-fn offers_query(query: &str) -> Result<RequestItem, Problem> {
+fn offers_query(query: &str) -> Result<OfferAsk, Problem> {
     let (mut ip, mut count) = (None, None);
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "ip" => ip = Some(percent_decode(value, "ip")?),
             "count" => {
-                count = Some(value.parse::<usize>().map_err(|_| {
+                count = Some(value.parse::<u32>().map_err(|_| {
                     Problem::bad_request(format!(
                         "count: '{value}' is not a whole number of offers"
                     ))
@@ -247,7 +222,7 @@ fn offers_query(query: &str) -> Result<RequestItem, Problem> {
     let ip = ip.ok_or_else(|| {
         Problem::bad_request("ip: missing; name the interaction point: ?ip=NAME&count=N")
     })?;
-    Ok(RequestItem {
+    Ok(OfferAsk {
         ip,
         count,
         allow_duplicates: None,
@@ -278,6 +253,10 @@ fn percent_decode(text: &str, field: &str) -> Result<String, Problem> {
     String::from_utf8(bytes).map_err(|_| Problem::bad_request(format!("{field}: not UTF-8")))
 }
 
+#[utoipa::path(get, path = "/v1/sessions/{id}/offers", tag = "native", params(("id" = String, Path, description = "The session's ID"),
+        ("ip" = String, Query, description = "The interaction point"),
+        ("count" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many offers (1 by default)")),
+    responses((status = 200, description = "The offers of the interaction point", body = wire::OffersAnswer)))]
 pub async fn get_offers_get(
     State(rt): Shared,
     Path(id): Path<String>,
@@ -293,147 +272,173 @@ pub async fn get_offers_by_query(
     query: Option<&str>,
 ) -> Result<Response, Problem> {
     let request = OffersRequest {
-        requests: vec![offers_query(query.unwrap_or(""))?.checked(|| "count".into())?],
+        requests: vec![checked(offers_query(query.unwrap_or(""))?, || {
+            "count".into()
+        })?],
         params: Vec::new(),
         allow_duplicates: false,
     };
     Ok(offers_response(&rt.get_offers(id, request).await?))
 }
 
-#[derive(Deserialize)]
-pub struct EventBody {
-    event: String,
-    params: Option<Map<String, J>>,
-}
-
-impl EventBody {
-    pub fn parts(self) -> Result<(String, Vec<(String, Value)>), Problem> {
-        Ok((self.event, params("params", self.params.as_ref())?))
-    }
-}
-
+#[utoipa::path(post, path = "/v1/sessions/{id}/events", tag = "native", params(("id" = String, Path, description = "The session's ID")),
+    request_body = EventRequest,
+    responses((status = 200, description = "The event, run: its actions taken, its records on disk", body = EventAnswer)))]
 pub async fn post_event(
     State(rt): Shared,
     Path(id): Path<String>,
-    body: Result<Json<EventBody>, JsonRejection>,
-) -> JsonResult {
-    let Json(body) = body?;
-    let (event, params) = body.parts()?;
-    let response = rt.post_event(&id, &event, params).await?;
-    Ok(JsonOut(event_json(&response)))
+    Body(body): Body<EventRequest>,
+) -> Result<JsonOut<EventAnswer>, Problem> {
+    let params = params("params", body.params.as_ref())?;
+    let response = rt.post_event(&id, &body.event, params).await?;
+    Ok(JsonOut(event_answer(response)))
 }
 
-#[derive(Deserialize)]
-pub struct AudienceBody {
-    audience_level: Option<String>,
-    audience_id: Map<String, J>,
-    params: Option<Map<String, J>>,
+fn audience_parts(body: AudienceRequest) -> Result<(AudienceId, Vec<(String, Value)>), Problem> {
+    let audience = AudienceId {
+        level: body.audience_level.unwrap_or_default(),
+        fields: params("audience_id", Some(&body.audience_id))?,
+    };
+    Ok((audience, params("params", body.params.as_ref())?))
 }
 
-impl AudienceBody {
-    pub fn parts(self) -> Result<(AudienceId, Vec<(String, Value)>), Problem> {
-        let audience = AudienceId {
-            level: self.audience_level.unwrap_or_default(),
-            fields: params("audience_id", Some(&self.audience_id))?,
-        };
-        Ok((audience, params("params", self.params.as_ref())?))
-    }
-}
-
+#[utoipa::path(put, path = "/v1/sessions/{id}/audience", tag = "native", params(("id" = String, Path, description = "The session's ID")),
+    request_body = AudienceRequest,
+    responses((status = 200, description = "The session's visitor, changed and segmented again", body = MessagesAnswer)))]
 pub async fn set_audience(
     State(rt): Shared,
     Path(id): Path<String>,
-    body: Result<Json<AudienceBody>, JsonRejection>,
-) -> JsonResult {
-    let Json(body) = body?;
-    let (audience, params) = body.parts()?;
-    let messages = rt.set_audience(&id, audience, params).await?;
-    Ok(JsonOut(json!({ "messages": messages_json(&messages) })))
+    Body(body): Body<AudienceRequest>,
+) -> Result<JsonOut<MessagesAnswer>, Problem> {
+    let (audience, params) = audience_parts(body)?;
+    let raised = rt.set_audience(&id, audience, params).await?;
+    Ok(JsonOut(MessagesAnswer {
+        messages: messages(&raised),
+    }))
 }
 
-pub async fn get_profile(State(rt): Shared, Path(id): Path<String>) -> JsonResult {
+#[utoipa::path(get, path = "/v1/sessions/{id}/profile", tag = "native", params(("id" = String, Path, description = "The session's ID")),
+    responses((status = 200, description = "What the session knows of its visitor", body = ProfileAnswer)))]
+pub async fn get_profile(
+    State(rt): Shared,
+    Path(id): Path<String>,
+) -> Result<JsonOut<ProfileAnswer>, Problem> {
     let view = rt.get_profile(&id).await?;
-    Ok(JsonOut(profile_json(&view)))
+    Ok(JsonOut(profile_answer(&view)))
 }
 
-pub async fn end_session(State(rt): Shared, Path(id): Path<String>) -> JsonResult {
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "native", params(("id" = String, Path, description = "The session's ID")),
+    responses((status = 200, description = "The session, ended; what it held written", body = MessagesAnswer)))]
+pub async fn end_session(
+    State(rt): Shared,
+    Path(id): Path<String>,
+) -> Result<JsonOut<MessagesAnswer>, Problem> {
     rt.end_session(&id).await?;
-    Ok(JsonOut(json!({ "messages": [] })))
+    Ok(JsonOut(MessagesAnswer::default()))
 }
 
-pub async fn version(State(rt): Shared) -> JsonOut<J> {
-    let channels: Map<String, J> = rt
+#[utoipa::path(get, path = "/v1/version", tag = "native",
+    responses((status = 200, description = "Kairos's version and the channels served", body = VersionAnswer)))]
+pub async fn version(State(rt): Shared) -> JsonOut<VersionAnswer> {
+    let channels = rt
         .channels()
         .values()
         .map(|l| {
-            (
-                l.deployment.channel.clone(),
-                json!({ "deployment": l.deployment.version, "hash": l.hash }),
-            )
+            let served = ServedChannel {
+                deployment: l.deployment.version,
+                hash: l.hash.clone(),
+            };
+            (l.deployment.channel.clone(), served)
         })
         .collect();
-    JsonOut(json!({ "version": env!("CARGO_PKG_VERSION"), "channels": channels, "messages": [] }))
+    JsonOut(VersionAnswer {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        channels,
+        messages: Vec::new(),
+    })
 }
 
 /// `GET /v1/channels/{name}`: what a touchpoint may call on a deployed channel (its audience
 /// levels, interaction points and events), for touchpoint developers and load tests.
-pub async fn channel(State(rt): Shared, Path(name): Path<String>) -> JsonResult {
+#[utoipa::path(get, path = "/v1/channels/{name}", tag = "native",
+    params(("name" = String, Path, description = "The channel")),
+    responses((status = 200, description = "What a touchpoint may call on the channel", body = ChannelAnswer)))]
+pub async fn channel(
+    State(rt): Shared,
+    Path(name): Path<String>,
+) -> Result<JsonOut<ChannelAnswer>, Problem> {
     let channels = rt.channels();
     let loaded = channels
         .get(&name.to_ascii_lowercase())
         .ok_or_else(|| Problem::channel_not_found(&name))?;
     let dep = &loaded.deployment;
-    let levels: Vec<J> = dep
+    let audience_levels = dep
         .audience_levels()
-        .map(|level| {
-            let fields = dep
+        .map(|level| LevelView {
+            name: level.to_string(),
+            id_fields: dep
                 .profile_tables(level)
                 .map(|t| t.id_fields.to_vec())
-                .unwrap_or_default();
-            json!({ "name": level, "id_fields": fields })
+                .unwrap_or_default(),
         })
         .collect();
-    let events: Vec<J> = dep
+    let events = dep
         .events()
-        .map(|(name, logs_contact)| json!({ "name": name, "logs_contact": logs_contact }))
+        .map(|(name, logs_contact)| EventView {
+            name: name.to_string(),
+            logs_contact,
+        })
         .collect();
-    Ok(JsonOut(json!({
-        "channel": dep.channel,
-        "deployment": dep.version,
-        "hash": loaded.hash,
-        "default_audience_level": dep.default_audience_level(),
-        "audience_levels": levels,
-        "interaction_points": dep.interaction_points().collect::<Vec<_>>(),
-        "events": events,
-        "messages": [],
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct BatchBody {
-    session_id: Option<String>,
-    commands: Vec<Map<String, J>>,
+    Ok(JsonOut(ChannelAnswer {
+        channel: dep.channel.clone(),
+        deployment: dep.version,
+        hash: loaded.hash.clone(),
+        default_audience_level: dep.default_audience_level().map(str::to_string),
+        audience_levels,
+        interaction_points: dep.interaction_points().map(str::to_string).collect(),
+        events,
+        messages: Vec::new(),
+    }))
 }
 
 /// Runs commands in order on one session; stops at the first that fails.
-pub async fn batch(State(rt): Shared, body: Result<Json<BatchBody>, JsonRejection>) -> JsonResult {
-    let Json(body) = body?;
+#[utoipa::path(post, path = "/v1/batch", tag = "native", request_body = wire::BatchRequest,
+    responses((status = 200, description = "One answer per command run", body = BatchAnswer)))]
+pub async fn batch(
+    State(rt): Shared,
+    Body(body): Body<wire::BatchRequest>,
+) -> Result<JsonOut<BatchAnswer>, Problem> {
     let mut session_id = body.session_id;
     let mut responses = Vec::new();
     for (i, command) in body.commands.into_iter().enumerate() {
-        let result = run_command(&rt, &mut session_id, i, command).await;
-        match result {
+        match run_command(&rt, &mut session_id, i, command).await {
             Ok(response) => responses.push(response),
             Err(problem) => {
                 let error = problem.document();
-                responses.push(json!({ "messages": error.messages, "error": error }));
+                let failed = FailedCommand {
+                    messages: error.messages.clone(),
+                    error,
+                };
+                responses.push(serde_json::to_value(failed).map_err(internal)?);
                 break;
             }
         }
     }
-    Ok(JsonOut(
-        json!({ "session_id": session_id, "responses": responses }),
-    ))
+    Ok(JsonOut(BatchAnswer {
+        session_id,
+        responses,
+    }))
+}
+
+/// A batch's failed command: its problem, and the problem's messages as every answer has.
+#[derive(Serialize)]
+struct FailedCommand {
+    messages: Vec<kairos_api::problem::ProblemMessage>,
+    error: kairos_api::problem::ProblemDocument,
+}
+
+fn internal(e: serde_json::Error) -> Problem {
+    Problem::internal(format!("the response could not be written: {e}"))
 }
 
 async fn run_command(
@@ -442,22 +447,8 @@ async fn run_command(
     i: usize,
     command: Map<String, J>,
 ) -> Result<J, Problem> {
-    let [(name, args)] = <[(String, J); 1]>::try_from(command.into_iter().collect::<Vec<_>>())
-        .map_err(|_| {
-            Problem::bad_request(format!(
-                "commands[{i}]: one command per item, like {{ \"get_offers\": {{...}} }}"
-            ))
-        })?;
-    let parse = |what: &str| -> Result<J, Problem> {
-        if args.is_object() {
-            Ok(args.clone())
-        } else {
-            Err(Problem::bad_request(format!(
-                "commands[{i}].{what}: must be an object"
-            )))
-        }
-    };
-    let field = |e: serde_json::Error| Problem::bad_request(format!("commands[{i}].{name}: {e}"));
+    let command: Command = serde_path_to_error::deserialize(J::Object(command))
+        .map_err(|e| Problem::bad_request(format!("commands[{i}].{e}")))?;
     let id = || {
         session_id.clone().ok_or_else(|| {
             Problem::bad_request(format!(
@@ -465,39 +456,38 @@ async fn run_command(
             ))
         })
     };
-    match name.as_str() {
-        "start_session" => {
-            let body: StartBody = serde_json::from_value(parse(&name)?).map_err(field)?;
+    let answer = match command {
+        Command::StartSession(body) => {
             let started = rt
-                .start_session(body.into_call(session_id.clone())?)
+                .start_session(start_call(body, session_id.clone())?)
                 .await?;
             *session_id = Some(started.session_id.clone());
-            Ok(started_json(&started))
+            serde_json::to_value(started_answer(started))
         }
-        "get_offers" => {
-            let body: OffersBody = serde_json::from_value(parse(&name)?).map_err(field)?;
-            let (response, loaded) = rt.get_offers(&id()?, body.into_request()?).await?;
-            Ok(offers_json(&response, &loaded.fragments))
+        Command::GetOffers(body) => {
+            let (response, loaded) = rt.get_offers(&id()?, offers_request(body)?).await?;
+            return Ok(offers_json(&response, &loaded.fragments));
         }
-        "post_event" => {
-            let body: EventBody = serde_json::from_value(parse(&name)?).map_err(field)?;
-            let (event, params) = body.parts()?;
-            Ok(event_json(&rt.post_event(&id()?, &event, params).await?))
+        Command::PostEvent(body) => {
+            let params = params("params", body.params.as_ref())?;
+            serde_json::to_value(event_answer(
+                rt.post_event(&id()?, &body.event, params).await?,
+            ))
         }
-        "set_audience" => {
-            let body: AudienceBody = serde_json::from_value(parse(&name)?).map_err(field)?;
-            let (audience, params) = body.parts()?;
-            Ok(
-                json!({ "messages": messages_json(&rt.set_audience(&id()?, audience, params).await?) }),
-            )
+        Command::SetAudience(body) => {
+            let (audience, params) = audience_parts(body)?;
+            let raised = rt.set_audience(&id()?, audience, params).await?;
+            serde_json::to_value(MessagesAnswer {
+                messages: messages(&raised),
+            })
         }
-        "get_profile" => Ok(profile_json(&rt.get_profile(&id()?).await?)),
-        "end_session" => {
+        Command::GetProfile(_) => {
+            serde_json::to_value(profile_answer(&rt.get_profile(&id()?).await?))
+        }
+        Command::EndSession(_) => {
             rt.end_session(&id()?).await?;
-            Ok(json!({ "messages": [] }))
+            serde_json::to_value(MessagesAnswer::default())
         }
-        other => Err(Problem::bad_request(format!(
-            "commands[{i}]: unknown command '{other}'; commands are start_session, get_offers, post_event, set_audience, get_profile, end_session"
-        ))),
-    }
+    };
+    answer.map_err(internal)
 }

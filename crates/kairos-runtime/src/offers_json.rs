@@ -4,44 +4,46 @@
 
 use std::sync::Arc;
 
+use kairos_api::runtime::{self as wire, CandidateView, IpExplainView};
 use kairos_api::value_json;
 use kairos_engine::{Deployment, IpExplain, Message, OffersResponse, Placement};
 use kairos_rules::Value;
 use serde::Serialize;
-use serde_json::{Value as J, json};
+use serde_json::Value as J;
 
-pub fn messages_json(messages: &[Message]) -> J {
-    J::Array(
-        messages
-            .iter()
-            .map(
-                |m| json!({ "code": m.code.name(), "level": m.level.name(), "message": m.message }),
-            )
-            .collect(),
-    )
+/// The engine's messages as the API's.
+pub fn messages(messages: &[Message]) -> Vec<wire::Message> {
+    messages
+        .iter()
+        .map(|m| wire::Message {
+            code: m.code.into(),
+            level: m.level.name().to_string(),
+            message: m.message.clone(),
+        })
+        .collect()
 }
 
-fn explain_json(explain: &[IpExplain]) -> J {
-    J::Array(
-        explain
-            .iter()
-            .map(|ip| {
-                json!({
-                    "ip": ip.ip,
-                    "control_group": ip.control_group,
-                    "explored": ip.explored,
-                    "candidates": ip.candidates.iter().map(|c| json!({
-                        "offer": c.offer,
-                        "rule": c.rule,
-                        "removed_by": c.removed_by.map(|f| f.name()),
-                        "detail": c.detail,
-                        "score": c.score,
-                        "final_score": c.final_score,
-                    })).collect::<Vec<_>>(),
+fn explain(explain: &[IpExplain]) -> Vec<IpExplainView> {
+    explain
+        .iter()
+        .map(|ip| IpExplainView {
+            ip: ip.ip.to_string(),
+            control_group: ip.control_group,
+            explored: ip.explored,
+            candidates: ip
+                .candidates
+                .iter()
+                .map(|c| CandidateView {
+                    offer: c.offer.to_string(),
+                    rule: c.rule.to_string(),
+                    removed_by: c.removed_by.map(|f| f.name().to_string()),
+                    detail: c.detail.clone(),
+                    score: c.score,
+                    final_score: c.final_score,
                 })
-            })
-            .collect(),
-    )
+                .collect(),
+        })
+        .collect()
 }
 
 /// A value serialized as JSON without building a `serde_json::Value` first.
@@ -155,11 +157,11 @@ pub fn offers_body(r: &OffersResponse, fragments: &OfferFragments) -> Vec<u8> {
     if r.messages.is_empty() {
         out.extend_from_slice(b"[]");
     } else {
-        write_serde(&mut out, &messages_json(&r.messages));
+        write_serde(&mut out, &messages(&r.messages));
     }
     if let Some(explain) = &r.explain {
         out.extend_from_slice(b",\"explain\":");
-        write_serde(&mut out, &explain_json(explain));
+        write_serde(&mut out, &self::explain(explain));
     }
     out.push(b'}');
     out
@@ -200,7 +202,7 @@ mod tests {
     use kairos_rules::Value;
     use serde_json::json;
 
-    use super::{Fragment, OfferFragments, offers_json};
+    use super::{Fragment, OfferFragments, offers_body, offers_json};
 
     #[test]
     fn the_hand_written_offers_answer_is_valid_json_with_every_field() {
@@ -263,6 +265,10 @@ mod tests {
         });
         let rendered = OfferFragments(vec![(placement.clone(), Fragment::of(&placement))]);
         assert_eq!(offers_json(&response, &rendered), expected);
+        // The hand-written bytes are the answer the API document describes.
+        let typed: kairos_api::runtime::OffersAnswer =
+            serde_json::from_slice(&offers_body(&response, &rendered)).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), expected);
         // Fragments rendered from another deployment's placement are not used.
         let other = Arc::new(Placement {
             name: None,

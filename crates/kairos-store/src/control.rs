@@ -876,7 +876,9 @@ impl ControlStore {
     pub async fn report_unknown(&self, name: &UnknownName) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO kc_unknown (channel, kind, name, calls, last_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (channel, kind, name) DO UPDATE SET calls = kc_unknown.calls + excluded.calls, last_at = excluded.last_at",
+             ON CONFLICT (channel, kind, name) DO UPDATE SET calls = CASE \
+             WHEN kc_unknown.calls > 9223372036854775807 - excluded.calls THEN 9223372036854775807 \
+             ELSE kc_unknown.calls + excluded.calls END, last_at = excluded.last_at",
         )
         .bind(&name.channel)
         .bind(&name.kind)

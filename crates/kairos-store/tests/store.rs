@@ -694,6 +694,20 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
     assert_eq!(instances[0].stats["requests_per_second"], 41);
     let unknown = store.unknown_names().await.unwrap();
     assert_eq!((unknown[0].calls, unknown[0].last_at), (6, Timestamp(41)));
+    // A count that would overflow stays at the largest one (SQLite would turn it into a
+    // float the next read cannot take; PostgreSQL would refuse the report).
+    for _ in 0..2 {
+        let huge = UnknownName {
+            channel: "web".into(),
+            kind: "event".into(),
+            name: "basket_viewed".into(),
+            calls: i64::MAX - 1,
+            last_at: Timestamp(42),
+        };
+        store.report_unknown(&huge).await.unwrap();
+    }
+    let unknown = store.unknown_names().await.unwrap();
+    assert_eq!(unknown[0].calls, i64::MAX);
 
     for (i, action) in ["apply", "deploy"].iter().enumerate() {
         store

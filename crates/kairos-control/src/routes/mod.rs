@@ -11,8 +11,8 @@ pub(crate) mod versions;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,6 @@ use axum::serve::Listener;
 use axum::{Json, Router};
 use kairos_api::{Code, Problem};
 use serde::de::DeserializeOwned;
-use serde_json::Value as J;
 
 use crate::service::{Caller, ControlPlane};
 
@@ -85,45 +84,7 @@ pub(crate) struct TablePath {
     pub name: String,
 }
 
-/// A JSON object as a request type, its rejection a problem document that names the field.
-/// A number with a zero fraction reads as an integer (JSON Schema's integers include `5.0`);
-/// an array never reads as a request (serde would take it for the fields in order).
-pub(crate) struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        let json: Result<Json<J>, JsonRejection> = Json::from_request(request, state).await;
-        let mut value = json?.0;
-        if !value.is_object() {
-            return Err(Problem::bad_request("the body must be a JSON object"));
-        }
-        integral_floats_as_integers(&mut value);
-        serde_path_to_error::deserialize(value)
-            .map(Body)
-            // `roles[0]: unknown variant ...`: the field, then what is wrong with it.
-            .map_err(|e| Problem::bad_request(e.to_string()))
-    }
-}
-
-/// `5.0` as `5`, everywhere in `value`: a field of an integer type then reads it.
-fn integral_floats_as_integers(value: &mut J) {
-    match value {
-        J::Number(n) => {
-            // Strictly above i64::MIN as f64: a float that rounds to it was below it.
-            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)
-                && f > i64::MIN as f64
-                && f < i64::MAX as f64
-            {
-                *n = serde_json::Number::from(f as i64);
-            }
-        }
-        J::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
-        J::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
-        _ => {}
-    }
-}
+pub(crate) use kairos_api::extract::Body;
 
 /// A query string, its rejection a problem document.
 pub(crate) struct Params<T>(pub T);

@@ -406,6 +406,16 @@ impl ControlPlane {
             caller.require(&[Role::Administrator])?;
         }
         self.group_named(group).await?;
+        // Counts as the document gives them: what a signed 64-bit integer holds.
+        let counts = std::iter::once(("stats.requests_total", report.stats.requests_total))
+            .chain(report.unknown.iter().map(|u| ("unknown.calls", u.calls)));
+        for (name, count) in counts {
+            if i64::try_from(count).is_err() {
+                return Err(Problem::bad_request(format!(
+                    "{name}: {count} is more than a 64-bit count"
+                )));
+            }
+        }
         let now = self.now();
         self.store
             .report_instance(&Instance {

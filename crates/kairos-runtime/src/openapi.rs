@@ -1,0 +1,320 @@
+//! The runtime's OpenAPI document, served at `/openapi.json`: the native API from its routes'
+//! annotations and the wire types of `kairos_api::runtime`, the Unica Interact API (whose
+//! bodies are HCL's, described as objects) from the table below, and every problem each
+//! operation can answer with.
+
+use std::sync::LazyLock;
+
+use kairos_api::Code;
+use kairos_api::openapi::{BODY, Refusal, add_refusals};
+use kairos_api::problem::ProblemDocument;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ArrayBuilder, ContentBuilder, ObjectBuilder, OpenApi as Document, PathItem, Required,
+    ResponseBuilder, Type,
+};
+use utoipa::{Modify, OpenApi};
+
+use crate::native;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kairos runtime",
+        description = "The touchpoint APIs: the native API (`/v1/`) and Unica Interact's \
+                       (`/interact/`). A runtime serving a channel with a touchpoint token \
+                       issued requires it: `Authorization: Bearer <token>` (Interact clients \
+                       may send it as `m_tokenId`, or as `m_user_password`). Every native \
+                       answer carries `messages`; every error is an RFC 9457 problem document \
+                       with a stable `code`."
+    ),
+    paths(
+        native::start_session, native::get_offers_post, native::get_offers_get,
+        native::post_event, native::set_audience, native::get_profile, native::end_session,
+        native::batch, native::version, native::channel,
+        crate::healthz, crate::readyz, crate::metrics,
+    ),
+    components(schemas(ProblemDocument)),
+    modifiers(&Interact, &Refusals),
+)]
+struct RuntimeApi;
+
+/// The document, made once.
+pub fn document() -> &'static Document {
+    static DOCUMENT: LazyLock<Document> = LazyLock::new(RuntimeApi::openapi);
+    &DOCUMENT
+}
+
+/// Operations anyone may call: no token.
+const PUBLIC: &[&str] = &["healthz", "readyz", "metrics"];
+
+/// One of Interact's operations.
+struct InteractOperation {
+    method: HttpMethod,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    parameters: &'static [&'static str],
+    body: bool,
+}
+
+const INTERACT: &[InteractOperation] = &[
+    InteractOperation {
+        method: HttpMethod::Post,
+        path: "/interact/servlet/RestServlet",
+        id: "interact_servlet",
+        summary: "A batch of Interact commands (startSession, getOffers, postEvent, ...), run in order",
+        parameters: &[],
+        body: true,
+    },
+    InteractOperation {
+        method: HttpMethod::Post,
+        path: "/interact/v2/sessions/{id}",
+        id: "interact_start_session",
+        summary: "Starts a session",
+        parameters: &["id"],
+        body: true,
+    },
+    InteractOperation {
+        method: HttpMethod::Delete,
+        path: "/interact/v2/sessions/{id}",
+        id: "interact_end_session",
+        summary: "Ends a session",
+        parameters: &["id"],
+        body: false,
+    },
+    InteractOperation {
+        method: HttpMethod::Put,
+        path: "/interact/v2/audiences/{id}",
+        id: "interact_set_audience",
+        summary: "Sets the session's audience",
+        parameters: &["id"],
+        body: true,
+    },
+    InteractOperation {
+        method: HttpMethod::Get,
+        path: "/interact/v2/offers/{id}/{ip}",
+        id: "interact_get_offers",
+        summary: "Offers for one interaction point (`number` in the query)",
+        parameters: &["id", "ip"],
+        body: false,
+    },
+    InteractOperation {
+        method: HttpMethod::Post,
+        path: "/interact/v2/offers/{id}",
+        id: "interact_get_offers_for_points",
+        summary: "Offers for several interaction points",
+        parameters: &["id"],
+        body: true,
+    },
+    InteractOperation {
+        method: HttpMethod::Post,
+        path: "/interact/v2/events/{id}/{event}",
+        id: "interact_post_event",
+        summary: "Posts an event",
+        parameters: &["id", "event"],
+        body: true,
+    },
+    InteractOperation {
+        method: HttpMethod::Get,
+        path: "/interact/v2/profiles/{id}",
+        id: "interact_get_profile",
+        summary: "The session's profile",
+        parameters: &["id"],
+        body: false,
+    },
+    InteractOperation {
+        method: HttpMethod::Post,
+        path: "/interact/v2/batch/{id}",
+        id: "interact_batch",
+        summary: "A batch of commands on one session",
+        parameters: &["id"],
+        body: true,
+    },
+];
+
+/// Interact's paths: its answers are HCL's shapes (a `statusCode` of 0, 1 or 2 and Interact's
+/// messages), documented as objects.
+struct Interact;
+
+impl Modify for Interact {
+    fn modify(&self, document: &mut Document) {
+        let object = || {
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .build()
+        };
+        for InteractOperation {
+            method,
+            path,
+            id,
+            summary,
+            parameters,
+            body: has_body,
+        } in INTERACT
+        {
+            let mut operation = OperationBuilder::new()
+                .operation_id(Some(*id))
+                .summary(Some(*summary))
+                .tag("interact")
+                .response(
+                    "200",
+                    ResponseBuilder::new()
+                        .description("Interact's answer: `statusCode` 0 (success), 1 (warning) or 2 (error), with its messages")
+                        .content("application/json", object()),
+                );
+            for name in *parameters {
+                operation = operation.parameter(
+                    ParameterBuilder::new()
+                        .name(*name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                );
+            }
+            if *has_body {
+                // The servlet needs its commands; a v2 path's body may be left out (its
+                // fields then missing are Interact errors, in its answer).
+                let (schema, required) = if *id == "interact_servlet" {
+                    let commands = ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        // Each is Interact's command object; one that is not is its error.
+                        .property(
+                            "commands",
+                            ArrayBuilder::new()
+                                .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue)),
+                        )
+                        .required("commands");
+                    (commands, Required::True)
+                } else {
+                    (
+                        ObjectBuilder::new().schema_type(Type::Object),
+                        Required::False,
+                    )
+                };
+                operation = operation.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(schema)).build(),
+                        )
+                        .required(Some(required))
+                        .build(),
+                ));
+            }
+            let item = PathItem::new(method.clone(), operation.build());
+            match document.paths.paths.get_mut(*path) {
+                Some(existing) => existing.merge_operations(item),
+                None => {
+                    document.paths.paths.insert(path.to_string(), item);
+                }
+            }
+        }
+    }
+}
+
+/// Security schemes, each operation's, and the problems each can answer with.
+struct Refusals;
+
+impl Modify for Refusals {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "touchpoint",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A touchpoint token of a channel the runtime serves"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "interactToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "m_tokenId",
+                "Interact clients: a touchpoint token",
+            ))),
+        );
+        components.add_security_scheme(
+            "interactPassword",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "m_user_password",
+                "Interact clients: a touchpoint token as the password",
+            ))),
+        );
+        let none: Vec<String> = Vec::new();
+        for (path, item) in document.paths.paths.iter_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let id = operation.operation_id.as_deref().unwrap_or_default();
+                if PUBLIC.contains(&id) {
+                    continue;
+                }
+                operation.security = Some(if path.starts_with("/interact") {
+                    vec![
+                        SecurityRequirement::new("touchpoint", none.clone()),
+                        SecurityRequirement::new("interactToken", none.clone()),
+                        SecurityRequirement::new("interactPassword", none.clone()),
+                    ]
+                } else {
+                    vec![SecurityRequirement::new("touchpoint", none.clone())]
+                });
+            }
+        }
+        add_refusals(document, |id, has_body| {
+            let mut refusals: Vec<Refusal> = vec![(Code::Internal, None)];
+            if id == "readyz" {
+                refusals.push((Code::NotReady, None));
+            }
+            if PUBLIC.contains(&id) {
+                return refusals;
+            }
+            refusals.push((Code::MalformedRequest, None));
+            refusals.push((Code::Unauthorized, None));
+            if has_body {
+                refusals.extend_from_slice(BODY);
+            }
+            if id.starts_with("interact") {
+                return refusals;
+            }
+            refusals.push((Code::Forbidden, None));
+            refusals.extend_from_slice(match id {
+                "start_session" => &[
+                    (Code::InvalidChannel, None),
+                    (Code::InvalidAudienceLevel, None),
+                    (Code::InvalidAudienceId, None),
+                    (Code::TooManySessions, None),
+                    (Code::SessionsUnavailable, None),
+                    (Code::SessionBusy, None),
+                    (Code::StorageUnavailable, None),
+                ][..],
+                "channel" => &[(Code::InvalidChannel, None)],
+                "version" => &[],
+                // Each command's problem is in its answer; the batch itself is refused only
+                // when it cannot be read.
+                "batch" => &[],
+                _ => &[
+                    (Code::InvalidSessionId, None),
+                    (Code::InvalidAudienceLevel, None),
+                    (Code::InvalidAudienceId, None),
+                    (Code::SessionsUnavailable, None),
+                    (Code::SessionBusy, None),
+                    (Code::StorageUnavailable, None),
+                ],
+            });
+            refusals
+        });
+    }
+}
