@@ -7,14 +7,28 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use regex::Regex;
-
 use crate::ast::{BinaryOp, Expr, ExprKind, Literal, Span, UnaryOp};
 use crate::env::{Activation, Env, Root, Scope};
 use crate::error::{EvalError, ExprError};
-use crate::time::{Duration, NANOS_PER_SECOND, Timestamp, format_duration, format_timestamp};
-use crate::value::{TWO_POW_63, Type, Value};
+use crate::time::{Duration, Timestamp};
+use crate::value::{Type, Value};
 use crate::{parser, suggest};
+
+mod functions;
+mod operators;
+
+use operators::*;
+
+/// A function call's operands, typed and compiled: a method's target first.
+struct Operands<'a> {
+    function: &'a str,
+    /// Called as a method (`text.contains(part)`), not as a function.
+    method: bool,
+    span: &'a Span,
+    exprs: Vec<&'a Expr>,
+    types: Vec<Type>,
+    compiled: std::vec::IntoIter<Compiled>,
+}
 
 type Node = Box<dyn Fn(&Ctx<'_>) -> Result<Value, EvalError> + Send + Sync>;
 
@@ -587,6 +601,9 @@ impl Compiler<'_> {
         }
     }
 
+    /// A function or method call: `has` and the comprehensions take their operands
+    /// unevaluated; every other function its operands typed and compiled (a method's target
+    /// first: the global and method forms of a function share one implementation).
     fn call(
         &mut self,
         target: Option<&Expr>,
@@ -601,205 +618,35 @@ impl Compiler<'_> {
             }
             _ => {}
         }
-        // Global and method forms of the same function share one implementation.
-        let mut operands: Vec<&Expr> = target.into_iter().collect();
-        operands.extend(args);
-        let mut typed = Vec::with_capacity(operands.len());
-        for e in &operands {
-            typed.push(self.expr(e)?);
+        let mut exprs: Vec<&Expr> = target.into_iter().collect();
+        exprs.extend(args);
+        let mut types = Vec::with_capacity(exprs.len());
+        let mut compiled = Vec::with_capacity(exprs.len());
+        for e in &exprs {
+            let (ty, c) = self.expr(e)?;
+            types.push(ty);
+            compiled.push(c);
         }
-        let given = typed.len();
-        let arity = |n: usize| -> Result<(), ExprError> {
-            if given == n {
-                Ok(())
-            } else {
-                err(
-                    span,
-                    format!(
-                        "{function}() takes {} argument(s)",
-                        n - usize::from(target.is_some())
-                    ),
-                )
-            }
+        let operands = Operands {
+            function,
+            method: target.is_some(),
+            span,
+            exprs,
+            types,
+            compiled: compiled.into_iter(),
         };
-        let tys: Vec<Type> = typed.iter().map(|(t, _)| t.clone()).collect();
-        let mut parts = typed.into_iter().map(|(_, c)| c);
         match function {
-            "size" => {
-                arity(1)?;
-                if !matches!(
-                    tys[0],
-                    Type::String | Type::List(_) | Type::Map(..) | Type::Dyn
-                ) {
-                    return err(
-                        span,
-                        format!("size() needs a string, list or map, not {}", tys[0]),
-                    );
-                }
-                Ok((
-                    Type::Int,
-                    parts.next().expect("arity").unary(|v| match v {
-                        Value::String(s) => Ok(Value::Int(s.chars().count() as i64)),
-                        Value::List(l) => Ok(Value::Int(l.len() as i64)),
-                        Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-                        other => Err(wrong_type("string, list or map", other)),
-                    }),
-                ))
-            }
-            "contains" | "startsWith" | "endsWith" => {
-                arity(2)?;
-                if target.is_none() {
-                    return err(
-                        span,
-                        format!("{function}() is a method: write text.{function}(part)"),
-                    );
-                }
-                for t in &tys {
-                    if !t.fits(&Type::String) {
-                        return err(span, format!("{function}() works on strings, not {t}"));
-                    }
-                }
-                let test: fn(&str, &str) -> bool = match function {
-                    "contains" => |a, b| a.contains(b),
-                    "startsWith" => |a, b| a.starts_with(b),
-                    _ => |a, b| a.ends_with(b),
-                };
-                let (a, b) = (parts.next().expect("arity"), parts.next().expect("arity"));
-                Ok((
-                    Type::Bool,
-                    a.binary(b, move |a, b| match (a, b) {
-                        (Value::String(a), Value::String(b)) => Ok(Value::Bool(test(a, b))),
-                        (Value::String(_), other) | (other, _) => Err(wrong_type("string", other)),
-                    }),
-                ))
-            }
-            "matches" => {
-                arity(2)?;
-                let pattern_expr = operands[1];
-                let ExprKind::Literal(Literal::String(pattern)) = &pattern_expr.kind else {
-                    return err(
-                        &pattern_expr.span,
-                        "matches() needs a literal pattern, compiled once",
-                    );
-                };
-                let re = Regex::new(pattern).map_err(|e| {
-                    ExprError::new(pattern_expr.span.clone(), format!("invalid pattern: {e}"))
-                })?;
-                if !tys[0].fits(&Type::String) {
-                    return err(span, format!("matches() works on strings, not {}", tys[0]));
-                }
-                Ok((
-                    Type::Bool,
-                    parts.next().expect("arity").unary(move |v| match v {
-                        Value::String(s) => Ok(Value::Bool(re.is_match(s))),
-                        other => Err(wrong_type("string", other)),
-                    }),
-                ))
-            }
+            "size" => functions::size(operands),
+            "contains" | "startsWith" | "endsWith" => functions::string_test(operands),
+            "matches" => functions::matches(operands),
             "int" | "double" | "string" | "timestamp" | "duration" => {
-                arity(1)?;
-                if target.is_some() {
-                    return err(
-                        span,
-                        format!("{function}() is a function: write {function}(value)"),
-                    );
-                }
-                let accepted = match function {
-                    "int" => matches!(
-                        tys[0],
-                        Type::Int | Type::Double | Type::String | Type::Timestamp | Type::Dyn
-                    ),
-                    "double" => {
-                        matches!(tys[0], Type::Int | Type::Double | Type::String | Type::Dyn)
-                    }
-                    "string" => !matches!(tys[0], Type::List(_) | Type::Map(..) | Type::Null),
-                    "timestamp" => matches!(tys[0], Type::String | Type::Timestamp | Type::Dyn),
-                    _ => matches!(tys[0], Type::String | Type::Duration | Type::Dyn),
-                };
-                if !accepted {
-                    return err(span, format!("{function}() cannot convert {}", tys[0]));
-                }
-                type Conversion = fn(&Value) -> Result<Value, EvalError>;
-                let (ty, convert): (Type, Conversion) = match function {
-                    "int" => (Type::Int, to_int),
-                    "double" => (Type::Double, to_double),
-                    "string" => (Type::String, to_string),
-                    "timestamp" => (Type::Timestamp, to_timestamp),
-                    _ => (Type::Duration, to_duration),
-                };
-                let compiled = parts.next().expect("arity").unary(convert);
-                // A literal that does not convert is a mistake the author should see now.
-                if let (ExprKind::Literal(_), Compiled::Node(node)) = (&operands[0].kind, &compiled)
-                    && let Err(e) = node(&Ctx {
-                        act: &NoActivation,
-                        locals: None,
-                    })
-                {
-                    return err(&operands[0].span, e.to_string());
-                }
-                Ok((ty, compiled))
+                functions::conversion(operands)
             }
             "getFullYear" | "getMonth" | "getDayOfMonth" | "getDate" | "getDayOfWeek"
             | "getDayOfYear" | "getHours" | "getMinutes" | "getSeconds" => {
-                if target.is_none() {
-                    return err(
-                        span,
-                        format!("{function}() is a method: write time.{function}()"),
-                    );
-                }
-                if !args.is_empty() {
-                    return err(
-                        span,
-                        format!("{function}() takes no time zone: times are in UTC"),
-                    );
-                }
-                if !tys[0].fits(&Type::Timestamp) {
-                    return err(
-                        span,
-                        format!("{function}() works on timestamps, not {}", tys[0]),
-                    );
-                }
-                let part = timestamp_part(function);
-                Ok((
-                    Type::Int,
-                    parts.next().expect("arity").unary(move |v| match v {
-                        Value::Timestamp(t) => Ok(Value::Int(part(*t))),
-                        other => Err(wrong_type("timestamp", other)),
-                    }),
-                ))
+                functions::timestamp_field(operands)
             }
-            _ => {
-                let known = [
-                    "has",
-                    "size",
-                    "contains",
-                    "startsWith",
-                    "endsWith",
-                    "matches",
-                    "int",
-                    "double",
-                    "string",
-                    "timestamp",
-                    "duration",
-                    "exists",
-                    "all",
-                    "exists_one",
-                    "map",
-                    "filter",
-                    "getFullYear",
-                    "getMonth",
-                    "getDayOfMonth",
-                    "getDayOfWeek",
-                    "getHours",
-                ];
-                match suggest::closest(function, known) {
-                    Some(s) => err(
-                        span,
-                        format!("unknown function '{function}' (did you mean '{s}'?)"),
-                    ),
-                    None => err(span, format!("unknown function '{function}'")),
-                }
-            }
+            _ => functions::unknown(function, span),
         }
     }
 
@@ -994,304 +841,5 @@ impl Activation for NoActivation {
     }
     fn now(&self) -> Timestamp {
         Timestamp(0)
-    }
-}
-
-fn literal(lit: &Literal) -> (Type, Compiled) {
-    let (ty, v) = match lit {
-        Literal::Null => (Type::Null, Value::Null),
-        Literal::Bool(b) => (Type::Bool, Value::Bool(*b)),
-        Literal::Int(i) => (Type::Int, Value::Int(*i)),
-        Literal::Double(d) => (Type::Double, Value::Double(*d)),
-        Literal::String(s) => (Type::String, Value::string(s.as_str())),
-    };
-    (ty, Compiled::Const(v))
-}
-
-fn equatable(a: &Type, b: &Type) -> bool {
-    a.fits(b) || (a.is_numeric() && b.is_numeric()) || *a == Type::Null || *b == Type::Null
-}
-
-fn orderable(a: &Type, b: &Type) -> bool {
-    match (a, b) {
-        (Type::Dyn, _) | (_, Type::Dyn) => true,
-        _ if a.is_numeric() && b.is_numeric() => true,
-        (Type::String, Type::String)
-        | (Type::Bool, Type::Bool)
-        | (Type::Timestamp, Type::Timestamp)
-        | (Type::Duration, Type::Duration) => true,
-        _ => false,
-    }
-}
-
-fn arithmetic_type(op: BinaryOp, a: &Type, b: &Type) -> Option<Type> {
-    use Type::*;
-    Some(match (op, a, b) {
-        (_, Dyn, _) | (_, _, Dyn) => Dyn,
-        (BinaryOp::Rem, Int, Int) => Int,
-        (BinaryOp::Rem, _, _) => return None,
-        (_, Int, Int) => Int,
-        (_, Double, Double) | (_, Int, Double) | (_, Double, Int) => Double,
-        (BinaryOp::Add, String, String) => String,
-        (BinaryOp::Add, List(x), List(y)) => List(Box::new(x.join(y))),
-        (BinaryOp::Add, Timestamp, Duration) | (BinaryOp::Add, Duration, Timestamp) => Timestamp,
-        (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Duration,
-        (BinaryOp::Sub, Timestamp, Timestamp) => Duration,
-        (BinaryOp::Sub, Timestamp, Duration) => Timestamp,
-        _ => return None,
-    })
-}
-
-fn no_overload(op: &'static str, a: &Value, b: &Value) -> EvalError {
-    EvalError::NoOverload(
-        format!("no operator '{op}' for {} and {}", a.type_of(), b.type_of()).into(),
-    )
-}
-
-fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
-    use Value::*;
-    let checked = |r: Option<i64>| r.map(Int).ok_or(EvalError::Overflow);
-    match (op, a, b) {
-        (BinaryOp::Add, Int(x), Int(y)) => checked(x.checked_add(*y)),
-        (BinaryOp::Sub, Int(x), Int(y)) => checked(x.checked_sub(*y)),
-        (BinaryOp::Mul, Int(x), Int(y)) => checked(x.checked_mul(*y)),
-        (BinaryOp::Div | BinaryOp::Rem, Int(_), Int(0)) => Err(EvalError::DivisionByZero),
-        (BinaryOp::Div, Int(x), Int(y)) => checked(x.checked_div(*y)),
-        (BinaryOp::Rem, Int(x), Int(y)) => checked(x.checked_rem(*y)),
-        (
-            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div,
-            Int(_) | Double(_),
-            Int(_) | Double(_),
-        ) => {
-            let (x, y) = (as_double(a), as_double(b));
-            Ok(Double(match op {
-                BinaryOp::Add => x + y,
-                BinaryOp::Sub => x - y,
-                BinaryOp::Mul => x * y,
-                _ => x / y,
-            }))
-        }
-        (BinaryOp::Add, String(x), String(y)) => Ok(Value::string(format!("{x}{y}"))),
-        (BinaryOp::Add, List(x), List(y)) => Ok(Value::list(x.iter().chain(y.iter()).cloned())),
-        (BinaryOp::Add, Timestamp(t), Duration(d)) | (BinaryOp::Add, Duration(d), Timestamp(t)) => {
-            t.0.checked_add(d.0)
-                .map(|n| Timestamp(crate::time::Timestamp(n)))
-                .ok_or(EvalError::Overflow)
-        }
-        (BinaryOp::Sub, Timestamp(t), Duration(d)) => {
-            t.0.checked_sub(d.0)
-                .map(|n| Timestamp(crate::time::Timestamp(n)))
-                .ok_or(EvalError::Overflow)
-        }
-        (BinaryOp::Sub, Timestamp(x), Timestamp(y)) => {
-            x.0.checked_sub(y.0)
-                .map(|n| Duration(crate::time::Duration(n)))
-                .ok_or(EvalError::Overflow)
-        }
-        (BinaryOp::Add, Duration(x), Duration(y)) => {
-            x.0.checked_add(y.0)
-                .map(|n| Duration(crate::time::Duration(n)))
-                .ok_or(EvalError::Overflow)
-        }
-        (BinaryOp::Sub, Duration(x), Duration(y)) => {
-            x.0.checked_sub(y.0)
-                .map(|n| Duration(crate::time::Duration(n)))
-                .ok_or(EvalError::Overflow)
-        }
-        _ => Err(no_overload(op.symbol(), a, b)),
-    }
-}
-
-fn as_double(v: &Value) -> f64 {
-    match v {
-        Value::Int(i) => *i as f64,
-        Value::Double(d) => *d,
-        _ => f64::NAN,
-    }
-}
-
-fn ordered<A>(l: Compiled, r: Compiled, symbol: &'static str, accept: A) -> Compiled
-where
-    A: Fn(Ordering) -> bool + Copy + Send + Sync + 'static,
-{
-    let compare = move |a: &Value, b: &Value| match a.compare(b) {
-        Some(ord) => Ok(Value::Bool(accept(ord))),
-        // NaN is unordered: every comparison with it is false.
-        None if matches!((a, b), (Value::Double(_), _) | (_, Value::Double(_))) => {
-            Ok(Value::Bool(false))
-        }
-        None => Err(no_overload(symbol, a, b)),
-    };
-    // The commonest rule shape, `profile.age > 30`: compare the borrowed slot with the integer.
-    if let (Compiled::Slot(slot), Compiled::Const(Value::Int(c))) = (&l, &r) {
-        let (slot, c) = (slot.clone(), *c);
-        return Compiled::Node(Box::new(move |ctx| match slot.read(ctx)? {
-            Value::Int(a) => Ok(Value::Bool(accept(a.cmp(&c)))),
-            other => compare(other, &Value::Int(c)),
-        }));
-    }
-    l.binary(r, compare)
-}
-
-/// `lhs in rhs`, with a fast path for a constant list of strings (`country in ['US', 'CA']`).
-fn membership(l: Compiled, r: Compiled) -> Compiled {
-    if let Compiled::Const(Value::List(items)) = &r
-        && items.iter().all(|v| matches!(v, Value::String(_)))
-    {
-        let strings: Vec<Box<str>> = items
-            .iter()
-            .filter_map(|v| match v {
-                Value::String(s) => Some(Box::from(&**s)),
-                _ => None,
-            })
-            .collect();
-        return l.unary(move |v| match v {
-            Value::String(s) => Ok(Value::Bool(strings.iter().any(|c| **c == **s))),
-            _ => Ok(Value::Bool(false)),
-        });
-    }
-    l.binary(r, |needle, haystack| match haystack {
-        Value::List(items) => Ok(Value::Bool(items.iter().any(|v| v == needle))),
-        Value::Map(_) => Ok(Value::Bool(haystack.map_get(needle).is_some())),
-        other => Err(wrong_type("list or map", other)),
-    })
-}
-
-/// `&&` and `||` with CEL's commutative error handling: `false && error` and
-/// `error && false` are both false.
-fn logical(is_and: bool, l: Compiled, r: Compiled) -> Compiled {
-    let decisive = !is_and;
-    if let Compiled::Const(Value::Bool(b)) = l {
-        return if b == decisive {
-            Compiled::Const(Value::Bool(decisive))
-        } else {
-            r.unary(|v| match v {
-                Value::Bool(b) => Ok(Value::Bool(*b)),
-                other => Err(wrong_type("bool", other)),
-            })
-        };
-    }
-    let (l, r) = (l.into_node(), r.into_node());
-    Compiled::Node(Box::new(move |ctx| {
-        let left = match l(ctx) {
-            Ok(Value::Bool(b)) if b == decisive => return Ok(Value::Bool(decisive)),
-            Ok(Value::Bool(_)) => None,
-            Ok(other) => Some(wrong_type("bool", &other)),
-            Err(e) => Some(e),
-        };
-        match (r(ctx), left) {
-            (Ok(Value::Bool(b)), _) if b == decisive => Ok(Value::Bool(decisive)),
-            (_, Some(e)) => Err(e),
-            (Ok(Value::Bool(b)), None) => Ok(Value::Bool(b)),
-            (Ok(other), None) => Err(wrong_type("bool", &other)),
-            (Err(e), None) => Err(e),
-        }
-    }))
-}
-
-fn index_value(target: &Value, index: &Value) -> Result<Value, EvalError> {
-    match (target, index) {
-        (Value::List(items), Value::Int(i)) => usize::try_from(*i)
-            .ok()
-            .and_then(|i| items.get(i))
-            .cloned()
-            .ok_or(EvalError::IndexOutOfRange(*i)),
-        (Value::List(items), Value::Double(d)) if d.fract() == 0.0 => {
-            index_value(&Value::List(items.clone()), &Value::Int(*d as i64))
-        }
-        (Value::Map(_), key) => target
-            .map_get(key)
-            .cloned()
-            .ok_or_else(|| EvalError::NoSuchKey(key.to_string().into())),
-        (other, _) => Err(wrong_type("list or map", other)),
-    }
-}
-
-fn to_int(v: &Value) -> Result<Value, EvalError> {
-    match v {
-        Value::Int(i) => Ok(Value::Int(*i)),
-        Value::Double(d) => {
-            if d.is_finite() && *d >= -TWO_POW_63 && *d < TWO_POW_63 {
-                Ok(Value::Int(d.trunc() as i64))
-            } else {
-                Err(EvalError::Conversion(
-                    format!("{d} does not fit in an int").into(),
-                ))
-            }
-        }
-        Value::String(s) => s
-            .parse()
-            .map(Value::Int)
-            .map_err(|_| EvalError::Conversion(format!("'{s}' is not an integer").into())),
-        Value::Timestamp(t) => Ok(Value::Int(t.unix_seconds())),
-        other => Err(wrong_type("number or string", other)),
-    }
-}
-
-fn to_double(v: &Value) -> Result<Value, EvalError> {
-    match v {
-        Value::Int(i) => Ok(Value::Double(*i as f64)),
-        Value::Double(d) => Ok(Value::Double(*d)),
-        Value::String(s) => s
-            .parse()
-            .map(Value::Double)
-            .map_err(|_| EvalError::Conversion(format!("'{s}' is not a number").into())),
-        other => Err(wrong_type("number or string", other)),
-    }
-}
-
-fn to_string(v: &Value) -> Result<Value, EvalError> {
-    Ok(Value::string(match v {
-        Value::String(s) => return Ok(Value::String(s.clone())),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Double(d) => d.to_string(),
-        Value::Timestamp(t) => format_timestamp(*t),
-        Value::Duration(d) => format_duration(*d),
-        other => return Err(wrong_type("scalar", other)),
-    }))
-}
-
-fn to_timestamp(v: &Value) -> Result<Value, EvalError> {
-    match v {
-        Value::Timestamp(t) => Ok(Value::Timestamp(*t)),
-        Value::String(s) => crate::time::parse_instant(s)
-            .map(|p| Value::Timestamp(p.at))
-            .map_err(|e| EvalError::Conversion(e.into())),
-        other => Err(wrong_type("string", other)),
-    }
-}
-
-fn to_duration(v: &Value) -> Result<Value, EvalError> {
-    match v {
-        Value::Duration(d) => Ok(Value::Duration(*d)),
-        Value::String(s) => crate::time::parse_duration(s)
-            .map(Value::Duration)
-            .map_err(|e| EvalError::Conversion(e.into())),
-        other => Err(wrong_type("string", other)),
-    }
-}
-
-/// CEL's timestamp accessors, in UTC; `getMonth`, `getDayOfMonth` and `getDayOfYear` count
-/// from zero as CEL specifies.
-fn timestamp_part(function: &str) -> fn(Timestamp) -> i64 {
-    fn day_and_secs(t: Timestamp) -> (i64, i64) {
-        let secs = t.0.div_euclid(NANOS_PER_SECOND);
-        (secs.div_euclid(86_400), secs.rem_euclid(86_400))
-    }
-    match function {
-        "getFullYear" => |t| crate::time::civil_from_days(day_and_secs(t).0).0,
-        "getMonth" => |t| i64::from(crate::time::civil_from_days(day_and_secs(t).0).1) - 1,
-        "getDayOfMonth" => |t| i64::from(crate::time::civil_from_days(day_and_secs(t).0).2) - 1,
-        "getDate" => |t| i64::from(crate::time::civil_from_days(day_and_secs(t).0).2),
-        "getDayOfWeek" => |t| (day_and_secs(t).0 + 4).rem_euclid(7),
-        "getDayOfYear" => |t| {
-            let days = day_and_secs(t).0;
-            let (year, _, _) = crate::time::civil_from_days(days);
-            days - crate::time::days_from_civil(year, 1, 1)
-        },
-        "getHours" => |t| day_and_secs(t).1 / 3600,
-        "getMinutes" => |t| day_and_secs(t).1 % 3600 / 60,
-        _ => |t| day_and_secs(t).1 % 60,
     }
 }
