@@ -433,6 +433,97 @@ impl Compiler<'_> {
     }
 }
 
+/// The channel's audience levels, in file order.
+fn levels(channel: &Channel) -> Vec<Level> {
+    channel
+        .audience_levels
+        .iter()
+        .map(|l| Level {
+            name: l.name.value.clone(),
+            id_fields: l.id_fields.iter().map(|f| f.value.clone()).collect(),
+            profile_table: l.profile_table.as_ref().map(|t| t.value.clone()),
+            dimensions: l.dimensions.clone(),
+        })
+        .collect()
+}
+
+/// Every interaction point, zone by zone, with its zone's index.
+fn interaction_points(channel: &Channel) -> Vec<Ip> {
+    let mut ips = Vec::new();
+    for (zi, zone) in channel.zones.iter().enumerate() {
+        for ip in &zone.interaction_points {
+            ips.push(Ip {
+                name: ip.name.value.as_str().into(),
+                zone: zi,
+                default: ip.default.clone(),
+            });
+        }
+    }
+    ips
+}
+
+/// An offer's `offer.` values in the slots `env` gives them.
+fn offer_slots(
+    env: &Env,
+    code: &str,
+    name: &Option<String>,
+    category: &Option<String>,
+    attributes: &[(String, Value)],
+) -> Vec<Option<Value>> {
+    let mut slots = vec![None; env.slots(Root::Offer).len()];
+    let mut put = |field: &str, value: Value| {
+        if let Some(slot) = env.slot_of(Root::Offer, field) {
+            slots[slot as usize] = Some(value);
+        }
+    };
+    put("code", Value::string(code));
+    if let Some(name) = name {
+        put("name", Value::string(name.as_str()));
+    }
+    if let Some(category) = category {
+        put("category", Value::string(category.as_str()));
+    }
+    for (attr, value) in attributes {
+        put(attr, value.clone());
+    }
+    slots
+}
+
+/// The channel's offers: dates as instants, suppression settings, `offer.` slot values.
+fn offers(channel: &Channel, env: &Env, categories: &[String]) -> Vec<Offer> {
+    channel
+        .offers
+        .iter()
+        .map(|o| {
+            let attributes: Vec<(String, Value)> = o
+                .attributes
+                .iter()
+                .map(|a| (a.name.value.clone(), scalar_value(&a.value.value)))
+                .collect();
+            let category = o
+                .category
+                .as_ref()
+                .map(|cat| Compiler::index_of(categories, &cat.value));
+            let category_name = category.map(|i| categories[i].clone());
+            let suppression = o.suppression.clone().unwrap_or_default();
+            Offer {
+                slots: offer_slots(env, &o.code.value, &o.name, &category_name, &attributes),
+                code: o.code.value.as_str().into(),
+                name: o.name.as_deref().map(Arc::from),
+                category,
+                attributes,
+                effective: start_of(&o.effective),
+                expires: end_of(&o.expires),
+                after_accept: hold(&suppression.after_accept),
+                after_reject: hold(&suppression.after_reject),
+                max_contacts: suppression
+                    .max_contacts
+                    .map(|n| (n.value as u64, suppression.within.map(|w| w.value.seconds))),
+            }
+        })
+        .collect()
+}
+
 impl Deployment {
     /// Validates and compiles `channel` as deployment number `version`.
     pub fn compile(
@@ -456,16 +547,7 @@ impl Deployment {
             branches: Vec::new(),
         };
 
-        let levels: Vec<Level> = channel
-            .audience_levels
-            .iter()
-            .map(|l| Level {
-                name: l.name.value.clone(),
-                id_fields: l.id_fields.iter().map(|f| f.value.clone()).collect(),
-                profile_table: l.profile_table.as_ref().map(|t| t.value.clone()),
-                dimensions: l.dimensions.clone(),
-            })
-            .collect();
+        let levels = levels(channel);
         let level_names: Vec<String> = levels.iter().map(|l| l.name.clone()).collect();
         let default_level = match &channel.default_audience_level {
             Some(name) => Some(Compiler::index_of(&level_names, &name.value)),
@@ -474,73 +556,11 @@ impl Deployment {
         };
 
         let zones: Vec<String> = channel.zones.iter().map(|z| z.name.value.clone()).collect();
-        let mut ips = Vec::new();
-        for (zi, zone) in channel.zones.iter().enumerate() {
-            for ip in &zone.interaction_points {
-                ips.push(Ip {
-                    name: ip.name.value.as_str().into(),
-                    zone: zi,
-                    default: ip.default.clone(),
-                });
-            }
-        }
+        let ips = interaction_points(channel);
         let ip_index = ips.iter().map(|ip| &*ip.name).collect();
         let categories: Vec<String> = channel.categories.iter().map(|c| c.value.clone()).collect();
 
-        let offer_slots = |env: &Env,
-                           code: &str,
-                           name: &Option<String>,
-                           category: &Option<String>,
-                           attributes: &[(String, Value)]| {
-            let mut slots = vec![None; env.slots(Root::Offer).len()];
-            let mut put = |field: &str, value: Value| {
-                if let Some(slot) = env.slot_of(Root::Offer, field) {
-                    slots[slot as usize] = Some(value);
-                }
-            };
-            put("code", Value::string(code));
-            if let Some(name) = name {
-                put("name", Value::string(name.as_str()));
-            }
-            if let Some(category) = category {
-                put("category", Value::string(category.as_str()));
-            }
-            for (attr, value) in attributes {
-                put(attr, value.clone());
-            }
-            slots
-        };
-        let offers: Vec<Offer> = channel
-            .offers
-            .iter()
-            .map(|o| {
-                let attributes: Vec<(String, Value)> = o
-                    .attributes
-                    .iter()
-                    .map(|a| (a.name.value.clone(), scalar_value(&a.value.value)))
-                    .collect();
-                let category = o
-                    .category
-                    .as_ref()
-                    .map(|cat| Compiler::index_of(&categories, &cat.value));
-                let category_name = category.map(|i| categories[i].clone());
-                let suppression = o.suppression.clone().unwrap_or_default();
-                Offer {
-                    slots: offer_slots(&c.env, &o.code.value, &o.name, &category_name, &attributes),
-                    code: o.code.value.as_str().into(),
-                    name: o.name.as_deref().map(Arc::from),
-                    category,
-                    attributes,
-                    effective: start_of(&o.effective),
-                    expires: end_of(&o.expires),
-                    after_accept: hold(&suppression.after_accept),
-                    after_reject: hold(&suppression.after_reject),
-                    max_contacts: suppression
-                        .max_contacts
-                        .map(|n| (n.value as u64, suppression.within.map(|w| w.value.seconds))),
-                }
-            })
-            .collect();
+        let offers = offers(channel, &c.env, &categories);
         let offer_codes: Vec<String> = offers.iter().map(|o| o.code.to_string()).collect();
 
         let visitor = Scope::default();
