@@ -13,4 +13,4 @@ mod service;
 mod ui;
 
 pub use routes::{router, run};
-pub use service::{Caller, ControlPlane, declared_types, default_gates, kind_of};
+pub use service::{Caller, ControlPlane, declared_types};

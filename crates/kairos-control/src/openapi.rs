@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use kairos_api::Code;
-use kairos_api::openapi::{BODY, Refusal, add_refusals};
+use kairos_api::openapi::{BODY, Refusal, add_refusals, each_operation};
 use kairos_api::problem::ProblemDocument;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -113,25 +113,15 @@ impl Modify for Refusals {
                     .build(),
             ),
         );
-        for item in document.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let id = operation.operation_id.as_deref().unwrap_or_default();
-                if !PUBLIC.contains(&id) {
-                    operation.security = Some(vec![SecurityRequirement::new(
-                        "token",
-                        Vec::<String>::new(),
-                    )]);
-                }
+        each_operation(document, |_, operation| {
+            let id = operation.operation_id.as_deref().unwrap_or_default();
+            if !PUBLIC.contains(&id) {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "token",
+                    Vec::<String>::new(),
+                )]);
             }
-        }
+        });
         add_refusals(document, |id, has_body| {
             let mut refusals: Vec<Refusal> = SERVER.to_vec();
             refusals.extend_from_slice(READ);

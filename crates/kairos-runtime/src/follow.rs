@@ -129,7 +129,8 @@ impl Follow {
         // Written aside, synced and renamed: a crash mid-write leaves the previous cache whole.
         let partial = self.cache.join(format!("{}.json.partial", self.group));
         let mut file = std::fs::File::create(&partial)?;
-        std::io::Write::write_all(&mut file, &serde_json::to_vec(answer)?)?;
+        let text = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut file, &text)?;
         file.sync_all()?;
         std::fs::rename(&partial, self.cache_file())?;
         Ok(())

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use kairos_api::Code;
-use kairos_api::openapi::{BODY, Refusal, add_refusals};
+use kairos_api::openapi::{BODY, Refusal, add_refusals, each_operation};
 use kairos_api::problem::ProblemDocument;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -248,31 +248,21 @@ impl Modify for Refusals {
             ))),
         );
         let none: Vec<String> = Vec::new();
-        for (path, item) in document.paths.paths.iter_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let id = operation.operation_id.as_deref().unwrap_or_default();
-                if PUBLIC.contains(&id) {
-                    continue;
-                }
-                operation.security = Some(if path.starts_with("/interact") {
-                    vec![
-                        SecurityRequirement::new("touchpoint", none.clone()),
-                        SecurityRequirement::new("interactToken", none.clone()),
-                        SecurityRequirement::new("interactPassword", none.clone()),
-                    ]
-                } else {
-                    vec![SecurityRequirement::new("touchpoint", none.clone())]
-                });
+        each_operation(document, |path, operation| {
+            let id = operation.operation_id.as_deref().unwrap_or_default();
+            if PUBLIC.contains(&id) {
+                return;
             }
-        }
+            operation.security = Some(if path.starts_with("/interact") {
+                vec![
+                    SecurityRequirement::new("touchpoint", none.clone()),
+                    SecurityRequirement::new("interactToken", none.clone()),
+                    SecurityRequirement::new("interactPassword", none.clone()),
+                ]
+            } else {
+                vec![SecurityRequirement::new("touchpoint", none.clone())]
+            });
+        });
         add_refusals(document, |id, has_body| {
             let mut refusals: Vec<Refusal> = vec![(Code::Internal, None)];
             if id == "readyz" {
