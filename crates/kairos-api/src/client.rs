@@ -9,11 +9,29 @@ use std::time::Duration;
 
 use reqwest::blocking::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as J;
 
-/// Why a request got no answer.
+use crate::Code;
+use crate::problem::{ProblemDocument, problem_text};
+
+/// Why a request got no answer, or not the one asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The server refused: its problem's code, and its text (the detail, then each located
+    /// error).
+    #[error("{text}")]
+    Refused {
+        status: u16,
+        code: Option<Code>,
+        text: String,
+    },
+    #[error("the answer to {path} is not what this kairos expects: {error}")]
+    Unexpected {
+        path: String,
+        error: serde_json::Error,
+    },
     #[error("'{0}' is not an http:// or https:// address")]
     Url(String),
     #[error("cannot read the CA file {}: {error}", path.display())]
@@ -112,6 +130,33 @@ impl Client {
         })
     }
 
+    /// A JSON call answered with `T` (`IgnoredAny` when the answer has no body); an answer
+    /// other than 2xx is [`ClientError::Refused`] with its problem's text.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.start(method, path)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let (status, bytes) = self.finish(request)?;
+        answer(path, status, &bytes)
+    }
+
+    /// A body that is not JSON (a CSV file), answered with `T`.
+    pub fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        let (status, bytes) = self.send("POST", path, Some(content_type), body)?;
+        answer(path, status, &bytes)
+    }
+
     /// Sends one JSON request (or none) and reads a JSON answer (`null` when it is not JSON).
     pub fn request(
         &self,
@@ -162,4 +207,21 @@ impl Client {
         let bytes = response.bytes().map_err(unreachable)?;
         Ok((status, bytes.to_vec()))
     }
+}
+
+/// A 2xx answer as `T` (an empty one reads as `null`), or the refusal's problem text.
+fn answer<T: DeserializeOwned>(path: &str, status: u16, bytes: &[u8]) -> Result<T, ClientError> {
+    if !(200..300).contains(&status) {
+        let problem = serde_json::from_slice(bytes).unwrap_or(J::Null);
+        return Err(ClientError::Refused {
+            status,
+            code: ProblemDocument::deserialize(&problem).ok().map(|p| p.code),
+            text: problem_text(status, &problem),
+        });
+    }
+    let bytes = if bytes.is_empty() { b"null" } else { bytes };
+    serde_json::from_slice(bytes).map_err(|error| ClientError::Unexpected {
+        path: path.to_string(),
+        error,
+    })
 }

@@ -6,16 +6,15 @@ use std::sync::Arc;
 use kairos_engine::scenario::{Call, Outcome, Target};
 use kairos_engine::{CandidateExplain, Filter, IpExplain};
 use kairos_rules::Value;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use crate::problem::ProblemDocument;
 use crate::runtime::{
     AudienceRequest, EventAnswer, EventRequest, IpExplainView, Message, MessagesAnswer, OfferAsk,
     OffersAnswer, OffersRequest, ProfileAnswer, StartRequest, Started, Values,
 };
-use crate::{Client, value_json};
+use crate::{Client, ClientError, value_json};
 
 fn values(values: &[(String, Value)]) -> Values {
     Values(
@@ -48,29 +47,21 @@ impl Remote {
             .ok_or_else(|| "no session: start one first".to_string())
     }
 
-    /// A call's answer as `T`, or the problem's code and detail as the error.
+    /// A call's answer as `T`, or the problem's code and text as the error (a scenario's
+    /// `expect: { error: CODE }` matches its start).
     fn call_api<T: DeserializeOwned>(
         &mut self,
         method: &str,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, String> {
-        let body = body
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        let (status, reply) = self
-            .client
-            .request(method, path, body.as_ref())
-            .map_err(|e| e.to_string())?;
-        if status != 200 {
-            return Err(match ProblemDocument::deserialize(&reply) {
-                Ok(problem) => format!("{}: {} (HTTP {status})", problem.code, problem.detail),
-                Err(_) => format!("the runtime answered HTTP {status}"),
-            });
-        }
-        T::deserialize(&reply).map_err(|e| {
-            format!("the runtime's answer to {path} is not what this kairos expects: {e}")
+        self.client.call(method, path, body).map_err(|e| match e {
+            ClientError::Refused {
+                status,
+                code: Some(code),
+                text,
+            } => format!("{code}: {text} (HTTP {status})"),
+            other => other.to_string(),
         })
     }
 }

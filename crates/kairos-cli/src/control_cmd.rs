@@ -107,38 +107,15 @@ impl Control {
         })
     }
 
-    /// One exchange; an answer other than 2xx is an error with the problem's text.
-    fn exchange(
-        &mut self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<Vec<u8>> {
-        let (status, bytes) = self.client.send(method, path, content_type, body)?;
-        if !(200..300).contains(&status) {
-            let problem = serde_json::from_slice(&bytes).unwrap_or(J::Null);
-            bail!("{}", problem_text(status, &problem));
-        }
-        Ok(bytes)
-    }
-
-    /// A JSON call, its answer read as `T` (`IgnoredAny` for an answer with no body).
+    /// A JSON call, its answer read as `T` (`IgnoredAny` for an answer with no body); a
+    /// refusal is an error with the problem's text.
     pub fn call<T: DeserializeOwned>(
         &mut self,
         method: &str,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T> {
-        let text = body.map(serde_json::to_string).transpose()?;
-        let content_type = text.as_ref().map(|_| "application/json");
-        let bytes = self.exchange(
-            method,
-            path,
-            content_type,
-            text.as_deref().unwrap_or_default().as_bytes(),
-        )?;
-        read_answer(path, &bytes)
+        Ok(self.client.call(method, path, body)?)
     }
 
     /// A GET, its answer read as `T`.
@@ -153,12 +130,16 @@ impl Control {
         content_type: &str,
         body: &[u8],
     ) -> Result<T> {
-        let bytes = self.exchange("POST", path, Some(content_type), body)?;
-        read_answer(path, &bytes)
+        Ok(self.client.upload(path, content_type, body)?)
     }
 
+    /// A text answer (a channel file).
     pub fn text(&mut self, path: &str) -> Result<String> {
-        let bytes = self.exchange("GET", path, None, &[])?;
+        let (status, bytes) = self.client.send("GET", path, None, &[])?;
+        if !(200..300).contains(&status) {
+            let problem = serde_json::from_slice(&bytes).unwrap_or(J::Null);
+            bail!("{}", problem_text(status, &problem));
+        }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -262,13 +243,7 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
         user: args.user.clone(),
         password,
     };
-    let (status, body) =
-        client.request("POST", "/api/login", Some(&serde_json::to_value(request)?))?;
-    if status != 200 {
-        bail!("{}", problem_text(status, &body));
-    }
-    let logged_in: LoggedIn = serde_json::from_value(body)
-        .context("the control plane's answer to /api/login is not what this kairos expects")?;
+    let logged_in: LoggedIn = client.call("POST", "/api/login", Some(&request))?;
     let path = token_file();
     std::fs::create_dir_all(config_dir())
         .with_context(|| format!("cannot create {}", config_dir().display()))?;
@@ -787,15 +762,6 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
         kind.name()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// An answer read as `T`; one that is not says which call it was.
-fn read_answer<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
-    // An answer with no body reads as `null` (a `()` or `IgnoredAny`).
-    let bytes = if bytes.is_empty() { b"null" } else { bytes };
-    serde_json::from_slice(bytes).with_context(|| {
-        format!("the control plane's answer to {path} is not what this kairos expects")
-    })
 }
 
 /// Roles as their names, for people.

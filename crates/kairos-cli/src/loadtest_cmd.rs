@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::ResultKind;
-use kairos_api::problem::problem_text;
 use kairos_api::runtime::{ChannelAnswer, Started};
 use kairos_engine::random::{Random, SplitMix64};
 use serde_json::{Value as J, json};
@@ -60,15 +59,9 @@ struct Plan {
 }
 
 fn plan(client: &mut Client, channel: &str, ids: &str) -> Result<Plan> {
-    let (status, body) = client.request("GET", &format!("/v1/channels/{channel}"), None)?;
-    if status != 200 {
-        bail!(
-            "the runtime does not serve channel '{channel}': {}",
-            problem_text(status, &body)
-        );
-    }
-    let described: ChannelAnswer = serde_json::from_value(body)
-        .context("the runtime's description of the channel is not what this kairos expects")?;
+    let described: ChannelAnswer = client
+        .call("GET", &format!("/v1/channels/{channel}"), None::<&()>)
+        .with_context(|| format!("the runtime does not serve channel '{channel}'"))?;
     let level = described
         .default_audience_level
         .context("the channel has no audience level")?;

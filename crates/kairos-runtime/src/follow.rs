@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kairos_api::Client;
 use kairos_api::control::{ActiveAnswer, Heartbeat, InstanceStats, RunningVersion, UnknownReport};
-use kairos_api::problem::problem_text;
+use kairos_api::{Client, ClientError};
 use kairos_engine::{CompileError, Deployment};
 use kairos_model::Rejected;
 use kairos_store::{ProfileStore, StoreError};
+
+use serde::de::IgnoredAny;
 
 use crate::Runtime;
 use crate::profiles::StoreProfiles;
@@ -180,21 +181,11 @@ impl Follow {
                 "/api/groups/{}/active?after={generation}&wait={POLL_SECONDS}",
                 self.group
             );
-            match control.request("GET", &path, None) {
-                Ok((200, body)) => {
+            match control.call::<ActiveAnswer>("GET", &path, None::<&()>) {
+                Ok(answer) => {
                     if down_since.take().is_some() {
                         println!("control plane {} reachable again", self.control);
                     }
-                    let answer = match serde_json::from_value::<ActiveAnswer>(body) {
-                        Ok(answer) => answer,
-                        Err(e) => {
-                            eprintln!(
-                                "the control plane's answer to {path} is not what this runtime expects ({e}); still serving what ran"
-                            );
-                            std::thread::sleep(Duration::from_secs(POLL_SECONDS));
-                            continue;
-                        }
-                    };
                     let next = answer.generation;
                     if next != generation {
                         let reload = data.as_ref() != Some(&answer.data);
@@ -219,11 +210,12 @@ impl Follow {
                         }
                     }
                 }
-                Ok((status, body)) => {
-                    eprintln!(
-                        "control plane refused {path}: {}",
-                        problem_text(status, &body)
-                    );
+                Err(ClientError::Refused { text, .. }) => {
+                    eprintln!("control plane refused {path}: {text}");
+                    std::thread::sleep(Duration::from_secs(POLL_SECONDS));
+                }
+                Err(e @ ClientError::Unexpected { .. }) => {
+                    eprintln!("{e}; still serving what ran");
                     std::thread::sleep(Duration::from_secs(POLL_SECONDS));
                 }
                 Err(e) => {
@@ -276,8 +268,10 @@ impl Follow {
                 };
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);
                 // Counts are marked reported only once the control plane has them.
-                let status = serde_json::to_value(&status).expect("a heartbeat is JSON");
-                if let Ok((204, _)) = control.request("POST", &path, Some(&status)) {
+                if control
+                    .call::<IgnoredAny>("POST", &path, Some(&status))
+                    .is_ok()
+                {
                     reported.extend(counted);
                     requests_at_report = requests;
                     last_report = Some(Instant::now());
