@@ -1,9 +1,11 @@
 //! The wire contract of Kairos, shared by its servers (the runtime, the control plane) and
-//! their clients (the CLI, the runtimes following a control plane): problem documents and
-//! their stable codes, rule values as JSON, token digests, and the client.
+//! their clients (the CLI, the runtimes following a control plane): both APIs' requests and
+//! answers as types ([`control`], [`runtime`]), problem documents and their stable codes,
+//! what both OpenAPI documents share, rule values as JSON, token digests, and the client.
 //!
 //! With the `server` feature, problems are axum responses and axum's own rejections become
-//! problems, so both servers answer every error the same way.
+//! problems, request bodies are read the same way, and TLS listeners serve `https://`, so
+//! both servers answer every error, and read every body, alike.
 
 pub mod client;
 mod code;

@@ -26,7 +26,7 @@ use crate::service::{Caller, ControlPlane};
 
 type Shared = State<Arc<ControlPlane>>;
 
-/// The path of a channel's routes (for the API document).
+/// The path of a channel's routes, read and documented.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub(crate) struct ChannelPath {

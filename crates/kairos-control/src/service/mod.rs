@@ -31,7 +31,7 @@ pub fn default_gates() -> J {
 }
 
 pub struct ControlPlane {
-    pub(crate) store: ControlStore,
+    store: ControlStore,
     /// The profile and dimension tables the runtimes read: their schemas type-check
     /// channels; the data administrator imports into them here.
     profiles: Arc<ProfileStore>,
