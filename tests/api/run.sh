@@ -57,8 +57,9 @@ status=0
 run() { # NAME URL CONFIG TOKEN
   echo "== schemathesis: $1"
   # The token reaches schemathesis as the security schemes' credentials (see the configs).
-  if ! KAIROS_TOKEN="$4" st --config-file "$3" run "$2" --checks all --seed 1 --no-color \
-      --report junit --report-dir "$work/report-$1" >"$work/$1.log" 2>&1; then
+  # Run from the scratch folder: schemathesis keeps a cache where it runs.
+  if ! (cd "$work" && KAIROS_TOKEN="$4" st --config-file "$OLDPWD/$3" run "$2" --checks all \
+      --seed 1 --no-color --report junit --report-dir "$work/report-$1") >"$work/$1.log" 2>&1; then
     status=1
   fi
   sed -n '/SUMMARY/,$p' "$work/$1.log"
