@@ -37,16 +37,15 @@ pub struct ControlArgs {
 }
 
 impl ControlArgs {
-    /// A client of the control plane: trusting `--ca-file`, else the CA file `kairos login`
-    /// saved for this control plane, besides the system's roots.
-    pub fn client(&self, token: Option<String>) -> Result<Client> {
-        let saved = saved_login(&self.control).and_then(|s| s.ca_file);
-        let ca_file = self.ca_file.clone().or(saved);
-        Ok(Client::with_ca_file(
-            &self.control,
-            token,
-            ca_file.as_deref(),
-        )?)
+    /// A client of the control plane sending `token`: trusting `--ca-file`, else the CA file
+    /// of `saved` (what `kairos login` kept for this control plane), besides the system's
+    /// roots.
+    fn client(&self, token: Option<String>, saved: Option<&SavedLogin>) -> Result<Client> {
+        let ca_file = self
+            .ca_file
+            .as_deref()
+            .or(saved.and_then(|s| s.ca_file.as_deref()));
+        Ok(Client::with_ca_file(&self.control, token, ca_file)?)
     }
 }
 
@@ -63,13 +62,13 @@ fn token_file() -> PathBuf {
 }
 
 /// The user token: `KAIROS_TOKEN`, or the one `kairos login` saved for this control plane.
-pub fn user_token(control: &str) -> Option<String> {
+fn user_token(saved: Option<&SavedLogin>) -> Option<String> {
     if let Ok(token) = std::env::var("KAIROS_TOKEN")
         && !token.is_empty()
     {
         return Some(token);
     }
-    saved_login(control).map(|s| s.token)
+    saved.map(|s| s.token.clone())
 }
 
 /// What `kairos login` keeps under `$KAIROS_CONFIG_DIR`: one login at a time.
@@ -96,14 +95,16 @@ pub struct Control {
 
 impl Control {
     pub fn connect(args: &ControlArgs) -> Result<Control> {
-        let token = user_token(&args.control).with_context(|| {
+        // Read once: it holds both the token and the CA file.
+        let saved = saved_login(&args.control);
+        let token = user_token(saved.as_ref()).with_context(|| {
             format!(
                 "not logged in to {}: run kairos login --user NAME (or set KAIROS_TOKEN)",
                 args.control
             )
         })?;
         Ok(Control {
-            client: args.client(Some(token))?,
+            client: args.client(Some(token), saved.as_ref())?,
         })
     }
 
@@ -238,7 +239,9 @@ pub struct LoginArgs {
 
 pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     let password = secret("KAIROS_PASSWORD", "password")?;
-    let client = args.control.client(None)?;
+    let client = args
+        .control
+        .client(None, saved_login(&args.control.control).as_ref())?;
     let request = LoginRequest {
         user: args.user.clone(),
         password,

@@ -128,10 +128,7 @@ pub fn start_call(request: StartRequest, session_id: Option<String>) -> Result<S
     Ok(StartCall {
         session_id: request.session_id.or(session_id),
         channel: request.channel,
-        audience: AudienceId {
-            level: request.audience_level.unwrap_or_default(),
-            fields: params("audience_id", Some(&request.audience_id))?,
-        },
+        audience: audience(request.audience_level, &request.audience_id)?,
         params: params("params", request.params.as_ref())?,
         rely_on_existing_session: request.rely_on_existing_session.unwrap_or(false),
         debug: request.debug.unwrap_or(false),
@@ -294,11 +291,17 @@ pub async fn post_event(
     Ok(JsonOut(event_answer(response)))
 }
 
+/// An audience ID as the engine takes it: the level (the channel's default when absent) and
+/// the ID fields as values.
+fn audience(level: Option<String>, id: &Values) -> Result<AudienceId, Problem> {
+    Ok(AudienceId {
+        level: level.unwrap_or_default(),
+        fields: params("audience_id", Some(id))?,
+    })
+}
+
 fn audience_parts(body: AudienceRequest) -> Result<(AudienceId, Vec<(String, Value)>), Problem> {
-    let audience = AudienceId {
-        level: body.audience_level.unwrap_or_default(),
-        fields: params("audience_id", Some(&body.audience_id))?,
-    };
+    let audience = audience(body.audience_level, &body.audience_id)?;
     Ok((audience, params("params", body.params.as_ref())?))
 }
 
