@@ -20,6 +20,14 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 900 
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
 
+// A failure says where the browser was and what the page said there.
+process.on('uncaughtException', async (error) => {
+  const said = await page.locator('[role=alert], [role=status]').allInnerTexts().catch(() => []);
+  console.error(`failed at ${page.url()}, the page saying ${JSON.stringify(said)}`);
+  console.error(error);
+  process.exit(1);
+});
+
 /** Every page: rendered, no error banner unless expected, every visible field labelled. */
 async function check(name, { errorExpected = false } = {}) {
   const title = await page.locator('h1').innerText();
