@@ -54,7 +54,10 @@ pub struct SyntaxError {
 }
 
 pub fn parse(text: &str) -> Result<Node, Vec<SyntaxError>> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        budget: expansion_budget(text),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let loc = loc_of(e.marker());
@@ -89,12 +92,32 @@ fn loc_of(m: &Marker) -> Loc {
 /// Deeper documents are rejected: every later pass walks the tree recursively.
 const MAX_DEPTH: usize = 64;
 
+/// What a document may weigh once its aliases are expanded, in the units of [`weight`]: about
+/// twice what the same text could hold without aliases, so an alias saves typing but a few
+/// hundred bytes of nested aliases cannot expand into gigabytes.
+fn expansion_budget(text: &str) -> usize {
+    2 * text.len() + 1024
+}
+
+/// A node's size for the expansion budget: one per node plus its scalars' text.
+fn weight(node: &Node) -> usize {
+    1 + match &node.kind {
+        NodeKind::Scalar { text, .. } => text.len(),
+        NodeKind::Seq(items) => items.iter().map(weight).sum(),
+        NodeKind::Map(entries) => entries.iter().map(|(k, v)| weight(k) + weight(v)).sum(),
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     /// Open collections: the node being filled and, for maps, a pending key.
     stack: Vec<(Node, Option<Node>)>,
     documents: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their [`weight`].
+    anchors: HashMap<usize, (Node, usize)>,
+    /// What aliases may still add: see [`expansion_budget`].
+    budget: usize,
+    over_budget: bool,
     /// Anchor ids of the open collections, to register them when they close.
     open_anchors: Vec<usize>,
     /// Collections opened past [`MAX_DEPTH`], skipped until they close.
@@ -143,7 +166,7 @@ impl MarkedEventReceiver for Builder {
                     loc,
                 };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), weight(&node)));
                 }
                 self.push_value(node);
             }
@@ -187,12 +210,24 @@ impl MarkedEventReceiver for Builder {
                 }
                 let anchor = self.open_anchors.pop().unwrap_or(0);
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), weight(&node)));
                 }
                 self.push_value(node);
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
+                // Reported once, at the first alias over the budget; later ones are dropped.
+                Some(_) if self.over_budget => {}
+                Some((_, weight)) if *weight > self.budget => {
+                    self.over_budget = true;
+                    self.errors.push(SyntaxError {
+                        loc,
+                        message: "aliases expand this file to more than twice its size; \
+                                  write the repeated parts out or use fewer nested aliases"
+                            .into(),
+                    });
+                }
+                Some((node, weight)) => {
+                    self.budget -= weight;
                     let mut node = node.clone();
                     node.loc = loc;
                     self.push_value(node);
@@ -247,6 +282,28 @@ mod tests {
         assert_eq!((errors[0].loc.line, errors[0].loc.col), (3, 1));
         let errors = parse("a: [1, 2\n").unwrap_err();
         assert!(errors[0].message.starts_with("invalid YAML"), "{errors:?}");
+    }
+
+    #[test]
+    fn aliases_expand_but_never_beyond_twice_the_file() {
+        let doc = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        let NodeKind::Map(entries) = &doc.kind else {
+            panic!()
+        };
+        assert!(matches!(&entries[1].1.kind, NodeKind::Seq(items) if items.len() == 2));
+        // A billion laughs: nine levels of ten aliases each would be 10^9 scalars.
+        let mut laughs =
+            String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..10 {
+            let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+            laughs.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
+        }
+        let errors = parse(&laughs).unwrap_err();
+        assert!(
+            errors[0].message.contains("more than twice its size"),
+            "{errors:?}"
+        );
+        assert!(errors[0].loc.line > 1, "located at the alias: {errors:?}");
     }
 
     #[test]
