@@ -1,7 +1,7 @@
 // The design UI in a real browser, against `kairos up` (crates/kairos-cli/tests/browser.rs
 // starts it): log in with the keyboard, create an offer and a rule, see a validation error
-// placed on its line, deploy to staging, approve, promote, roll back, open every page, on a
-// desktop and a phone-sized viewport. Screenshots go to the folder given.
+// placed on its line, deploy to staging, have a reviewer approve, promote, roll back, open
+// every page, on a desktop and a phone-sized viewport. Screenshots go to the folder given.
 //
 //   node tests/browser/ui.mjs http://127.0.0.1:7700 SCREENSHOTS_DIR
 import { chromium } from 'playwright-core';
@@ -201,16 +201,40 @@ assert.match(await page.getByLabel(/^Interaction points/).inputValue(), /^promo_
 assert.match(await page.getByLabel(/^Interaction points/).inputValue(), /^hero=Welcome to Acme Bank$/m);
 await page.goto(base + '/ui/channels/web/versions');
 
-// Production refuses it (no tests yet), the review approves, an administrator promotes it
-// with a recorded reason.
+// Production refuses it (no tests yet). The administrator wrote version 2, so their own
+// approval is refused; a reviewer they add approves it instead, offered only what a reviewer
+// can do. The administrator then promotes it with a recorded reason.
 const v2 = page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) });
 await v2.getByLabel('Deploy version 2 to').selectOption('production');
 await v2.getByRole('button', { name: 'Deploy version 2' }).click();
 await page.locator('.error').getByText(/gate\(s\) failed/).waitFor();
-await page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) })
-  .getByLabel('Review comment').fill('reach checked');
 await page.getByRole('button', { name: 'Approve version 2' }).click();
-await page.getByText('version 2: approved').waitFor();
+await page.locator('.error').getByText(/an author cannot review it/).waitFor();
+await page.getByRole('navigation').getByRole('link', { name: 'Users & tokens' }).click();
+await page.getByLabel('User name').fill('rita');
+await page.getByLabel(/^Password/).fill('rita-password');
+await page.getByLabel('reviewer').check();
+await page.getByRole('button', { name: 'Save user' }).click();
+await page.getByText('saved user rita').waitFor();
+const reviewerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const rita = await reviewerContext.newPage();
+await rita.goto(base + '/ui/login');
+await rita.getByLabel('User name').fill('rita');
+await rita.getByLabel('Password').fill('rita-password');
+await rita.getByRole('button', { name: 'Log in' }).click();
+await rita.waitForURL(/\/ui\/channels$/);
+assert.equal(await rita.getByRole('link', { name: 'Users & tokens' }).count(), 0, 'no users page');
+assert.equal(await rita.getByText('Import a channel file').count(), 0, 'no import');
+await rita.goto(base + '/ui/channels/web/versions');
+assert.equal(await rita.getByRole('button', { name: /^Deploy version/ }).count(), 0, 'no deploy');
+await rita.locator('section', { has: rita.getByRole('heading', { name: /^Version 2/ }) })
+  .getByLabel('Review comment').fill('reach checked');
+await rita.getByRole('button', { name: 'Approve version 2' }).click();
+await rita.getByText('version 2: approved').waitFor();
+await rita.goto(base + '/ui/channels/web/edit/offers/GOLD_CARD');
+assert.equal(await rita.getByRole('button', { name: 'Save' }).count(), 0, 'no save');
+await reviewerContext.close();
+await page.goto(base + '/ui/channels/web/versions');
 const v2again = page.locator('section', { has: page.getByRole('heading', { name: /^Version 2/ }) });
 await v2again.getByLabel('Deploy version 2 to').selectOption('production');
 await v2again.getByLabel(/Override failed gates/).fill('browser test: tests run elsewhere');
@@ -241,29 +265,6 @@ for (const [link, name] of [['Server groups', 'groups'], ['Unknown names', 'unkn
 assert.ok(await page.getByText('staging-1').first().isVisible() || true);
 await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
 assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible());
-
-// An administrator adds a reviewer; the reviewer is offered only what a reviewer can do.
-await page.getByRole('navigation').getByRole('link', { name: 'Users & tokens' }).click();
-await page.getByLabel('User name').fill('rita');
-await page.getByLabel(/^Password/).fill('rita-password');
-await page.getByLabel('reviewer').check();
-await page.getByRole('button', { name: 'Save user' }).click();
-await page.getByText('saved user rita').waitFor();
-const reviewerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const rita = await reviewerContext.newPage();
-await rita.goto(base + '/ui/login');
-await rita.getByLabel('User name').fill('rita');
-await rita.getByLabel('Password').fill('rita-password');
-await rita.getByRole('button', { name: 'Log in' }).click();
-await rita.waitForURL(/\/ui\/channels$/);
-assert.equal(await rita.getByRole('link', { name: 'Users & tokens' }).count(), 0, 'no users page');
-assert.equal(await rita.getByText('Import a channel file').count(), 0, 'no import');
-await rita.goto(base + '/ui/channels/web/versions');
-assert.ok(await rita.getByRole('button', { name: /^Approve version/ }).first().isVisible());
-assert.equal(await rita.getByRole('button', { name: /^Deploy version/ }).count(), 0, 'no deploy');
-await rita.goto(base + '/ui/channels/web/edit/offers/GOLD_CARD');
-assert.equal(await rita.getByRole('button', { name: 'Save' }).count(), 0, 'no save');
-await reviewerContext.close();
 
 // A phone: the pages fit the width; wide tables and charts scroll inside their box.
 await page.setViewportSize({ width: 390, height: 844 });

@@ -521,12 +521,74 @@ pub struct InstanceView {
     pub seconds_since_seen: i64,
 }
 
+/// What a version must have before it may go to a group. Absent fields take the value
+/// shown; a production group starts with [`Gates::production`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// It has been active on a staging group.
+    #[serde(default)]
+    pub staged: bool,
+    /// Scenario tests the control plane ran against a staging group passed.
+    #[serde(default)]
+    pub scenarios: bool,
+    /// A load test the control plane ran against a staging group met its thresholds.
+    #[serde(default)]
+    pub loadtest: bool,
+    /// Approvals needed, each from a different user who holds `review_role` and authored
+    /// none of the version's changes.
+    #[serde(default)]
+    #[schema(maximum = 100)]
+    pub approvals: u32,
+    /// Who may approve for this group: `reviewer` or `manager`.
+    #[serde(default = "Gates::default_review_role")]
+    pub review_role: Role,
+    /// The shortest load test that counts for `loadtest`, in seconds.
+    #[serde(default = "Gates::default_loadtest_seconds")]
+    #[schema(maximum = 3600)]
+    pub min_loadtest_seconds: u32,
+}
+
+impl Gates {
+    fn default_review_role() -> Role {
+        Role::Reviewer
+    }
+
+    fn default_loadtest_seconds() -> u32 {
+        10
+    }
+
+    /// No gate: what a staging group checks.
+    pub fn none() -> Gates {
+        Gates {
+            staged: false,
+            scenarios: false,
+            loadtest: false,
+            approvals: 0,
+            review_role: Gates::default_review_role(),
+            min_loadtest_seconds: Gates::default_loadtest_seconds(),
+        }
+    }
+
+    /// Every gate and one approval: what a production group starts with.
+    pub fn production() -> Gates {
+        Gates {
+            staged: true,
+            scenarios: true,
+            loadtest: true,
+            approvals: 1,
+            ..Gates::none()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupView {
     pub name: String,
     pub production: bool,
-    /// `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
-    pub gates: Map<String, J>,
+    pub gates: Gates,
+    /// Touchpoints may call without a token.
+    pub open: bool,
     /// The group's own data source, or null for the default one.
     pub data: Option<String>,
     /// Where its runtimes keep history, for reports.
@@ -550,9 +612,13 @@ impl GroupView {
 pub struct GroupRequest {
     #[serde(default)]
     pub production: Option<bool>,
-    /// Gate settings: `staged`, `scenarios`, `loadtest` (booleans), `approvals` (a count).
+    /// Absent keeps them (a new production group gets [`Gates::production`]).
     #[serde(default)]
-    pub gates: Option<Map<String, J>>,
+    pub gates: Option<Gates>,
+    /// Whether touchpoints may call without a token; absent keeps it (a new group is open
+    /// unless it is a production group).
+    #[serde(default)]
+    pub open: Option<bool>,
     /// The group's own data source (`sqlite://...`, `postgres://...`), or null to share the
     /// default one.
     #[serde(default)]
@@ -566,7 +632,8 @@ pub struct GroupRequest {
 pub struct GroupSaved {
     pub name: String,
     pub production: bool,
-    pub gates: Map<String, J>,
+    pub gates: Gates,
+    pub open: bool,
     pub data: Option<String>,
     pub history: Option<String>,
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::{
-    Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, GroupRequest,
+    Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, Gates, GroupRequest,
     GroupSaved, GroupView, IssuedToken, LoggedIn, LoginRequest, NewToken, NewUser, ResultKind,
     ResultRequest, ReviewRequest, Reviewed, Role, RollbackRequest, RolledBack, TokenKind,
     UnknownNameView, UserView, VersionView,
@@ -18,7 +18,7 @@ use kairos_api::control::{
 use kairos_api::problem::problem_text;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde_json::{Value as J, json};
+use serde_json::Value as J;
 
 #[derive(clap::Args, Clone)]
 pub struct ControlArgs {
@@ -538,7 +538,16 @@ pub struct GroupArgs {
     shared_data: bool,
     /// Approvals a version needs before it may go to this group
     #[arg(long)]
-    approvals: Option<u64>,
+    approvals: Option<u32>,
+    /// Who may approve for this group: reviewer or manager
+    #[arg(long, value_parser = ["reviewer", "manager"])]
+    review_role: Option<String>,
+    /// The shortest load test that counts for the load-test gate, in seconds
+    #[arg(long)]
+    min_loadtest_seconds: Option<u32>,
+    /// Whether touchpoints may call the group's runtimes without a token
+    #[arg(long)]
+    open: Option<bool>,
     /// Where its runtimes keep their history (the database of their --database), for reports
     #[arg(long, value_name = "URL")]
     history: Option<String>,
@@ -550,12 +559,32 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let groups: Vec<GroupView> = control.get("/api/groups")?;
     let existing = groups.into_iter().find(|g| g.name == args.name);
-    // Gate settings are free-form: the approvals count is changed, the rest kept.
+    // The gates named are changed, the rest kept.
     let mut gates = existing.as_ref().map(|g| g.gates.clone());
-    if let Some(n) = args.approvals {
-        gates
-            .get_or_insert_default()
-            .insert("approvals".into(), json!(n));
+    let changes_gates = args.approvals.is_some()
+        || args.review_role.is_some()
+        || args.min_loadtest_seconds.is_some();
+    if changes_gates {
+        let production = args
+            .production
+            .or(existing.as_ref().map(|g| g.production))
+            .unwrap_or(false);
+        let g = gates.get_or_insert_with(|| {
+            if production {
+                Gates::production()
+            } else {
+                Gates::none()
+            }
+        });
+        if let Some(n) = args.approvals {
+            g.approvals = n;
+        }
+        if let Some(role) = args.review_role.as_deref().and_then(Role::from_name) {
+            g.review_role = role;
+        }
+        if let Some(seconds) = args.min_loadtest_seconds {
+            g.min_loadtest_seconds = seconds;
+        }
     }
     let data = match (&args.data, args.shared_data) {
         (Some(url), _) => Some(url.clone()),
@@ -565,20 +594,53 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
     let request = GroupRequest {
         production: args.production,
         gates,
+        open: args.open,
         data,
         history: args.history.clone(),
     };
     let saved: GroupSaved =
         control.call("PUT", &format!("/api/groups/{}", args.name), Some(&request))?;
     println!(
-        "group {}: {}gates {}, data {}, history {}",
+        "group {}: {}{}, gates {}, data {}, history {}",
         args.name,
         if saved.production { "production, " } else { "" },
-        J::Object(saved.gates),
+        if saved.open { "open" } else { "closed" },
+        describe_gates(&saved.gates),
         saved.data.as_deref().unwrap_or("shared"),
         saved.history.as_deref().unwrap_or("not set")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A group's gates in a line: the ones it checks, and who approves.
+fn describe_gates(gates: &Gates) -> String {
+    let mut parts: Vec<String> = [
+        (gates.staged, "staged"),
+        (gates.scenarios, "scenarios"),
+        (gates.loadtest, "loadtest"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_string())
+    .collect();
+    if gates.loadtest {
+        parts.push(format!(
+            "load tests of {}s or more",
+            gates.min_loadtest_seconds
+        ));
+    }
+    if gates.approvals > 0 {
+        parts.push(format!(
+            "{} approval(s) by a {}",
+            gates.approvals,
+            gates.review_role.name()
+        ));
+    }
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 #[derive(clap::Args)]

@@ -452,7 +452,9 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     let qa = cli(&["group", "qa", "--approvals", "2", "--history", &database]);
     assert_eq!(
         qa.trim(),
-        format!("group qa: gates {{\"approvals\":2}}, data shared, history {database}")
+        format!(
+            "group qa: open, gates 2 approval(s) by a reviewer, data shared, history {database}"
+        )
     );
     assert!(cli(&["groups"]).contains("qa: nothing active"));
     let token = cli(&["token", "issue", "--runtime", "staging"])

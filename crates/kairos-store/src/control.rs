@@ -18,6 +18,8 @@ pub struct User {
     pub name: String,
     pub password_hash: String,
     pub roles: Vec<String>,
+    /// A disabled user cannot log in and their tokens fail.
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,31 @@ pub struct Token {
     pub label: String,
     /// Digest of the secret; the secret itself is never stored.
     pub digest: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+impl Token {
+    /// What names the token in lists and revocations: the start of its digest, which tells
+    /// nothing about the secret.
+    pub fn id(&self) -> &str {
+        &self.digest[..self.digest.len().min(12)]
+    }
+
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// One component written or deleted, by whom: a version's authors are read from these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: Kind,
+    pub name: String,
+    pub by: String,
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +104,8 @@ pub struct Group {
     pub production: bool,
     /// Gate settings (see the server's `gates`); JSON so new gates need no migration.
     pub gates: Json,
+    /// Touchpoints may call its runtimes without a token.
+    pub open: bool,
     /// Bumped on every activation in the group: runtimes wait for it to change.
     pub generation: i64,
     /// The group's own data source for profile tables (staging on test data); `None`
@@ -153,6 +182,8 @@ pub struct ControlStore {
     pool: AnyPool,
 }
 
+const TOKEN_COLUMNS: &str = "digest, kind, subject, label, created_by, created_at, expires_at";
+
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -197,6 +228,7 @@ fn group(row: &AnyRow) -> Result<Group, StoreError> {
         name: row.try_get("name")?,
         production: row.try_get::<i64, _>("production")? != 0,
         gates: serde_json::from_str(&gates).map_err(corrupt("group gates"))?,
+        open: row.try_get::<i64, _>("open")? != 0,
         generation: row.try_get("generation")?,
         data: row.try_get("data")?,
         history: row.try_get("history")?,
@@ -225,6 +257,7 @@ fn user(row: &AnyRow) -> Result<User, StoreError> {
             .filter(|r| !r.is_empty())
             .map(str::to_string)
             .collect(),
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
     })
 }
 
@@ -234,6 +267,9 @@ fn token(row: &AnyRow) -> Result<Token, StoreError> {
         subject: row.try_get("subject")?,
         label: row.try_get("label")?,
         digest: row.try_get("digest")?,
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row, "created_at")?,
     })
 }
 
@@ -255,23 +291,60 @@ impl ControlStore {
 
     // ---- users and tokens ----
 
-    /// Creates or replaces a user.
+    /// Creates or replaces a user. A changed password or a disabled user ends every token
+    /// of theirs, in the same transaction.
     pub async fn put_user(&self, user: &User, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query("SELECT password_hash FROM kc_users WHERE name = $1")
+            .bind(&user.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get::<String, _>("password_hash"))
+            .transpose()?;
         sqlx::query(
-            "INSERT INTO kc_users (name, password_hash, roles, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, roles = excluded.roles",
+            "INSERT INTO kc_users (name, password_hash, roles, created_at, disabled) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, roles = excluded.roles, \
+             disabled = excluded.disabled",
         )
         .bind(&user.name)
         .bind(&user.password_hash)
         .bind(user.roles.join(","))
         .bind(at.0)
-        .execute(&self.pool)
+        .bind(i64::from(user.disabled))
+        .execute(&mut *tx)
         .await?;
+        if user.disabled || before.is_some_and(|hash| hash != user.password_hash) {
+            Self::end_user_tokens(&mut tx, &user.name).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a user and every token of theirs; whether there was one.
+    pub async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM kc_users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        Self::end_user_tokens(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn end_user_tokens(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM kc_tokens WHERE kind = 'user' AND subject = $1")
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT name, password_hash, roles FROM kc_users WHERE name = $1")
+        sqlx::query("SELECT name, password_hash, roles, disabled FROM kc_users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -281,7 +354,7 @@ impl ControlStore {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        sqlx::query("SELECT name, password_hash, roles FROM kc_users ORDER BY name")
+        sqlx::query("SELECT name, password_hash, roles, disabled FROM kc_users ORDER BY name")
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -289,24 +362,47 @@ impl ControlStore {
             .collect()
     }
 
-    pub async fn add_token(
-        &self,
-        token: &Token,
-        created_by: &str,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
+    pub async fn add_token(&self, token: &Token) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_tokens (digest, kind, subject, label, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO kc_tokens (digest, kind, subject, label, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.digest)
         .bind(&token.kind)
         .bind(&token.subject)
         .bind(&token.label)
-        .bind(created_by)
-        .bind(at.0)
+        .bind(&token.created_by)
+        .bind(token.created_at.0)
+        .bind(token.expires_at.map(|t| t.0))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Revokes the token whose [`Token::id`] is `id`; the token it was, if any.
+    pub async fn revoke_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        // An ID is hex: `LIKE` patterns in it are impossible, and a prefix match is exact.
+        if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM kc_tokens WHERE digest LIKE $1"
+        ))
+        .bind(format!("{id}%"))
+        .fetch_all(&mut *tx)
+        .await?;
+        // Two digests sharing 48 bits: name neither rather than revoke both.
+        let [row] = found.as_slice() else {
+            return Ok(None);
+        };
+        let revoked = token(row)?;
+        sqlx::query("DELETE FROM kc_tokens WHERE digest = $1")
+            .bind(&revoked.digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(revoked))
     }
 
     /// Revokes every token of this kind, subject and label; returns how many there were.
@@ -327,20 +423,22 @@ impl ControlStore {
     }
 
     pub async fn token(&self, digest: &str) -> Result<Option<Token>, StoreError> {
-        sqlx::query("SELECT digest, kind, subject, label FROM kc_tokens WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(token)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM kc_tokens WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(token)
+        .transpose()
     }
 
     /// Tokens of one kind (`touchpoint` tokens go to the runtimes).
     pub async fn tokens(&self, kind: &str) -> Result<Vec<Token>, StoreError> {
-        sqlx::query(
-            "SELECT digest, kind, subject, label FROM kc_tokens WHERE kind = $1 ORDER BY created_at",
-        )
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM kc_tokens WHERE kind = $1 ORDER BY created_at"
+        ))
         .bind(kind)
         .fetch_all(&self.pool)
         .await?
@@ -455,8 +553,65 @@ impl ControlStore {
             .execute(&mut *tx)
             .await?;
         }
+        Self::record_change(
+            &mut tx,
+            channel,
+            component.kind,
+            &component.name,
+            author,
+            at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(revision)
+    }
+
+    async fn record_change(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        channel: &str,
+        kind: Kind,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kc_changes (channel, kind, name, by_user, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(channel)
+        .bind(kind.name())
+        .bind(name)
+        .bind(by)
+        .bind(at.0)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The changes to `channel`'s components from `since` (inclusive) on, oldest first.
+    pub async fn changes(
+        &self,
+        channel: &str,
+        since: Timestamp,
+    ) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, name, by_user, at FROM kc_changes WHERE channel = $1 AND at >= $2 ORDER BY id",
+        )
+        .bind(channel)
+        .bind(since.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(Change {
+                    kind: Kind::from_name(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("component kind '{kind}'")))?,
+                    name: row.try_get("name")?,
+                    by: row.try_get("by_user")?,
+                    at: ts(row, "at")?,
+                })
+            })
+            .collect()
     }
 
     async fn current_revision(
@@ -504,6 +659,7 @@ impl ControlStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        Self::record_change(&mut tx, channel, kind, name, author, at).await?;
         tx.commit().await?;
         Ok(revision)
     }
@@ -533,7 +689,18 @@ impl ControlStore {
             });
             let (rev, by, when) = match kept {
                 Some(s) => (s.revision, s.updated_by.as_str(), s.updated_at),
-                None => (revision, author, at),
+                None => {
+                    Self::record_change(
+                        &mut tx,
+                        channel,
+                        component.kind,
+                        &component.name,
+                        author,
+                        at,
+                    )
+                    .await?;
+                    (revision, author, at)
+                }
             };
             sqlx::query(
                 "INSERT INTO kc_components (channel, kind, name, body, revision, position, updated_by, updated_at) \
@@ -548,6 +715,21 @@ impl ControlStore {
             .bind(by)
             .bind(when.0)
             .execute(&mut *tx)
+            .await?;
+        }
+        for gone in before.iter().filter(|s| {
+            !components
+                .iter()
+                .any(|c| c.kind == s.component.kind && c.name == s.component.name)
+        }) {
+            Self::record_change(
+                &mut tx,
+                channel,
+                gone.component.kind,
+                &gone.component.name,
+                author,
+                at,
+            )
             .await?;
         }
         tx.commit().await?;
@@ -607,6 +789,7 @@ impl ControlStore {
 
     // ---- server groups ----
 
+    /// Creates a group unless it exists; a production group starts closed, any other open.
     pub async fn ensure_group(
         &self,
         name: &str,
@@ -614,12 +797,13 @@ impl ControlStore {
         gates: &Json,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_groups (name, production, gates, generation) VALUES ($1, $2, $3, 0) \
+            "INSERT INTO kc_groups (name, production, gates, generation, open) VALUES ($1, $2, $3, 0, $4) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(i64::from(production))
         .bind(gates.to_string())
+        .bind(i64::from(!production))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -628,15 +812,17 @@ impl ControlStore {
     /// Creates or changes a group; its runtimes are told to fetch again.
     pub async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_groups (name, production, gates, generation, data, history) VALUES ($1, $2, $3, 1, $4, $5) \
+            "INSERT INTO kc_groups (name, production, gates, generation, data, history, open) VALUES ($1, $2, $3, 1, $4, $5, $6) \
              ON CONFLICT (name) DO UPDATE SET production = excluded.production, gates = excluded.gates, \
-             data = excluded.data, history = excluded.history, generation = kc_groups.generation + 1",
+             data = excluded.data, history = excluded.history, open = excluded.open, \
+             generation = kc_groups.generation + 1",
         )
         .bind(&group.name)
         .bind(i64::from(group.production))
         .bind(group.gates.to_string())
         .bind(group.data.as_deref())
         .bind(group.history.as_deref())
+        .bind(i64::from(group.open))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -101,12 +101,20 @@ pub(crate) const HISTORY: &[Migration] = &[Migration {
 }];
 
 /// The migrations of the control plane's repository.
-pub(crate) const CONTROL: &[Migration] = &[Migration {
-    version: 1,
-    description: "design repository, versions, groups, users, audit",
-    sqlite: include_str!("../migrations/control/0001_initial.sqlite.sql"),
-    postgres: include_str!("../migrations/control/0001_initial.postgres.sql"),
-}];
+pub(crate) const CONTROL: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "design repository, versions, groups, users, audit",
+        sqlite: include_str!("../migrations/control/0001_initial.sqlite.sql"),
+        postgres: include_str!("../migrations/control/0001_initial.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "component changes, disabled users, token expiry, open groups",
+        sqlite: include_str!("../migrations/control/0002_review_and_tokens.sqlite.sql"),
+        postgres: include_str!("../migrations/control/0002_review_and_tokens.postgres.sql"),
+    },
+];
 
 /// The migrations of the profile store (imported tables' schemas).
 pub(crate) const PROFILES: &[Migration] = &[Migration {

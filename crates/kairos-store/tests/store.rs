@@ -463,6 +463,29 @@ async fn design_edits_conflict_only_on_the_same_component(url: String) {
     ));
     let info = store.channel("web").await.unwrap().unwrap();
     assert_eq!((info.revision, info.updated_by.as_str()), (a + 2, "cy"));
+    // Every write that changed a component is a change by its author, failed ones none;
+    // applying the same file again changes nothing it kept.
+    store
+        .replace_channel("web", &[silver.clone()], "dee", Timestamp(7))
+        .await
+        .unwrap();
+    let changes: Vec<(String, String, i64)> = store
+        .changes("web", Timestamp(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.by, c.at.0))
+        .collect();
+    let expected = [
+        ("GOLD", "ana", 2),
+        ("SILVER", "ben", 3),
+        ("GOLD", "cy", 5),
+        ("SILVER", "dee", 7),
+    ];
+    assert_eq!(
+        changes,
+        expected.map(|(n, b, t)| (n.to_string(), b.to_string(), t))
+    );
 }
 
 async fn concurrent_creates_of_different_components_all_land(url: String) {
@@ -519,7 +542,15 @@ async fn concurrent_starts_on_a_fresh_database_all_come_up(url: String) {
             .await
             .unwrap();
     let applied: Vec<(&str, i64)> = applied.iter().map(|(s, v)| (s.as_str(), *v)).collect();
-    assert_eq!(applied, [("control", 1), ("history", 1), ("profiles", 1)]);
+    assert_eq!(
+        applied,
+        [
+            ("control", 1),
+            ("control", 2),
+            ("history", 1),
+            ("profiles", 1)
+        ]
+    );
 }
 
 /// A database a newer Kairos migrated is refused with a message that says so, not written to.
@@ -545,7 +576,7 @@ async fn a_schema_newer_than_this_build_is_refused(url: String) {
             refused,
             StoreError::SchemaTooNew {
                 applied: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),
@@ -581,11 +612,17 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
         name: "qa".into(),
         production: false,
         gates: serde_json::json!({}),
+        open: true,
         generation: 0,
         data: None,
         history: None,
     };
     store.put_group(&qa).await.unwrap();
+    assert!(store.group("qa").await.unwrap().unwrap().open);
+    assert!(
+        !store.group("production").await.unwrap().unwrap().open,
+        "production starts closed"
+    );
     assert_eq!(store.groups().await.unwrap().len(), 3);
 
     let version = |note: &str| Version {
@@ -734,25 +771,34 @@ async fn users_and_token_digests_are_kept(url: String) {
         name: "ana".into(),
         password_hash: "$argon2id$...".into(),
         roles: vec!["designer".into(), "reviewer".into()],
+        disabled: false,
     };
     store.put_user(&user, Timestamp(1)).await.unwrap();
     user.roles = vec!["administrator".into()];
     store.put_user(&user, Timestamp(2)).await.unwrap();
     assert_eq!(store.user("ana").await.unwrap(), Some(user.clone()));
-    assert_eq!(store.users().await.unwrap(), vec![user]);
+    assert_eq!(store.users().await.unwrap(), vec![user.clone()]);
     assert_eq!(store.user("nobody").await.unwrap(), None);
-    let token = Token {
-        kind: "touchpoint".into(),
-        subject: "web".into(),
+    let token = |kind: &str, subject: &str, digest: &str| Token {
+        kind: kind.into(),
+        subject: subject.into(),
         label: "website".into(),
-        digest: "d1".into(),
+        digest: digest.into(),
+        expires_at: Some(Timestamp(100)),
+        created_by: "admin".into(),
+        created_at: Timestamp(3),
     };
-    store
-        .add_token(&token, "admin", Timestamp(3))
-        .await
-        .unwrap();
-    assert_eq!(store.token("d1").await.unwrap(), Some(token.clone()));
-    assert_eq!(store.tokens("touchpoint").await.unwrap(), vec![token]);
+    let touchpoint = token("touchpoint", "web", "d1aaaaaaaaaaaaaa");
+    store.add_token(&touchpoint).await.unwrap();
+    assert_eq!(
+        store.token("d1aaaaaaaaaaaaaa").await.unwrap(),
+        Some(touchpoint.clone())
+    );
+    assert!(touchpoint.expired(Timestamp(100)) && !touchpoint.expired(Timestamp(99)));
+    assert_eq!(
+        store.tokens("touchpoint").await.unwrap(),
+        vec![touchpoint.clone()]
+    );
     assert_eq!(store.tokens("user").await.unwrap(), vec![]);
     assert_eq!(
         store
@@ -761,18 +807,44 @@ async fn users_and_token_digests_are_kept(url: String) {
             .unwrap(),
         0
     );
+    assert_eq!(store.revoke_token("d1aaaaaaaaab").await.unwrap(), None);
     assert_eq!(
-        store
-            .revoke_tokens("touchpoint", "web", "website")
-            .await
-            .unwrap(),
-        1
+        store.revoke_token("d1aaa").await.unwrap(),
+        None,
+        "too short"
     );
     assert_eq!(
-        store.token("d1").await.unwrap(),
+        store.revoke_token(touchpoint.id()).await.unwrap(),
+        Some(touchpoint.clone())
+    );
+    assert_eq!(
+        store.token("d1aaaaaaaaaaaaaa").await.unwrap(),
         None,
         "a revoked token is gone"
     );
+
+    // A user's tokens die with a new password, on disable and on delete.
+    let login = |n: &str| token("user", "ana", &format!("{n}bbbbbbbbbbbbbbb"));
+    store.add_token(&login("1")).await.unwrap();
+    store.put_user(&user, Timestamp(4)).await.unwrap();
+    assert_eq!(
+        store.tokens("user").await.unwrap().len(),
+        1,
+        "same password"
+    );
+    user.password_hash = "$argon2id$new".into();
+    store.put_user(&user, Timestamp(5)).await.unwrap();
+    assert_eq!(store.tokens("user").await.unwrap(), vec![]);
+    store.add_token(&login("2")).await.unwrap();
+    user.disabled = true;
+    store.put_user(&user, Timestamp(6)).await.unwrap();
+    assert_eq!(store.tokens("user").await.unwrap(), vec![]);
+    assert!(store.user("ana").await.unwrap().unwrap().disabled);
+    store.add_token(&login("3")).await.unwrap();
+    assert!(store.delete_user("ana").await.unwrap());
+    assert!(!store.delete_user("ana").await.unwrap());
+    assert_eq!(store.tokens("user").await.unwrap(), vec![]);
+    assert_eq!(store.user("ana").await.unwrap(), None);
 }
 
 async fn performance_is_counted_per_offer_segment_zone_day_and_kind(url: String) {

@@ -20,6 +20,7 @@ impl ControlPlane {
             name: "admin".into(),
             password_hash: auth::hash_password(password),
             roles: Role::ALL.iter().map(|r| r.name().to_string()).collect(),
+            disabled: false,
         };
         self.store.put_user(&user, self.now()).await?;
         Ok(true)
@@ -43,8 +44,11 @@ impl ControlPlane {
             subject: subject.to_string(),
             label: label.to_string(),
             digest: auth::token_digest(&secret),
+            expires_at: None,
+            created_by: by.to_string(),
+            created_at: self.now(),
         };
-        self.store.add_token(&token, by, self.now()).await?;
+        self.store.add_token(&token).await?;
         if kind == "touchpoint" {
             // Every group's runtimes must learn of it: what they serve changed.
             self.store.touch_groups().await?;
@@ -172,6 +176,7 @@ impl ControlPlane {
             })
             .await?,
             roles: new.roles.iter().map(|r| r.name().to_string()).collect(),
+            disabled: false,
         };
         self.store
             .put_user(&user, self.now())

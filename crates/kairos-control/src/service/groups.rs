@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kairos_api::control::Gates;
 use kairos_api::control::{
     ActiveAnswer, ActiveDeployment, ActiveQuery, ActiveVersion, DeployRequest, Deployed,
     GroupRequest, GroupSaved, GroupView, Heartbeat, InstanceView, RollbackRequest, RolledBack,
@@ -10,21 +11,13 @@ use kairos_api::control::{
 use kairos_api::{Code, Problem};
 use kairos_store::ProfileStore;
 use kairos_store::control::{Activation, Group, Instance, UnknownName, Version};
-use serde_json::{Value as J, json};
 
-use super::{Caller, ControlPlane, default_gates, storage, time, within};
+use super::review::gates_of;
+use super::{Caller, ControlPlane, storage, time, within};
 use crate::auth::Role;
 
 fn internal(e: serde_json::Error) -> Problem {
     Problem::internal(e.to_string())
-}
-
-/// Stored gate settings as the object they are (settings of another shape read as none).
-fn gates_of(gates: J) -> serde_json::Map<String, J> {
-    match gates {
-        J::Object(settings) => settings,
-        _ => serde_json::Map::new(),
-    }
 }
 
 /// The longest a long poll waits for a change, in seconds (runtimes wait 5).
@@ -55,9 +48,10 @@ impl ControlPlane {
                         stats: serde_json::from_value(i.stats).unwrap_or_default(),
                     })
                     .collect(),
+                gates: gates_of(&g)?,
+                open: g.open,
                 name: g.name,
                 production: g.production,
-                gates: gates_of(g.gates),
                 data: g.data,
                 history: g.history,
             });
@@ -102,23 +96,35 @@ impl ControlPlane {
             .production
             .or(existing.as_ref().map(|g| g.production))
             .unwrap_or(false);
-        let gates = match request.gates {
-            Some(gates) => J::Object(gates),
-            None => existing.as_ref().map_or_else(
-                || {
-                    if production {
-                        default_gates()
-                    } else {
-                        json!({})
-                    }
-                },
-                |g| g.gates.clone(),
-            ),
+        if let Some(gates) = &request.gates {
+            within("gates.approvals", gates.approvals, 0..=100)?;
+            within(
+                "gates.min_loadtest_seconds",
+                gates.min_loadtest_seconds,
+                0..=3600,
+            )?;
+            if ![Role::Reviewer, Role::Manager].contains(&gates.review_role) {
+                return Err(Problem::bad_request(format!(
+                    "gates.review_role: {} cannot review; reviewer or manager",
+                    gates.review_role.name()
+                )));
+            }
+        }
+        let gates = match (request.gates, &existing) {
+            (Some(gates), _) => gates,
+            (None, Some(g)) => gates_of(g)?,
+            (None, None) if production => Gates::production(),
+            (None, None) => Gates::none(),
         };
+        let open = request
+            .open
+            .or(existing.as_ref().map(|g| g.open))
+            .unwrap_or(!production);
         let group = Group {
             name: name.to_string(),
             production,
-            gates,
+            gates: serde_json::to_value(&gates).map_err(internal)?,
+            open,
             generation: 0,
             data: request.data,
             // Absent keeps it; an empty string forgets it.
@@ -135,7 +141,7 @@ impl ControlPlane {
             "group",
             name,
             format!(
-                "production: {production}, gates: {}, data: {}",
+                "production: {production}, open: {open}, gates: {}, data: {}",
                 group.gates,
                 group.data.as_deref().unwrap_or("shared")
             ),
@@ -144,7 +150,8 @@ impl ControlPlane {
         Ok(GroupSaved {
             name: group.name,
             production,
-            gates: gates_of(group.gates),
+            gates,
+            open,
             data: group.data,
             history: group.history,
         })
@@ -178,7 +185,7 @@ impl ControlPlane {
         let mut reason = None;
         if g.production {
             self.check_one_production_group(&g, channel).await?;
-            let failed = self.failed_gates(&g, channel, version.number).await?;
+            let failed = self.failed_gates(&g, &version).await?;
             if !failed.is_empty() {
                 let given = request
                     .override_reason

@@ -7,6 +7,7 @@ mod access;
 mod design;
 mod groups;
 mod records;
+mod review;
 mod versions;
 
 pub use design::kind_of;
@@ -21,13 +22,13 @@ use kairos_model::{Rejected, Schemas};
 use kairos_rules::time::Timestamp;
 use kairos_store::control::{AuditEntry, ControlStore, Version};
 use kairos_store::{ProfileStore, StoreError};
-use serde_json::{Value as J, json};
+use serde_json::Value as J;
 
 use crate::auth::{self, Role};
 
-/// The gates a production group checks unless configured otherwise.
-pub fn default_gates() -> J {
-    json!({ "staged": true, "scenarios": true, "loadtest": true, "approvals": 1 })
+/// The gates a production group checks unless configured otherwise, as stored.
+fn default_gates() -> J {
+    serde_json::to_value(kairos_api::control::Gates::production()).expect("gates are JSON")
 }
 
 pub struct ControlPlane {

@@ -1,12 +1,9 @@
 //! Numbered, immutable versions: snapshots of the design, their reviews and test results,
 //! the gates a version must pass for production, and reports over what a version would do.
 
-use std::collections::HashMap;
-
 use kairos_api::control::{
-    ActivationView, Against, Decision, ImpactQuery, ImpactReport, ImpactRow, NoteRequest,
-    ResultRequest, ResultView, ReviewRequest, ReviewView, Reviewed, SegmentCount, SegmentsQuery,
-    SegmentsReport, VersionView,
+    ActivationView, Against, ImpactQuery, ImpactReport, ImpactRow, NoteRequest, ResultRequest,
+    ResultView, ReviewView, SegmentCount, SegmentsQuery, SegmentsReport, VersionView,
 };
 use kairos_api::{Code, Problem};
 use kairos_engine::channel_hash;
@@ -14,7 +11,7 @@ use kairos_engine::inprocess::{MemoryTables, population};
 use kairos_engine::report::{impact, segment_counts};
 use kairos_model::Schemas;
 use kairos_model::components;
-use kairos_store::control::{Activation, Group, Review, TestResult, Version};
+use kairos_store::control::{Activation, TestResult, Version};
 use serde_json::{Value as J, json};
 
 use super::{Caller, ControlPlane, blocking, rejected, storage, time, within};
@@ -191,40 +188,6 @@ impl ControlPlane {
         Ok((version, true))
     }
 
-    pub async fn review(
-        &self,
-        caller: &Caller,
-        channel: &str,
-        number: i64,
-        request: ReviewRequest,
-    ) -> Result<Reviewed, Problem> {
-        caller.require(&[Role::Reviewer])?;
-        let approved = request.decision == Decision::Approve;
-        self.stored_version(channel, number).await?;
-        let review = Review {
-            reviewer: caller.name.clone(),
-            approved,
-            comment: request.comment,
-            at: self.now(),
-        };
-        self.store
-            .add_review(channel, number, &review)
-            .await
-            .map_err(storage)?;
-        self.audit(
-            &caller.name,
-            request.decision.name(),
-            &format!("{channel} v{number}"),
-            review.comment,
-        )
-        .await?;
-        Ok(Reviewed {
-            channel: channel.to_string(),
-            version: number,
-            decision: request.decision,
-        })
-    }
-
     /// Attaches a scenario or load test result to a version, for the gates.
     pub async fn attach_result(
         &self,
@@ -260,87 +223,6 @@ impl ControlPlane {
             ),
         )
         .await
-    }
-
-    /// The gates `version` fails on its way to `group`: one line each.
-    pub(super) async fn failed_gates(
-        &self,
-        group: &Group,
-        channel: &str,
-        version: i64,
-    ) -> Result<Vec<String>, Problem> {
-        let gates = &group.gates;
-        let mut failed = Vec::new();
-        let groups = self.store.groups().await.map_err(storage)?;
-        let staging: Vec<&str> = groups
-            .iter()
-            .filter(|g| !g.production)
-            .map(|g| g.name.as_str())
-            .collect();
-        if gates["staged"].as_bool().unwrap_or(false) {
-            let activations = self
-                .store
-                .activations(channel, None)
-                .await
-                .map_err(storage)?;
-            if !activations
-                .iter()
-                .any(|a| a.version == version && staging.contains(&a.group.as_str()))
-            {
-                failed.push(format!(
-                    "staged: version {version} has not been active on a staging group"
-                ));
-            }
-        }
-        let results = self
-            .store
-            .results(channel, version)
-            .await
-            .map_err(storage)?;
-        for (gate, kind, what) in [
-            ("scenarios", "scenarios", "scenario tests"),
-            ("loadtest", "loadtest", "load test"),
-        ] {
-            if !gates[gate].as_bool().unwrap_or(false) {
-                continue;
-            }
-            let latest = results
-                .iter()
-                .rev()
-                .find(|r| r.kind == kind && staging.contains(&r.group.as_str()));
-            match latest {
-                None => failed.push(format!(
-                    "{gate}: no {what} result on staging for version {version}"
-                )),
-                Some(r) if !r.passed => {
-                    failed.push(format!("{gate}: the last {what} on {} failed", r.group))
-                }
-                Some(_) => {}
-            }
-        }
-        let needed = gates["approvals"].as_u64().unwrap_or(0);
-        let reviews = self
-            .store
-            .reviews(channel, version)
-            .await
-            .map_err(storage)?;
-        let mut latest: HashMap<&str, &Review> = HashMap::new();
-        for r in &reviews {
-            latest.insert(&r.reviewer, r);
-        }
-        let approvals = latest.values().filter(|r| r.approved).count() as u64;
-        for r in latest.values().filter(|r| !r.approved) {
-            failed.push(format!(
-                "approvals: rejected by {}: {}",
-                r.reviewer, r.comment
-            ));
-        }
-        if approvals < needed {
-            failed.push(format!(
-                "approvals: {approvals} of {needed} required approval(s)"
-            ));
-        }
-        Ok(failed)
     }
 
     /// A version compiled against the default data source's tables.

@@ -24,7 +24,7 @@ pub(super) async fn groups_page(State(cp): Shared, Signed(caller): Signed) -> Re
             } else {
                 active.join(", ")
             },
-            esc(&J::Object(g.gates.clone()).to_string()),
+            esc(&serde_json::to_string(&g.gates).unwrap_or_default()),
             g.data.as_deref().map_or("shared".to_string(), esc)
         );
         body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Address</th><th scope="col">Runs</th><th scope="col">Last report</th></tr></thead><tbody>"#);

@@ -20,7 +20,7 @@ pub(super) async fn versions_page(
         .roles
         .iter()
         .any(|r| matches!(r, Role::Administrator | Role::Manager));
-    let reviewer = caller.roles.contains(&Role::Reviewer);
+    let reviewer = caller.has(Role::Reviewer) || caller.has(Role::Manager);
     let mut body = banner(&flash);
     let _ = write!(
         body,
