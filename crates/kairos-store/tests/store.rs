@@ -466,7 +466,7 @@ async fn design_edits_conflict_only_on_the_same_component(url: String) {
     // Every write that changed a component is a change by its author, failed ones none;
     // applying the same file again changes nothing it kept.
     store
-        .replace_channel("web", &[silver.clone()], "dee", Timestamp(7))
+        .replace_channel("web", std::slice::from_ref(&silver), "dee", Timestamp(7))
         .await
         .unwrap();
     let changes: Vec<(String, String, i64)> = store
