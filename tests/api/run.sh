@@ -71,6 +71,10 @@ run() { # NAME URL CONFIG TOKEN
 
 run control http://127.0.0.1:7700/api/openapi.json "$here/control.toml" "$admin"
 
+# Staging is open under `kairos up` (and the control plane's run changed its settings at
+# random): close it, so the runtime requires the token.
+call PUT http://127.0.0.1:7700/api/groups/staging '{"open":false}' "$admin" >/dev/null
+
 # The runtime learns of the touchpoint token within a poll; then it requires it.
 for _ in $(seq 1 100); do
   if ! call GET http://127.0.0.1:7701/v1/version >/dev/null 2>&1; then break; fi

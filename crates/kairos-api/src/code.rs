@@ -51,6 +51,12 @@ codes! {
         "The user name or password is wrong.";
     Forbidden = "FORBIDDEN", FORBIDDEN,
         "The token is valid but does not allow this: a role is missing, or the token is for another channel or group.";
+    TokenNotForChannel = "TOKEN_NOT_FOR_CHANNEL", FORBIDDEN,
+        "The touchpoint token is valid, but for other channels than the one this call is about.";
+    LimitExceeded = "LIMIT_EXCEEDED", UNPROCESSABLE_ENTITY,
+        "The request goes past one of the server's limits (named in the detail): too many params, commands or bytes, an ID too long. Nothing was changed.";
+    TooManyAttempts = "TOO_MANY_ATTEMPTS", TOO_MANY_REQUESTS,
+        "Too many failed logins for this user or from this address: wait the Retry-After seconds.";
     NotFound = "NOT_FOUND", NOT_FOUND,
         "No such endpoint, or no such channel, component, version, group, user or table.";
     InvalidSessionId = "INVALID_SESSION_ID", NOT_FOUND,

@@ -53,21 +53,43 @@ impl Role {
     }
 }
 
-/// What a touchpoint or runtime token is for.
+/// What a token is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
-    /// For a touchpoint calling a channel's runtimes.
+    /// For a touchpoint calling its channels' runtimes.
     Touchpoint,
     /// For the runtimes of a server group, following the control plane.
     Runtime,
+    /// A user's login (issued by `POST /api/login`, not by `POST /api/tokens`).
+    User,
+}
+
+/// What `POST /api/tokens` issues: user tokens come from logging in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuedKind {
+    Touchpoint,
+    Runtime,
+}
+
+impl From<IssuedKind> for TokenKind {
+    fn from(kind: IssuedKind) -> TokenKind {
+        match kind {
+            IssuedKind::Touchpoint => TokenKind::Touchpoint,
+            IssuedKind::Runtime => TokenKind::Runtime,
+        }
+    }
 }
 
 impl TokenKind {
+    pub const ALL: [TokenKind; 3] = [TokenKind::Touchpoint, TokenKind::Runtime, TokenKind::User];
+
     pub fn name(self) -> &'static str {
         match self {
             TokenKind::Touchpoint => "touchpoint",
             TokenKind::Runtime => "runtime",
+            TokenKind::User => "user",
         }
     }
 }
@@ -99,6 +121,15 @@ pub struct Me {
 pub struct UserView {
     pub name: String,
     pub roles: Vec<Role>,
+    /// A disabled user cannot log in; their tokens were ended.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// `PUT /api/users/{name}/disabled`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DisabledRequest {
+    pub disabled: bool,
 }
 
 /// `POST /api/users`: creates a user, or replaces one's password and roles.
@@ -111,35 +142,49 @@ pub struct NewUser {
     pub roles: Vec<Role>,
 }
 
-/// A touchpoint or runtime token, without its secret.
+/// A token, without its secret.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
+    /// What `DELETE /api/tokens/{id}` revokes it by.
+    pub id: String,
     pub kind: TokenKind,
-    /// The channel (touchpoint) or server group (runtime) it is for.
+    /// The channels (touchpoint, comma-separated), server group (runtime) or user it is for.
     #[serde(rename = "for")]
     pub subject: String,
     pub label: String,
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; none: it does not expire.
+    pub expires_at: Option<String>,
 }
 
 /// `POST /api/tokens`; also the fields of the UI's form.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewToken {
-    pub kind: TokenKind,
-    /// The channel or group it is for.
+    pub kind: IssuedKind,
+    /// The channels a touchpoint token is for, comma-separated, or a runtime token's group.
     #[serde(rename = "for")]
     #[schema(min_length = 1)]
     pub subject: String,
     #[serde(default)]
     pub label: String,
+    /// It stops working this many seconds from now; none: never.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    pub expires_in_seconds: Option<u64>,
 }
 
 /// A token just issued: its secret is shown this once.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedToken {
     pub token: String,
+    pub id: String,
     pub kind: TokenKind,
     #[serde(rename = "for")]
     pub subject: String,
+    /// RFC 3339; none: it does not expire.
+    pub expires_at: Option<String>,
 }
 
 // ---- channels and components ----
@@ -707,8 +752,19 @@ pub struct ActiveAnswer {
     /// The group's own data source, or null for the default one.
     pub data: Option<String>,
     pub deployments: Vec<ActiveDeployment>,
-    /// Digests of the touchpoint tokens of the channels served.
-    pub touchpoint_token_digests: Vec<String>,
+    /// Touchpoints may call without a token.
+    pub open: bool,
+    /// The touchpoint tokens for the channels served, as digests with what they may call.
+    pub touchpoint_tokens: Vec<TouchpointGrant>,
+}
+
+/// A touchpoint token as runtimes check it: its digest, its channels, its expiry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TouchpointGrant {
+    pub digest: String,
+    pub channels: Vec<String>,
+    /// Unix time in seconds after which it fails; none: never.
+    pub expires_at: Option<i64>,
 }
 
 /// Names touchpoints called that a channel lacks, since the last report.

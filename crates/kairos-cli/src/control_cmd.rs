@@ -11,9 +11,8 @@ use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::{
     Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, Gates, GroupRequest,
-    GroupSaved, GroupView, IssuedToken, LoggedIn, LoginRequest, NewToken, NewUser, ResultKind,
-    ResultRequest, ReviewRequest, Reviewed, Role, RollbackRequest, RolledBack, TokenKind,
-    UnknownNameView, UserView, VersionView,
+    GroupSaved, GroupView, LoggedIn, LoginRequest, ResultKind, ResultRequest, ReviewRequest,
+    Reviewed, Role, RollbackRequest, RolledBack, UnknownNameView, VersionView,
 };
 use kairos_api::problem::problem_text;
 use serde::Serialize;
@@ -57,7 +56,7 @@ fn config_dir() -> PathBuf {
     home.join(".config").join("kairos")
 }
 
-fn token_file() -> PathBuf {
+pub fn token_file() -> PathBuf {
     config_dir().join("token.json")
 }
 
@@ -204,7 +203,7 @@ impl Control {
 }
 
 /// A secret from an environment variable, or asked for on the terminal without echo.
-fn secret(env: &str, prompt: &str) -> Result<String> {
+pub fn secret(env: &str, prompt: &str) -> Result<String> {
     if let Ok(value) = std::env::var(env) {
         return Ok(value);
     }
@@ -748,89 +747,8 @@ pub fn rollback(args: &RollbackArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(clap::Subcommand)]
-pub enum UserCommand {
-    /// Create or replace a user (password from KAIROS_NEW_PASSWORD or a prompt)
-    Add {
-        name: String,
-        /// designer, administrator, data_administrator, reviewer, manager (repeatable)
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
-        #[command(flatten)]
-        control: ControlArgs,
-    },
-}
-
-pub fn user(command: &UserCommand) -> Result<ExitCode> {
-    let UserCommand::Add {
-        name,
-        roles,
-        control,
-    } = command;
-    let roles = roles
-        .iter()
-        .map(|r| {
-            Role::from_name(r)
-                .with_context(|| format!("'{r}' is not a role; roles are {}", names(&Role::ALL)))
-        })
-        .collect::<Result<Vec<Role>>>()?;
-    let password = secret("KAIROS_NEW_PASSWORD", &format!("password for {name}"))?;
-    let new = NewUser {
-        name: name.clone(),
-        password,
-        roles,
-    };
-    let saved: UserView = Control::connect(control)?.call("POST", "/api/users", Some(&new))?;
-    println!("user {name} has roles {}", names(&saved.roles));
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Subcommand)]
-pub enum TokenCommand {
-    /// Issue a token and print it once: for a touchpoint calling a channel, or for a
-    /// group's runtimes
-    Issue {
-        /// A touchpoint token for this channel
-        #[arg(long, conflicts_with = "runtime", required_unless_present = "runtime")]
-        touchpoint: Option<String>,
-        /// A runtime token for this server group
-        #[arg(long)]
-        runtime: Option<String>,
-        #[arg(long, default_value = "")]
-        label: String,
-        #[command(flatten)]
-        control: ControlArgs,
-    },
-}
-
-pub fn token(command: &TokenCommand) -> Result<ExitCode> {
-    let TokenCommand::Issue {
-        touchpoint,
-        runtime,
-        label,
-        control,
-    } = command;
-    let (kind, subject) = match (touchpoint, runtime) {
-        (Some(channel), _) => (TokenKind::Touchpoint, channel),
-        (None, Some(group)) => (TokenKind::Runtime, group),
-        (None, None) => bail!("give --touchpoint CHANNEL or --runtime GROUP"),
-    };
-    let new = NewToken {
-        kind,
-        subject: subject.clone(),
-        label: label.clone(),
-    };
-    let issued: IssuedToken = Control::connect(control)?.call("POST", "/api/tokens", Some(&new))?;
-    println!("{}", issued.token);
-    eprintln!(
-        "a {} token for {subject}: shown once, keep it safe",
-        kind.name()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Roles as their names, for people.
-fn names(roles: &[Role]) -> String {
+pub fn names(roles: &[Role]) -> String {
     roles
         .iter()
         .map(|r| r.name())

@@ -1,5 +1,6 @@
 //! `kairos`: one binary for every Kairos process and command.
 
+mod access_cmd;
 mod allocator;
 mod control_cmd;
 mod data_cmd;
@@ -65,10 +66,14 @@ enum Command {
     Rollback(control_cmd::RollbackArgs),
     /// Users of the control plane (administrators)
     #[command(subcommand)]
-    User(control_cmd::UserCommand),
-    /// Touchpoint and runtime tokens (administrators)
+    User(access_cmd::UserCommand),
+    /// Touchpoint, runtime and login tokens: issue, list, revoke (administrators)
     #[command(subcommand)]
-    Token(control_cmd::TokenCommand),
+    Token(access_cmd::TokenCommand),
+    /// The saved login: who it is and their roles
+    Whoami(control_cmd::ControlArgs),
+    /// End the saved login's token and forget it
+    Logout(control_cmd::ControlArgs),
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
     /// Serve the runtime API: offline mode serves channel files directly
@@ -131,8 +136,10 @@ fn main() -> ExitCode {
         Command::Approve(args) => control_cmd::review(&args, Decision::Approve),
         Command::Reject(args) => control_cmd::review(&args, Decision::Reject),
         Command::Rollback(args) => control_cmd::rollback(&args),
-        Command::User(command) => control_cmd::user(&command),
-        Command::Token(command) => control_cmd::token(&command),
+        Command::User(command) => access_cmd::user(&command),
+        Command::Token(command) => access_cmd::token(&command),
+        Command::Whoami(args) => access_cmd::whoami(&args),
+        Command::Logout(args) => access_cmd::logout(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Impact(args) => impact_cmd::run(&args),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use kairos_api::control::TokenKind;
 use kairos_api::tls::TlsListener;
 use kairos_control::ControlPlane;
 use kairos_model::table::read_csv;
@@ -162,9 +163,11 @@ async fn group_runtime(
     let runtime = Arc::new(Runtime::new(store, Box::new(profiles), Config::default()));
     runtime.warm().await?;
     // The runtimes of the last start are gone: their tokens go with them.
-    control.revoke_tokens("runtime", group, "kairos up").await?;
-    let token = control
-        .issue_token("runtime", group, "kairos up", "admin")
+    control
+        .revoke_tokens(TokenKind::Runtime, group, "kairos up")
+        .await?;
+    let (token, _) = control
+        .issue_token(TokenKind::Runtime, group, "kairos up", "admin", None)
         .await?;
     let follow = Follow {
         control: format!("http://{CONTROL}"),
@@ -217,18 +220,19 @@ async fn up(args: Args) -> Result<ExitCode> {
     println!("  staging runtime     http://{STAGING}");
     println!("  production runtime  http://{PRODUCTION}");
     // The runtime API's contract: a set-up that runs open says so.
-    let touchpoints = control.touchpoint_token_count().await?;
-    if touchpoints == 0 {
-        println!(
-            "  touchpoint tokens   none issued: the runtimes run open until one is \
-             (kairos token issue --touchpoint CHANNEL)"
-        );
-    } else {
-        println!(
-            "  touchpoint tokens   {} issued: a runtime serving a channel with one requires one",
-            touchpoints
-        );
-    }
+    let groups = control
+        .groups()
+        .await
+        .map_err(|p| anyhow::anyhow!("cannot read the server groups: {}", p.detail))?;
+    let access: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{} {}", g.name, if g.open { "open" } else { "closed" }))
+        .collect();
+    println!(
+        "  touchpoint tokens   {} (an open group takes calls without a token; \
+         kairos token issue --touchpoint CHANNEL)",
+        access.join(", ")
+    );
     println!();
     println!("Try it:");
     println!("  kairos login --user admin");

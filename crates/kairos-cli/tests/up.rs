@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, http, import_table, kairos, repo, temp_file};
+use common::{KillOnDrop, http, http_with, import_table, kairos, repo, temp_file};
 
 /// The CLI as one user: their own saved login in `config`.
 fn as_user(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -33,13 +33,23 @@ fn text(out: &Output) -> String {
 }
 
 fn deployed_version(port: u16) -> Option<i64> {
-    http(port, "GET", "/v1/version", "")
+    deployed_version_with(port, None)
+}
+
+/// The version of `web` the runtime on `port` serves, asked with `token` (a closed group's
+/// runtime answers only a touchpoint).
+fn deployed_version_with(port: u16, token: Option<&str>) -> Option<i64> {
+    http_with(port, "GET", "/v1/version", token, "")
         .and_then(|(_, v)| v["channels"]["web"]["deployment"].as_i64())
 }
 
 fn wait_for_version(port: u16, version: i64) -> Duration {
+    wait_for_version_with(port, version, None)
+}
+
+fn wait_for_version_with(port: u16, version: i64, token: Option<&str>) -> Duration {
     let started = Instant::now();
-    while deployed_version(port) != Some(version) {
+    while deployed_version_with(port, token) != Some(version) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "port {port} did not switch to version {version}"
@@ -55,8 +65,8 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let _up = common::kairos_up(&data, "admin-secret");
     let banner = std::fs::read_to_string(data.with_extension("out")).unwrap();
     assert!(
-        banner.contains("touchpoint tokens   none issued: the runtimes run open"),
-        "the banner says the runtimes need no token: {banner}"
+        banner.contains("touchpoint tokens   staging open, production closed"),
+        "the banner says which runtimes need a token: {banner}"
     );
     let (status, started) = http(
         7701,
@@ -299,7 +309,16 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     assert!(out.status.success(), "{}", text(&out));
     let out = as_user(&admin, &promote, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let live_after = wait_for_version(7702, 1);
+    // Production is closed: its touchpoints call with a token.
+    let out = as_user(&admin, &["token", "issue", "--touchpoint", "web"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let production_token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let live_after = wait_for_version_with(7702, 1, Some(&production_token));
+    assert_eq!(
+        http(7702, "GET", "/v1/version", "").map(|r| r.0),
+        Some(401),
+        "production takes no call without a token"
+    );
     assert!(live_after < Duration::from_secs(10), "{live_after:?}");
 
     // A change by the designer, staged as version 2: diff, then rollback.
@@ -545,17 +564,11 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     cli(&["apply", changed.to_str().unwrap()]);
     cli(&["deploy", "--channel", "web", "--group", "staging"]);
     wait_for_version(runtime_port, 2);
+    // Closing the group and issuing a token reach the runtime within a poll.
+    cli(&["group", "staging", "--open", "false"]);
     let touchpoint = cli(&["token", "issue", "--touchpoint", "web"])
         .trim()
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http(runtime_port, "POST", "/v1/sessions", start).unwrap().0 != 401 {
-        assert!(
-            Instant::now() < deadline,
-            "the touchpoint token never reached the runtime"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // One request with the touchpoint token: the status line and the body.
     let with_token = |method: &str, path: &str, body: &str| {
         let request = format!(
@@ -568,8 +581,21 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
         std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
         response
     };
-    let response = with_token("POST", "/v1/sessions", start);
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while http(runtime_port, "POST", "/v1/sessions", start).unwrap().0 != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "closing the group never reached the runtime"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while !with_token("POST", "/v1/sessions", start).starts_with("HTTP/1.1 200") {
+        assert!(
+            Instant::now() < deadline,
+            "the touchpoint token never reached the runtime"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A damaged cache is reported and skipped: the control plane's answer replaces it.
     drop(runtime);
@@ -577,5 +603,28 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     let runtime = spawn_ready(&runtime_args, &[], runtime_port, "/readyz");
     let version = with_token("GET", "/v1/version", "");
     assert!(version.contains(r#""deployment":2"#), "{version}");
+
+    // A revoked token fails on the runtime within its poll.
+    let tokens: serde_json::Value =
+        serde_json::from_str(&cli(&["token", "list", "-o", "json"])).unwrap();
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "touchpoint")
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(
+        cli(&["token", "revoke", &id]).trim(),
+        format!("token {id} is revoked")
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while with_token("POST", "/v1/sessions", start).starts_with("HTTP/1.1 200") {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked token still works after 2 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop((runtime, control));
 }

@@ -24,7 +24,8 @@ use crate::routes::{access, design, groups, records, versions};
     ),
     paths(
         access::login, access::me, access::users, access::create_user, access::tokens,
-        access::create_token,
+        access::create_token, access::logout, access::set_user_disabled, access::delete_user,
+        access::revoke,
         design::channels, design::apply, design::channel, design::export, design::validate,
         design::component, design::put_component, design::delete_component, design::diff,
         versions::versions, versions::version, versions::create_version, versions::review,

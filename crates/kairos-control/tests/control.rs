@@ -541,7 +541,13 @@ async fn runtimes_long_poll_for_their_group_and_report_status() {
     )
     .await;
     assert!(now["generation"].as_i64().unwrap() > changed["generation"].as_i64().unwrap());
-    assert_eq!(now["touchpoint_token_digests"].as_array().unwrap().len(), 1);
+    assert_eq!(now["touchpoint_tokens"][0]["channels"], json!(["web"]));
+    assert_eq!(now["open"], true, "staging is open");
+    let (status, refused) = api(c.addr, "GET", "/api/channels", runtime, J::Null).await;
+    assert_eq!(
+        status, 403,
+        "a runtime reads only what its group runs: {refused}"
+    );
 
     let (status, _) = api(
         c.addr,

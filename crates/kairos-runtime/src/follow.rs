@@ -17,6 +17,7 @@ use kairos_store::{ProfileStore, StoreError};
 use serde::de::IgnoredAny;
 
 use crate::Runtime;
+use crate::access::Grants;
 use crate::profiles::StoreProfiles;
 
 /// Why a group's versions were not swapped in (the runtime keeps serving what it ran).
@@ -121,7 +122,7 @@ impl Follow {
         if let Some(profiles) = profiles {
             runtime.set_profiles(Box::new(profiles));
         }
-        runtime.set_token_digests(answer.touchpoint_token_digests.clone());
+        runtime.set_grants(Grants::new(answer.open, &answer.touchpoint_tokens));
         Ok(changed)
     }
 

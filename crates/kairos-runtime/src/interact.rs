@@ -5,17 +5,18 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{Level, Message, OfferRequest, OffersRequest, OffersResponse};
 use kairos_rules::Value;
 use kairos_rules::time::{format_timestamp, parse_instant};
 use serde_json::{Map, Value as J, json};
 
+use crate::access::Access;
 use crate::native::JsonOut;
 use crate::runtime::{Runtime, StartCall};
 use kairos_api::{Code, Problem};
@@ -25,20 +26,6 @@ type Shared = State<Arc<Runtime>>;
 const SUCCESS: u8 = 0;
 const WARNING: u8 = 1;
 const ERROR: u8 = 2;
-
-/// Interact's touchpoint credentials map onto touchpoint tokens: `m_tokenId`, or
-/// `m_user_name` with the token as `m_user_password`.
-fn authorized(rt: &Runtime, headers: &HeaderMap) -> bool {
-    if rt.is_open() {
-        return true;
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
-    [header("m_tokenId"), header("m_user_password"), bearer]
-        .into_iter()
-        .flatten()
-        .any(|t| rt.accepts_token(t))
-}
 
 /// `[{ "n": name, "t": "string" | "numeric" | "datetime", "v": value }]` to parameters.
 fn nvps(field: &str, list: Option<&J>) -> Result<Vec<(String, Value)>, String> {
@@ -177,14 +164,19 @@ fn offer_lists_json(r: &OffersResponse) -> J {
 }
 
 /// One Interact command, run against the runtime.
-async fn command(rt: &Runtime, session_id: &mut String, cmd: &J) -> J {
-    match run(rt, session_id, cmd).await {
+async fn command(rt: &Runtime, access: &Access, session_id: &mut String, cmd: &J) -> J {
+    match run(rt, access, session_id, cmd).await {
         Ok(response) => response,
         Err(problem) => failure(session_id, problem.code.name(), &problem.detail),
     }
 }
 
-async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Problem> {
+async fn run(
+    rt: &Runtime,
+    access: &Access,
+    session_id: &mut String,
+    cmd: &J,
+) -> Result<J, Problem> {
     let bad = |e: String| Problem::bad_request(e);
     let action = cmd["action"]
         .as_str()
@@ -209,16 +201,19 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
                 ));
             }
             let started = rt
-                .start_session(StartCall {
-                    session_id: (!session_id.is_empty()).then(|| session_id.clone()),
-                    channel,
-                    audience,
-                    params: nvps("parameters", cmd.get("parameters")).map_err(bad)?,
-                    rely_on_existing_session: cmd["relyOnExistingSession"]
-                        .as_bool()
-                        .unwrap_or(false),
-                    debug: cmd["debug"].as_bool().unwrap_or(false),
-                })
+                .start_session(
+                    StartCall {
+                        session_id: (!session_id.is_empty()).then(|| session_id.clone()),
+                        channel,
+                        audience,
+                        params: nvps("parameters", cmd.get("parameters")).map_err(bad)?,
+                        rely_on_existing_session: cmd["relyOnExistingSession"]
+                            .as_bool()
+                            .unwrap_or(false),
+                        debug: cmd["debug"].as_bool().unwrap_or(false),
+                    },
+                    access,
+                )
                 .await?;
             *session_id = started.session_id.clone();
             Ok(response(session_id, &started.messages))
@@ -257,7 +252,7 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
                 params: nvps("parameters", cmd.get("parameters")).map_err(bad)?,
                 allow_duplicates: false,
             };
-            let (result, _) = rt.get_offers(session_id, request).await?;
+            let (result, _) = rt.get_offers(session_id, access, request).await?;
             let mut body = response(session_id, &result.messages);
             body["offerLists"] = offer_lists_json(&result);
             Ok(body)
@@ -268,6 +263,7 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
             let result = rt
                 .post_event(
                     session_id,
+                    access,
                     &event,
                     nvps("parameters", cmd.get("parameters")).map_err(bad)?,
                 )
@@ -282,6 +278,7 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
             let messages = rt
                 .set_audience(
                     session_id,
+                    access,
                     audience,
                     nvps("parameters", cmd.get("parameters")).map_err(bad)?,
                 )
@@ -289,7 +286,7 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
             Ok(response(session_id, &messages))
         }
         "getProfile" => {
-            let view = rt.get_profile(session_id).await?;
+            let view = rt.get_profile(session_id, access).await?;
             let mut body = response(session_id, &[]);
             body["profile"] = J::Array(
                 view.profile
@@ -301,11 +298,11 @@ async fn run(rt: &Runtime, session_id: &mut String, cmd: &J) -> Result<J, Proble
             Ok(body)
         }
         "endSession" => {
-            rt.end_session(session_id).await?;
+            rt.end_session(session_id, access).await?;
             Ok(response(session_id, &[]))
         }
         "setDebug" => {
-            rt.set_debug(session_id, cmd["debug"].as_bool().unwrap_or(true))
+            rt.set_debug(session_id, access, cmd["debug"].as_bool().unwrap_or(true))
                 .await?;
             Ok(response(session_id, &[]))
         }
@@ -329,18 +326,11 @@ fn batch_json(responses: Vec<J>) -> J {
     json!({ "batchStatusCode": status, "responses": responses })
 }
 
-fn unauthorized() -> Problem {
-    Problem::new(
-        Code::Unauthorized,
-        "send m_tokenId (or m_user_name and m_user_password) with a touchpoint token",
-    )
-}
-
 /// Runs commands in order; stops after the first that fails (statusCode 2).
-async fn execute(rt: &Runtime, mut session_id: String, commands: &[J]) -> Vec<J> {
+async fn execute(rt: &Runtime, access: &Access, mut session_id: String, commands: &[J]) -> Vec<J> {
     let mut responses = Vec::new();
     for cmd in commands {
-        let r = command(rt, &mut session_id, cmd).await;
+        let r = command(rt, access, &mut session_id, cmd).await;
         let failed = r["statusCode"] == ERROR;
         responses.push(r);
         if failed {
@@ -353,26 +343,23 @@ async fn execute(rt: &Runtime, mut session_id: String, commands: &[J]) -> Vec<J>
 /// `POST /interact/servlet/RestServlet`
 pub async fn servlet(
     State(rt): Shared,
-    headers: HeaderMap,
+    Extension(access): Extension<Access>,
     body: Result<Json<J>, JsonRejection>,
 ) -> Result<JsonOut<J>, Problem> {
-    if !authorized(&rt, &headers) {
-        return Err(unauthorized());
-    }
     let Json(body) = body?;
     let commands = body["commands"]
         .as_array()
         .ok_or_else(|| Problem::bad_request("commands: a list of commands is required"))?;
     let session_id = body["sessionId"].as_str().unwrap_or_default().to_string();
     Ok(JsonOut(batch_json(
-        execute(&rt, session_id, commands).await,
+        execute(&rt, &access, session_id, commands).await,
     )))
 }
 
 /// The REST v2 paths: each is one command with the same value objects.
 pub async fn v2(
     State(rt): Shared,
-    headers: HeaderMap,
+    Extension(access): Extension<Access>,
     method: axum::http::Method,
     Path(path): Path<String>,
     Query(query): Query<Map<String, J>>,
@@ -380,9 +367,6 @@ pub async fn v2(
     // as on every other path.
     body: Result<Option<Json<J>>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    if !authorized(&rt, &headers) {
-        return Err(unauthorized());
-    }
     let mut cmd = body?.map(|Json(b)| b).unwrap_or_else(|| json!({}));
     if !cmd.is_object() {
         return Err(Problem::bad_request("the body must be a JSON object"));
@@ -405,9 +389,10 @@ pub async fn v2(
         ("GET", ["profiles", id]) => ("getProfile", *id),
         ("POST", ["batch", id]) => {
             let commands = cmd["commands"].as_array().cloned().unwrap_or_default();
-            return Ok(
-                JsonOut(batch_json(execute(&rt, id.to_string(), &commands).await)).into_response(),
-            );
+            return Ok(JsonOut(batch_json(
+                execute(&rt, &access, id.to_string(), &commands).await,
+            ))
+            .into_response());
         }
         (_, shape) => {
             let detail = format!("no Interact v2 endpoint {method} /interact/v2/{path}");
@@ -426,7 +411,7 @@ pub async fn v2(
     };
     cmd["action"] = json!(action);
     let mut id = session_id.to_string();
-    Ok(JsonOut(command(&rt, &mut id, &cmd).await).into_response())
+    Ok(JsonOut(command(&rt, &access, &mut id, &cmd).await).into_response())
 }
 
 /// The methods an Interact v2 path of this shape takes, if it is one.

@@ -4,6 +4,7 @@
 //! listener until `shutdown` completes; tests start it on port 0. It never links the control
 //! plane, its UI or password hashing.
 
+pub mod access;
 pub mod follow;
 pub mod interact;
 mod live;
@@ -32,6 +33,7 @@ use axum::serve::Listener;
 use axum::{Router, ServiceExt};
 use tower_layer::Layer;
 
+pub use access::Access;
 pub use runtime::{Config, ProfileSource, Runtime};
 
 use crate::metrics::Metrics;
@@ -137,36 +139,48 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Touchpoint tokens on the native API (`/v1/`): `Authorization: Bearer <token>`; a runtime
-/// with no tokens runs open. Interact clients send their own headers, checked in the handlers.
-async fn authenticate(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -> Response {
-    match authorize(&rt, &request) {
-        Ok(()) => next.run(request).await,
+/// Touchpoint tokens: `Authorization: Bearer <token>` on the native API (`/v1/`); Interact
+/// clients may send theirs as `m_tokenId` or `m_user_password`. What the token reaches goes
+/// with the request; each call checks its channel against it.
+async fn authenticate(
+    State(rt): State<Arc<Runtime>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/v1/") && !path.starts_with("/interact/") {
+        return next.run(request).await;
+    }
+    match access_of(&rt, &request) {
+        Ok(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
+        }
         Err(problem) => problem.into_response(),
     }
 }
 
-fn authorize(rt: &Runtime, request: &Request) -> Result<(), Problem> {
-    if rt.is_open() || !request.uri().path().starts_with("/v1/") {
-        return Ok(());
+fn access_of(rt: &Runtime, request: &Request) -> Result<Access, Problem> {
+    if rt.is_open() {
+        return Ok(Access::Any);
     }
     // Read from the request itself: a `HeaderMap` extractor would copy every header.
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        None => Err(Problem::new(
-            Code::Unauthorized,
-            "send a touchpoint token: Authorization: Bearer <token>",
-        )),
-        Some(token) if rt.accepts_token(token) => Ok(()),
-        Some(_) => Err(Problem::new(
-            Code::Forbidden,
-            "this token is not valid for this runtime",
-        )),
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let bearer = header(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer "));
+    if !request.uri().path().starts_with("/interact/") {
+        return rt.access(bearer);
     }
+    let given = [bearer, header("m_tokenId"), header("m_user_password")];
+    // Interact answers bad credentials with 401, whatever was wrong with them.
+    rt.access(given.into_iter().flatten())
+        .map_err(|refused| match refused.code {
+            _ if given.iter().all(Option::is_none) => Problem::new(
+                Code::Unauthorized,
+                "send m_tokenId (or m_user_name and m_user_password) with a touchpoint token",
+            ),
+            Code::Forbidden => Problem::new(Code::Unauthorized, refused.detail),
+            _ => refused,
+        })
 }
 
 /// Get offers by GET is the hottest call: it is answered here, past the router's matching,
@@ -180,10 +194,11 @@ async fn dispatch(rt: &Runtime, request: Request, next: Next) -> Response {
     let Some(id) = direct else {
         return next.run(request).await;
     };
-    if let Err(problem) = authorize(rt, &request) {
-        return problem.into_response();
-    }
-    native::get_offers_by_query(rt, id, request.uri().query())
+    let access = match access_of(rt, &request) {
+        Ok(access) => access,
+        Err(problem) => return problem.into_response(),
+    };
+    native::get_offers_by_query(rt, id, &access, request.uri().query())
         .await
         .into_response()
 }

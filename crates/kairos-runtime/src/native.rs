@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use kairos_api::extract::Body;
@@ -18,6 +19,7 @@ use kairos_rules::Value;
 use serde::Serialize;
 use serde_json::{Map, Value as J};
 
+use crate::access::Access;
 use crate::offers_json::{messages, offers_body, offers_json};
 use crate::runtime::{Loaded, Runtime, StartCall, Started};
 
@@ -139,9 +141,10 @@ pub fn start_call(request: StartRequest, session_id: Option<String>) -> Result<S
     responses((status = 200, description = "The session, started (or, with rely_on_existing_session, kept)", body = wire::Started)))]
 pub async fn start_session(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Body(body): Body<StartRequest>,
 ) -> Result<JsonOut<wire::Started>, Problem> {
-    let started = rt.start_session(start_call(body, None)?).await?;
+    let started = rt.start_session(start_call(body, None)?, &access).await?;
     Ok(JsonOut(started_answer(started)))
 }
 
@@ -190,11 +193,12 @@ fn offers_request(body: wire::OffersRequest) -> Result<OffersRequest, Problem> {
     responses((status = 200, description = "The offers of each interaction point asked for", body = wire::OffersAnswer)))]
 pub async fn get_offers_post(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     Body(body): Body<wire::OffersRequest>,
 ) -> Result<Response, Problem> {
     Ok(offers_response(
-        &rt.get_offers(&id, offers_request(body)?).await?,
+        &rt.get_offers(&id, &access, offers_request(body)?).await?,
     ))
 }
 
@@ -256,16 +260,18 @@ fn percent_decode(text: &str, field: &str) -> Result<String, Problem> {
     responses((status = 200, description = "The offers of the interaction point", body = wire::OffersAnswer)))]
 pub async fn get_offers_get(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
-    get_offers_by_query(&rt, &id, query.as_deref()).await
+    get_offers_by_query(&rt, &id, &access, query.as_deref()).await
 }
 
 /// Get offers by GET, for the router and for the server's direct path to it.
 pub async fn get_offers_by_query(
     rt: &Runtime,
     id: &str,
+    access: &Access,
     query: Option<&str>,
 ) -> Result<Response, Problem> {
     let request = OffersRequest {
@@ -275,7 +281,7 @@ pub async fn get_offers_by_query(
         params: Vec::new(),
         allow_duplicates: false,
     };
-    Ok(offers_response(&rt.get_offers(id, request).await?))
+    Ok(offers_response(&rt.get_offers(id, access, request).await?))
 }
 
 #[utoipa::path(post, path = "/v1/sessions/{id}/events", tag = "native", params(("id" = String, Path, description = "The session's ID")),
@@ -283,11 +289,12 @@ pub async fn get_offers_by_query(
     responses((status = 200, description = "The event, run: its actions taken, its records on disk", body = EventAnswer)))]
 pub async fn post_event(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     Body(body): Body<EventRequest>,
 ) -> Result<JsonOut<EventAnswer>, Problem> {
     let params = params("params", body.params.as_ref())?;
-    let response = rt.post_event(&id, &body.event, params).await?;
+    let response = rt.post_event(&id, &access, &body.event, params).await?;
     Ok(JsonOut(event_answer(response)))
 }
 
@@ -310,11 +317,12 @@ fn audience_parts(body: AudienceRequest) -> Result<(AudienceId, Vec<(String, Val
     responses((status = 200, description = "The session's visitor, changed and segmented again", body = MessagesAnswer)))]
 pub async fn set_audience(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     Body(body): Body<AudienceRequest>,
 ) -> Result<JsonOut<MessagesAnswer>, Problem> {
     let (audience, params) = audience_parts(body)?;
-    let raised = rt.set_audience(&id, audience, params).await?;
+    let raised = rt.set_audience(&id, &access, audience, params).await?;
     Ok(JsonOut(MessagesAnswer {
         messages: messages(&raised),
     }))
@@ -324,9 +332,10 @@ pub async fn set_audience(
     responses((status = 200, description = "What the session knows of its visitor", body = ProfileAnswer)))]
 pub async fn get_profile(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
 ) -> Result<JsonOut<ProfileAnswer>, Problem> {
-    let view = rt.get_profile(&id).await?;
+    let view = rt.get_profile(&id, &access).await?;
     Ok(JsonOut(profile_answer(&view)))
 }
 
@@ -334,9 +343,10 @@ pub async fn get_profile(
     responses((status = 200, description = "The session, ended; what it held written", body = MessagesAnswer)))]
 pub async fn end_session(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
 ) -> Result<JsonOut<MessagesAnswer>, Problem> {
-    rt.end_session(&id).await?;
+    rt.end_session(&id, &access).await?;
     Ok(JsonOut(MessagesAnswer::default()))
 }
 
@@ -409,12 +419,13 @@ pub async fn channel(
     responses((status = 200, description = "One answer per command run", body = BatchAnswer)))]
 pub async fn batch(
     State(rt): Shared,
+    Extension(access): Extension<Access>,
     Body(body): Body<wire::BatchRequest>,
 ) -> Result<JsonOut<BatchAnswer>, Problem> {
     let mut session_id = body.session_id;
     let mut responses = Vec::new();
     for (i, command) in body.commands.into_iter().enumerate() {
-        match run_command(&rt, &mut session_id, i, command).await {
+        match run_command(&rt, &access, &mut session_id, i, command).await {
             Ok(response) => responses.push(response),
             Err(problem) => {
                 let error = problem.document();
@@ -446,6 +457,7 @@ fn internal(e: serde_json::Error) -> Problem {
 
 async fn run_command(
     rt: &Runtime,
+    access: &Access,
     session_id: &mut Option<String>,
     i: usize,
     command: Map<String, J>,
@@ -462,33 +474,33 @@ async fn run_command(
     let answer = match command {
         Command::StartSession(body) => {
             let started = rt
-                .start_session(start_call(body, session_id.clone())?)
+                .start_session(start_call(body, session_id.clone())?, access)
                 .await?;
             *session_id = Some(started.session_id.clone());
             serde_json::to_value(started_answer(started))
         }
         Command::GetOffers(body) => {
-            let (response, loaded) = rt.get_offers(&id()?, offers_request(body)?).await?;
+            let (response, loaded) = rt.get_offers(&id()?, access, offers_request(body)?).await?;
             return Ok(offers_json(&response, &loaded.fragments));
         }
         Command::PostEvent(body) => {
             let params = params("params", body.params.as_ref())?;
             serde_json::to_value(event_answer(
-                rt.post_event(&id()?, &body.event, params).await?,
+                rt.post_event(&id()?, access, &body.event, params).await?,
             ))
         }
         Command::SetAudience(body) => {
             let (audience, params) = audience_parts(body)?;
-            let raised = rt.set_audience(&id()?, audience, params).await?;
+            let raised = rt.set_audience(&id()?, access, audience, params).await?;
             serde_json::to_value(MessagesAnswer {
                 messages: messages(&raised),
             })
         }
         Command::GetProfile(_) => {
-            serde_json::to_value(profile_answer(&rt.get_profile(&id()?).await?))
+            serde_json::to_value(profile_answer(&rt.get_profile(&id()?, access).await?))
         }
         Command::EndSession(_) => {
-            rt.end_session(&id()?).await?;
+            rt.end_session(&id()?, access).await?;
             serde_json::to_value(MessagesAnswer::default())
         }
     };

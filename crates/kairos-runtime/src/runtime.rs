@@ -19,6 +19,7 @@ use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
 use kairos_store::{BoxFuture, EncodedState, HistoryStore};
 
+use crate::access::{Access, Grants};
 use crate::live::{Counted, Live, RequestWorld};
 use crate::metrics::Metrics;
 use crate::offers_json::OfferFragments;
@@ -92,8 +93,9 @@ pub struct Runtime {
     pub live: Arc<Live>,
     pub metrics: Metrics,
     pub config: Config,
-    /// Digests of the touchpoint tokens the control plane issued for this group's channels.
-    token_digests: ArcSwap<Vec<String>>,
+    /// The touchpoint tokens the control plane issued for this group's channels, and
+    /// whether the group is open.
+    grants: ArcSwap<Grants>,
     counter: AtomicU64,
     /// Per-process random keys: hashing a counter under them gives session IDs and random
     /// seeds nobody can predict, without a cryptography dependency.
@@ -127,7 +129,7 @@ impl Runtime {
             live: Arc::default(),
             metrics: Metrics::default(),
             config,
-            token_digests: ArcSwap::from_pointee(Vec::new()),
+            grants: ArcSwap::from_pointee(Grants::open()),
             counter: AtomicU64::new(0),
             keys: RandomState::new(),
         }
@@ -194,30 +196,50 @@ impl Runtime {
             .ok_or_else(|| Problem::channel_not_found(channel))
     }
 
-    /// Replaces the control plane's touchpoint tokens (as digests).
-    pub fn set_token_digests(&self, digests: Vec<String>) {
-        self.token_digests.store(Arc::new(digests));
+    /// Replaces what the control plane says of the group: open or closed, and its tokens.
+    pub fn set_grants(&self, grants: Grants) {
+        self.grants.store(Arc::new(grants));
     }
 
-    /// Whether touchpoints may call without a token: none was configured or issued.
+    /// Whether touchpoints may call without a token: the group is open and no token was
+    /// given on the command line.
     pub fn is_open(&self) -> bool {
-        self.config.tokens.is_empty() && self.token_digests.load().is_empty()
+        self.config.tokens.is_empty() && self.grants.load().open
     }
 
-    /// Whether `token` is one of the touchpoint tokens, compared in constant time so the
-    /// answer's timing tells nothing about how close a guess was. Issued tokens are
-    /// compared by digest, which a guess cannot steer.
-    pub fn accepts_token(&self, token: &str) -> bool {
+    /// What a call with these credentials may reach. Tokens given on the command line are
+    /// compared in constant time, so the answer's timing tells nothing about how close a
+    /// guess was; issued tokens are compared by digest, which a guess cannot steer.
+    pub fn access<'a>(&self, tokens: impl IntoIterator<Item = &'a str>) -> Result<Access, Problem> {
+        if self.is_open() {
+            return Ok(Access::Any);
+        }
         let same = |a: &[u8], b: &[u8]| {
             a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
         };
-        let configured = self.config.tokens.iter().fold(false, |found, t| {
-            same(t.as_bytes(), token.as_bytes()) | found
-        });
-        configured || {
-            let digests = self.token_digests.load();
-            !digests.is_empty() && digests.contains(&kairos_api::token_digest(token))
+        let grants = self.grants.load();
+        let now = self.now().0.div_euclid(1_000_000_000);
+        let mut given = false;
+        for token in tokens {
+            given = true;
+            let configured = self.config.tokens.iter().fold(false, |found, t| {
+                same(t.as_bytes(), token.as_bytes()) | found
+            });
+            if configured {
+                return Ok(Access::Any);
+            }
+            if let Some(access) = grants.access(token, now) {
+                return access;
+            }
         }
+        Err(if given {
+            Problem::new(Code::Forbidden, "this token is not valid for this runtime")
+        } else {
+            Problem::new(
+                Code::Unauthorized,
+                "send a touchpoint token: Authorization: Bearer <token>",
+            )
+        })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -275,7 +297,12 @@ impl Runtime {
         (profile, state)
     }
 
-    pub async fn start_session(&self, call: StartCall) -> Result<Started, Problem> {
+    pub async fn start_session(
+        &self,
+        call: StartCall,
+        access: &Access,
+    ) -> Result<Started, Problem> {
+        access.check(&call.channel)?;
         let loaded = self.loaded(&call.channel)?;
         let dep = &loaded.deployment;
         let session_id = call
@@ -285,7 +312,7 @@ impl Runtime {
         let channel = dep.channel.to_ascii_lowercase();
         if call.rely_on_existing_session && self.session_exists(&session_id).await? {
             let reused = self
-                .with_session(&session_id, async |entry: &mut Entry| {
+                .with_session(&session_id, access, async |entry: &mut Entry| {
                     if entry.channel != channel {
                         return Ok(None);
                     }
@@ -390,11 +417,13 @@ impl Runtime {
         }
     }
 
-    /// Runs `f` on session `id`: in memory under the session's mutex, or, with shared
-    /// sessions, under its Redis lock, loaded before and stored after.
+    /// Runs `f` on session `id`, when `access` reaches its channel: in memory under the
+    /// session's mutex, or, with shared sessions, under its Redis lock, loaded before and
+    /// stored after.
     async fn with_session<R>(
         &self,
         id: &str,
+        access: &Access,
         f: impl AsyncFnOnce(&mut Entry) -> Result<R, Problem>,
     ) -> Result<R, Problem> {
         let Some(shared) = &self.shared else {
@@ -403,6 +432,7 @@ impl Runtime {
                 .get(id)
                 .ok_or_else(|| Problem::session_not_found(id))?;
             let mut entry = slot.entry.lock().await;
+            access.check(&entry.channel)?;
             return f(&mut entry).await;
         };
         let mut lock = shared.lock(id, self.new_session_id()).await?;
@@ -411,6 +441,7 @@ impl Runtime {
                 .load(id)
                 .await?
                 .ok_or_else(|| Problem::session_not_found(id))?;
+            access.check(&channel)?;
             let mut entry = Entry {
                 session: Session::restore(snapshot),
                 channel,
@@ -430,9 +461,10 @@ impl Runtime {
     pub async fn get_offers(
         &self,
         id: &str,
+        access: &Access,
         request: OffersRequest,
     ) -> Result<(OffersResponse, Arc<Loaded>), Problem> {
-        self.with_session(id, async |entry: &mut Entry| {
+        self.with_session(id, access, async |entry: &mut Entry| {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             let world = RequestWorld::new(&self.live, None);
@@ -458,11 +490,12 @@ impl Runtime {
     pub async fn post_event(
         &self,
         id: &str,
+        access: &Access,
         event: &str,
         params: Vec<(String, Value)>,
     ) -> Result<EventResponse, Problem> {
         let (response, write) = self
-            .with_session(id, async |entry: &mut Entry| {
+            .with_session(id, access, async |entry: &mut Entry| {
                 let loaded = self.loaded(&entry.channel)?;
                 let dep = &loaded.deployment;
                 // A response naming a treatment of an earlier session: fetch it before deciding.
@@ -502,10 +535,11 @@ impl Runtime {
     pub async fn set_audience(
         &self,
         id: &str,
+        access: &Access,
         audience: AudienceId,
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
-        self.with_session(id, async |entry: &mut Entry| {
+        self.with_session(id, access, async |entry: &mut Entry| {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.
@@ -525,8 +559,8 @@ impl Runtime {
         .await
     }
 
-    pub async fn get_profile(&self, id: &str) -> Result<ProfileView, Problem> {
-        self.with_session(id, async |entry: &mut Entry| {
+    pub async fn get_profile(&self, id: &str, access: &Access) -> Result<ProfileView, Problem> {
+        self.with_session(id, access, async |entry: &mut Entry| {
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             Ok(entry.session.profile_view(dep, self.now()))
@@ -534,8 +568,8 @@ impl Runtime {
         .await
     }
 
-    pub async fn set_debug(&self, id: &str, debug: bool) -> Result<(), Problem> {
-        self.with_session(id, async |entry: &mut Entry| {
+    pub async fn set_debug(&self, id: &str, access: &Access, debug: bool) -> Result<(), Problem> {
+        self.with_session(id, access, async |entry: &mut Entry| {
             entry.session.set_debug(debug);
             Ok(())
         })
@@ -543,7 +577,12 @@ impl Runtime {
     }
 
     /// Ends a session; its history is durable before this returns.
-    pub async fn end_session(&self, id: &str) -> Result<(), Problem> {
+    pub async fn end_session(&self, id: &str, access: &Access) -> Result<(), Problem> {
+        if !matches!(access, Access::Any) {
+            // Only a token for the session's channel may end it.
+            self.with_session(id, access, async |_: &mut Entry| Ok(()))
+                .await?;
+        }
         let Some(shared) = &self.shared else {
             let slot = self
                 .sessions

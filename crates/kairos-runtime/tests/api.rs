@@ -10,8 +10,10 @@ use std::time::Duration;
 use common::{
     call, codes, contacts_from_concurrent_calls, get_offers, http, server, shop, start, tables,
 };
+use kairos_api::control::TouchpointGrant;
 use kairos_engine::world::ResponseKind;
-use kairos_runtime::Config;
+use kairos_runtime::access::Grants;
+use kairos_runtime::{Access, Config};
 use serde_json::{Value as J, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,6 +445,103 @@ async fn touchpoint_tokens_are_checked() {
     s.stop().await;
 }
 
+/// A touchpoint token issued for some channels reaches those and no other, and not after it
+/// expires; an open group takes calls without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touchpoint_token_reaches_only_its_channels() {
+    let s = server(Config::default()).await;
+    let grant = |token: &str, channels: &[&str], expires_at: Option<i64>| TouchpointGrant {
+        digest: kairos_api::token_digest(token),
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+        expires_at,
+    };
+    let june_15 = 1_781_524_800;
+    s.runtime.set_grants(Grants::new(
+        false,
+        &[
+            grant("kt_shop", &["shop"], Some(june_15 + 60)),
+            grant("kt_web", &["web"], None),
+            grant("kt_old", &["shop"], Some(june_15)),
+        ],
+    ));
+    let bearer = |t: &'static str| [("authorization", format!("Bearer {t}"))];
+    let start = json!({ "channel": "shop", "audience_id": { "customer_id": 1 } }).to_string();
+    let send = |method: &'static str, path: String, token: &'static str, body: String| {
+        let addr = s.addr;
+        async move {
+            let auth = bearer(token);
+            let headers: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = http(addr, method, &path, &headers, &body).await;
+            (status, serde_json::from_str::<J>(&body).unwrap_or(J::Null))
+        }
+    };
+    let (status, refused) = send("POST", "/v1/sessions".into(), "kt_web", start.clone()).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("TOKEN_NOT_FOR_CHANNEL"))
+    );
+    assert_eq!(
+        refused["detail"],
+        "this touchpoint token is for web, not for shop"
+    );
+    let (status, refused) = send("POST", "/v1/sessions".into(), "kt_old", start.clone()).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (401, Some("UNAUTHORIZED")),
+        "expired"
+    );
+    let (status, started) = send("POST", "/v1/sessions".into(), "kt_shop", start.clone()).await;
+    assert_eq!(status, 200, "{started}");
+    let id = started["session_id"].as_str().unwrap().to_string();
+
+    // The web token cannot reach the shop session by its ID, on any call.
+    let offers = format!("/v1/sessions/{id}/offers?ip=hero");
+    for (method, path, body) in [
+        ("GET", offers.clone(), String::new()),
+        (
+            "POST",
+            format!("/v1/sessions/{id}/events"),
+            json!({ "event": "page_view" }).to_string(),
+        ),
+        ("GET", format!("/v1/sessions/{id}/profile"), String::new()),
+        ("DELETE", format!("/v1/sessions/{id}"), String::new()),
+        (
+            "POST",
+            "/v1/batch".into(),
+            json!({ "session_id": id, "commands": [{ "get_profile": {} }] }).to_string(),
+        ),
+    ] {
+        let (status, refused) = send(method, path.clone(), "kt_web", body).await;
+        let code = if path == "/v1/batch" {
+            refused["responses"][0]["error"]["code"].clone()
+        } else {
+            refused["code"].clone()
+        };
+        assert_eq!(
+            code, "TOKEN_NOT_FOR_CHANNEL",
+            "{method} {path}: {status} {refused}"
+        );
+    }
+    let (status, _) = send("GET", offers.clone(), "kt_shop", String::new()).await;
+    assert_eq!(status, 200, "the session is still there");
+    let interact = json!({ "sessionId": id, "commands": [{ "action": "getProfile" }] }).to_string();
+    let (status, body) = http(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[("m_tokenId", "kt_web")],
+        &interact,
+    )
+    .await;
+    assert!(body.contains("TOKEN_NOT_FOR_CHANNEL"), "{status} {body}");
+
+    // An open group takes calls without a token.
+    s.runtime.set_grants(Grants::new(true, &[]));
+    let (status, _) = http(s.addr, "POST", "/v1/sessions", &[], &start).await;
+    assert_eq!(status, 200);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_version_readiness_and_openapi() {
     let s = server(Config::default()).await;
@@ -685,6 +784,7 @@ async fn a_caller_that_hangs_up_during_the_commit_still_has_its_contacts_counted
         // call whose client hangs up): its first poll queues the write, then the call is gone.
         let event = std::pin::pin!(s.runtime.post_event(
             &id,
+            &Access::Any,
             "offer_shown",
             vec![("treatment_code".into(), kairos_rules::Value::string(capped))],
         ));
@@ -743,6 +843,7 @@ async fn a_caller_that_hangs_up_while_the_history_queue_is_full_loses_nothing() 
     // The event waits for room in the queue, and its caller hangs up.
     let event = s.runtime.post_event(
         &id,
+        &Access::Any,
         "offer_shown",
         vec![(
             "treatment_code".into(),

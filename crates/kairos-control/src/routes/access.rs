@@ -1,11 +1,12 @@
-//! `/api/login`, `/api/me`, `/api/users`, `/api/tokens`.
+//! `/api/login`, `/api/logout`, `/api/me`, `/api/users`, `/api/tokens`.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kairos_api::Problem;
 use kairos_api::control::{
-    IssuedToken, LoggedIn, LoginRequest, Me, NewToken, NewUser, TokenView, UserView,
+    DisabledRequest, IssuedToken, LoggedIn, LoginRequest, Me, NewToken, NewUser, TokenView,
+    UserView,
 };
 
 use super::{Body, Shared};
@@ -69,4 +70,54 @@ pub async fn create_token(
         StatusCode::CREATED,
         Json(cp.create_token(&caller, new).await?),
     ))
+}
+
+#[utoipa::path(post, path = "/api/logout", tag = "access",
+    responses((status = 204, description = "The token this call came with no longer works")))]
+pub async fn logout(
+    State(cp): Shared,
+    Extension(caller): Extension<Caller>,
+) -> Result<StatusCode, Problem> {
+    cp.logout(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/api/users/{user}/disabled", tag = "access",
+    params(("user" = String, Path, description = "The user")),
+    request_body = DisabledRequest,
+    responses((status = 200, description = "The user, disabled (their tokens ended) or enabled", body = UserView)))]
+pub async fn set_user_disabled(
+    State(cp): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Body(request): Body<DisabledRequest>,
+) -> Result<Json<UserView>, Problem> {
+    Ok(Json(
+        cp.set_user_disabled(&caller, &name, request.disabled)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/users/{user}", tag = "access",
+    params(("user" = String, Path, description = "The user")),
+    responses((status = 204, description = "The user and their tokens are gone; the audit log keeps what they did")))]
+pub async fn delete_user(
+    State(cp): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    cp.delete_user(&caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "access",
+    params(("id" = String, Path, description = "The token's ID, as listed")),
+    responses((status = 204, description = "The token no longer works, on every instance within a poll")))]
+pub async fn revoke(
+    State(cp): Shared,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    cp.revoke(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -122,9 +122,28 @@ where
 }
 
 pub fn router(control: Arc<ControlPlane>) -> Router {
-    let api = Router::new()
+    // What any holder of a valid token may call: who they are, ending their own tokens,
+    // and a runtime's side of its group.
+    let any_caller = Router::new()
         .route("/api/me", get(access::me))
+        .route("/api/logout", post(access::logout))
+        .route("/api/tokens/{id}", axum::routing::delete(access::revoke))
+        .route("/api/groups/{group}/active", get(groups::active))
+        .route(
+            "/api/groups/{group}/instances/{instance}",
+            post(groups::heartbeat),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            control.clone(),
+            authenticate::<false>,
+        ));
+    let api = Router::new()
         .route("/api/users", get(access::users).post(access::create_user))
+        .route(
+            "/api/users/{user}",
+            axum::routing::delete(access::delete_user),
+        )
+        .route("/api/users/{user}/disabled", put(access::set_user_disabled))
         .route(
             "/api/tokens",
             get(access::tokens).post(access::create_token),
@@ -169,11 +188,6 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/groups/{group}", put(groups::put_group))
         .route("/api/groups/{group}/deployments", post(groups::deploy))
         .route("/api/groups/{group}/rollback", post(groups::rollback))
-        .route("/api/groups/{group}/active", get(groups::active))
-        .route(
-            "/api/groups/{group}/instances/{instance}",
-            post(groups::heartbeat),
-        )
         .route("/api/tables", get(records::tables))
         .route("/api/tables/{name}", post(records::import_table))
         .route("/api/unknown-names", get(records::unknown_names))
@@ -181,10 +195,11 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/audit", get(records::audit_log))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
-            authenticate,
+            authenticate::<true>,
         ));
     Router::new()
         .merge(api)
+        .merge(any_caller)
         .merge(crate::ui::routes())
         .route("/api/login", post(access::login))
         .route(
@@ -203,8 +218,14 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
 }
 
 /// Every route but login needs a token: `Authorization: Bearer <token>`; the caller it
-/// belongs to goes with the request.
-async fn authenticate(State(cp): Shared, mut request: Request, next: Next) -> Response {
+/// belongs to goes with the request. `READER`: the route reads or changes the design,
+/// versions, groups or records, which only a user with a role may (see
+/// [`Caller::may_read`]); the service checks which role each action needs.
+async fn authenticate<const READER: bool>(
+    State(cp): Shared,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -217,11 +238,13 @@ async fn authenticate(State(cp): Shared, mut request: Request, next: Next) -> Re
         )
         .into_response();
     };
-    match cp.caller(secret).await {
-        Ok(caller) => {
-            request.extensions_mut().insert::<Caller>(caller);
-            next.run(request).await
-        }
-        Err(problem) => problem.into_response(),
+    let caller = match cp.caller(secret).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    if READER && let Err(problem) = caller.may_read() {
+        return problem.into_response();
     }
+    request.extensions_mut().insert::<Caller>(caller);
+    next.run(request).await
 }

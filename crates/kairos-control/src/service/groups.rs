@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use kairos_api::control::Gates;
 use kairos_api::control::{
     ActiveAnswer, ActiveDeployment, ActiveQuery, ActiveVersion, DeployRequest, Deployed,
     GroupRequest, GroupSaved, GroupView, Heartbeat, InstanceView, RollbackRequest, RolledBack,
 };
+use kairos_api::control::{Gates, TouchpointGrant};
 use kairos_api::{Code, Problem};
 use kairos_store::ProfileStore;
 use kairos_store::control::{Activation, Group, Instance, UnknownName, Version};
 
+use super::access::token_channels;
 use super::review::gates_of;
 use super::{Caller, ControlPlane, storage, time, within};
 use crate::auth::Role;
@@ -344,11 +345,15 @@ impl ControlPlane {
         group: &str,
         query: ActiveQuery,
     ) -> Result<ActiveAnswer, Problem> {
-        if caller.runtime_group.as_deref().is_some_and(|g| g != group) {
-            return Err(Problem::new(
-                Code::Forbidden,
-                format!("this runtime token is not for {group}"),
-            ));
+        match caller.runtime_group.as_deref() {
+            Some(g) if g != group => {
+                return Err(Problem::new(
+                    Code::Forbidden,
+                    format!("this runtime token is not for {group}"),
+                ));
+            }
+            Some(_) => {}
+            None => caller.may_read()?,
         }
         let wait = Duration::from_secs(within("wait", query.wait, 0..=LONGEST_WAIT)? as u64);
         let deadline = tokio::time::Instant::now() + wait;
@@ -378,25 +383,34 @@ impl ControlPlane {
                 yaml: v.yaml,
             });
         }
-        let touchpoint_token_digests = self
-            .store
-            .tokens("touchpoint")
-            .await
-            .map_err(storage)?
-            .into_iter()
-            .filter(|t| {
-                deployments
-                    .iter()
-                    .any(|d| d.channel.eq_ignore_ascii_case(&t.subject))
-            })
-            .map(|t| t.digest)
-            .collect();
+        // Each token with the channels of it this group serves; expired ones not at all.
+        let now = self.now();
+        let mut touchpoint_tokens = Vec::new();
+        for t in self.store.tokens("touchpoint").await.map_err(storage)? {
+            let channels: Vec<String> = token_channels(&t.subject)
+                .filter(|c| {
+                    deployments
+                        .iter()
+                        .any(|d| d.channel.eq_ignore_ascii_case(c))
+                })
+                .map(str::to_ascii_lowercase)
+                .collect();
+            if channels.is_empty() || t.expired(now) {
+                continue;
+            }
+            touchpoint_tokens.push(TouchpointGrant {
+                digest: t.digest,
+                channels,
+                expires_at: t.expires_at.map(|at| at.0.div_euclid(1_000_000_000)),
+            });
+        }
         Ok(ActiveAnswer {
             group: group.to_string(),
             generation: g.generation,
             data: g.data,
             deployments,
-            touchpoint_token_digests,
+            open: g.open,
+            touchpoint_tokens,
         })
     }
 

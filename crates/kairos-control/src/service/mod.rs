@@ -56,6 +56,8 @@ pub struct Caller {
     pub roles: Vec<Role>,
     /// For a runtime token: the group it serves.
     pub runtime_group: Option<String>,
+    /// The digest of the token the caller came with (logout ends it).
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -65,7 +67,20 @@ impl Caller {
             name: "admin".to_string(),
             roles: Role::ALL.to_vec(),
             runtime_group: None,
+            token: None,
         }
+    }
+
+    /// Whether the caller may read the design, versions, groups and records: a user with at
+    /// least one role. A runtime reads only what its group runs; a user with no role, nothing.
+    pub fn may_read(&self) -> Result<(), Problem> {
+        if self.runtime_group.is_some() {
+            return Err(Problem::new(
+                Code::Forbidden,
+                "a runtime token reads only what its group runs",
+            ));
+        }
+        self.require(&Role::ALL)
     }
 
     pub fn has(&self, role: Role) -> bool {

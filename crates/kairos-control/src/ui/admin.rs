@@ -253,8 +253,8 @@ pub(super) async fn token_submit(
             "Token issued",
             &format!(
                 r#"<p class="notice" role="status">A {} token for {}: copy it now, it is not shown again.</p><p><code id="secret">{}</code></p><p><a href="/ui/users">Back to users and tokens</a></p>"#,
-                f.kind.name(),
-                esc(&f.subject),
+                issued.kind.name(),
+                esc(&issued.subject),
                 esc(&issued.token)
             ),
         ),

@@ -20,6 +20,11 @@ pub struct Control {
 }
 
 pub async fn control() -> Control {
+    control_with_clock(kairos_api::wall_clock).await
+}
+
+/// A control plane whose time is what `clock` says.
+pub async fn control_with_clock(clock: fn() -> kairos_rules::time::Timestamp) -> Control {
     let dir = std::env::temp_dir().join(format!(
         "kairos-control-{}-{}",
         std::process::id(),
@@ -30,9 +35,7 @@ pub async fn control() -> Control {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("control.db").display());
-    let cp = ControlPlane::open(&url, kairos_api::wall_clock)
-        .await
-        .unwrap();
+    let cp = ControlPlane::open(&url, clock).await.unwrap();
     assert!(cp.ensure_admin("admin-password").await.unwrap());
     assert!(!cp.ensure_admin("other").await.unwrap(), "created once");
     let cp = Arc::new(cp);
