@@ -32,16 +32,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         } else {
             Json::from_request(request, state).await
         };
-        let mut value = json?.0;
+        let value = json?.0;
         if !value.is_object() {
             return Err(Problem::bad_request("the body must be a JSON object"));
         }
-        integral_floats_as_integers(&mut value);
-        serde_path_to_error::deserialize(value)
-            .map(Body)
-            // `roles[0]: unknown variant ...`: the field, then what is wrong with it.
-            .map_err(|e| Problem::bad_request(e.to_string()))
+        read_value(value, "").map(Body)
     }
+}
+
+/// `value` read as a `T` as a request body is (integral floats as integers); a problem names
+/// the field, after `at` (`commands[2].`), then what is wrong with it.
+pub fn read_value<T: DeserializeOwned>(mut value: J, at: &str) -> Result<T, Problem> {
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| Problem::bad_request(format!("{at}{e}")))
 }
 
 fn json_content_type(request: &Request) -> bool {

@@ -4,8 +4,9 @@
 //! what both OpenAPI documents share, rule values as JSON, token digests, and the client.
 //!
 //! With the `server` feature, problems are axum responses and axum's own rejections become
-//! problems, request bodies are read the same way, and TLS listeners serve `https://`, so
-//! both servers answer every error, and read every body, alike.
+//! problems, request bodies are read the same way, TLS listeners serve `https://`, and
+//! [`serve::serve`] bounds every connection, so both servers answer every error, read every
+//! body and hold every connection alike.
 
 pub mod client;
 mod code;
@@ -16,6 +17,8 @@ pub mod openapi;
 pub mod problem;
 pub mod remote;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod serve;
 #[cfg(feature = "server")]
 pub mod tls;
 

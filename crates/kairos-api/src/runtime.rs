@@ -136,8 +136,29 @@ pub struct BatchRequest {
     pub session_id: Option<String>,
     /// Each read when its turn comes: one that cannot be read fails there, and the batch
     /// stops.
-    #[schema(value_type = Vec<Command>)]
+    #[schema(schema_with = command_list_schema)]
     pub commands: Vec<Map<String, J>>,
+}
+
+/// A list of [`Command`]s: each an object with exactly one property, the command's name.
+fn command_list_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    let mut command = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .max_properties(Some(1))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some("One command: start_session, get_offers, post_event, set_audience, get_profile or end_session"));
+    for (name, schema) in [
+        ("start_session", StartRequest::name()),
+        ("get_offers", OffersRequest::name()),
+        ("post_event", EventRequest::name()),
+        ("set_audience", AudienceRequest::name()),
+        ("get_profile", NoArguments::name()),
+        ("end_session", NoArguments::name()),
+    ] {
+        command = command.property(name, utoipa::openapi::Ref::from_schema_name(schema));
+    }
+    utoipa::openapi::schema::ArrayBuilder::new().items(command)
 }
 
 /// An advisory message; every answer carries a list of them.

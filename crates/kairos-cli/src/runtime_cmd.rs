@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use kairos_api::serve::ConnectionLimits;
 use kairos_engine::Deployment;
 use kairos_engine::channel_hash;
 use kairos_runtime::profiles::StoreProfiles;
 use kairos_runtime::shared::RedisSessions;
-use kairos_runtime::{Config, ProfileSource, Runtime};
+use kairos_runtime::{Config, Limits, ProfileSource, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::tables::{compile_channel_file, read_tables};
@@ -83,6 +84,54 @@ pub struct Args {
     /// with what it has and a warning
     #[arg(long, default_value_t = Config::default().store_budget.as_millis() as u64)]
     store_budget_ms: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one caller can make the runtime hold or answer; a call past a limit is refused with
+/// 422 LIMIT_EXCEEDED naming it.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// The longest session ID a caller may choose, in characters
+    #[arg(long, default_value_t = Limits::default().session_id_chars)]
+    max_session_id: usize,
+    /// The most real-time parameters one session holds
+    #[arg(long, default_value_t = Limits::default().params_per_session)]
+    max_params: usize,
+    /// The most commands in one batch
+    #[arg(long, default_value_t = Limits::default().batch_commands)]
+    max_batch_commands: usize,
+    /// The largest answer of one batch, in bytes
+    #[arg(long, default_value_t = Limits::default().answer_bytes)]
+    max_answer_bytes: usize,
+    /// The largest request body, in bytes
+    #[arg(long, default_value_t = Config::default().body_limit)]
+    max_body_bytes: usize,
+    /// The most connections open at once; more wait until one closes
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers
+    #[arg(long, default_value_t = ConnectionLimits::default().header_timeout.as_secs())]
+    header_timeout_secs: u64,
+    /// Seconds a connection may stay idle before it is closed
+    #[arg(long, default_value_t = ConnectionLimits::default().idle_timeout.as_secs())]
+    keep_alive_secs: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            session_id_chars: self.max_session_id,
+            params_per_session: self.max_params,
+            batch_commands: self.max_batch_commands,
+            answer_bytes: self.max_answer_bytes,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                idle_timeout: Duration::from_secs(self.keep_alive_secs),
+            },
+        }
+    }
 }
 
 /// The database history, state and (without `--profiles`) profile tables live in.
@@ -170,6 +219,8 @@ async fn build_runtime(
         idle_timeout: Duration::from_secs(args.idle_minutes * 60),
         max_sessions: args.max_sessions,
         store_budget: Duration::from_millis(args.store_budget_ms),
+        body_limit: args.limits.max_body_bytes,
+        limits: args.limits.limits(),
         ..Config::default()
     };
     let mut runtime = Runtime::new(store, profiles, config);

@@ -334,6 +334,19 @@ impl Session {
         }
     }
 
+    /// How many parameters the session would hold with `params` merged in: a runtime bounds
+    /// it before a call changes anything.
+    pub fn params_after(&self, params: &[(String, Value)]) -> usize {
+        let mut new: Vec<&str> = params
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| !self.params.contains_key(*name))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        self.params.len() + new.len()
+    }
+
     /// Keeps real-time parameters in the session, and in their slots when expressions read them.
     pub(crate) fn merge_params(&mut self, dep: &Deployment, params: &[(String, Value)]) {
         for (name, value) in params {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value as J, json};
 
 use crate::access::Access;
 use crate::native::JsonOut;
-use crate::runtime::{Runtime, StartCall};
+use crate::runtime::{Runtime, StartCall, limit_exceeded};
 use kairos_api::{Code, Problem};
 
 type Shared = State<Arc<Runtime>>;
@@ -326,18 +326,41 @@ fn batch_json(responses: Vec<J>) -> J {
     json!({ "batchStatusCode": status, "responses": responses })
 }
 
-/// Runs commands in order; stops after the first that fails (statusCode 2).
-async fn execute(rt: &Runtime, access: &Access, mut session_id: String, commands: &[J]) -> Vec<J> {
+/// Runs commands in order; stops after the first that fails (statusCode 2), or whose answer
+/// would take the batch's past its limit. A batch of more commands than the limit runs none.
+async fn execute(
+    rt: &Runtime,
+    access: &Access,
+    mut session_id: String,
+    commands: &[J],
+) -> Result<Vec<J>, Problem> {
+    let limits = rt.config.limits;
+    if commands.len() > limits.batch_commands {
+        return Err(limit_exceeded(format!(
+            "commands: {} commands, more than the limit of {}",
+            commands.len(),
+            limits.batch_commands
+        )));
+    }
     let mut responses = Vec::new();
+    let mut answer_bytes = 0;
     for cmd in commands {
-        let r = command(rt, access, &mut session_id, cmd).await;
+        let mut r = command(rt, access, &mut session_id, cmd).await;
+        answer_bytes += r.to_string().len();
+        if answer_bytes > limits.answer_bytes {
+            let detail = format!(
+                "the answer would pass the limit of {} bytes",
+                limits.answer_bytes
+            );
+            r = failure(&session_id, Code::LimitExceeded.name(), &detail);
+        }
         let failed = r["statusCode"] == ERROR;
         responses.push(r);
         if failed {
             break;
         }
     }
-    responses
+    Ok(responses)
 }
 
 /// `POST /interact/servlet/RestServlet`
@@ -352,7 +375,7 @@ pub async fn servlet(
         .ok_or_else(|| Problem::bad_request("commands: a list of commands is required"))?;
     let session_id = body["sessionId"].as_str().unwrap_or_default().to_string();
     Ok(JsonOut(batch_json(
-        execute(&rt, &access, session_id, commands).await,
+        execute(&rt, &access, session_id, commands).await?,
     )))
 }
 
@@ -390,7 +413,7 @@ pub async fn v2(
         ("POST", ["batch", id]) => {
             let commands = cmd["commands"].as_array().cloned().unwrap_or_default();
             return Ok(JsonOut(batch_json(
-                execute(&rt, &access, id.to_string(), &commands).await,
+                execute(&rt, &access, id.to_string(), &commands).await?,
             ))
             .into_response());
         }

@@ -24,17 +24,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::Listener;
-use axum::{Router, ServiceExt};
 use tower_layer::Layer;
 
 pub use access::Access;
-pub use runtime::{Config, ProfileSource, Runtime};
+pub use runtime::{Config, Limits, ProfileSource, Runtime};
 
 use crate::metrics::Metrics;
 use kairos_api::{Code, Problem};
@@ -65,9 +65,8 @@ where
     let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
     let checked = middleware::from_fn_with_state(runtime.clone(), authenticate).layer(routes);
     let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
-    let result = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result =
+        kairos_api::serve::serve(listener, app, runtime.config.limits.connections, shutdown).await;
     sweeper.abort();
     runtime.close_all().await;
     result

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use kairos_api::extract::Body;
+use kairos_api::extract::{Body, read_value};
 use kairos_api::runtime::{
     AudienceRequest, BatchAnswer, ChannelAnswer, Command, EventAnswer, EventRequest, EventView,
     LevelView, MessagesAnswer, OfferAsk, ProfileAnswer, ServedChannel, StartRequest, Values,
     VersionAnswer,
 };
-use kairos_api::{Problem, runtime as wire, value_json};
+use kairos_api::{Code, Problem, runtime as wire, value_json};
 use kairos_engine::world::AudienceId;
 use kairos_engine::{EventResponse, OfferRequest, OffersRequest, OffersResponse, ProfileView};
 use kairos_rules::Value;
@@ -21,7 +22,7 @@ use serde_json::{Map, Value as J};
 
 use crate::access::Access;
 use crate::offers_json::{messages, offers_body, offers_json};
-use crate::runtime::{Loaded, Runtime, StartCall, Started};
+use crate::runtime::{Loaded, Runtime, StartCall, Started, limit_exceeded};
 
 pub type Shared = State<Arc<Runtime>>;
 
@@ -414,41 +415,73 @@ pub async fn channel(
     }))
 }
 
-/// Runs commands in order on one session; stops at the first that fails.
+/// Runs commands in order on one session; stops at the first that fails. A batch whose
+/// command failed answers with that command's status: its problem document, with the
+/// answers of the commands before it.
 #[utoipa::path(post, path = "/v1/batch", tag = "native", request_body = wire::BatchRequest,
-    responses((status = 200, description = "One answer per command run", body = BatchAnswer)))]
+    responses((status = 200, description = "One answer per command, every one run", body = BatchAnswer)))]
 pub async fn batch(
     State(rt): Shared,
     Extension(access): Extension<Access>,
     Body(body): Body<wire::BatchRequest>,
-) -> Result<JsonOut<BatchAnswer>, Problem> {
+) -> Result<Response, Problem> {
+    let limits = rt.config.limits;
+    if body.commands.len() > limits.batch_commands {
+        return Err(limit_exceeded(format!(
+            "commands: {} commands, more than the limit of {}",
+            body.commands.len(),
+            limits.batch_commands
+        )));
+    }
     let mut session_id = body.session_id;
     let mut responses = Vec::new();
+    let mut answer_bytes = 0;
     for (i, command) in body.commands.into_iter().enumerate() {
-        match run_command(&rt, &access, &mut session_id, i, command).await {
+        let answered = run_command(&rt, &access, &mut session_id, i, command)
+            .await
+            .and_then(|response| {
+                answer_bytes += serde_json::to_vec(&response).map_err(internal)?.len();
+                if answer_bytes > limits.answer_bytes {
+                    return Err(limit_exceeded(format!(
+                        "commands[{i}]: the answer would pass the limit of {} bytes",
+                        limits.answer_bytes
+                    )));
+                }
+                Ok(response)
+            });
+        match answered {
             Ok(response) => responses.push(response),
             Err(problem) => {
-                let error = problem.document();
-                let failed = FailedCommand {
-                    messages: error.messages.clone(),
-                    error,
+                let failed = FailedBatch {
+                    problem: problem.document(),
+                    session_id,
+                    responses,
                 };
-                responses.push(serde_json::to_value(failed).map_err(internal)?);
-                break;
+                let body = serde_json::to_vec(&failed).map_err(internal)?;
+                return Ok((
+                    problem.status,
+                    [(header::CONTENT_TYPE, "application/problem+json")],
+                    body,
+                )
+                    .into_response());
             }
         }
     }
     Ok(JsonOut(BatchAnswer {
         session_id,
         responses,
-    }))
+    })
+    .into_response())
 }
 
-/// A batch's failed command: its problem, and the problem's messages as every answer has.
+/// A batch's failed command: its problem, with the session and the answers of the commands
+/// before it.
 #[derive(Serialize)]
-struct FailedCommand {
-    messages: Vec<kairos_api::problem::ProblemMessage>,
-    error: kairos_api::problem::ProblemDocument,
+struct FailedBatch {
+    #[serde(flatten)]
+    problem: kairos_api::problem::ProblemDocument,
+    session_id: Option<String>,
+    responses: Vec<J>,
 }
 
 fn internal(e: serde_json::Error) -> Problem {
@@ -462,13 +495,28 @@ async fn run_command(
     i: usize,
     command: Map<String, J>,
 ) -> Result<J, Problem> {
-    let command: Command = serde_path_to_error::deserialize(J::Object(command))
-        .map_err(|e| Problem::bad_request(format!("commands[{i}].{e}")))?;
+    let command: Command = read_value(J::Object(command), &format!("commands[{i}]."))?;
+    let at = |p: Problem| Problem {
+        detail: format!("commands[{i}]: {}", p.detail),
+        ..p
+    };
+    run_parsed(rt, access, session_id, command)
+        .await
+        .map_err(at)
+}
+
+async fn run_parsed(
+    rt: &Runtime,
+    access: &Access,
+    session_id: &mut Option<String>,
+    command: Command,
+) -> Result<J, Problem> {
     let id = || {
         session_id.clone().ok_or_else(|| {
-            Problem::bad_request(format!(
-                "commands[{i}]: no session: start one first or give session_id"
-            ))
+            Problem::new(
+                Code::InvalidSessionId,
+                "no session: start one first or give session_id",
+            )
         })
     };
     let answer = match command {

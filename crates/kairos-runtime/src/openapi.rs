@@ -39,7 +39,7 @@ use crate::native;
         native::batch, native::version, native::channel,
         crate::healthz, crate::readyz, crate::metrics,
     ),
-    components(schemas(ProblemDocument)),
+    components(schemas(ProblemDocument, kairos_api::runtime::Command)),
     modifiers(&Interact, &Refusals),
 )]
 struct RuntimeApi;
@@ -277,33 +277,37 @@ impl Modify for Refusals {
                 refusals.extend_from_slice(BODY);
             }
             if id.starts_with("interact") {
+                if matches!(id, "interact_servlet" | "interact_batch") {
+                    refusals.push((Code::LimitExceeded, None));
+                }
                 return refusals;
             }
             refusals.push((Code::Forbidden, None));
-            refusals.extend_from_slice(match id {
-                "start_session" => &[
-                    (Code::InvalidChannel, None),
-                    (Code::InvalidAudienceLevel, None),
-                    (Code::InvalidAudienceId, None),
-                    (Code::TooManySessions, None),
-                    (Code::SessionsUnavailable, None),
-                    (Code::SessionBusy, None),
-                    (Code::StorageUnavailable, None),
-                ][..],
-                "channel" => &[(Code::InvalidChannel, None)],
-                "version" => &[],
-                // Each command's problem is in its answer; the batch itself is refused only
-                // when it cannot be read.
-                "batch" => &[],
-                _ => &[
-                    (Code::InvalidSessionId, None),
-                    (Code::InvalidAudienceLevel, None),
-                    (Code::InvalidAudienceId, None),
-                    (Code::SessionsUnavailable, None),
-                    (Code::SessionBusy, None),
-                    (Code::StorageUnavailable, None),
-                ],
-            });
+            let start = [(Code::InvalidChannel, None), (Code::TooManySessions, None)];
+            let on_a_session = [
+                (Code::InvalidSessionId, None),
+                (Code::InvalidAudienceLevel, None),
+                (Code::InvalidAudienceId, None),
+                (Code::SessionsUnavailable, None),
+                (Code::SessionBusy, None),
+                (Code::StorageUnavailable, None),
+                (Code::TokenNotForChannel, None),
+                (Code::LimitExceeded, None),
+            ];
+            match id {
+                "start_session" => {
+                    refusals.extend_from_slice(&start);
+                    refusals.extend_from_slice(&on_a_session[1..]);
+                }
+                "channel" => refusals.push((Code::InvalidChannel, None)),
+                "version" => {}
+                // A failed command answers with its own problem, the answers before it with it.
+                "batch" => {
+                    refusals.extend_from_slice(&start);
+                    refusals.extend_from_slice(&on_a_session);
+                }
+                _ => refusals.extend_from_slice(&on_a_session),
+            }
             refusals
         });
     }

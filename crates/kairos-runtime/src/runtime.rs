@@ -64,8 +64,41 @@ pub struct Config {
     /// Touchpoint tokens; empty runs open (the banner says so).
     pub tokens: Vec<String>,
     pub body_limit: usize,
+    pub limits: Limits,
     /// The clock decisions use: the wall clock, or a fixed time in tests.
     pub clock: fn() -> Timestamp,
+}
+
+/// What one caller can make a runtime hold or answer. A call past one is refused with 422
+/// `LIMIT_EXCEEDED` naming it, and changes nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A session ID a caller chooses.
+    pub session_id_chars: usize,
+    /// Real-time parameters one session holds.
+    pub params_per_session: usize,
+    /// Commands in one batch (native or Interact).
+    pub batch_commands: usize,
+    /// The answer of one batch.
+    pub answer_bytes: usize,
+    pub connections: kairos_api::serve::ConnectionLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            session_id_chars: 128,
+            params_per_session: 1000,
+            batch_commands: 100,
+            answer_bytes: 1024 * 1024,
+            connections: Default::default(),
+        }
+    }
+}
+
+/// A refusal naming the limit a call met.
+pub fn limit_exceeded(detail: String) -> Problem {
+    Problem::new(Code::LimitExceeded, detail)
 }
 
 impl Default for Config {
@@ -76,6 +109,7 @@ impl Default for Config {
             store_budget: Duration::from_millis(200),
             tokens: Vec::new(),
             body_limit: 64 * 1024,
+            limits: Limits::default(),
             clock: kairos_api::wall_clock,
         }
     }
@@ -242,6 +276,22 @@ impl Runtime {
         })
     }
 
+    /// Refuses a call that would leave a session holding more parameters than the limit:
+    /// `held` it would hold already, plus the distinct names of `more`.
+    fn check_params(&self, held: usize, more: &[(String, Value)]) -> Result<(), Problem> {
+        let mut names: Vec<&str> = more.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let total = held + names.len();
+        let limit = self.config.limits.params_per_session;
+        if total > limit {
+            return Err(limit_exceeded(format!(
+                "params: the session would hold {total} parameters, more than the limit of {limit}"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn now(&self) -> Timestamp {
         (self.config.clock)()
     }
@@ -303,6 +353,16 @@ impl Runtime {
         access: &Access,
     ) -> Result<Started, Problem> {
         access.check(&call.channel)?;
+        let limit = self.config.limits.session_id_chars;
+        if let Some(id) = &call.session_id
+            && id.chars().count() > limit
+        {
+            return Err(limit_exceeded(format!(
+                "session_id: {} characters, more than the limit of {limit}",
+                id.chars().count()
+            )));
+        }
+        self.check_params(0, &call.params)?;
         let loaded = self.loaded(&call.channel)?;
         let dep = &loaded.deployment;
         let session_id = call
@@ -316,6 +376,7 @@ impl Runtime {
                     if entry.channel != channel {
                         return Ok(None);
                     }
+                    self.check_params(entry.session.params_after(&call.params), &[])?;
                     let now = self.now();
                     entry.session.set_params(dep, &call.params, now);
                     Ok(Some(
@@ -465,6 +526,7 @@ impl Runtime {
         request: OffersRequest,
     ) -> Result<(OffersResponse, Arc<Loaded>), Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
+            self.check_params(entry.session.params_after(&request.params), &[])?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             let world = RequestWorld::new(&self.live, None);
@@ -496,6 +558,7 @@ impl Runtime {
     ) -> Result<EventResponse, Problem> {
         let (response, write) = self
             .with_session(id, access, async |entry: &mut Entry| {
+                self.check_params(entry.session.params_after(&params), &[])?;
                 let loaded = self.loaded(&entry.channel)?;
                 let dep = &loaded.deployment;
                 // A response naming a treatment of an earlier session: fetch it before deciding.
@@ -540,6 +603,7 @@ impl Runtime {
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
+            self.check_params(entry.session.params_after(&params), &[])?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.

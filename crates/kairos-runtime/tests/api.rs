@@ -512,14 +512,10 @@ async fn a_touchpoint_token_reaches_only_its_channels() {
         ),
     ] {
         let (status, refused) = send(method, path.clone(), "kt_web", body).await;
-        let code = if path == "/v1/batch" {
-            refused["responses"][0]["error"]["code"].clone()
-        } else {
-            refused["code"].clone()
-        };
         assert_eq!(
-            code, "TOKEN_NOT_FOR_CHANNEL",
-            "{method} {path}: {status} {refused}"
+            (status, &refused["code"]),
+            (403, &json!("TOKEN_NOT_FOR_CHANNEL")),
+            "{method} {path}: {refused}"
         );
     }
     let (status, _) = send("GET", offers.clone(), "kt_shop", String::new()).await;
@@ -559,17 +555,21 @@ async fn batch_version_readiness_and_openapi() {
         ] }),
     )
     .await;
-    assert_eq!(status, 200);
+    // A failed command: the batch answers with its problem, never 200.
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "MALFORMED_REQUEST");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("commands[4]"),
+        "{body}"
+    );
     let responses = body["responses"].as_array().unwrap();
     assert_eq!(
         responses.len(),
-        5,
+        4,
         "stops at the first failing command: {body}"
     );
     assert_eq!(codes(&responses[1]), ["GOLD"]);
     assert_eq!(responses[2]["messages"][0]["code"], "UNKNOWN_EVENT");
-    assert_eq!(responses[4]["error"]["code"], "MALFORMED_REQUEST");
-    assert_eq!(responses[4]["messages"][0]["code"], "MALFORMED_REQUEST");
     assert!(
         responses.iter().all(|r| r["messages"].is_array()),
         "every response carries its messages: {body}"

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::serve::Listener;
 use axum::{Json, Router};
+use kairos_api::serve::ConnectionLimits;
 use kairos_api::{Code, Problem};
 use serde::de::DeserializeOwned;
 
@@ -102,7 +103,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// Serves the control plane until `shutdown` resolves.
+/// Serves the control plane until `shutdown` resolves, its connections bounded as the
+/// runtime's are by default.
 pub async fn run<L>(
     listener: L,
     control: Arc<ControlPlane>,
@@ -113,12 +115,17 @@ where
     L::Addr: std::fmt::Debug,
 {
     let stopping = control.clone();
-    axum::serve(listener, router(control))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.stop();
-        })
-        .await
+    let stopped = async move {
+        shutdown.await;
+        stopping.stop();
+    };
+    kairos_api::serve::serve(
+        listener,
+        router(control),
+        ConnectionLimits::default(),
+        stopped,
+    )
+    .await
 }
 
 pub fn router(control: Arc<ControlPlane>) -> Router {

@@ -19,6 +19,7 @@ use serde_json::{Value as J, json};
 
 #[path = "http.rs"]
 mod raw_http;
+#[allow(unused_imports)] // each test file uses its own part
 pub use raw_http::{call, http};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
