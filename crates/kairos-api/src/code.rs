@@ -56,7 +56,7 @@ codes! {
     LimitExceeded = "LIMIT_EXCEEDED", UNPROCESSABLE_ENTITY,
         "The request goes past one of the server's limits (named in the detail): too many params, commands or bytes, an ID too long. Nothing was changed.";
     TooManyAttempts = "TOO_MANY_ATTEMPTS", TOO_MANY_REQUESTS,
-        "Too many failed logins for this user or from this address: wait the Retry-After seconds.";
+        "Too many failed logins for this user or from this address: wait the seconds the detail gives.";
     NotFound = "NOT_FOUND", NOT_FOUND,
         "No such endpoint, or no such channel, component, version, group, user or table.";
     InvalidSessionId = "INVALID_SESSION_ID", NOT_FOUND,

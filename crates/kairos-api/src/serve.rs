@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::serve::Listener;
 use hyper::body::Incoming;
@@ -47,7 +47,7 @@ impl Default for ConnectionLimits {
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets the requests in
-/// flight finish.
+/// flight finish. Each request carries its client's address as axum's `ConnectInfo`.
 pub async fn serve<L, S>(
     mut listener: L,
     service: S,
@@ -56,6 +56,7 @@ pub async fn serve<L, S>(
 ) -> io::Result<()>
 where
     L: Listener,
+    L::Addr: Clone + Send + Sync + 'static,
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
@@ -72,14 +73,18 @@ where
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = signal_tx.closed() => break,
         };
-        let (io, _) = tokio::select! {
+        let (io, remote) = tokio::select! {
             conn = listener.accept() => conn,
             _ = signal_tx.closed() => break,
         };
         let io = TokioIo::new(IdleTimeout::new(io, limits.idle_timeout));
         let service = service
             .clone()
-            .map_request(|request: hyper::Request<Incoming>| request.map(Body::new));
+            .map_request(move |request: hyper::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(remote.clone()));
+                request
+            });
         let hyper_service = TowerToHyperService::new(service);
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();

@@ -120,6 +120,13 @@ enum DemoCommand {
 }
 
 fn main() -> ExitCode {
+    // What Kairos writes (databases, caches, saved logins) its user alone may read: folders
+    // 0700, files 0600, whatever umask the shell had.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; nothing else runs yet.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up_cmd::run(args),

@@ -86,6 +86,7 @@ pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
         match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {
                 let tls = TlsListener::new(listener, cert, key)?;
+                control.set_serves_tls();
                 println!("kairos control plane on https://{address}");
                 println!("  design repository: {}", args.database);
                 kairos_control::run(tls, control, shutdown).await?;

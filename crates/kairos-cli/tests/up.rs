@@ -68,6 +68,12 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         banner.contains("touchpoint tokens   staging open, production closed"),
         "the banner says which runtimes need a token: {banner}"
     );
+    // Its data is its user's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    assert_eq!(mode(&data.join("kairos.db")), 0o600, "the database");
     let (status, started) = http(
         7701,
         "POST",

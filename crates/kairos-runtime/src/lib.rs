@@ -47,7 +47,7 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: Clone + Send + Sync + 'static,
 {
     let sweep_every = (runtime.config.idle_timeout / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(10));

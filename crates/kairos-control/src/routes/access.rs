@@ -1,6 +1,8 @@
 //! `/api/login`, `/api/logout`, `/api/me`, `/api/users`, `/api/tokens`.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kairos_api::Problem;
@@ -17,9 +19,10 @@ use crate::service::Caller;
     responses((status = 200, description = "A user token, shown this once", body = LoggedIn)))]
 pub async fn login(
     State(cp): Shared,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Body(request): Body<LoginRequest>,
 ) -> Result<Json<LoggedIn>, Problem> {
-    Ok(Json(cp.login(request).await?))
+    Ok(Json(cp.login(request, Some(from.ip())).await?))
 }
 
 #[utoipa::path(get, path = "/api/me", tag = "access",

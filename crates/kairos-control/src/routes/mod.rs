@@ -112,7 +112,7 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: Clone + Send + Sync + 'static,
 {
     let stopping = control.clone();
     let stopped = async move {
@@ -207,7 +207,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
     Router::new()
         .merge(api)
         .merge(any_caller)
-        .merge(crate::ui::routes())
+        .merge(crate::ui::routes(control.clone()))
         .route("/api/login", post(access::login))
         .route(
             "/api/openapi.json",
@@ -221,6 +221,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .layer(middleware::map_response(
             kairos_api::problem::bare_error_as_problem,
         ))
+        .layer(middleware::map_response(crate::ui::security_headers))
         .with_state(control)
 }
 

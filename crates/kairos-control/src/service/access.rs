@@ -137,7 +137,24 @@ impl ControlPlane {
         }
     }
 
-    pub async fn login(&self, request: LoginRequest) -> Result<LoggedIn, Problem> {
+    /// Logs a user in from `from` (the client's address, when known). Failures are audited
+    /// and counted; past a few, per user or per address, logins wait (429).
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<LoggedIn, Problem> {
+        let wait = self
+            .throttle
+            .lock()
+            .expect("the throttle is never poisoned")
+            .wait(&request.user, from, self.now());
+        if let Some(seconds) = wait {
+            return Err(Problem::new(
+                Code::TooManyAttempts,
+                format!("too many failed logins: try again in {seconds} s"),
+            ));
+        }
         let user = self.store.user(&request.user).await.map_err(storage)?;
         // The same answer, after the same work, for an unknown user and a wrong password: an
         // unknown user is checked against a hash of nothing, so timing tells nobody who exists.
@@ -158,10 +175,22 @@ impl ControlPlane {
             _ => Some("unknown user or wrong password".to_string()),
         };
         if let Some(why) = refused {
-            self.audit(&request.user, "login failed", &request.user, why.clone())
+            self.throttle
+                .lock()
+                .expect("the throttle is never poisoned")
+                .failed(&request.user, from, self.now());
+            let detail = match from {
+                Some(ip) => format!("{why} (from {ip})"),
+                None => why.clone(),
+            };
+            self.audit(&request.user, "login failed", &request.user, detail)
                 .await?;
             return Err(Problem::new(Code::BadCredentials, why));
         }
+        self.throttle
+            .lock()
+            .expect("the throttle is never poisoned")
+            .succeeded(&request.user);
         let user = user.expect("a login that matched has its user");
         let (token, _) = self
             .issue_token(TokenKind::User, &user.name, "login", &user.name, None)

@@ -8,6 +8,7 @@ mod design;
 mod groups;
 mod records;
 mod review;
+mod throttle;
 mod versions;
 
 pub use design::kind_of;
@@ -47,6 +48,10 @@ pub struct ControlPlane {
     changed: tokio::sync::watch::Sender<u64>,
     /// Set when the server shuts down: long polls answer at once.
     stopping: std::sync::atomic::AtomicBool,
+    /// Set when it serves TLS: the UI's cookies are then `Secure`.
+    tls: std::sync::atomic::AtomicBool,
+    /// Failed logins, per user and per address.
+    throttle: std::sync::Mutex<throttle::Throttle>,
 }
 
 /// Who is calling: a user with roles, or a runtime of a group.
@@ -174,6 +179,8 @@ impl ControlPlane {
             clock,
             changed: tokio::sync::watch::channel(0).0,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            tls: std::sync::atomic::AtomicBool::new(false),
+            throttle: Default::default(),
         })
     }
 
@@ -183,6 +190,15 @@ impl ControlPlane {
 
     fn signal(&self) {
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Says the control plane is served over TLS.
+    pub fn set_serves_tls(&self) {
+        self.tls.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn serves_tls(&self) -> bool {
+        self.tls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Long polls in flight answer now rather than hold a shutdown for their wait.

@@ -75,7 +75,7 @@ pub(super) async fn audit_page(State(cp): Shared, Signed(caller): Signed) -> Res
 pub(super) async fn unknown_page(
     State(cp): Shared,
     Signed(caller): Signed,
-    Query(flash): Query<Flash>,
+    flash: Flash,
 ) -> Response {
     let names = match cp.unknown_names().await {
         Ok(n) => n,
@@ -157,13 +157,16 @@ pub(super) async fn create_unknown(
         .put_component(&caller, &f.channel, component, expect)
         .await
     {
-        Ok(_) => redirect(&format!(
-            "/ui/channels/{}/edit/{}/{}?ok={}",
-            enc(&f.channel),
-            kind.name(),
-            enc(&name),
-            enc(&format!("created {} {}", f.kind.replace('_', " "), f.name))
-        )),
+        Ok(_) => with_flash(
+            &format!(
+                "/ui/channels/{}/edit/{}/{}",
+                enc(&f.channel),
+                kind.name(),
+                enc(&name)
+            ),
+            "ok",
+            &format!("created {} {}", f.kind.replace('_', " "), f.name),
+        ),
         Err(p) => with_flash("/ui/unknown", "error", &problem_message(&p)),
     }
 }
@@ -173,7 +176,7 @@ pub(super) async fn create_unknown(
 pub(super) async fn users_page(
     State(cp): Shared,
     Signed(caller): Signed,
-    Query(flash): Query<Flash>,
+    flash: Flash,
 ) -> Response {
     let users = match cp.users(&caller).await {
         Ok(u) => u,

@@ -5,7 +5,7 @@ use super::*;
 pub(super) async fn channels_page(
     State(cp): Shared,
     Signed(caller): Signed,
-    Query(flash): Query<Flash>,
+    flash: Flash,
 ) -> Response {
     let channels = match cp.channels().await {
         Ok(c) => c,
@@ -171,7 +171,7 @@ pub(super) async fn channel_page(
     State(cp): Shared,
     Signed(caller): Signed,
     Path(name): Path<String>,
-    Query(flash): Query<Flash>,
+    flash: Flash,
 ) -> Response {
     let doc = match cp.channel(&name).await {
         Ok(d) => d,

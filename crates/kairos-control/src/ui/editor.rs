@@ -577,8 +577,6 @@ fn split_errors(
 
 #[derive(Deserialize, Default)]
 pub(super) struct EditorQuery {
-    #[serde(flatten)]
-    flash: Flash,
     /// `json` shows the raw body even where there is a form.
     view: Option<String>,
 }
@@ -608,6 +606,7 @@ pub(super) async fn editor_page(
     Signed(caller): Signed,
     Path((channel_name, kind, name)): Path<(String, String, String)>,
     Query(q): Query<EditorQuery>,
+    flash: Flash,
 ) -> Response {
     let (doc, found) = match component_of(&cp, &caller, &channel_name, &kind, &name).await {
         Ok(f) => f,
@@ -638,7 +637,7 @@ pub(super) async fn editor_page(
             revision: Some(found.revision),
             errors,
             others,
-            message: banner(&q.flash),
+            message: banner(&flash),
             raw: q.view.as_deref() == Some("json"),
             suggestions: suggestions(&doc),
         },

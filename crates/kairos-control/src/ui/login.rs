@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) async fn login_page(Query(flash): Query<Flash>) -> Response {
+pub(super) async fn login_page(flash: Flash) -> Response {
     page(
         None,
         "Log in",
@@ -13,12 +13,19 @@ pub(super) async fn login_page(Query(flash): Query<Flash>) -> Response {
     )
 }
 
-pub(super) async fn login_submit(State(cp): Shared, Form(f): Form<LoginRequest>) -> Response {
-    match cp.login(f).await {
+pub(super) async fn login_submit(
+    State(cp): Shared,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(f): Form<LoginRequest>,
+) -> Response {
+    match cp.login(f, Some(from.ip())).await {
         Ok(logged_in) => {
             let token = logged_in.token;
             let mut response = redirect("/ui/channels");
-            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            // `Secure` when the control plane serves TLS: the browser then never sends the
+            // session over plain HTTP.
+            let secure = if cp.serves_tls() { "; Secure" } else { "" };
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }
@@ -28,7 +35,11 @@ pub(super) async fn login_submit(State(cp): Shared, Form(f): Form<LoginRequest>)
     }
 }
 
-pub(super) async fn logout() -> Response {
+/// Ends the session's token on the control plane, then forgets the cookie.
+pub(super) async fn logout(State(cp): Shared, Signed(caller): Signed) -> Response {
+    if let Err(p) = cp.logout(&caller).await {
+        return error_page(&caller, &p);
+    }
     let mut response = redirect("/ui/login");
     response.headers_mut().insert(
         header::SET_COOKIE,

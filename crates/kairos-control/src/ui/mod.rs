@@ -7,6 +7,7 @@
 mod admin;
 mod channels;
 mod editor;
+mod guard;
 mod login;
 mod reports;
 mod simulator;
@@ -31,6 +32,8 @@ use serde_json::{Value as J, json};
 use crate::auth::Role;
 use crate::html::esc;
 use crate::service::{Caller, ControlPlane, kind_of};
+pub(crate) use guard::security_headers;
+use guard::{Flash, STYLESHEET, banner, with_flash};
 
 type Shared = State<Arc<ControlPlane>>;
 
@@ -119,38 +122,34 @@ fn page(caller: Option<&Caller>, title: &str, body: &str) -> Response {
         );
     }
     let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Kairos</title><style>{STYLE}</style></head><body><header><strong>Kairos</strong>{nav}</header><main id="main"><h1>{}</h1>{body}</main></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Kairos</title><link rel="stylesheet" href="{STYLESHEET}"></head><body><header><strong>Kairos</strong>{nav}</header><main id="main"><h1>{}</h1>{body}</main></body></html>"#,
         esc(title),
         esc(title)
     );
-    Html(html).into_response()
+    let html = match caller {
+        Some(c) => guard::with_csrf(&html, c),
+        None => html,
+    };
+    let mut response = Html(html).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, guard::spent_flash());
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
 }
 
 fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
-}
-
-fn banner(q: &Flash) -> String {
-    let mut out = String::new();
-    if let Some(ok) = &q.ok {
-        let _ = write!(out, r#"<p class="notice" role="status">{}</p>"#, esc(ok));
-    }
-    if let Some(error) = &q.error {
-        let _ = write!(out, r#"<p class="error" role="alert">{}</p>"#, esc(error));
-    }
-    out
-}
-
-/// `?ok=` and `?error=`: what the last action did, shown once after its redirect.
-#[derive(Deserialize, Default)]
-struct Flash {
-    ok: Option<String>,
-    error: Option<String>,
-}
-
-fn with_flash(to: &str, key: &str, message: &str) -> Response {
-    let separator = if to.contains('?') { '&' } else { '?' };
-    redirect(&format!("{to}{separator}{key}={}", enc(message)))
 }
 
 fn problem_message(p: &Problem) -> String {
@@ -163,12 +162,7 @@ fn problem_message(p: &Problem) -> String {
 }
 
 fn token_of(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::COOKIE)?
-        .to_str()
-        .ok()?
-        .split(';')
-        .find_map(|c| c.trim().strip_prefix("kairos_session="))
+    guard::cookie(headers, COOKIE)
 }
 
 /// The signed-in user of a page; without one, the page is the login page.
@@ -216,9 +210,11 @@ fn error_page(caller: &Caller, p: &Problem) -> Response {
     response
 }
 
-pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
+/// The UI's pages, every post checked for its session's CSRF token.
+pub(crate) fn routes(control: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
     Router::new()
         .route("/", get(|| async { redirect("/ui/channels") }))
+        .route(STYLESHEET, get(stylesheet))
         .route("/ui", get(|| async { redirect("/ui/channels") }))
         .route(
             "/ui/login",
@@ -266,6 +262,10 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/ui/unknown/create", post(admin::create_unknown))
         .route("/ui/users", get(admin::users_page).post(admin::user_submit))
         .route("/ui/tokens", post(admin::token_submit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            control,
+            guard::check_csrf,
+        ))
 }
 
 /// The items of a JSON array in a component body or a free-form answer; none for anything

@@ -6,7 +6,7 @@ pub(super) async fn versions_page(
     State(cp): Shared,
     Signed(caller): Signed,
     Path(name): Path<String>,
-    Query(flash): Query<Flash>,
+    flash: Flash,
 ) -> Response {
     let versions = match cp.versions(&name).await {
         Ok(v) => v,
