@@ -1,11 +1,13 @@
 //! `kairos user ...`, `kairos token ...`, `kairos whoami`, `kairos logout`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kairos_api::control::{
     DisabledRequest, IssuedKind, IssuedToken, Me, NewToken, NewUser, Role, TokenView, UserView,
 };
+use kairos_control::ControlPlane;
 use serde::de::IgnoredAny;
 
 use crate::control_cmd::{Control, ControlArgs, names, secret, token_file};
@@ -68,6 +70,18 @@ pub enum UserCommand {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// Set a user's password (from KAIROS_NEW_PASSWORD or a prompt) and enable them, working
+    /// on the database directly: for an administrator who lost theirs. Stop the control plane
+    /// first; the user's tokens end.
+    ResetPassword {
+        name: String,
+        /// The folder of `kairos up`
+        #[arg(long, default_value = "kairos-data")]
+        data: PathBuf,
+        /// The control plane's database, instead of the one in --data
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
 }
 
 pub fn user(command: &UserCommand) -> Result<ExitCode> {
@@ -118,6 +132,36 @@ pub fn user(command: &UserCommand) -> Result<ExitCode> {
             } else {
                 println!("user {name} is enabled; they log in again");
             }
+        }
+        UserCommand::ResetPassword {
+            name,
+            data,
+            database,
+        } => {
+            let database = match database {
+                Some(url) => url.clone(),
+                None => {
+                    let file = data.join("kairos.db");
+                    if !file.exists() {
+                        bail!(
+                            "there is no {}: give --data DIR or --database URL",
+                            file.display()
+                        );
+                    }
+                    format!("sqlite://{}", file.display())
+                }
+            };
+            let password = secret("KAIROS_NEW_PASSWORD", &format!("new password for {name}"))?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let control = ControlPlane::open(&database, kairos_api::wall_clock)
+                    .await
+                    .with_context(|| format!("cannot open {database}"))?;
+                control
+                    .reset_password(name, password)
+                    .await
+                    .map_err(|p| anyhow::anyhow!("{}", p.detail))
+            })?;
+            println!("user {name} has a new password; their earlier logins no longer work");
         }
         UserCommand::Delete { name, control } => {
             let _: IgnoredAny = Control::connect(control)?.call(

@@ -254,3 +254,64 @@ fn an_impact_report_shows_what_a_candidate_changes() {
         "{same}"
     );
 }
+
+/// An administrator who lost their password sets a new one on the database directly: the
+/// old password and every token of theirs stop working, and the audit log says it ran.
+#[test]
+fn reset_password_works_on_the_database_with_the_server_stopped() {
+    let dir = std::env::temp_dir().join(format!("kairos-reset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite://{}", dir.join("kairos.db").display());
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let open = || {
+        tokio.block_on(kairos_control::ControlPlane::open(
+            &database,
+            kairos_api::wall_clock,
+        ))
+    };
+    let login = |cp: &kairos_control::ControlPlane, password: &str| {
+        tokio.block_on(cp.login(
+            kairos_api::control::LoginRequest {
+                user: "admin".into(),
+                password: password.into(),
+            },
+            None,
+        ))
+    };
+    let cp = open().unwrap();
+    tokio.block_on(cp.ensure_admin("lost-password")).unwrap();
+    let old_token = login(&cp, "lost-password").unwrap().token;
+    drop(cp);
+
+    let out = kairos()
+        .args(["user", "reset-password", "admin", "--data"])
+        .arg(&dir)
+        .env("KAIROS_NEW_PASSWORD", "found-again")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cp = open().unwrap();
+    assert!(login(&cp, "lost-password").is_err());
+    assert!(login(&cp, "found-again").is_ok());
+    assert!(
+        tokio.block_on(cp.caller(&old_token)).is_err(),
+        "the old login ended"
+    );
+    let log = tokio.block_on(cp.audit_log(10)).unwrap();
+    assert!(log.iter().any(|e| e.action == "reset password"));
+
+    let missing = kairos()
+        .args(["user", "reset-password", "admin", "--data"])
+        .arg(dir.join("nowhere"))
+        .env("KAIROS_NEW_PASSWORD", "found-again")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("there is no"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
