@@ -50,4 +50,6 @@ pub enum EvalError {
     WrongType(Box<str>),
     #[error("{0}")]
     Conversion(Box<str>),
+    #[error("the expression took more than {0} comprehension steps")]
+    TooCostly(u32),
 }

@@ -113,3 +113,58 @@ proptest! {
         exercise(&src);
     }
 }
+
+/// What an expression may cost is bounded twice: at compile time (how deep comprehensions
+/// nest, how long a written list is) with a located error, and at evaluation (comprehension
+/// steps) whatever the data.
+#[test]
+fn expression_cost_is_bounded_when_compiled_and_when_run() {
+    let mut env = Env::new();
+    let compiled = |src: &str, env: &mut Env| compile(src, env, Scope::default(), Expected::Any);
+    let deep = "[1].exists(a, [1].exists(b, [1].exists(c, [1].exists(d, d == 1))))";
+    let refused = compiled(deep, &mut env).unwrap_err();
+    assert!(
+        refused
+            .message
+            .starts_with("comprehensions nest at most 3 deep"),
+        "{refused}"
+    );
+    assert_eq!(
+        refused.line_col(deep),
+        (1, 43),
+        "located at the fourth level"
+    );
+
+    let long = format!("[{}].size() > 0", vec!["1"; 1001].join(","));
+    let refused = compiled(&long, &mut env).unwrap_err();
+    assert!(
+        refused
+            .message
+            .starts_with("a list written here holds at most 1000 items"),
+        "{refused}"
+    );
+
+    // Three levels over 100 items are a million steps: stopped at the budget, not run out.
+    let hundred = format!(
+        "[{}]",
+        (0..100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let costly =
+        format!("{hundred}.exists(a, {hundred}.exists(b, {hundred}.exists(c, a + b + c < 0)))");
+    let program = compiled(&costly, &mut env).unwrap();
+    let error = program.eval(&Bindings::new(&env)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the expression took more than 100000 comprehension steps"
+    );
+    let cheap = format!("{hundred}.exists(a, {hundred}.exists(b, a + b == 198))");
+    assert_eq!(
+        compiled(&cheap, &mut env)
+            .unwrap()
+            .eval(&Bindings::new(&env)),
+        Ok(Value::Bool(true))
+    );
+}

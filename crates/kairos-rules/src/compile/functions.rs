@@ -152,6 +152,7 @@ pub(super) fn conversion(mut ops: Operands<'_>) -> Checked {
         && let Err(e) = node(&Ctx {
             act: &NoActivation,
             locals: None,
+            steps: &std::cell::Cell::new(super::EVALUATION_STEPS),
         })
     {
         return err(&ops.exprs[0].span, e.to_string());

@@ -32,11 +32,21 @@ struct Operands<'a> {
 
 type Node = Box<dyn Fn(&Ctx<'_>) -> Result<Value, EvalError> + Send + Sync>;
 
-/// What evaluation sees: the caller's activation and the comprehension variables in scope.
+/// What evaluation sees: the caller's activation, the comprehension variables in scope, and
+/// the comprehension steps it may still take.
 struct Ctx<'a> {
     act: &'a dyn Activation,
     locals: Option<&'a Local<'a>>,
+    steps: &'a std::cell::Cell<u32>,
 }
+
+/// Comprehensions nest at most this deep: each level multiplies the work.
+const DEEPEST_COMPREHENSION: usize = 3;
+/// A list written in an expression holds at most this many items.
+const LONGEST_LIST: usize = 1_000;
+/// The comprehension steps (one per item visited) one evaluation may take, whatever the
+/// data: past them it fails, as any error does, rather than hold a request.
+pub const EVALUATION_STEPS: u32 = 100_000;
 
 struct Local<'a> {
     value: Value,
@@ -77,7 +87,12 @@ impl std::fmt::Debug for Program {
 
 impl Program {
     pub fn eval(&self, act: &dyn Activation) -> Result<Value, EvalError> {
-        (self.node)(&Ctx { act, locals: None })
+        let steps = std::cell::Cell::new(EVALUATION_STEPS);
+        (self.node)(&Ctx {
+            act,
+            locals: None,
+            steps: &steps,
+        })
     }
 
     /// A condition: anything but `true` (an error included) is reported as such.
@@ -372,6 +387,14 @@ impl Compiler<'_> {
     }
 
     fn list(&mut self, items: &[Expr]) -> Checked {
+        if items.len() > LONGEST_LIST {
+            return err(
+                &items[LONGEST_LIST].span,
+                format!(
+                    "a list written here holds at most {LONGEST_LIST} items; put longer ones in a table"
+                ),
+            );
+        }
         let mut elem: Option<Type> = None;
         let mut parts = Vec::with_capacity(items.len());
         for item in items {
@@ -705,6 +728,15 @@ impl Compiler<'_> {
                 ),
             );
         };
+        if self.locals.len() >= DEEPEST_COMPREHENSION {
+            return err(
+                span,
+                format!(
+                    "comprehensions nest at most {DEEPEST_COMPREHENSION} deep: each level \
+                     multiplies the work; split the condition or name a segment for the inner part"
+                ),
+            );
+        }
         let ExprKind::Ident(var_name) = &var.kind else {
             return err(
                 &var.span,
@@ -785,9 +817,15 @@ impl Fold {
                 value: item.clone(),
                 parent: ctx.locals,
             };
+            let left = ctx.steps.get();
+            if left == 0 {
+                return Err(EvalError::TooCostly(EVALUATION_STEPS));
+            }
+            ctx.steps.set(left - 1);
             let inner = Ctx {
                 act: ctx.act,
                 locals: Some(&frame),
+                steps: ctx.steps,
             };
             let result = body(&inner);
             match (self, result) {
