@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
-use kairos_api::control::ResultKind;
+use kairos_api::control::{LoadtestSummary, ResultKind};
 use kairos_api::runtime::{ChannelAnswer, Started};
 use kairos_engine::random::{Random, SplitMix64};
 use serde_json::{Value as J, json};
@@ -269,24 +269,25 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         println!("loadtest passed");
     }
     if let Some(group) = &args.group {
-        let summary = json!({
-            "requests": requests,
-            "requests_per_second": rps,
-            "errors": errors,
-            "p50_ms": percentile(&latencies, 0.5),
-            "p99_ms": p99,
-            "max_p99_ms": args.max_p99_ms,
-            "min_rps": args.min_rps,
-            "failures": failures,
-            "text": format!("{rps:.0} requests/s, p99 {p99:.2} ms, {errors} errors"),
-        });
+        let summary = LoadtestSummary {
+            requests: requests as u64,
+            requests_per_second: rps,
+            errors: errors as u64,
+            p50_ms: percentile(&latencies, 0.5),
+            p99_ms: p99,
+            max_p99_ms: args.max_p99_ms,
+            min_rps: args.min_rps,
+            duration_seconds: elapsed,
+            text: format!("{rps:.0} requests/s, p99 {p99:.2} ms, {errors} errors"),
+            failures: failures.clone(),
+        };
         crate::test_cmd::attach(
             &args.control,
             group,
             &args.channel,
             ResultKind::Loadtest,
             failures.is_empty(),
-            summary,
+            serde_json::to_value(summary)?,
         );
     }
     Ok(if failures.is_empty() {

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kairos_api::Client;
-use kairos_api::control::ResultKind;
+use kairos_api::control::{ResultKind, ScenarioSummary};
 use kairos_api::remote::Remote;
 use kairos_engine::Deployment;
 use kairos_engine::inprocess::{InProcess, MemoryTables};
 use kairos_engine::scenario::{format_report, run_file};
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
-use serde_json::{Value as J, json};
+use serde_json::Value as J;
 
 use crate::control_cmd::{Control, ControlArgs};
 use crate::tables::{compile_channel_file, read_tables};
@@ -200,8 +200,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if let Some(group) = &args.group {
         let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
         for (channel, ok, bad) in per_channel {
-            let text = format!("{ok} passed, {bad} failed");
-            let summary = json!({ "passed": ok, "failed": bad, "files": files, "text": text });
+            let summary = serde_json::to_value(ScenarioSummary {
+                passed: ok,
+                failed: bad,
+                files: files.clone(),
+                text: format!("{ok} passed, {bad} failed"),
+            })?;
             attach(
                 &args.control,
                 group,

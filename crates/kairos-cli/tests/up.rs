@@ -254,6 +254,13 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         text(&out)
     );
     // A load test on the staging group: realistic sessions, thresholds decide the exit code.
+    // This test's load tests run 2 s; production asks 10 s unless its gates say otherwise.
+    let out = as_user(
+        &admin,
+        &["group", "production", "--min-loadtest-seconds", "2"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
     let load = |extra: &[&str]| {
         kairos()
             .env("KAIROS_CONFIG_DIR", &admin)

@@ -55,7 +55,7 @@ const READ: &[Refusal] = &[(Code::MalformedRequest, None), (Code::NotFound, None
 /// The refusals particular to each route (by its operation id, the handler's name).
 fn particular(operation: &str) -> &'static [Refusal] {
     match operation {
-        "login" => &[(Code::BadCredentials, None)],
+        "login" => &[(Code::BadCredentials, None), (Code::TooManyAttempts, None)],
         "apply" | "create_version" => &[(Code::InvalidChannelFile, None)],
         "put_component" | "delete_component" => &[(Code::Conflict, None)],
         "deploy" => &[

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kairos_api::control::{Decision, Gates, ReviewRequest, Reviewed};
+use kairos_api::control::{
+    Decision, Gates, LoadtestSummary, ReviewRequest, Reviewed, ScenarioSummary,
+};
 use kairos_api::{Code, Problem};
 use kairos_model::components::{self, Component};
 use kairos_rules::time::Timestamp;
@@ -20,6 +22,29 @@ pub(super) fn gates_of(group: &Group) -> Result<Gates, Problem> {
             format!("the gates of {} cannot be read: {e}", group.name),
         )
     })
+}
+
+/// Why a passing result still passes no gate, if it does not: a scenario run that ran no
+/// scenario, a load test without thresholds or shorter than the group asks.
+fn not_enough(kind: &str, summary: &serde_json::Value, gates: &Gates) -> Option<String> {
+    if kind == "scenarios" {
+        return match serde_json::from_value::<ScenarioSummary>(summary.clone()) {
+            Ok(s) if s.passed > 0 => None,
+            Ok(_) => Some("ran no scenario".to_string()),
+            Err(_) => Some("does not say how many scenarios passed".to_string()),
+        };
+    }
+    match serde_json::from_value::<LoadtestSummary>(summary.clone()) {
+        Ok(s) if s.max_p99_ms.is_none() && s.min_rps.is_none() => {
+            Some("had no threshold to meet (give --max-p99-ms or --min-rps)".to_string())
+        }
+        Ok(s) if s.duration_seconds < f64::from(gates.min_loadtest_seconds) => Some(format!(
+            "ran {:.0} s, shorter than the {} s the group asks",
+            s.duration_seconds, gates.min_loadtest_seconds
+        )),
+        Ok(_) => None,
+        Err(_) => Some("does not say how long it ran or against which thresholds".to_string()),
+    }
 }
 
 fn parsed(version: &Version) -> Result<Vec<Component>, Problem> {
@@ -159,7 +184,11 @@ impl ControlPlane {
                 Some(r) if !r.passed => {
                     failed.push(format!("{kind}: the last {what} on {} failed", r.group))
                 }
-                Some(_) => {}
+                Some(r) => {
+                    if let Some(why) = not_enough(kind, &r.summary, &gates) {
+                        failed.push(format!("{kind}: the last {what} on {} {why}", r.group));
+                    }
+                }
             }
         }
         failed.extend(self.failed_approvals(&gates, version).await?);

@@ -137,13 +137,31 @@ pub async fn deploy(c: &Control, group: &str, body: J) -> (u16, J) {
     .await
 }
 
+/// A result on staging as `kairos test` or `kairos loadtest` attaches it: one scenario run,
+/// or a 30 s load test with a p99 threshold.
 pub async fn result(c: &Control, version: i64, kind: &str, passed: bool) {
+    let summary = if kind == "scenarios" {
+        json!({ "passed": 1, "failed": u8::from(!passed) })
+    } else {
+        loadtest_summary(30.0, Some(100.0))
+    };
+    result_with(c, version, kind, passed, summary).await;
+}
+
+pub fn loadtest_summary(seconds: f64, max_p99_ms: Option<f64>) -> J {
+    json!({
+        "requests": 3000, "requests_per_second": 100.0, "errors": 0, "p50_ms": 1.0,
+        "p99_ms": 5.0, "max_p99_ms": max_p99_ms, "min_rps": null, "duration_seconds": seconds,
+    })
+}
+
+pub async fn result_with(c: &Control, version: i64, kind: &str, passed: bool, summary: J) {
     let (status, _) = api(
         c.addr,
         "POST",
         &format!("/api/channels/web/versions/{version}/results"),
         &c.admin,
-        json!({ "group": "staging", "kind": kind, "passed": passed, "summary": {} }),
+        json!({ "group": "staging", "kind": kind, "passed": passed, "summary": summary }),
     )
     .await;
     assert_eq!(status, 201);
