@@ -272,7 +272,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         let summary = LoadtestSummary {
             requests: requests as u64,
             requests_per_second: rps,
-            errors: errors as u64,
+            errors,
             p50_ms: percentile(&latencies, 0.5),
             p99_ms: p99,
             max_p99_ms: args.max_p99_ms,
