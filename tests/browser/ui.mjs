@@ -263,6 +263,19 @@ for (const [link, name] of [['Server groups', 'groups'], ['Unknown names', 'unkn
   await check(name);
 }
 assert.ok(await page.getByText('staging-1').first().isVisible() || true);
+
+// The administrator disables rita, whose logins then end, and issues and revokes a token.
+await page.getByRole('navigation').getByRole('link', { name: 'Users & tokens' }).click();
+await page.getByRole('button', { name: 'Disable rita' }).click();
+await page.getByText('rita is disabled').waitFor();
+await page.getByLabel('Channel or group').fill('web');
+await page.getByLabel('Label').fill('kiosk');
+await page.getByRole('button', { name: 'Issue' }).click();
+await page.getByText('A touchpoint token for web').waitFor();
+await page.getByRole('link', { name: 'Back to users and tokens' }).click();
+const kiosk = page.getByRole('row', { name: /kiosk/ });
+await kiosk.getByRole('button', { name: /^Revoke / }).click();
+await page.getByText(/^token [0-9a-f]{12} is revoked$/).waitFor();
 await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
 assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible());
 

@@ -187,18 +187,24 @@ pub(super) async fn users_page(
         Err(p) => return error_page(&caller, &p),
     };
     let mut body = banner(&flash);
-    body.push_str(r#"<h2>Users</h2><div class="scroll"><table><thead><tr><th scope="col">User</th><th scope="col">Roles</th></tr></thead><tbody>"#);
+    body.push_str(r#"<h2>Users</h2><div class="scroll"><table><thead><tr><th scope="col">User</th><th scope="col">Roles</th><th scope="col">Account</th></tr></thead><tbody>"#);
     for u in &users {
+        let (state, action, verb) = if u.disabled {
+            ("disabled", "enable", "Enable")
+        } else {
+            ("active", "disable", "Disable")
+        };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td></tr>",
+            r#"<tr><td>{0}</td><td>{1}</td><td>{state} <form method="post" action="/ui/users/{2}/{action}" class="inline"><button type="submit" class="secondary">{verb} {0}</button></form><form method="post" action="/ui/users/{2}/delete" class="inline"><button type="submit" class="danger">Delete {0}</button></form></td></tr>"#,
             esc(&u.name),
             esc(&u
                 .roles
                 .iter()
                 .map(|r| r.name())
                 .collect::<Vec<_>>()
-                .join(", "))
+                .join(", ")),
+            enc(&u.name),
         );
     }
     body.push_str(r#"</tbody></table></div><form method="post" action="/ui/users" class="card"><h2>Add or change a user</h2><label for="new-name">User name</label><input id="new-name" name="name" type="text" required><label for="new-password">Password (at least 8 characters)</label><input id="new-password" name="password" type="password" autocomplete="new-password" required minlength="8"><fieldset><legend>Roles</legend>"#);
@@ -209,18 +215,57 @@ pub(super) async fn users_page(
             role.name()
         );
     }
-    body.push_str(r#"</fieldset><p><button type="submit">Save user</button></p></form><h2>Tokens</h2><div class="scroll"><table><thead><tr><th scope="col">Kind</th><th scope="col">For</th><th scope="col">Label</th></tr></thead><tbody>"#);
+    body.push_str(r#"</fieldset><p><button type="submit">Save user</button></p></form><h2>Tokens</h2><div class="scroll"><table><thead><tr><th scope="col">ID</th><th scope="col">Kind</th><th scope="col">For</th><th scope="col">Label</th><th scope="col">Issued</th><th scope="col">Expires</th><th scope="col"></th></tr></thead><tbody>"#);
     for t in &tokens {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r#"<tr><td><code>{0}</code></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4} by {5}</td><td>{6}</td><td><form method="post" action="/ui/tokens/{0}/revoke"><button type="submit" class="danger">Revoke {0}</button></form></td></tr>"#,
+            esc(&t.id),
             t.kind.name(),
             esc(&t.subject),
-            esc(&t.label)
+            esc(&t.label),
+            when(&t.created_at),
+            esc(&t.created_by),
+            t.expires_at
+                .as_deref()
+                .map_or_else(|| "never".to_string(), when),
         );
     }
     body.push_str(r#"</tbody></table></div><form method="post" action="/ui/tokens" class="card"><h2>Issue a token</h2><label for="token-kind">Kind</label><select id="token-kind" name="kind"><option value="touchpoint">touchpoint (for a channel)</option><option value="runtime">runtime (for a server group)</option></select><label for="token-for">Channel or group</label><input id="token-for" name="for" type="text" required><label for="token-label">Label</label><input id="token-label" name="label" type="text"><p><button type="submit">Issue</button></p></form>"#);
     page(Some(&caller), "Users and tokens", &body)
+}
+
+/// Disables, enables or deletes a user, as `kairos user disable|enable|delete` does.
+pub(super) async fn user_action(
+    State(cp): Shared,
+    Signed(caller): Signed,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    let done = match action.as_str() {
+        "disable" | "enable" => cp
+            .set_user_disabled(&caller, &name, action == "disable")
+            .await
+            .map(|_| format!("{name} is {action}d")),
+        "delete" => cp
+            .delete_user(&caller, &name)
+            .await
+            .map(|()| format!("{name} is deleted")),
+        other => Err(Problem::new(
+            Code::NotFound,
+            format!("'{other}' is not something done to a user"),
+        )),
+    };
+    flash_after(done, "/ui/users", Clone::clone)
+}
+
+/// Revokes a token, as `kairos token revoke` does.
+pub(super) async fn revoke_token(
+    State(cp): Shared,
+    Signed(caller): Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let revoked = cp.revoke(&caller, &id).await;
+    flash_after(revoked, "/ui/users", |()| format!("token {id} is revoked"))
 }
 
 pub(super) async fn user_submit(

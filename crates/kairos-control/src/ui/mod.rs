@@ -261,7 +261,9 @@ pub(crate) fn routes(control: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
         .route("/ui/unknown", get(admin::unknown_page))
         .route("/ui/unknown/create", post(admin::create_unknown))
         .route("/ui/users", get(admin::users_page).post(admin::user_submit))
+        .route("/ui/users/{name}/{action}", post(admin::user_action))
         .route("/ui/tokens", post(admin::token_submit))
+        .route("/ui/tokens/{id}/revoke", post(admin::revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(
             control,
             guard::check_csrf,
