@@ -102,6 +102,18 @@ pub struct ProfileView {
     pub segments: Vec<String>,
 }
 
+/// The distinct names of `params` that `held` says are not held yet.
+fn distinct_new(params: &[(String, Value)], held: impl Fn(&str) -> bool) -> usize {
+    let mut new: Vec<&str> = params
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| !held(name))
+        .collect();
+    new.sort_unstable();
+    new.dedup();
+    new.len()
+}
+
 impl Session {
     /// Starts a session: checks the audience, loads the profile into slots and segments the
     /// visitor.
@@ -337,14 +349,12 @@ impl Session {
     /// How many parameters the session would hold with `params` merged in: a runtime bounds
     /// it before a call changes anything.
     pub fn params_after(&self, params: &[(String, Value)]) -> usize {
-        let mut new: Vec<&str> = params
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .filter(|name| !self.params.contains_key(*name))
-            .collect();
-        new.sort_unstable();
-        new.dedup();
-        self.params.len() + new.len()
+        self.params.len() + distinct_new(params, |name| self.params.contains_key(name))
+    }
+
+    /// How many parameters a session started with `params` holds.
+    pub fn params_of_new(params: &[(String, Value)]) -> usize {
+        distinct_new(params, |_| false)
     }
 
     /// Keeps real-time parameters in the session, and in their slots when expressions read them.

@@ -276,13 +276,9 @@ impl Runtime {
         })
     }
 
-    /// Refuses a call that would leave a session holding more parameters than the limit:
-    /// `held` it would hold already, plus the distinct names of `more`.
-    fn check_params(&self, held: usize, more: &[(String, Value)]) -> Result<(), Problem> {
-        let mut names: Vec<&str> = more.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let total = held + names.len();
+    /// Refuses a call that would leave a session holding `total` parameters, more than the
+    /// limit.
+    fn check_params(&self, total: usize) -> Result<(), Problem> {
         let limit = self.config.limits.params_per_session;
         if total > limit {
             return Err(limit_exceeded(format!(
@@ -362,7 +358,7 @@ impl Runtime {
                 id.chars().count()
             )));
         }
-        self.check_params(0, &call.params)?;
+        self.check_params(Session::params_of_new(&call.params))?;
         let loaded = self.loaded(&call.channel)?;
         let dep = &loaded.deployment;
         let session_id = call
@@ -376,7 +372,7 @@ impl Runtime {
                     if entry.channel != channel {
                         return Ok(None);
                     }
-                    self.check_params(entry.session.params_after(&call.params), &[])?;
+                    self.check_params(entry.session.params_after(&call.params))?;
                     let now = self.now();
                     entry.session.set_params(dep, &call.params, now);
                     Ok(Some(
@@ -526,7 +522,7 @@ impl Runtime {
         request: OffersRequest,
     ) -> Result<(OffersResponse, Arc<Loaded>), Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
-            self.check_params(entry.session.params_after(&request.params), &[])?;
+            self.check_params(entry.session.params_after(&request.params))?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             let world = RequestWorld::new(&self.live, None);
@@ -558,7 +554,7 @@ impl Runtime {
     ) -> Result<EventResponse, Problem> {
         let (response, write) = self
             .with_session(id, access, async |entry: &mut Entry| {
-                self.check_params(entry.session.params_after(&params), &[])?;
+                self.check_params(entry.session.params_after(&params))?;
                 let loaded = self.loaded(&entry.channel)?;
                 let dep = &loaded.deployment;
                 // A response naming a treatment of an earlier session: fetch it before deciding.
@@ -603,7 +599,7 @@ impl Runtime {
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
-            self.check_params(entry.session.params_after(&params), &[])?;
+            self.check_params(entry.session.params_after(&params))?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.
