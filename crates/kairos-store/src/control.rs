@@ -379,7 +379,8 @@ impl ControlStore {
         Ok(())
     }
 
-    /// Revokes the token whose [`Token::id`] is `id`; the token it was, if any.
+    /// Revokes the token whose [`Token::id`] (or whole digest) is `id`; the token it was, if
+    /// any.
     pub async fn revoke_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
         // An ID is hex: `LIKE` patterns in it are impossible, and a prefix match is exact.
         if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {

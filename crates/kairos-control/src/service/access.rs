@@ -214,12 +214,7 @@ impl ControlPlane {
                 "password: at least 8 characters are needed",
             ));
         }
-        let mut user = self
-            .store
-            .user(name)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| not_found(format!("there is no user '{name}'")))?;
+        let mut user = self.user_named(name).await?;
         user.password_hash = blocking("hashing the password", move || {
             auth::hash_password(&password)
         })
@@ -238,13 +233,18 @@ impl ControlPlane {
         .await
     }
 
+    async fn user_named(&self, name: &str) -> Result<User, Problem> {
+        self.store
+            .user(name)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| not_found(format!("there is no user '{name}'")))
+    }
+
     /// Ends the caller's own token.
     pub async fn logout(&self, caller: &Caller) -> Result<(), Problem> {
         if let Some(digest) = &caller.token {
-            self.store
-                .revoke_token(&digest[..12])
-                .await
-                .map_err(storage)?;
+            self.store.revoke_token(digest).await.map_err(storage)?;
             self.audit(&caller.name, "logout", &caller.name, String::new())
                 .await?;
         }
@@ -314,12 +314,7 @@ impl ControlPlane {
                 "you cannot disable yourself; ask another administrator",
             ));
         }
-        let mut user = self
-            .store
-            .user(name)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| not_found(format!("there is no user '{name}'")))?;
+        let mut user = self.user_named(name).await?;
         user.disabled = disabled;
         self.store
             .put_user(&user, self.now())
