@@ -209,7 +209,8 @@ impl<'a> InProcess<'a> {
     fn persist(&mut self) {
         if let Some(session) = self.session.as_mut() {
             self.world.apply(session.take_records());
-            if let Some(state) = session.take_changed_state() {
+            // One session at a time in process: what it wrote is what is stored.
+            if let Some((_, state)) = session.take_changed_state() {
                 let state = state.clone();
                 self.world
                     .save_audience_state(session.audience_key(), state);
@@ -345,7 +346,7 @@ impl Target for InProcess<'_> {
                     .ok_or("no session: start one first")?
                     .end();
                 self.world.apply(ended.records);
-                if let Some(state) = ended.state {
+                if let Some((_, state)) = ended.state {
                     self.world.save_audience_state(&ended.audience_key, state);
                 }
             }

@@ -37,6 +37,9 @@ pub struct Session {
     pub(crate) profile: Profile,
     pub(crate) params: BTreeMap<String, Value>,
     pub(crate) state: AudienceState,
+    /// The state as this session last read or wrote it: what it changed since is what a
+    /// write merges into the stored state (see [`AudienceState::merged`]).
+    pub(crate) state_base: AudienceState,
     pub(crate) debug: bool,
     pub(crate) bound: Option<Bound>,
     /// Contacts per offer this visit (for the channel's cap per visit).
@@ -62,6 +65,7 @@ pub struct SessionSnapshot {
     pub profile: Profile,
     pub params: BTreeMap<String, Value>,
     pub state: AudienceState,
+    pub state_base: AudienceState,
     pub state_changed: bool,
     pub debug: bool,
     pub visit_contacts: HashMap<String, u64>,
@@ -87,8 +91,9 @@ pub struct Start {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ended {
     pub records: Vec<HistoryRecord>,
-    /// The audience's state, when it changed since it was last taken.
-    pub state: Option<AudienceState>,
+    /// The audience's state, when it changed since it was last taken, and the state it was
+    /// changed from.
+    pub state: Option<(AudienceState, AudienceState)>,
     pub audience_key: String,
 }
 
@@ -143,6 +148,7 @@ impl Session {
             audience,
             profile: start.profile.unwrap_or_default(),
             params: BTreeMap::new(),
+            state_base: start.state.clone(),
             state: start.state,
             debug: start.debug,
             bound: None,
@@ -185,6 +191,7 @@ impl Session {
         self.audience_key = audience.key().into();
         self.audience = audience;
         self.profile = profile.unwrap_or_default();
+        self.state_base = state.clone();
         self.state = state;
         self.state_changed = false;
         self.bound = None;
@@ -239,6 +246,7 @@ impl Session {
             profile: self.profile.clone(),
             params: self.params.clone(),
             state: self.state.clone(),
+            state_base: self.state_base.clone(),
             state_changed: self.state_changed,
             debug: self.debug,
             visit_contacts: self
@@ -262,6 +270,7 @@ impl Session {
             profile: s.profile,
             params: s.params,
             state: s.state,
+            state_base: s.state_base,
             debug: s.debug,
             bound: None,
             visit_contacts: s.visit_contacts.into_iter().collect(),
@@ -282,7 +291,7 @@ impl Session {
     pub fn end(mut self) -> Ended {
         Ended {
             records: self.take_records(),
-            state: self.state_changed.then_some(self.state),
+            state: self.state_changed.then_some((self.state_base, self.state)),
             audience_key: self.audience_key.to_string(),
         }
     }
@@ -303,11 +312,13 @@ impl Session {
         std::mem::take(&mut self.records)
     }
 
-    /// The audience's cross-session state, when it changed since the last call.
-    pub fn take_changed_state(&mut self) -> Option<&AudienceState> {
+    /// The audience's cross-session state, when it changed since the last call, with the
+    /// state it was changed from; the state taken is the base of the next change.
+    pub fn take_changed_state(&mut self) -> Option<(AudienceState, &AudienceState)> {
         if self.state_changed {
             self.state_changed = false;
-            Some(&self.state)
+            let base = std::mem::replace(&mut self.state_base, self.state.clone());
+            Some((base, &self.state))
         } else {
             None
         }

@@ -238,6 +238,86 @@ pub struct AudienceState {
     pub suppressions: Vec<TimedSuppression>,
 }
 
+impl AudienceState {
+    /// What `stored` becomes when a session that read `base` writes `mine`: the session's
+    /// own changes (from `base` to `mine`) applied to what is stored now, so that sessions of
+    /// one audience ID writing at once each keep what they did. Counts add, times take the
+    /// later, suppressions and hits unite, and what the session removed goes.
+    pub fn merged(stored: &AudienceState, base: &AudienceState, mine: &AudienceState) -> Self {
+        let mut out = stored.clone();
+        for (name, m) in mine.offers.iter() {
+            let b = base.offers.get(name);
+            if b == Some(m) {
+                continue;
+            }
+            let b = b.cloned().unwrap_or_default();
+            let o = out.offers.get_or_insert(name);
+            o.total_contacts += m.total_contacts.saturating_sub(b.total_contacts);
+            let mut recent: Vec<Timestamp> = o.recent_contacts.clone();
+            recent.extend(
+                m.recent_contacts
+                    .iter()
+                    .filter(|t| !b.recent_contacts.contains(t)),
+            );
+            recent.sort_unstable();
+            recent.dedup();
+            let keep_from = recent.len().saturating_sub(RECENT_CONTACTS_KEPT);
+            o.recent_contacts = recent.split_off(keep_from);
+            o.last_accept = o.last_accept.max(m.last_accept);
+            o.last_reject = o.last_reject.max(m.last_reject);
+        }
+        for (name, b) in base.patterns.iter() {
+            if mine.patterns.get(name).is_none() && out.patterns.get(name) == Some(b) {
+                out.patterns.0.retain(|(n, _)| n != name);
+            }
+        }
+        for (name, m) in mine.patterns.iter() {
+            let b = base.patterns.get(name);
+            if b == Some(m) {
+                continue;
+            }
+            let merged = match out.patterns.get(name) {
+                Some(now) if Some(now) != b && now.window_start == m.window_start => {
+                    let base_sum = b
+                        .filter(|b| b.window_start == m.window_start)
+                        .map_or(0.0, |b| b.sum);
+                    let mut hits = now.hits.clone();
+                    hits.extend(
+                        m.hits
+                            .iter()
+                            .filter(|h| !hits.contains(h))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    hits.sort_by_key(|h| h.1);
+                    PatternState {
+                        window_start: m.window_start,
+                        sum: now.sum + (m.sum - base_sum),
+                        seen: now.seen.union(&m.seen).cloned().collect(),
+                        hits,
+                        matched: now.matched || m.matched,
+                    }
+                }
+                Some(now) if Some(now) != b && now.window_start > m.window_start => now.clone(),
+                _ => m.clone(),
+            };
+            out.patterns.insert(name.to_string(), merged);
+        }
+        let dropped: Vec<&TimedSuppression> = base
+            .suppressions
+            .iter()
+            .filter(|s| !mine.suppressions.contains(s))
+            .collect();
+        out.suppressions.retain(|s| !dropped.contains(&s));
+        for s in &mine.suppressions {
+            if !base.suppressions.contains(s) && !out.suppressions.contains(s) {
+                out.suppressions.push(s.clone());
+            }
+        }
+        out
+    }
+}
+
 /// A map from names to values, in name order, kept as a sorted vector: an audience has met a
 /// few offers and patterns, and a `BTreeMap`'s first node alone takes about a kilobyte
 /// (eleven slots), for every session whose visitor saw an offer.
@@ -460,6 +540,48 @@ mod tests {
                 prop_assert_eq!(map.contains_key(name), oracle.contains_key(name));
             }
         }
+    }
+
+    #[test]
+    fn sessions_of_one_audience_writing_at_once_each_keep_what_they_did() {
+        let t = Timestamp;
+        let mut base = AudienceState::default();
+        base.offers.get_or_insert("GOLD").record_contact(t(1));
+        // Session A: another contact of GOLD, then its accept and a suppression.
+        let mut a = base.clone();
+        a.offers.get_or_insert("GOLD").record_contact(t(5));
+        a.offers.get_or_insert("GOLD").last_accept = Some(t(6));
+        a.suppressions.push(TimedSuppression {
+            offers: vec!["GOLD".into()],
+            category: None,
+            until: t(100),
+        });
+        // Session B, from the same base: a contact of GOLD and one of SILVER.
+        let mut b = base.clone();
+        b.offers.get_or_insert("GOLD").record_contact(t(7));
+        b.offers.get_or_insert("SILVER").record_contact(t(8));
+        b.patterns.get_or_insert("browsing").sum = 1.0;
+
+        let after_a = AudienceState::merged(&base, &base, &a);
+        assert_eq!(after_a, a, "alone, a session's state is what it wrote");
+        let after_both = AudienceState::merged(&after_a, &base, &b);
+        let gold = after_both.offers.get("GOLD").unwrap();
+        assert_eq!(gold.total_contacts, 3, "1 before, one from each session");
+        assert_eq!(gold.recent_contacts, vec![t(1), t(5), t(7)]);
+        assert_eq!(gold.last_accept, Some(t(6)), "A's accept is kept");
+        assert_eq!(after_both.suppressions.len(), 1, "A's suppression is kept");
+        assert_eq!(after_both.offers.get("SILVER").unwrap().total_contacts, 1);
+        assert_eq!(after_both.patterns.get("browsing").unwrap().sum, 1.0);
+
+        // Two sessions counting into one pattern's window add up; a removal goes.
+        let mut counted = base.clone();
+        counted.patterns.get_or_insert("browsing").sum = 2.0;
+        let again = AudienceState::merged(&after_both, &base, &counted);
+        assert_eq!(again.patterns.get("browsing").unwrap().sum, 3.0);
+        let mut lifted = after_both.clone();
+        lifted.suppressions.clear();
+        let cleared = AudienceState::merged(&again, &after_both, &lifted);
+        assert!(cleared.suppressions.is_empty());
     }
 
     #[test]

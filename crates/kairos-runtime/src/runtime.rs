@@ -17,7 +17,7 @@ use kairos_engine::{
 };
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
-use kairos_store::{BoxFuture, EncodedState, HistoryStore};
+use kairos_store::{BoxFuture, EncodedState, HistoryStore, StateWrite};
 
 use crate::access::{Access, Grants};
 use crate::live::{Counted, Live, RequestWorld};
@@ -718,10 +718,14 @@ impl QueuedWrite {
     ) -> Result<QueuedWrite, Problem> {
         let room = store.reserve().await.map_err(storage)?;
         let records = session.take_records();
+        let key = session.audience_key().to_string();
         let state = session
             .take_changed_state()
-            .map(EncodedState::new)
-            .map(|s| (session.audience_key().to_string(), s));
+            .map(|(base, state)| StateWrite {
+                key,
+                base: Some(EncodedState::new(&base)),
+                state: EncodedState::new(state),
+            });
         let counted = records.iter().map(Counted::of).collect();
         Ok(QueuedWrite {
             commit: Some(room.enqueue(records, state)),

@@ -387,6 +387,7 @@ fn encode(channel: &str, s: &SessionSnapshot) -> String {
         "profile": pairs(s.profile.iter().map(|(k, v)| (k.clone(), value(v)))),
         "params": pairs(s.params.iter().map(|(k, v)| (k.clone(), value(v)))),
         "state": kairos_store::encode_state(&s.state),
+        "state_base": kairos_store::encode_state(&s.state_base),
         "state_changed": s.state_changed,
         "debug": s.debug,
         "visit_contacts": s.visit_contacts,
@@ -416,6 +417,11 @@ fn decode(text: &str) -> Option<(String, SessionSnapshot)> {
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
         state: kairos_store::decode_state(j["state"].as_str()?).ok()?,
+        // A snapshot from an earlier build has no base: what it holds is what it read.
+        state_base: match j["state_base"].as_str() {
+            Some(base) => kairos_store::decode_state(base).ok()?,
+            None => kairos_store::decode_state(j["state"].as_str()?).ok()?,
+        },
         state_changed: j["state_changed"].as_bool()?,
         debug: j["debug"].as_bool()?,
         visit_contacts: serde_json::from_value::<HashMap<String, u64>>(j["visit_contacts"].clone())

@@ -209,6 +209,7 @@ async fn sessions_whose_keys_expired_no_longer_count() {
             profile: HashMap::new(),
             params: BTreeMap::new(),
             state: AudienceState::default(),
+            state_base: AudienceState::default(),
             state_changed: false,
             debug: false,
             visit_contacts: HashMap::new(),

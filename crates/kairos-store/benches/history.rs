@@ -19,7 +19,7 @@ use kairos_engine::world::{
     AudienceState, HistoryRecord, OfferHistory, Origin, ResponseKind, Treatment,
 };
 use kairos_rules::time::Timestamp;
-use kairos_store::{Commit, EncodedState, HistoryStore};
+use kairos_store::{Commit, EncodedState, HistoryStore, StateWrite};
 
 const AUDIENCES: u64 = 50_000;
 const CONTACTS_PER_EVENT: usize = 3;
@@ -74,7 +74,13 @@ impl Events {
                 }
             })
             .collect();
-        (records, (audience.to_string(), EncodedState::new(&state)))
+        // Replacing what is stored: the merge of concurrent sessions' writes is not measured here.
+        let write = StateWrite {
+            key: audience.to_string(),
+            base: None,
+            state: EncodedState::new(&state),
+        };
+        (records, write)
     }
 
     /// The events of `size` visitors drawn at random.
@@ -88,7 +94,7 @@ impl Events {
     }
 }
 
-type Event = (Vec<HistoryRecord>, (String, EncodedState));
+type Event = (Vec<HistoryRecord>, StateWrite);
 
 /// Queues the events and waits for them: one group, as the writer gathers what is queued
 /// when it wakes.

@@ -69,8 +69,64 @@ pub struct OfferStats {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     pub records: Vec<HistoryRecord>,
-    /// Audience states to upsert, by audience key; for one audience, the last one wins.
-    pub states: Vec<(String, EncodedState)>,
+    /// Audience states written, in the order they were queued: each merged into what the
+    /// ones before it left ([`resolve_states`]).
+    pub states: Vec<StateWrite>,
+}
+
+/// One write of an audience's state: the state a session changed (`base`) and what it
+/// changed it to. Without a base, the state replaces what is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateWrite {
+    pub key: String,
+    pub base: Option<EncodedState>,
+    pub state: EncodedState,
+}
+
+/// What to store for each audience `writes` name, given what is stored now: each write's
+/// change applied, in order, to what the writes before it left. Sessions of one audience ID
+/// writing at once (on one instance or several) so each keep what they did instead of the
+/// last one's state replacing the others'. When nothing changed under a write since its
+/// session read it, its state is stored as it is, unread; a state that cannot be read is
+/// replaced rather than the write lost.
+pub fn resolve_states(
+    writes: &[StateWrite],
+    stored: &HashMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut now: HashMap<&str, String> = HashMap::new();
+    for w in writes {
+        let current = match now.get(w.key.as_str()) {
+            Some(text) => Some(text.as_str()),
+            None => {
+                order.push(&w.key);
+                stored.get(&w.key).map(String::as_str)
+            }
+        };
+        let next = match (current, &w.base) {
+            (Some(current), Some(base)) if current != base.as_str() => {
+                merge_encoded(current, base.as_str(), w.state.as_str())
+                    .unwrap_or_else(|| w.state.as_str().to_string())
+            }
+            _ => w.state.as_str().to_string(),
+        };
+        now.insert(&w.key, next);
+    }
+    order
+        .into_iter()
+        .map(|key| (key.to_string(), now.remove(key).expect("each key written")))
+        .collect()
+}
+
+fn merge_encoded(current: &str, base: &str, mine: &str) -> Option<String> {
+    let (current, base, mine) = (
+        codec::decode(current).ok()?,
+        codec::decode(base).ok()?,
+        codec::decode(mine).ok()?,
+    );
+    Some(codec::encode(&AudienceState::merged(
+        &current, &base, &mine,
+    )))
 }
 
 /// An audience's state as stored, encoded when it is queued: the encoding is the copy the
@@ -193,19 +249,9 @@ impl WriteQueue {
             }
         }
         let mut batch = Batch::default();
-        // Each audience once, with its last state, as one upsert statement requires.
-        let mut state_index: HashMap<String, usize> = HashMap::new();
         for (part, _) in &mut waiting {
             batch.records.append(&mut part.records);
-            for (key, state) in part.states.drain(..) {
-                match state_index.get(&key) {
-                    Some(&i) => batch.states[i].1 = state,
-                    None => {
-                        state_index.insert(key.clone(), batch.states.len());
-                        batch.states.push((key, state));
-                    }
-                }
-            }
+            batch.states.append(&mut part.states);
         }
         Group {
             batch,
@@ -277,11 +323,7 @@ pub struct Room<'a> {
 impl Room<'_> {
     /// Queues records and an audience's state; an empty write gives the room back and
     /// resolves at once.
-    pub fn enqueue(
-        self,
-        records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
-    ) -> Commit {
+    pub fn enqueue(self, records: Vec<HistoryRecord>, state: Option<StateWrite>) -> Commit {
         if records.is_empty() && state.is_none() {
             return Commit(None);
         }
@@ -356,7 +398,7 @@ impl HistoryStore {
     pub async fn write(
         &self,
         records: Vec<HistoryRecord>,
-        state: Option<(String, EncodedState)>,
+        state: Option<StateWrite>,
     ) -> Result<(), StoreError> {
         self.reserve().await?.enqueue(records, state).await
     }
@@ -366,12 +408,14 @@ impl HistoryStore {
         self.write(records, None).await
     }
 
+    /// Stores an audience's state in place of what is stored.
     pub async fn save_audience(&self, key: &str, state: &AudienceState) -> Result<(), StoreError> {
-        self.write(
-            Vec::new(),
-            Some((key.to_string(), EncodedState::new(state))),
-        )
-        .await
+        let write = StateWrite {
+            key: key.to_string(),
+            base: None,
+            state: EncodedState::new(state),
+        };
+        self.write(Vec::new(), Some(write)).await
     }
 
     /// What the history writer has done so far, for the runtime's metrics.

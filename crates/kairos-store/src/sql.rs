@@ -4,6 +4,7 @@
 //! [`sqlite_writer`] (one row at a time, on a connection of their own, with ids that follow
 //! time: see [`crate::statements::sqlite_history_insert`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,11 +18,11 @@ use crate::migrate::{self, migrate};
 use crate::sqlite_writer;
 use crate::statements::{
     COLUMNS, COUNTED_IDS_BELOW, Cell, Dialect, ROWS_PER_STATEMENT, audience_upsert, history_insert,
-    record_cells, unix_seconds,
+    placeholders, record_cells, unix_seconds,
 };
 use crate::{
     Backend, Batch, BoxFuture, OfferStats, StoreError, WriteQueue, decode_state, fold_stats,
-    kind_from_name,
+    kind_from_name, resolve_states,
 };
 
 pub struct Sql {
@@ -244,12 +245,50 @@ impl Sql {
                 .await?;
         }
         let now = unix_seconds();
-        // The batch holds each audience once, as one upsert statement requires.
-        for chunk in batch.states.chunks(ROWS_PER_STATEMENT) {
+        let mut keys: Vec<&str> = batch
+            .states
+            .iter()
+            .filter(|w| w.base.is_some())
+            .map(|w| w.key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut stored = HashMap::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            if self.dialect == Dialect::Postgres {
+                // Other instances write these audiences too: one transaction at a time each,
+                // taken in key order so two commits never wait on each other.
+                let lock = format!(
+                    "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (VALUES {}) AS v(k) ORDER BY k",
+                    placeholders(chunk.len(), 1, self.dialect)
+                );
+                chunk
+                    .iter()
+                    .fold(sqlx::query(&lock), |q, key| q.bind(*key))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let list = placeholders(chunk.len(), 1, self.dialect);
+            let read = format!(
+                "SELECT audience, state FROM kairos_audience WHERE audience IN ({})",
+                list.replace(['(', ')'], "")
+            );
+            let rows = chunk
+                .iter()
+                .fold(sqlx::query(&read), |q, key| q.bind(*key))
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                stored.insert(row.try_get("audience")?, row.try_get("state")?);
+            }
+        }
+        // Each audience once, as one upsert statement requires.
+        let states = resolve_states(&batch.states, &stored);
+        for chunk in states.chunks(ROWS_PER_STATEMENT) {
             let sql = audience_upsert(chunk.len(), self.dialect);
             let mut query = sqlx::query(&sql);
             for (key, state) in chunk {
-                query = query.bind(key).bind(state.as_str()).bind(now);
+                query = query.bind(key).bind(state).bind(now);
             }
             query.execute(&mut *tx).await?;
         }

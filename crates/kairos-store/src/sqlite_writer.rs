@@ -5,16 +5,17 @@
 //! thread, and with the sync on the blocking pool a group took four hand-offs where it now
 //! takes one each way (0.8 context switches per contact-load request before, 0.5 now).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, OpenFlags, ToSql, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 
 use crate::statements::{
     Cell, Dialect, SQLITE_LAST_HISTORY_ID, audience_upsert, next_history_id, record_cells,
     sqlite_history_insert, unix_seconds,
 };
-use crate::{Batch, StoreError, WriteQueue, log_vfs};
+use crate::{Batch, StoreError, WriteQueue, log_vfs, resolve_states};
 
 /// Opens the database file (its tables already made) and starts the writer thread, which
 /// calls `after_commit` after each commit and ends when the queue closes.
@@ -94,9 +95,22 @@ fn write(conn: &Connection, statements: &Statements, batch: &Batch) -> rusqlite:
         insert.execute(rusqlite::params_from_iter(cells))?;
         last_id = id;
     }
+    // What is stored now of the audiences whose writes change it, read under this
+    // transaction's write lock: no other writer changes it before the commit.
+    let mut stored = HashMap::new();
+    let mut read = conn.prepare_cached("SELECT state FROM kairos_audience WHERE audience = ?1")?;
+    for w in batch.states.iter().filter(|w| w.base.is_some()) {
+        if !stored.contains_key(&w.key)
+            && let Some(state) = read
+                .query_row(params![w.key], |row| row.get::<_, String>(0))
+                .optional()?
+        {
+            stored.insert(w.key.clone(), state);
+        }
+    }
     let mut upsert = conn.prepare_cached(&statements.upsert)?;
-    for (key, state) in &batch.states {
-        upsert.execute(params![key, state.as_str(), now])?;
+    for (key, state) in resolve_states(&batch.states, &stored) {
+        upsert.execute(params![key, state, now])?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use kairos_store::control::{
     Activation, AuditEntry, ControlStore, Expect, Group, Instance, Review, TestResult, Token,
     UnknownName, User, Version,
 };
-use kairos_store::{EncodedState, HistoryStore, OfferStats, ProfileStore, StoreError};
+use kairos_store::{EncodedState, HistoryStore, OfferStats, ProfileStore, StateWrite, StoreError};
 use sqlx::Executor;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -129,7 +129,11 @@ async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
     let refused = store
         .write(
             vec![good.clone()],
-            Some(("customer:1".to_string(), EncodedState::new(&state))),
+            Some(StateWrite {
+                key: "customer:1".to_string(),
+                base: None,
+                state: EncodedState::new(&state),
+            }),
         )
         .await;
     assert!(refused.is_err(), "the batch fails");
@@ -145,7 +149,11 @@ async fn a_failed_commit_writes_nothing_and_the_next_one_lands(url: String) {
     store
         .write(
             vec![good.clone()],
-            Some(("customer:1".to_string(), EncodedState::new(&state))),
+            Some(StateWrite {
+                key: "customer:1".to_string(),
+                base: None,
+                state: EncodedState::new(&state),
+            }),
         )
         .await
         .unwrap();
@@ -963,6 +971,45 @@ async fn time_ranges_find_every_row_in_them_whatever_wrote_it(url: String) {
     assert_eq!(offers, ["BRONZE", "GOLD", "OLD"]);
 }
 
+/// Twenty sessions of one customer, on two instances, each from the same stored state and
+/// each adding one contact, one of them an accept: every contact and the accept are kept.
+async fn sessions_of_one_audience_writing_at_once_all_keep_what_they_did(url: String) {
+    let key = "customer:customer_id=7";
+    let stores = [
+        Arc::new(history(url.clone()).await),
+        Arc::new(history(url).await),
+    ];
+    let mut base = AudienceState::default();
+    base.offers
+        .get_or_insert("GOLD")
+        .record_contact(Timestamp(1));
+    stores[0].save_audience(key, &base).await.unwrap();
+    let writes = (0..20).map(|i| {
+        let mut mine = base.clone();
+        let gold = mine.offers.get_or_insert("GOLD");
+        gold.record_contact(Timestamp(100 + i));
+        if i == 3 {
+            gold.last_accept = Some(Timestamp(103));
+        }
+        let write = StateWrite {
+            key: key.to_string(),
+            base: Some(EncodedState::new(&base)),
+            state: EncodedState::new(&mine),
+        };
+        let store = stores[i as usize % 2].clone();
+        tokio::spawn(async move { store.write(Vec::new(), Some(write)).await })
+    });
+    let tasks: Vec<_> = writes.collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let stored = stores[0].load_audience(key).await.unwrap();
+    let gold = stored.offers.get("GOLD").unwrap();
+    assert_eq!(gold.total_contacts, 21, "one before, one from each session");
+    assert_eq!(gold.recent_contacts.len(), 21);
+    assert_eq!(gold.last_accept, Some(Timestamp(103)), "the accept is kept");
+}
+
 macro_rules! suite {
     (history: $($name:ident),* ; by_url: $($pname:ident),* $(,)?) => {
         mod on_sqlite {
@@ -988,6 +1035,7 @@ suite!(
     learning_statistics_are_counted_per_offer_and_segment,
     concurrent_appends_are_all_acknowledged_after_commit;
     by_url:
+    sessions_of_one_audience_writing_at_once_all_keep_what_they_did,
     a_failed_commit_writes_nothing_and_the_next_one_lands,
     time_ranges_find_every_row_in_them_whatever_wrote_it,
     profile_tables_are_imported_replaced_and_read_by_key,
