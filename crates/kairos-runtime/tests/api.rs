@@ -898,51 +898,11 @@ async fn a_deployed_channel_describes_what_touchpoints_may_call() {
     s.stop().await;
 }
 
-/// Two sessions of one customer at once: one accepts GOLD (suppressed for ever after), the
-/// other logs a contact later. The later write keeps the accept: a new session is not offered
-/// GOLD again.
+/// Two sessions of one customer at once on one instance (see
+/// [`common::two_sessions_of_one_customer_keep_each_others_state`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_of_one_customer_keep_each_others_state() {
     let s = server(Config::default()).await;
-    let (a, b) = (start(s.addr, 2).await, start(s.addr, 2).await);
-    let treatment = |offers: &J, code: &str| {
-        offers["offer_lists"][0]["offers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["code"] == code)
-            .map(|o| o["treatment_code"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("{code} is offered: {offers}"))
-    };
-    let (_, offers_a) = get_offers(s.addr, &a, "ip=hero&count=3").await;
-    let (_, offers_b) = get_offers(s.addr, &b, "ip=hero&count=3").await;
-    let event = |id: &str, name: &str, code: String| {
-        let path = format!("/v1/sessions/{id}/events");
-        let addr = s.addr;
-        let name = name.to_string();
-        async move {
-            let (status, body) = call(
-                addr,
-                "POST",
-                &path,
-                json!({ "event": name, "params": { "treatment_code": code } }),
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
-        }
-    };
-    event(&a, "offer_clicked", treatment(&offers_a, "GOLD")).await;
-    // B read the state before A's accept; its contact is written after it.
-    let other = codes(&offers_b).into_iter().find(|c| c != "GOLD").unwrap();
-    event(&b, "offer_shown", treatment(&offers_b, &other)).await;
-    for id in [&a, &b] {
-        call(s.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
-    }
-    let c = start(s.addr, 2).await;
-    let (_, offers_c) = get_offers(s.addr, &c, "ip=hero&count=3").await;
-    assert!(
-        !codes(&offers_c).contains(&"GOLD".to_string()),
-        "the accepted GOLD stays suppressed: {offers_c}"
-    );
+    common::two_sessions_of_one_customer_keep_each_others_state(s.addr, s.addr).await;
     s.stop().await;
 }

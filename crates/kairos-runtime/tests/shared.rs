@@ -193,6 +193,18 @@ async fn the_group_counts_its_sessions_together_and_keeps_one_maximum() {
     b.stop().await;
 }
 
+/// Two sessions of one customer at once on two instances sharing sessions: each keeps what
+/// the other did to the customer's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_on_two_instances_keep_each_others_state() {
+    let Some((a, b)) = group("audience").await else {
+        return;
+    };
+    common::two_sessions_of_one_customer_keep_each_others_state(a.addr, b.addr).await;
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_whose_keys_expired_no_longer_count() {
     let prefix = format!("kairos-test-expiry-{}", std::process::id());

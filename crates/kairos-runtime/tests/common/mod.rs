@@ -202,3 +202,44 @@ pub async fn contacts_from_concurrent_calls(instances: &[SocketAddr], store: &Hi
     }
     assert_eq!(store.history().await.unwrap().len(), 40);
 }
+
+/// Two sessions of one customer at once, on `a` and `b` (one instance or two): one accepts
+/// GOLD (suppressed for ever after), the other, which read the state before, logs a contact
+/// later. The later write keeps the accept: a new session is not offered GOLD again.
+pub async fn two_sessions_of_one_customer_keep_each_others_state(a: SocketAddr, b: SocketAddr) {
+    let (on_a, on_b) = (start(a, 2).await, start(b, 2).await);
+    let treatment = |offers: &J, code: &str| {
+        offers["offer_lists"][0]["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["code"] == code)
+            .map(|o| o["treatment_code"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{code} is offered: {offers}"))
+    };
+    let (_, offers_a) = get_offers(a, &on_a, "ip=hero&count=3").await;
+    let (_, offers_b) = get_offers(b, &on_b, "ip=hero&count=3").await;
+    let event = |addr: SocketAddr, id: String, name: &'static str, code: String| async move {
+        let path = format!("/v1/sessions/{id}/events");
+        let body = json!({ "event": name, "params": { "treatment_code": code } });
+        let (status, answer) = call(addr, "POST", &path, body).await;
+        assert_eq!(status, 200, "{answer}");
+    };
+    event(
+        a,
+        on_a.clone(),
+        "offer_clicked",
+        treatment(&offers_a, "GOLD"),
+    )
+    .await;
+    let other = codes(&offers_b).into_iter().find(|c| c != "GOLD").unwrap();
+    event(b, on_b.clone(), "offer_shown", treatment(&offers_b, &other)).await;
+    call(a, "DELETE", &format!("/v1/sessions/{on_a}"), J::Null).await;
+    call(b, "DELETE", &format!("/v1/sessions/{on_b}"), J::Null).await;
+    let later = start(b, 2).await;
+    let (_, offers) = get_offers(b, &later, "ip=hero&count=3").await;
+    assert!(
+        !codes(&offers).contains(&"GOLD".to_string()),
+        "the accepted GOLD stays suppressed: {offers}"
+    );
+}
