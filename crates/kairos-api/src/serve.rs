@@ -96,11 +96,12 @@ where
                 .header_read_timeout(limits.header_timeout);
             let conn = builder.serve_connection_with_upgrades(io, hyper_service);
             let mut conn = std::pin::pin!(conn);
-            let mut signalled = std::pin::pin!(signal_tx.closed());
-            loop {
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    _ = &mut signalled => conn.as_mut().graceful_shutdown(),
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = signal_tx.closed() => {
+                    // The request in flight is answered; the connection then closes.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
                 }
             }
             drop((permit, close_rx));
