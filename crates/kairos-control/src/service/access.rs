@@ -19,10 +19,10 @@ pub(super) fn token_channels(subject: &str) -> impl Iterator<Item = &str> {
     subject.split(',').map(str::trim).filter(|c| !c.is_empty())
 }
 
-fn token_view(t: Token) -> TokenView {
+fn token_view(kind: TokenKind, t: Token) -> TokenView {
     TokenView {
         id: t.id().to_string(),
-        kind: kind_of(&t.kind),
+        kind,
         created_at: time(t.created_at),
         expires_at: t.expires_at.map(time),
         subject: t.subject,
@@ -31,11 +31,9 @@ fn token_view(t: Token) -> TokenView {
     }
 }
 
-fn kind_of(stored: &str) -> TokenKind {
-    TokenKind::ALL
-        .into_iter()
-        .find(|k| k.name() == stored)
-        .unwrap_or(TokenKind::User)
+/// A stored kind as the kind it is; one this build does not know is no token at all.
+fn kind_of(stored: &str) -> Option<TokenKind> {
+    TokenKind::ALL.into_iter().find(|k| k.name() == stored)
 }
 
 impl ControlPlane {
@@ -111,7 +109,7 @@ impl ControlPlane {
             .map_err(storage)?
             .filter(|t| !t.expired(self.now()))
             .ok_or_else(invalid)?;
-        match kind_of(&token.kind) {
+        match kind_of(&token.kind).ok_or_else(invalid)? {
             TokenKind::User => {
                 let user = self
                     .store
@@ -352,7 +350,7 @@ impl ControlPlane {
         let mut out = Vec::new();
         for kind in TokenKind::ALL {
             for t in self.store.tokens(kind.name()).await.map_err(storage)? {
-                out.push(token_view(t));
+                out.push(token_view(kind, t));
             }
         }
         Ok(out)
