@@ -252,7 +252,8 @@ fn print_common(args: &Args, db: &str) {
         println!(
             "  touchpoint tokens: {}",
             if args.group.is_some() {
-                "those the control plane issues for the group's channels (open while there are none)"
+                "as the control plane says: an open group takes calls without one, a closed one \
+                 those issued for the channel called"
             } else {
                 "none required (give --token to require one)"
             }
