@@ -376,67 +376,6 @@ pub struct Reviewed {
     pub decision: Decision,
 }
 
-/// What a test result is of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultKind {
-    /// `kairos test --group`: scenario files against the group's runtime.
-    Scenarios,
-    /// `kairos loadtest --group`.
-    Loadtest,
-}
-
-impl ResultKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ResultKind::Scenarios => "scenarios",
-            ResultKind::Loadtest => "loadtest",
-        }
-    }
-}
-
-/// What a scenario run's result says, in its `summary`.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct ScenarioSummary {
-    pub passed: usize,
-    pub failed: usize,
-    #[serde(default)]
-    pub files: Vec<String>,
-    #[serde(default)]
-    pub text: String,
-}
-
-/// What a load test's result says, in its `summary`.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct LoadtestSummary {
-    pub requests: u64,
-    pub requests_per_second: f64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    /// The thresholds it ran with; a load test with neither passes no gate.
-    pub max_p99_ms: Option<f64>,
-    pub min_rps: Option<f64>,
-    /// How long it ran; shorter than the group's `min_loadtest_seconds` passes no gate.
-    pub duration_seconds: f64,
-    #[serde(default)]
-    pub failures: Vec<String>,
-    #[serde(default)]
-    pub text: String,
-}
-
-/// `POST .../versions/{number}/results`: a test run against a group, for the gates.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct ResultRequest {
-    #[schema(min_length = 1)]
-    pub group: String,
-    pub kind: ResultKind,
-    pub passed: bool,
-    /// What the run found (`text`: a line for people).
-    #[serde(default)]
-    pub summary: Map<String, J>,
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {

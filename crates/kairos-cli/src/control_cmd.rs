@@ -11,12 +11,13 @@ use anyhow::{Context, Result, bail};
 use kairos_api::Client;
 use kairos_api::control::{
     Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, Gates, GroupRequest,
-    GroupSaved, GroupView, LoggedIn, LoginRequest, ResultKind, ResultRequest, ReviewRequest,
-    Reviewed, Role, RollbackRequest, RolledBack, UnknownNameView, VersionView,
+    GroupSaved, GroupView, LoggedIn, LoginRequest, ReviewRequest, Reviewed, Role, RollbackRequest,
+    RolledBack, UnknownNameView, VersionView,
 };
 use kairos_api::problem::problem_text;
+use kairos_api::testrun::{RunState, TestRun, TestRunRequest};
 use serde::Serialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde_json::Value as J;
 
 #[derive(clap::Args, Clone)]
@@ -143,62 +144,50 @@ impl Control {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// A server group as the control plane describes it.
-    fn group(&mut self, name: &str) -> Result<GroupView> {
-        let groups: Vec<GroupView> = self.get("/api/groups")?;
-        groups
-            .into_iter()
-            .find(|g| g.name == name)
-            .with_context(|| format!("there is no server group '{name}'"))
-    }
-
-    /// The version of `channel` active on `group`, if any.
-    pub fn active_version(&mut self, group: &str, channel: &str) -> Result<Option<i64>> {
-        Ok(self
-            .group(group)?
-            .active
-            .into_iter()
-            .find(|a| a.channel.eq_ignore_ascii_case(channel))
-            .map(|a| a.version))
-    }
-
-    /// The address of the group's instance that reported last.
-    pub fn group_address(&mut self, group: &str) -> Result<Option<String>> {
-        Ok(self
-            .group(group)?
-            .freshest_address()
-            .map(|a| format!("http://{a}")))
-    }
-
-    /// Attaches a test result to the version of `channel` active on `group`; says where.
-    pub fn attach(
-        &mut self,
-        group: &str,
-        channel: &str,
-        kind: ResultKind,
-        passed: bool,
-        summary: J,
-    ) -> Result<String> {
-        let version = self
-            .active_version(group, channel)?
-            .with_context(|| format!("no version of {channel} is active on {group}"))?;
-        // A summary is an object; anything else is kept under `value`.
-        let summary = match summary {
-            J::Object(fields) => fields,
-            other => [("value".to_string(), other)].into_iter().collect(),
-        };
-        let result = ResultRequest {
-            group: group.to_string(),
-            kind,
-            passed,
-            summary,
-        };
-        self.call::<IgnoredAny>(
+    /// Submits a test run to the control plane, which runs it against `group`'s runtime and
+    /// records the outcome; follows it to its end, printing its report as it grows and a load
+    /// test's progress on a terminal. Succeeds when everything passed.
+    pub fn run_tests(&mut self, group: &str, request: &TestRunRequest) -> Result<ExitCode> {
+        let mut run: TestRun = self.call(
             "POST",
-            &format!("/api/channels/{channel}/versions/{version}/results"),
-            Some(&result),
+            &format!("/api/groups/{group}/test-runs"),
+            Some(request),
         )?;
-        Ok(format!("{channel} version {version}"))
+        let mut printed = 0;
+        let bar = std::io::stderr().is_terminal();
+        loop {
+            // The report only grows; print what is new.
+            if let Some(new) = run.report.get(printed..) {
+                print!("{new}");
+                printed = run.report.len();
+                std::io::stdout().flush()?;
+            }
+            if let (true, Some(p)) = (bar, run.progress) {
+                crate::loadtest_cmd::draw_progress(p);
+            }
+            if run.state != RunState::Running {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            run = self.get(&format!("/api/test-runs/{}", run.id))?;
+        }
+        if bar && run.progress.is_some() {
+            eprintln!();
+        }
+        for r in &run.results {
+            println!(
+                "results attached to {} version {} on {group}",
+                r.channel, r.version
+            );
+        }
+        Ok(match run.state {
+            RunState::Passed => ExitCode::SUCCESS,
+            RunState::Error => {
+                eprintln!("the control plane could not run the tests; nothing is recorded");
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::FAILURE,
+        })
     }
 }
 

@@ -229,7 +229,8 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "{refused}"
     );
 
-    // Scenario tests against the staging group, attached to the version it runs.
+    // Scenario tests the control plane runs against the staging group, recorded with the
+    // version it runs.
     let out = as_user(
         &admin,
         &["test", scenarios.to_str().unwrap(), "--group", "staging"],
@@ -249,7 +250,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).contains("no runtime of server group 'qa'"),
+        text(&out).contains("there is no server group 'qa'"),
         "{}",
         text(&out)
     );
@@ -294,7 +295,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     );
     let out = load(&["--min-rps", "100000000"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("is below --min-rps 100000000"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is below the minimum of 100000000"));
     // That failed load test is now the latest: production still refuses.
     let out = as_user(&admin, &promote, &[]);
     assert!(

@@ -39,6 +39,11 @@ pub fn new_token(prefix: &str) -> String {
 
 pub use kairos_api::token_digest;
 
+/// A short random ID for things that are not secrets (test runs).
+pub fn new_id() -> String {
+    hex(&random_bytes::<8>())
+}
+
 /// A readable random password for a generated admin account.
 pub fn new_password() -> String {
     hex(&random_bytes::<12>())

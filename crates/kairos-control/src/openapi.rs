@@ -12,7 +12,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, design, groups, records, versions};
+use crate::routes::{access, design, groups, records, testruns, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,9 +29,9 @@ use crate::routes::{access, design, groups, records, versions};
         design::channels, design::apply, design::channel, design::export, design::validate,
         design::component, design::put_component, design::delete_component, design::diff,
         versions::versions, versions::version, versions::create_version, versions::review,
-        versions::attach_result, versions::impact, versions::segments,
+        versions::impact, versions::segments,
         groups::groups, groups::put_group, groups::deploy, groups::rollback, groups::active,
-        groups::heartbeat,
+        groups::heartbeat, testruns::start_test_run, testruns::test_run,
         records::tables, records::import_table, records::performance, records::unknown_names,
         records::audit_log,
     ),
@@ -71,6 +71,7 @@ fn particular(operation: &str) -> &'static [Refusal] {
         ],
         "segments" => &[(Code::NoPopulation, None), (Code::InvalidChannelFile, None)],
         "performance" => &[(Code::NoHistory, None)],
+        "start_test_run" => &[(Code::Conflict, None), (Code::LimitExceeded, None)],
         _ => &[],
     }
 }

@@ -301,11 +301,17 @@ async fn edits_of_different_components_both_land_and_the_same_one_conflicts() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn production_gates_approvals_promotion_and_rollback() {
     let c = control().await;
     let rex = user(&c, "rex", &["reviewer"]).await;
     apply(&c, &c.admin, BANK).await;
+    runtime(&c, "staging").await;
+    production_gates(
+        &c,
+        json!({ "staged": true, "scenarios": true, "loadtest": true, "approvals": 1, "min_loadtest_seconds": 1 }),
+    )
+    .await;
     let (status, v1) = deploy(&c, "staging", json!({ "channel": "web", "note": "first" })).await;
     assert_eq!((status, v1["version"].as_i64()), (200, Some(1)), "{v1}");
     // Unchanged design: the same version, not a new one.
@@ -334,8 +340,10 @@ async fn production_gates_approvals_promotion_and_rollback() {
     assert!(failed.iter().any(|f| f.starts_with("loadtest:")));
     assert!(failed.iter().any(|f| f.starts_with("approvals:")));
 
-    result(&c, 1, "scenarios", true).await;
-    result(&c, 1, "loadtest", false).await;
+    let run = scenarios(&c, PASSING).await;
+    assert_eq!(run["state"], "passed", "{run}");
+    // A threshold no runtime meets.
+    assert_eq!(loadtest(&c, 1, Some(0.0001)).await["state"], "failed");
     let review = |decision: &'static str| {
         let rex = rex.clone();
         let addr = c.addr;
@@ -356,7 +364,7 @@ async fn production_gates_approvals_promotion_and_rollback() {
         refused["errors"],
         json!(["loadtest: the last load test on staging failed"])
     );
-    result(&c, 1, "loadtest", true).await;
+    assert_eq!(loadtest(&c, 1, Some(1000.0)).await["state"], "passed");
     let (status, promoted) =
         deploy(&c, "production", json!({ "channel": "web", "version": 1 })).await;
     assert_eq!(status, 200, "{promoted}");

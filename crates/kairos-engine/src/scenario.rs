@@ -376,3 +376,73 @@ pub fn format_report(file: &str, reports: &[ScenarioReport]) -> String {
     }
     out
 }
+
+/// How many scenarios of one channel passed and failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelTally {
+    pub channel: String,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+/// What running several scenario files found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilesRun {
+    pub passed: usize,
+    /// Failed scenarios, and files that did not parse or could not run (one each).
+    pub failed: usize,
+    /// Per channel, in the order first met.
+    pub channels: Vec<ChannelTally>,
+}
+
+/// Runs one scenario file (named as shown) somewhere, or says why it cannot.
+pub type RunFile<'a> = dyn FnMut(&ScenarioFile, &str) -> Result<Vec<ScenarioReport>, String> + 'a;
+
+/// Runs parsed scenario files, each through `run` (which says why a file cannot run), and
+/// writes the report to `out` as it goes, ending with the totals.
+pub fn run_files(
+    files: &[(String, Result<ScenarioFile, kairos_model::Rejected>)],
+    run: &mut RunFile,
+    out: &mut dyn FnMut(&str),
+) -> FilesRun {
+    let mut totals = FilesRun::default();
+    for (shown, parsed) in files {
+        let file = match parsed {
+            Ok(file) => file,
+            Err(rejected) => {
+                for d in &rejected.0 {
+                    out(&format!("{d}\n"));
+                }
+                totals.failed += 1;
+                continue;
+            }
+        };
+        match run(file, shown) {
+            Ok(reports) => {
+                out(&format_report(shown, &reports));
+                let ok = reports.iter().filter(|r| r.passed()).count();
+                let bad = reports.len() - ok;
+                totals.passed += ok;
+                totals.failed += bad;
+                let channel = &file.channel.value;
+                match totals.channels.iter_mut().find(|t| t.channel == *channel) {
+                    Some(t) => (t.passed, t.failed) = (t.passed + ok, t.failed + bad),
+                    None => totals.channels.push(ChannelTally {
+                        channel: channel.clone(),
+                        passed: ok,
+                        failed: bad,
+                    }),
+                }
+            }
+            Err(e) => {
+                out(&format!("{e}\n"));
+                totals.failed += 1;
+            }
+        }
+    }
+    out(&format!(
+        "scenarios: {} passed, {} failed\n",
+        totals.passed, totals.failed
+    ));
+    totals
+}

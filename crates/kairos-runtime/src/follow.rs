@@ -166,6 +166,7 @@ impl Follow {
         let mut last_report: Option<Instant> = None;
         let mut requests_at_report = runtime.metrics.requests();
         let mut down_since: Option<Instant> = None;
+        let mut swapped = false;
         let control = match Client::with_ca_file(
             &self.control,
             self.token.clone(),
@@ -193,6 +194,8 @@ impl Follow {
                         match handle.block_on(self.apply(runtime, &answer, reload)) {
                             Ok(changed) => {
                                 generation = next;
+                                // Reported at once: a test run may be waiting for it.
+                                swapped |= !changed.is_empty();
                                 data = Some(answer.data.clone());
                                 for shown in changed {
                                     println!("{}: now serving {shown}", self.group);
@@ -228,7 +231,9 @@ impl Follow {
                     continue;
                 }
             }
-            if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(POLL_SECONDS)) {
+            if swapped
+                || last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(POLL_SECONDS))
+            {
                 let mut unknown = Vec::new();
                 let mut counted = Vec::new();
                 for (kind, channel, name, count) in runtime.metrics.unknown_names() {
@@ -276,6 +281,7 @@ impl Follow {
                     reported.extend(counted);
                     requests_at_report = requests;
                     last_report = Some(Instant::now());
+                    swapped = false;
                 }
             }
         }

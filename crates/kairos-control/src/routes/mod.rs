@@ -6,6 +6,7 @@ pub(crate) mod access;
 pub(crate) mod design;
 pub(crate) mod groups;
 pub(crate) mod records;
+pub(crate) mod testruns;
 pub(crate) mod versions;
 
 use std::future::Future;
@@ -180,10 +181,6 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
             post(versions::review),
         )
         .route(
-            "/api/channels/{channel}/versions/{number}/results",
-            post(versions::attach_result),
-        )
-        .route(
             "/api/channels/{channel}/versions/{number}/impact",
             get(versions::impact),
         )
@@ -195,6 +192,11 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/groups/{group}", put(groups::put_group))
         .route("/api/groups/{group}/deployments", post(groups::deploy))
         .route("/api/groups/{group}/rollback", post(groups::rollback))
+        .route(
+            "/api/groups/{group}/test-runs",
+            post(testruns::start_test_run),
+        )
+        .route("/api/test-runs/{id}", get(testruns::test_run))
         .route("/api/tables", get(records::tables))
         .route("/api/tables/{name}", post(records::import_table))
         .route("/api/unknown-names", get(records::unknown_names))

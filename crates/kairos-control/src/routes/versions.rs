@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kairos_api::Problem;
 use kairos_api::control::{
-    ImpactQuery, ImpactReport, NoteRequest, ResultRequest, ReviewRequest, Reviewed, SegmentsQuery,
-    SegmentsReport, VersionView,
+    ImpactQuery, ImpactReport, NoteRequest, ReviewRequest, Reviewed, SegmentsQuery, SegmentsReport,
+    VersionView,
 };
 
 use super::{Body, ChannelPath, Params, Shared, VersionPath};
@@ -61,19 +61,6 @@ pub async fn review(
     Body(request): Body<ReviewRequest>,
 ) -> Result<Json<Reviewed>, Problem> {
     Ok(Json(cp.review(&caller, &channel, number, request).await?))
-}
-
-#[utoipa::path(post, path = "/api/channels/{channel}/versions/{number}/results", tag = "versions",
-    params(VersionPath), request_body = ResultRequest,
-    responses((status = 201, description = "The result is recorded, for the gates")))]
-pub async fn attach_result(
-    State(cp): Shared,
-    Extension(caller): Extension<Caller>,
-    Path(VersionPath { channel, number }): Path<VersionPath>,
-    Body(request): Body<ResultRequest>,
-) -> Result<StatusCode, Problem> {
-    cp.attach_result(&caller, &channel, number, request).await?;
-    Ok(StatusCode::CREATED)
 }
 
 #[utoipa::path(get, path = "/api/channels/{channel}/versions/{number}/impact", tag = "versions",

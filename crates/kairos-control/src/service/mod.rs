@@ -8,6 +8,7 @@ mod design;
 mod groups;
 mod records;
 mod review;
+mod testruns;
 mod throttle;
 mod versions;
 
@@ -52,6 +53,8 @@ pub struct ControlPlane {
     tls: std::sync::atomic::AtomicBool,
     /// Failed logins, per user and per address.
     throttle: std::sync::Mutex<throttle::Throttle>,
+    /// Test runs in flight and the latest finished.
+    runs: std::sync::Mutex<testruns::RunBook>,
 }
 
 /// Who is calling: a user with roles, or a runtime of a group.
@@ -181,6 +184,7 @@ impl ControlPlane {
             stopping: std::sync::atomic::AtomicBool::new(false),
             tls: std::sync::atomic::AtomicBool::new(false),
             throttle: Default::default(),
+            runs: Default::default(),
         })
     }
 

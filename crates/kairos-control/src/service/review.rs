@@ -3,9 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kairos_api::control::{
-    Decision, Gates, LoadtestSummary, ReviewRequest, Reviewed, ScenarioSummary,
-};
+use kairos_api::control::{Decision, Gates, ReviewRequest, Reviewed};
+use kairos_api::testrun::{LoadtestSummary, ScenarioSummary};
 use kairos_api::{Code, Problem};
 use kairos_model::components::{self, Component};
 use kairos_rules::time::Timestamp;
@@ -24,17 +23,21 @@ pub(super) fn gates_of(group: &Group) -> Result<Gates, Problem> {
     })
 }
 
-/// Why a passing result still passes no gate, if it does not: a scenario run that ran no
-/// scenario, a load test without thresholds or shorter than the group asks.
+/// Why a passing result still passes no gate, if it does not: one a client posted rather
+/// than the control plane ran (an earlier version took such results), a scenario run that
+/// ran no scenario, a load test without thresholds or shorter than the group asks.
 fn not_enough(kind: &str, summary: &serde_json::Value, gates: &Gates) -> Option<String> {
+    const POSTED: &str = "was posted by a client, not run by the control plane";
     if kind == "scenarios" {
         return match serde_json::from_value::<ScenarioSummary>(summary.clone()) {
+            Ok(s) if s.run.is_none() => Some(POSTED.to_string()),
             Ok(s) if s.passed > 0 => None,
             Ok(_) => Some("ran no scenario".to_string()),
             Err(_) => Some("does not say how many scenarios passed".to_string()),
         };
     }
     match serde_json::from_value::<LoadtestSummary>(summary.clone()) {
+        Ok(s) if s.run.is_none() => Some(POSTED.to_string()),
         Ok(s) if s.max_p99_ms.is_none() && s.min_rps.is_none() => {
             Some("had no threshold to meet (give --max-p99-ms or --min-rps)".to_string())
         }

@@ -2,8 +2,8 @@
 //! the gates a version must pass for production, and reports over what a version would do.
 
 use kairos_api::control::{
-    ActivationView, Against, ImpactQuery, ImpactReport, ImpactRow, NoteRequest, ResultRequest,
-    ResultView, ReviewView, SegmentCount, SegmentsQuery, SegmentsReport, VersionView,
+    ActivationView, Against, ImpactQuery, ImpactReport, ImpactRow, NoteRequest, ResultView,
+    ReviewView, SegmentCount, SegmentsQuery, SegmentsReport, VersionView,
 };
 use kairos_api::{Code, Problem};
 use kairos_engine::channel_hash;
@@ -11,8 +11,8 @@ use kairos_engine::inprocess::{MemoryTables, population};
 use kairos_engine::report::{impact, segment_counts};
 use kairos_model::Schemas;
 use kairos_model::components;
-use kairos_store::control::{Activation, TestResult, Version};
-use serde_json::{Value as J, json};
+use kairos_store::control::{Activation, Version};
+use serde_json::json;
 
 use super::{Caller, ControlPlane, blocking, rejected, storage, time, within};
 use crate::auth::Role;
@@ -186,43 +186,6 @@ impl ControlPlane {
         )
         .await?;
         Ok((version, true))
-    }
-
-    /// Attaches a scenario or load test result to a version, for the gates.
-    pub async fn attach_result(
-        &self,
-        caller: &Caller,
-        channel: &str,
-        number: i64,
-        request: ResultRequest,
-    ) -> Result<(), Problem> {
-        caller.require(&Role::ALL)?;
-        self.stored_version(channel, number).await?;
-        self.group_named(&request.group).await?;
-        let result = TestResult {
-            group: request.group,
-            kind: request.kind.name().to_string(),
-            passed: request.passed,
-            summary: J::Object(request.summary),
-            by: caller.name.clone(),
-            at: self.now(),
-        };
-        self.store
-            .add_result(channel, number, &result)
-            .await
-            .map_err(storage)?;
-        self.audit(
-            &caller.name,
-            "test result",
-            &format!("{channel} v{number}"),
-            format!(
-                "{} on {}: {}",
-                result.kind,
-                result.group,
-                if result.passed { "passed" } else { "failed" }
-            ),
-        )
-        .await
     }
 
     /// A version compiled against the default data source's tables.

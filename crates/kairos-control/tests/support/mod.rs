@@ -17,6 +17,16 @@ pub const BANK: &str = include_str!("../../../../examples/bank/channel.yaml");
 pub struct Control {
     pub addr: SocketAddr,
     pub admin: String,
+    pub cp: Arc<ControlPlane>,
+    /// Its database, which also holds the profile tables.
+    pub database: String,
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 pub async fn control() -> Control {
@@ -39,11 +49,18 @@ pub async fn control_with_clock(clock: fn() -> kairos_rules::time::Timestamp) ->
     assert!(cp.ensure_admin("admin-password").await.unwrap());
     assert!(!cp.ensure_admin("other").await.unwrap(), "created once");
     let cp = Arc::new(cp);
+    let cp_handle = cp.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(kairos_control::run(listener, cp, std::future::pending()));
     let admin = login(addr, "admin", "admin-password").await;
-    Control { addr, admin }
+    Control {
+        addr,
+        admin,
+        cp: cp_handle,
+        database: url,
+        dir,
+    }
 }
 
 pub async fn api(addr: SocketAddr, method: &str, path: &str, token: &str, body: J) -> (u16, J) {
@@ -137,32 +154,155 @@ pub async fn deploy(c: &Control, group: &str, body: J) -> (u16, J) {
     .await
 }
 
-/// A result on staging as `kairos test` or `kairos loadtest` attaches it: one scenario run,
-/// or a 30 s load test with a p99 threshold.
-pub async fn result(c: &Control, version: i64, kind: &str, passed: bool) {
-    let summary = if kind == "scenarios" {
-        json!({ "passed": 1, "failed": u8::from(!passed) })
-    } else {
-        loadtest_summary(30.0, Some(100.0))
-    };
-    result_with(c, version, kind, passed, summary).await;
-}
-
-pub fn loadtest_summary(seconds: f64, max_p99_ms: Option<f64>) -> J {
-    json!({
-        "requests": 3000, "requests_per_second": 100.0, "errors": 0, "p50_ms": 1.0,
-        "p99_ms": 5.0, "max_p99_ms": max_p99_ms, "min_rps": null, "duration_seconds": seconds,
-    })
-}
-
-pub async fn result_with(c: &Control, version: i64, kind: &str, passed: bool, summary: J) {
-    let (status, _) = api(
+/// The production group's gates, as given (what is left out takes its default).
+pub async fn production_gates(c: &Control, gates: J) {
+    let (status, body) = api(
         c.addr,
-        "POST",
-        &format!("/api/channels/web/versions/{version}/results"),
+        "PUT",
+        "/api/groups/production",
         &c.admin,
-        json!({ "group": "staging", "kind": kind, "passed": passed, "summary": summary }),
+        json!({ "gates": gates }),
     )
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// What stops `version` going to production, one line per failed gate.
+pub async fn refusals(c: &Control, version: i64) -> Vec<String> {
+    let (status, body) = deploy(
+        c,
+        "production",
+        json!({ "channel": "web", "version": version }),
+    )
+    .await;
+    if status == 200 {
+        return Vec::new();
+    }
+    assert_eq!(body["code"], "GATES_FAILED", "{body}");
+    serde_json::from_value(body["errors"].clone()).unwrap()
+}
+
+/// A runtime of `group` following the control plane, as `kairos up` starts one, with the
+/// bank's customers and accounts imported; it serves until the test ends. (Tests starting one run on the
+/// multi-threaded runtime: following blocks on it from its own thread.)
+pub async fn runtime(c: &Control, group: &str) -> SocketAddr {
+    use kairos_runtime::follow::Follow;
+    use kairos_runtime::profiles::StoreProfiles;
+    use kairos_store::{HistoryStore, ProfileStore};
+    for (table, csv) in [
+        (
+            "customers",
+            include_str!("../../../../examples/bank/customers.csv"),
+        ),
+        (
+            "accounts",
+            include_str!("../../../../examples/bank/accounts.csv"),
+        ),
+    ] {
+        let (status, body) = http::http(
+            c.addr,
+            "POST",
+            &format!("/api/tables/{table}?key=customer_id"),
+            &[
+                ("authorization", &format!("Bearer {}", c.admin)),
+                ("content-type", "text/csv"),
+            ],
+            csv,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let history = format!("sqlite://{}", c.dir.join(format!("{group}.db")).display());
+    let store = HistoryStore::open(&history).await.unwrap();
+    let profiles = StoreProfiles::open(ProfileStore::open(&c.database).await.unwrap())
+        .await
+        .unwrap();
+    let runtime = Arc::new(kairos_runtime::Runtime::new(
+        store,
+        Box::new(profiles),
+        kairos_runtime::Config::default(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (token, _) =
+        c.cp.issue_token(
+            kairos_api::control::TokenKind::Runtime,
+            group,
+            "test",
+            "admin",
+            None,
+        )
+        .await
+        .unwrap();
+    Follow {
+        control: format!("http://{}", c.addr),
+        ca_file: None,
+        token: Some(token),
+        group: group.to_string(),
+        instance: format!("{group}-test"),
+        address: addr.to_string(),
+        cache: c.dir.join("cache"),
+        database: c.database.clone(),
+    }
+    .spawn(runtime.clone(), tokio::runtime::Handle::current());
+    tokio::spawn(kairos_runtime::run(
+        listener,
+        runtime,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Submits a test run to the control plane and waits for its end; the run as it ended.
+pub async fn test_run(c: &Control, token: &str, group: &str, request: J) -> J {
+    let (status, run) = api(
+        c.addr,
+        "POST",
+        &format!("/api/groups/{group}/test-runs"),
+        token,
+        request,
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..240 {
+        let (status, run) = api(
+            c.addr,
+            "GET",
+            &format!("/api/test-runs/{id}"),
+            token,
+            J::Null,
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        if run["state"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("test run {id} did not end within a minute");
+}
+
+/// Scenarios that pass against the bank channel on a runtime with its customers.
+pub const PASSING: &str = include_str!("../../../../examples/bank/staging.scenarios.yaml");
+
+/// The control plane runs `text` as a scenario file against staging; the run as it ended.
+pub async fn scenarios(c: &Control, text: &str) -> J {
+    let files = json!([{ "name": "staging.scenarios.yaml", "text": text }]);
+    test_run(
+        c,
+        &c.admin,
+        "staging",
+        json!({ "kind": "scenarios", "files": files }),
+    )
+    .await
+}
+
+/// The control plane loads staging's web channel for `seconds`; the run as it ended.
+pub async fn loadtest(c: &Control, seconds: u32, max_p99_ms: Option<f64>) -> J {
+    let plan = json!({
+        "kind": "loadtest", "channel": "web", "duration_seconds": seconds, "concurrency": 2,
+        "max_p99_ms": max_p99_ms,
+    });
+    test_run(c, &c.admin, "staging", plan).await
 }

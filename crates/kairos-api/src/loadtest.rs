@@ -1,0 +1,267 @@
+//! The load test driver: virtual touchpoints, each on its own connection, running realistic
+//! sessions (start, one to three get offers each followed by a contact event, end) against a
+//! runtime for a duration; throughput, latency percentiles and the plan's thresholds. The
+//! control plane runs it for the gates; `kairos loadtest --url` runs it from the CLI.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kairos_engine::random::{Random, SplitMix64};
+use serde::de::IgnoredAny;
+use serde_json::Map;
+
+use crate::runtime::{ChannelAnswer, EventRequest, StartRequest, Started, Values};
+use crate::testrun::{IdRange, LoadProgress, LoadtestPlan, LoadtestSummary};
+use crate::{Client, ClientError};
+
+/// Why a load test could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadtestError {
+    #[error("the runtime does not serve channel '{channel}': {source}")]
+    NotServed {
+        channel: String,
+        source: ClientError,
+    },
+    #[error("channel '{0}' has no audience level with an ID field")]
+    NoAudience(String),
+    #[error("channel '{0}' has no interaction point to ask for offers")]
+    NoInteractionPoint(String),
+    #[error("audience IDs: the first, {}, is above the last, {}", .0.first, .0.last)]
+    Ids(IdRange),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What the sessions call: read from the runtime's description of the channel.
+struct Calls {
+    channel: String,
+    level: String,
+    id_field: String,
+    ips: Vec<String>,
+    contact_event: Option<String>,
+    ids: IdRange,
+}
+
+impl Calls {
+    fn read(client: &Client, plan: &LoadtestPlan) -> Result<Calls, LoadtestError> {
+        let channel = plan.channel.clone();
+        if plan.audience_ids.first > plan.audience_ids.last {
+            return Err(LoadtestError::Ids(plan.audience_ids));
+        }
+        let described: ChannelAnswer = client
+            .call("GET", &format!("/v1/channels/{channel}"), None::<&()>)
+            .map_err(|source| LoadtestError::NotServed {
+                channel: channel.clone(),
+                source,
+            })?;
+        let level = described.default_audience_level;
+        let id_field = described
+            .audience_levels
+            .into_iter()
+            .find(|l| Some(&l.name) == level.as_ref())
+            .and_then(|l| l.id_fields.into_iter().next());
+        let (Some(level), Some(id_field)) = (level, id_field) else {
+            return Err(LoadtestError::NoAudience(channel));
+        };
+        if described.interaction_points.is_empty() {
+            return Err(LoadtestError::NoInteractionPoint(channel));
+        }
+        let contact_event = described
+            .events
+            .into_iter()
+            .find(|e| e.logs_contact)
+            .map(|e| e.name);
+        Ok(Calls {
+            channel,
+            level,
+            id_field,
+            ips: described.interaction_points,
+            contact_event,
+            ids: plan.audience_ids,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// One virtual touchpoint's connection, timing each call.
+struct Touchpoint<'a> {
+    client: Client,
+    totals: &'a Totals,
+    latencies: Vec<u32>,
+}
+
+impl Touchpoint<'_> {
+    fn timed<T>(&mut self, call: impl FnOnce(&Client) -> Result<T, ClientError>) -> Option<T> {
+        let started = Instant::now();
+        let result = call(&self.client);
+        self.latencies
+            .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        self.totals.requests.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.totals.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result.ok()
+    }
+}
+
+/// One virtual touchpoint: sessions one after another until `stop`; its latencies in µs.
+fn visitor(
+    client: Client,
+    calls: &Calls,
+    seed: u64,
+    stop: &AtomicBool,
+    totals: &Totals,
+) -> Vec<u32> {
+    let mut rng = SplitMix64(seed);
+    let mut tp = Touchpoint {
+        client,
+        totals,
+        latencies: Vec::new(),
+    };
+    let nothing = None::<&()>;
+    while !stop.load(Ordering::Relaxed) {
+        let id = calls.ids.first + rng.next_u64() % (calls.ids.last - calls.ids.first + 1);
+        let start = StartRequest {
+            session_id: None,
+            channel: calls.channel.clone(),
+            audience_level: Some(calls.level.clone()),
+            audience_id: Values(Map::from_iter([(calls.id_field.clone(), id.into())])),
+            params: None,
+            rely_on_existing_session: None,
+            debug: None,
+        };
+        let Some(Started { session_id, .. }) =
+            tp.timed(|c| c.call("POST", "/v1/sessions", Some(&start)))
+        else {
+            continue;
+        };
+        for _ in 0..1 + rng.next_u64() % 3 {
+            let ip = &calls.ips[(rng.next_u64() % calls.ips.len() as u64) as usize];
+            let offers = format!("/v1/sessions/{session_id}/offers?ip={ip}&count=3");
+            tp.timed(|c| c.call::<IgnoredAny>("GET", &offers, nothing));
+            if let Some(event) = &calls.contact_event {
+                let contact = EventRequest {
+                    event: event.clone(),
+                    params: None,
+                };
+                let events = format!("/v1/sessions/{session_id}/events");
+                tp.timed(|c| c.call::<IgnoredAny>("POST", &events, Some(&contact)));
+            }
+        }
+        let end = format!("/v1/sessions/{session_id}");
+        tp.timed(|c| c.call::<IgnoredAny>("DELETE", &end, nothing));
+    }
+    tp.latencies
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    f64::from(sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]) / 1000.0
+}
+
+/// What a load test measured: the summary the gates read, and a report for people.
+pub struct Measured {
+    pub summary: LoadtestSummary,
+    pub report: String,
+}
+
+/// Runs `plan` against the runtime at `url`, calling `progress` about five times a second,
+/// until its duration is over or `cancel` is set; the summary says whether it met the
+/// plan's thresholds (`failures` empty).
+pub fn drive(
+    url: &str,
+    token: Option<&str>,
+    plan: &LoadtestPlan,
+    progress: &mut dyn FnMut(LoadProgress),
+    cancel: &AtomicBool,
+) -> Result<Measured, LoadtestError> {
+    let client = |_| Client::new(url, token.map(str::to_string));
+    let calls = Arc::new(Calls::read(&client(())?, plan)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals::default());
+    let duration = Duration::from_secs(u64::from(plan.duration_seconds));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..plan.concurrency.max(1))
+        .map(|n| {
+            let client = client(())?;
+            let (calls, stop, totals) = (calls.clone(), stop.clone(), totals.clone());
+            Ok(std::thread::spawn(move || {
+                visitor(client, &calls, u64::from(n) + 1, &stop, &totals)
+            }))
+        })
+        .collect::<Result<_, ClientError>>()?;
+    while started.elapsed() < duration && !cancel.load(Ordering::Relaxed) {
+        std::thread::sleep(
+            Duration::from_millis(200).min(duration.saturating_sub(started.elapsed())),
+        );
+        progress(LoadProgress {
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            duration_seconds: duration.as_secs_f64(),
+            requests: totals.requests.load(Ordering::Relaxed),
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<u32> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let requests = latencies.len() as u64;
+    let errors = totals.errors.load(Ordering::Relaxed);
+    let rps = requests as f64 / elapsed;
+    let (p50, p90, p99) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+    );
+    let max = latencies.last().map_or(0.0, |l| f64::from(*l) / 1000.0);
+    let mut failures = Vec::new();
+    if let Some(max) = plan.max_p99_ms
+        && p99 > max
+    {
+        failures.push(format!("p99 {p99:.2} ms is above the maximum of {max} ms"));
+    }
+    if let Some(min) = plan.min_rps
+        && rps < min
+    {
+        failures.push(format!("{rps:.0} requests/s is below the minimum of {min}"));
+    }
+    if errors > 0 {
+        failures.push(format!("{errors} requests failed"));
+    }
+    let mut report = format!(
+        "channel {} at {url}: {requests} requests in {elapsed:.1}s with {} sessions at once\n  \
+         throughput {rps:.0} requests/s, {errors} errors\n  \
+         latency p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms\n",
+        plan.channel, plan.concurrency
+    );
+    for f in &failures {
+        report.push_str(&format!("FAIL {f}\n"));
+    }
+    if failures.is_empty() {
+        report.push_str("loadtest passed\n");
+    }
+    let summary = LoadtestSummary {
+        requests,
+        requests_per_second: rps,
+        errors,
+        p50_ms: p50,
+        p99_ms: p99,
+        max_p99_ms: plan.max_p99_ms,
+        min_rps: plan.min_rps,
+        duration_seconds: elapsed,
+        failures,
+        text: format!("{rps:.0} requests/s, p99 {p99:.2} ms, {errors} errors"),
+        run: None,
+    };
+    Ok(Measured { summary, report })
+}
