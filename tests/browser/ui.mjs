@@ -137,6 +137,31 @@ await page.getByLabel(/Deploy the design to staging/).fill('spring saver');
 await page.getByRole('button', { name: 'Deploy to staging' }).click();
 await page.getByText('version 2 is now active on staging').waitFor();
 await check('versions');
+// A scenario file run by the control plane against staging's runtime, recorded with version
+// 2 for the gates; the run's page reloads itself until the run ends.
+await page.getByLabel('Scenario file (YAML)').fill(`channel: web
+scenarios:
+  - name: the spring saver is offered on the home page
+    start: { audience_id: { customer_id: 1001 }, params: { page: home } }
+    steps:
+      - get_offers: { ip: hero, count: 10 }
+        expect: { contains: [ SPRING_SAVER ] }
+`);
+await page.getByRole('button', { name: 'Run the scenarios' }).click();
+await page.waitForURL(/\/ui\/test-runs\//);
+await page.getByText('Recorded with web version 2').waitFor();
+assert.match(await page.locator('pre').innerText(), /ok {3}scenarios from the UI: the spring saver/);
+await check('test-run');
+await page.getByRole('link', { name: 'web version 2' }).click();
+await page.getByText(/scenarios on staging: passed/).waitFor();
+// A short load test the same way: its figures on the run's page, its result on the version.
+await page.getByLabel('Seconds').fill('1');
+await page.getByLabel('Most p99 (ms)').fill('2000');
+await page.getByRole('button', { name: 'Run the load test' }).click();
+await page.getByText('Recorded with web version 2').waitFor();
+assert.match(await page.locator('pre').innerText(), /throughput \d+ requests\/s/);
+await page.getByRole('link', { name: 'web version 2' }).click();
+await page.getByText(/loadtest on staging: passed/).waitFor();
 await page.getByRole('link', { name: 'What changed since version 1' }).click();
 await page.getByText('added offers/SPRING_SAVER').waitFor();
 await check('diff');

@@ -241,6 +241,23 @@ async fn a_run_that_cannot_run_says_why_and_records_nothing() {
     )
     .await;
     assert_eq!(status, 404, "{body}");
+    // Tests write their sessions into the group's history: never a production group's.
+    let (status, body) = api(
+        c.addr,
+        "POST",
+        "/api/groups/production/test-runs",
+        &c.admin,
+        json!({ "kind": "loadtest", "channel": "web", "duration_seconds": 1 }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("production is a production group"),
+        "{body}"
+    );
     let nobody = user(&c, "nobody", &[]).await;
     let (status, body) = api(
         c.addr,

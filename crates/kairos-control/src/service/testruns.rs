@@ -172,6 +172,14 @@ impl ControlPlane {
     ) -> Result<TestRun, Problem> {
         caller.require(&Role::ALL)?;
         let group = self.group_named(group).await?;
+        // A test writes its sessions' contacts into the group's history, as a visitor would.
+        if group.production {
+            return Err(Problem::bad_request(format!(
+                "{} is a production group: tests run on a staging group, where their sessions \
+                 do not count as customers'",
+                group.name
+            )));
+        }
         let kind = request.kind();
         let work = checked(request)?;
         let run = TestRun {

@@ -11,6 +11,7 @@ mod guard;
 mod login;
 mod reports;
 mod simulator;
+mod testruns;
 mod workflow;
 
 use std::collections::HashMap;
@@ -106,6 +107,16 @@ fn enc(text: &str) -> String {
 }
 
 fn page(caller: Option<&Caller>, title: &str, body: &str) -> Response {
+    page_with(caller, title, "", body)
+}
+
+/// A page that reloads itself every `seconds` (a run in progress).
+fn page_refreshing(caller: &Caller, title: &str, body: &str, seconds: u32) -> Response {
+    let head = format!(r#"<meta http-equiv="refresh" content="{seconds}">"#);
+    page_with(Some(caller), title, &head, body)
+}
+
+fn page_with(caller: Option<&Caller>, title: &str, head: &str, body: &str) -> Response {
     let mut nav = String::new();
     if let Some(c) = caller {
         nav.push_str(r#"<nav aria-label="main"><a href="/ui/channels">Channels</a> <a href="/ui/groups">Server groups</a> <a href="/ui/reports">Reports</a> <a href="/ui/unknown">Unknown names</a> <a href="/ui/audit">Audit log</a>"#);
@@ -122,7 +133,7 @@ fn page(caller: Option<&Caller>, title: &str, body: &str) -> Response {
         );
     }
     let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Kairos</title><link rel="stylesheet" href="{STYLESHEET}"></head><body><header><strong>Kairos</strong>{nav}</header><main id="main"><h1>{}</h1>{body}</main></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · Kairos</title><link rel="stylesheet" href="{STYLESHEET}">{head}</head><body><header><strong>Kairos</strong>{nav}</header><main id="main"><h1>{}</h1>{body}</main></body></html>"#,
         esc(title),
         esc(title)
     );
@@ -255,6 +266,11 @@ pub(crate) fn routes(control: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
             "/ui/channels/{channel}/simulator",
             get(simulator::simulator_page).post(simulator::simulator_submit),
         )
+        .route(
+            "/ui/channels/{channel}/test-runs",
+            post(testruns::run_submit),
+        )
+        .route("/ui/test-runs/{id}", get(testruns::run_page))
         .route("/ui/groups", get(admin::groups_page))
         .route("/ui/reports", get(reports::reports_page))
         .route("/ui/audit", get(admin::audit_page))

@@ -62,6 +62,8 @@ pub(super) async fn versions_page(
     }
     if all.is_empty() {
         body.push_str(r#"<p class="muted">No versions yet: deploy the design to staging to make version 1.</p>"#);
+    } else {
+        body.push_str(&super::testruns::forms(&name, &groups));
     }
     for v in all.iter().rev() {
         let number = v.number;
