@@ -98,6 +98,9 @@ struct LimitArgs {
     /// The most real-time parameters one session holds
     #[arg(long, default_value_t = Limits::default().params_per_session)]
     max_params: usize,
+    /// The largest real-time parameter, its name and text value, in bytes
+    #[arg(long, default_value_t = Limits::default().param_bytes)]
+    max_param_bytes: usize,
     /// The most commands in one batch
     #[arg(long, default_value_t = Limits::default().batch_commands)]
     max_batch_commands: usize,
@@ -123,6 +126,7 @@ impl LimitArgs {
         Limits {
             session_id_chars: self.max_session_id,
             params_per_session: self.max_params,
+            param_bytes: self.max_param_bytes,
             batch_commands: self.max_batch_commands,
             answer_bytes: self.max_answer_bytes,
             connections: ConnectionLimits {

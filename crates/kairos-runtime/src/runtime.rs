@@ -77,6 +77,8 @@ pub struct Limits {
     pub session_id_chars: usize,
     /// Real-time parameters one session holds.
     pub params_per_session: usize,
+    /// One parameter: its name and, for text, its value, in bytes.
+    pub param_bytes: usize,
     /// Commands in one batch (native or Interact).
     pub batch_commands: usize,
     /// The answer of one batch.
@@ -89,6 +91,7 @@ impl Default for Limits {
         Limits {
             session_id_chars: 128,
             params_per_session: 1000,
+            param_bytes: 4096,
             batch_commands: 100,
             answer_bytes: 1024 * 1024,
             connections: Default::default(),
@@ -276,9 +279,23 @@ impl Runtime {
         })
     }
 
-    /// Refuses a call that would leave a session holding `total` parameters, more than the
-    /// limit.
-    fn check_params(&self, total: usize) -> Result<(), Problem> {
+    /// Refuses a call that sends a parameter larger than the limit, or would leave a session
+    /// holding `total` parameters, more than the limit.
+    fn check_params(&self, total: usize, params: &[(String, Value)]) -> Result<(), Problem> {
+        let limit = self.config.limits.param_bytes;
+        for (name, value) in params {
+            let bytes = name.len()
+                + match value {
+                    Value::String(text) => text.len(),
+                    _ => 0,
+                };
+            if bytes > limit {
+                let shown: String = name.chars().take(40).collect();
+                return Err(limit_exceeded(format!(
+                    "params: '{shown}' takes {bytes} bytes, more than the limit of {limit}"
+                )));
+            }
+        }
         let limit = self.config.limits.params_per_session;
         if total > limit {
             return Err(limit_exceeded(format!(
@@ -358,7 +375,7 @@ impl Runtime {
                 id.chars().count()
             )));
         }
-        self.check_params(Session::params_of_new(&call.params))?;
+        self.check_params(Session::params_of_new(&call.params), &call.params)?;
         let loaded = self.loaded(&call.channel)?;
         let dep = &loaded.deployment;
         let session_id = call
@@ -372,7 +389,7 @@ impl Runtime {
                     if entry.channel != channel {
                         return Ok(None);
                     }
-                    self.check_params(entry.session.params_after(&call.params))?;
+                    self.check_params(entry.session.params_after(&call.params), &call.params)?;
                     let now = self.now();
                     entry.session.set_params(dep, &call.params, now);
                     Ok(Some(
@@ -522,7 +539,7 @@ impl Runtime {
         request: OffersRequest,
     ) -> Result<(OffersResponse, Arc<Loaded>), Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
-            self.check_params(entry.session.params_after(&request.params))?;
+            self.check_params(entry.session.params_after(&request.params), &request.params)?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             let world = RequestWorld::new(&self.live, None);
@@ -554,7 +571,7 @@ impl Runtime {
     ) -> Result<EventResponse, Problem> {
         let (response, write) = self
             .with_session(id, access, async |entry: &mut Entry| {
-                self.check_params(entry.session.params_after(&params))?;
+                self.check_params(entry.session.params_after(&params), &params)?;
                 let loaded = self.loaded(&entry.channel)?;
                 let dep = &loaded.deployment;
                 // A response naming a treatment of an earlier session: fetch it before deciding.
@@ -599,7 +616,7 @@ impl Runtime {
         params: Vec<(String, Value)>,
     ) -> Result<Vec<Message>, Problem> {
         self.with_session(id, access, async |entry: &mut Entry| {
-            self.check_params(entry.session.params_after(&params))?;
+            self.check_params(entry.session.params_after(&params), &params)?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
             // The previous audience's state is saved before the session moves on.

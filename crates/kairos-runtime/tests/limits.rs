@@ -28,6 +28,7 @@ fn params(names: std::ops::Range<usize>) -> J {
 async fn session_ids_and_params_are_bounded() {
     let s = server(limited(Limits {
         params_per_session: 10,
+        param_bytes: 64,
         ..Limits::default()
     }))
     .await;
@@ -88,6 +89,29 @@ async fn session_ids_and_params_are_bounded() {
         (status, refused["code"].as_str()),
         (422, Some("LIMIT_EXCEEDED"))
     );
+    // One parameter too large: its name and its text together.
+    let (status, refused) = call(
+        s.addr,
+        "POST",
+        &events,
+        event(json!({ "p0": "x".repeat(63) })),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["detail"].as_str()),
+        (
+            422,
+            Some("params: 'p0' takes 65 bytes, more than the limit of 64")
+        )
+    );
+    let (status, _) = call(
+        s.addr,
+        "POST",
+        &events,
+        event(json!({ "p0": "x".repeat(62) })),
+    )
+    .await;
+    assert_eq!(status, 200);
     s.stop().await;
 }
 
