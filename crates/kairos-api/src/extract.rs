@@ -21,23 +21,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         // The content type checked as axum's own extractor checks it.
-        let json: Result<Json<J>, JsonRejection> = if json_content_type(&request) {
+        if json_content_type(&request) {
             let bytes = Bytes::from_request(request, state).await?;
-            if bytes.first() == Some(&b'{')
-                && let Ok(read) = serde_json::from_slice(&bytes)
-            {
-                return Ok(Body(read));
-            }
-            Json::from_bytes(&bytes)
-        } else {
-            Json::from_request(request, state).await
-        };
-        let value = json?.0;
-        if !value.is_object() {
-            return Err(Problem::bad_request("the body must be a JSON object"));
+            return read_body(&bytes).map(Body);
         }
-        read_value(value, "").map(Body)
+        // Refused with axum's own problem (no or another content type).
+        let refused: Result<Json<J>, JsonRejection> = Json::from_request(request, state).await;
+        let value = refused?.0;
+        object(value).map(Body)
     }
+}
+
+/// A JSON body's bytes read as `T`, as every request body is.
+pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.first() == Some(&b'{')
+        && let Ok(read) = serde_json::from_slice(bytes)
+    {
+        return Ok(read);
+    }
+    let value: Json<J> = Json::from_bytes(bytes)?;
+    object(value.0)
+}
+
+/// A JSON value read as the request `T`: an object, never a list.
+fn object<T: DeserializeOwned>(value: J) -> Result<T, Problem> {
+    if !value.is_object() {
+        return Err(Problem::bad_request("the body must be a JSON object"));
+    }
+    read_value(value, "")
 }
 
 /// `value` read as a `T` as a request body is (integral floats as integers); a problem names

@@ -203,58 +203,6 @@ pub async fn get_offers_post(
     ))
 }
 
-/// `ip=hero&count=2`, read by hand: on the hot path, serde's form decoding took 5% of a
-/// call's instructions. Other parameters are ignored, as the form decoder did.
-fn offers_query(query: &str) -> Result<OfferAsk, Problem> {
-    let (mut ip, mut count) = (None, None);
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "ip" => ip = Some(percent_decode(value, "ip")?),
-            "count" => {
-                count = Some(value.parse::<u32>().map_err(|_| {
-                    Problem::bad_request(format!(
-                        "count: '{value}' is not a whole number of offers"
-                    ))
-                })?)
-            }
-            _ => {}
-        }
-    }
-    let ip = ip.ok_or_else(|| {
-        Problem::bad_request("ip: missing; name the interaction point: ?ip=NAME&count=N")
-    })?;
-    Ok(OfferAsk {
-        ip,
-        count,
-        allow_duplicates: None,
-    })
-}
-
-/// Decodes `%XX` escapes and `+` (a space in a form-encoded query).
-fn percent_decode(text: &str, field: &str) -> Result<String, Problem> {
-    if !text.contains(['%', '+']) {
-        return Ok(text.to_string());
-    }
-    let bad = || Problem::bad_request(format!("{field}: malformed percent-encoding"));
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.bytes();
-    while let Some(b) = rest.next() {
-        bytes.push(match b {
-            b'+' => b' ',
-            b'%' => {
-                let hex = [rest.next().ok_or_else(bad)?, rest.next().ok_or_else(bad)?];
-                std::str::from_utf8(&hex)
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(bad)?
-            }
-            other => other,
-        });
-    }
-    String::from_utf8(bytes).map_err(|_| Problem::bad_request(format!("{field}: not UTF-8")))
-}
-
 #[utoipa::path(get, path = "/v1/sessions/{id}/offers", tag = "native", params(("id" = String, Path, description = "The session's ID"),
         ("ip" = String, Query, description = "The interaction point"),
         ("count" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many offers (1 by default)")),
@@ -276,7 +224,7 @@ pub async fn get_offers_by_query(
     query: Option<&str>,
 ) -> Result<Response, Problem> {
     let request = OffersRequest {
-        requests: vec![checked(offers_query(query.unwrap_or(""))?, || {
+        requests: vec![checked(OfferAsk::from_query(query.unwrap_or(""))?, || {
             "count".into()
         })?],
         params: Vec::new(),
