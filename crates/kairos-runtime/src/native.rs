@@ -204,7 +204,7 @@ pub async fn get_offers_post(
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}/offers", tag = "native", params(("id" = String, Path, description = "The session's ID"),
-        ("ip" = String, Query, description = "The interaction point"),
+        ("ip" = String, Query, min_length = 1, description = "The interaction point"),
         ("count" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many offers (1 by default)")),
     responses((status = 200, description = "The offers of the interaction point", body = wire::OffersAnswer)))]
 pub async fn get_offers_get(
