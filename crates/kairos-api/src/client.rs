@@ -82,7 +82,6 @@ pub fn install_crypto_provider() {
 
 /// A connection pool to one server (a control plane or a runtime), sending a bearer token
 /// with every request when it has one.
-#[derive(Clone)]
 pub struct Client {
     base: String,
     token: Option<String>,
