@@ -97,6 +97,8 @@ codes! {
         "Another call holds this session for longer than the wait allows; retry.";
     TooManySessions = "TOO_MANY_SESSIONS", SERVICE_UNAVAILABLE,
         "The runtime holds its maximum number of live sessions.";
+    UnknownCommand = "UNKNOWN_COMMAND", BAD_REQUEST,
+        "An Interact batch command names an action there is none of (Interact's message 10).";
     UnknownInteractionPoint = "UNKNOWN_INTERACTION_POINT", BAD_REQUEST,
         "A get offers named an interaction point the channel lacks (a warning).";
     UnknownEvent = "UNKNOWN_EVENT", BAD_REQUEST,

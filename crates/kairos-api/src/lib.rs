@@ -1,6 +1,6 @@
 //! The wire contract of Kairos, shared by its servers (the runtime, the control plane) and
 //! their clients (the CLI, the runtimes following a control plane): both APIs' requests and
-//! answers as types ([`control`], [`runtime`], [`testrun`]), problem documents and their stable codes,
+//! answers as types ([`control`], [`runtime`], [`interact`], [`testrun`]), problem documents and their stable codes,
 //! what both OpenAPI documents share, rule values as JSON, token digests, and the client.
 //!
 //! With the `server` feature, problems are axum responses and axum's own rejections become
@@ -13,6 +13,7 @@ mod code;
 pub mod control;
 #[cfg(feature = "server")]
 pub mod extract;
+pub mod interact;
 pub mod loadtest;
 pub mod openapi;
 pub mod problem;

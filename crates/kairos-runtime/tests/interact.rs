@@ -74,7 +74,13 @@ async fn the_rest_servlet_runs_an_interact_batch() {
     let orders = profile.iter().find(|p| p["n"] == "orders").unwrap();
     let rows: J = serde_json::from_str(orders["v"].as_str().unwrap()).unwrap();
     assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
-    assert_eq!(responses[4]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        responses[4]["version"],
+        format!(
+            "Kairos {} (Unica Interact API 12.1)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
 
     // A generic event with Interact's tracking and response type codes logs an accept.
     let code = gold["treatmentCode"].as_str().unwrap();
@@ -149,15 +155,26 @@ async fn warnings_and_errors_carry_interact_status_codes() {
     });
     let (_, reply) = call(s.addr, "POST", "/interact/servlet/RestServlet", body).await;
     let responses = reply["responses"].as_array().unwrap();
-    assert_eq!(responses.len(), 4, "stops after the first error: {reply}");
+    // Every command runs, as HCL documents a batch: the unknown one fails alone.
+    assert_eq!(responses.len(), 5, "{reply}");
     assert_eq!(responses[1]["statusCode"], 1);
+    // Interact's numbers; Kairos' own code follows in detailMsg.
+    let unknown_ip = &responses[1]["messages"][0];
     assert_eq!(
-        responses[1]["messages"][0]["msgCode"],
-        "UNKNOWN_INTERACTION_POINT"
+        (&unknown_ip["msgCode"], &unknown_ip["msgLevel"]),
+        (&json!(5), &json!(1))
     );
-    assert_eq!(responses[1]["messages"][0]["msgLevel"], 1);
+    assert!(
+        unknown_ip["detailMsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("UNKNOWN_INTERACTION_POINT: "),
+        "{unknown_ip}"
+    );
     assert_eq!(responses[2]["statusCode"], 0);
     assert_eq!(responses[3]["statusCode"], 2);
+    assert_eq!(responses[3]["messages"][0]["msgCode"], 10);
+    assert_eq!(responses[4]["statusCode"], 0, "the batch went on: {reply}");
     assert_eq!(reply["batchStatusCode"], 2);
     let (_, reply) = call(
         s.addr,
@@ -166,9 +183,16 @@ async fn warnings_and_errors_carry_interact_status_codes() {
         json!({ "sessionId": "unknown", "commands": [ { "action": "getOffers", "ip": "hero" } ] }),
     )
     .await;
-    assert_eq!(
-        reply["responses"][0]["messages"][0]["msgCode"],
-        "INVALID_SESSION_ID"
+    // What Interact clients recover an expired session by: code 1, a message that says so.
+    let expired = &reply["responses"][0]["messages"][0];
+    assert_eq!(expired["msgCode"], 1);
+    assert!(
+        expired["msg"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("invalid session id"),
+        "{expired}"
     );
     s.stop().await;
 }
@@ -239,6 +263,7 @@ async fn the_rest_v2_paths_serve_the_same_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_v2_body_is_a_problem_document_and_starts_nothing() {
+    // JSON without a content type (a legacy XHR) is read as JSON; broken JSON is refused.
     let s = server(Config::default()).await;
     let (status, problem) = http(
         s.addr,
@@ -262,8 +287,8 @@ async fn a_malformed_v2_body_is_a_problem_document_and_starts_nothing() {
         s.addr,
         "POST",
         "/interact/v2/events/broken/offer_shown",
-        &[("content-type", "text/plain")],
-        "",
+        &[("content-type", "application/xml")],
+        "<event/>",
     )
     .await;
     assert_eq!(status, 415, "{problem}");

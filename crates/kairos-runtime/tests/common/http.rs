@@ -21,10 +21,14 @@ pub async fn http(
         "{method} {path} HTTP/1.1\r\nhost: kairos\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
+    // JSON unless the caller names a content type; one named empty is sent as none.
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if !body.is_empty() && !typed {
         request.push_str("content-type: application/json\r\n");
     }
-    for (k, v) in headers {
+    for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
