@@ -607,6 +607,8 @@ pub struct GroupView {
     pub data: Option<String>,
     /// Where its runtimes keep history, for reports.
     pub history: Option<String>,
+    /// The origins whose pages may call its runtimes from a browser (CORS); `*` is any.
+    pub cors_origins: Vec<String>,
     pub active: Vec<ActiveVersion>,
     pub instances: Vec<InstanceView>,
 }
@@ -640,6 +642,11 @@ pub struct GroupRequest {
     /// Where its runtimes keep history (for reports); absent keeps it, "" forgets it.
     #[serde(default)]
     pub history: Option<String>,
+    /// The origins whose pages may call its runtimes from a browser (CORS):
+    /// `https://shop.example.com`, or `*` for any; absent keeps them, `[]` allows none.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -650,6 +657,7 @@ pub struct GroupSaved {
     pub open: bool,
     pub data: Option<String>,
     pub history: Option<String>,
+    pub cors_origins: Vec<String>,
 }
 
 /// `POST /api/groups/{group}/deployments`.
@@ -725,6 +733,9 @@ pub struct ActiveAnswer {
     pub open: bool,
     /// The touchpoint tokens for the channels served, as digests with what they may call.
     pub touchpoint_tokens: Vec<TouchpointGrant>,
+    /// The origins whose pages may call the runtimes from a browser (CORS).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// A touchpoint token as runtimes check it: its digest, its channels, its expiry.

@@ -539,6 +539,17 @@ pub struct GroupArgs {
     /// Where its runtimes keep their history (the database of their --database), for reports
     #[arg(long, value_name = "URL")]
     history: Option<String>,
+    /// An origin whose pages may call the group's runtimes from a browser (CORS):
+    /// https://shop.example.com, or * for any; repeatable, replaces the group's list
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        conflicts_with = "no_cors"
+    )]
+    cors_origins: Vec<String>,
+    /// Allow no origin (browser pages of other origins cannot call the runtimes)
+    #[arg(long)]
+    no_cors: bool,
     #[command(flatten)]
     control: ControlArgs,
 }
@@ -585,17 +596,26 @@ pub fn group(args: &GroupArgs) -> Result<ExitCode> {
         open: args.open,
         data,
         history: args.history.clone(),
+        cors_origins: match (&args.cors_origins[..], args.no_cors) {
+            ([], false) => None,
+            (origins, _) => Some(origins.to_vec()),
+        },
     };
     let saved: GroupSaved =
         control.call("PUT", &format!("/api/groups/{}", args.name), Some(&request))?;
     println!(
-        "group {}: {}{}, gates {}, data {}, history {}",
+        "group {}: {}{}, gates {}, data {}, history {}, browser origins {}",
         args.name,
         if saved.production { "production, " } else { "" },
         if saved.open { "open" } else { "closed" },
         describe_gates(&saved.gates),
         saved.data.as_deref().unwrap_or("shared"),
-        saved.history.as_deref().unwrap_or("not set")
+        saved.history.as_deref().unwrap_or("not set"),
+        if saved.cors_origins.is_empty() {
+            "none".to_string()
+        } else {
+            saved.cors_origins.join(" ")
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -72,6 +72,10 @@ pub struct Args {
     /// A touchpoint token to accept (repeatable); without any the runtime runs open
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
+    /// An origin whose pages may call from a browser (CORS): https://shop.example.com, or *
+    /// for any (repeatable); a followed group's origins are allowed too
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// Minutes a session may stay idle before it expires
     #[arg(long, default_value_t = 30)]
     idle_minutes: u64,
@@ -220,6 +224,7 @@ async fn build_runtime(
         .with_context(|| format!("cannot open {db}"))?;
     let config = Config {
         tokens: args.tokens.clone(),
+        cors_origins: args.cors_origins.clone(),
         idle_timeout: Duration::from_secs(args.idle_minutes * 60),
         max_sessions: args.max_sessions,
         store_budget: Duration::from_millis(args.store_budget_ms),

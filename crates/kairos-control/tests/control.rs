@@ -671,3 +671,77 @@ async fn a_group_may_keep_its_own_profile_tables() {
         "{body}"
     );
 }
+
+/// A group's browser origins are checked, kept, and reach its runtimes within a poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_browser_origins_reach_its_runtimes() {
+    let c = control().await;
+    let origins = |list: J| json!({ "cors_origins": list });
+    let (status, body) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/staging",
+        &c.admin,
+        origins(json!(["shop.example.com"])),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("cors_origins[0]: "),
+        "{body}"
+    );
+    let (status, body) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/staging",
+        &c.admin,
+        origins(json!([
+            "https://Shop.example.com/",
+            "https://shop.example.com"
+        ])),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cors_origins"], json!(["https://shop.example.com"]));
+    apply(&c, &c.admin, BANK).await;
+    let runtime = runtime(&c, "staging").await;
+    let (status, _) = deploy(&c, "staging", json!({ "channel": "web" })).await;
+    assert_eq!(status, 200);
+    let allowed = async || {
+        let (_, head, _) = common::http_with_head(
+            runtime,
+            "OPTIONS",
+            "/v1/sessions",
+            &[
+                ("origin", "https://shop.example.com"),
+                ("access-control-request-method", "POST"),
+            ],
+            "",
+        )
+        .await;
+        head.contains("access-control-allow-origin: https://shop.example.com")
+    };
+    let within_a_poll = async |wanted: bool| {
+        for _ in 0..40 {
+            if allowed().await == wanted {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        panic!("the runtime did not follow the group's origins ({wanted})");
+    };
+    within_a_poll(true).await;
+    let (status, _) = api(
+        c.addr,
+        "PUT",
+        "/api/groups/staging",
+        &c.admin,
+        origins(json!([])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    within_a_poll(false).await;
+}

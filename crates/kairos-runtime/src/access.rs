@@ -87,6 +87,38 @@ impl Grants {
     }
 }
 
+/// The origins whose pages may call this runtime from a browser (CORS): the group's, and
+/// those given on the command line. `*` allows any.
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    any: bool,
+    listed: Vec<String>,
+}
+
+impl Origins {
+    pub fn new<'a>(origins: impl IntoIterator<Item = &'a String>) -> Origins {
+        let mut allowed = Origins::default();
+        for origin in origins {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            match origin.as_str() {
+                "*" => allowed.any = true,
+                "" => {}
+                _ => allowed.listed.push(origin),
+            }
+        }
+        allowed
+    }
+
+    /// Whether a page of `origin` (as its browser sends the header) may call.
+    pub fn allow(&self, origin: &[u8]) -> bool {
+        self.any
+            || self
+                .listed
+                .iter()
+                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,6 +123,7 @@ impl Follow {
             runtime.set_profiles(Box::new(profiles));
         }
         runtime.set_grants(Grants::new(answer.open, &answer.touchpoint_tokens));
+        runtime.set_group_origins(&answer.cors_origins);
         Ok(changed)
     }
 

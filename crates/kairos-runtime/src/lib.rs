@@ -31,6 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::Listener;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_layer::Layer;
 
 pub use access::Access;
@@ -64,12 +65,29 @@ where
     // route, as `Router::layer` would: a route's layers are cloned for every request it serves.
     let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
     let checked = middleware::from_fn_with_state(runtime.clone(), authenticate).layer(routes);
-    let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
+    let observed = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
+    // Outermost: a browser's preflight is answered before any token is asked for.
+    let app = cors(runtime.clone()).layer(observed);
     let result =
         kairos_api::serve::serve(listener, app, runtime.config.limits.connections, shutdown).await;
     sweeper.abort();
     runtime.close_all().await;
     result
+}
+
+/// CORS for pages of the origins the group (or the command line) allows: their preflights
+/// answered, their credentials headers (a bearer token, Interact's `m_tokenId`,
+/// `m_user_name` and `m_user_password`) allowed, a cookie-free credentialed call allowed.
+fn cors(runtime: Arc<Runtime>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            runtime.allows_origin(origin.as_bytes())
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+        .expose_headers([header::HeaderName::from_static("m_tokenid")])
+        .max_age(Duration::from_secs(600))
 }
 
 fn router(runtime: Arc<Runtime>) -> Router {

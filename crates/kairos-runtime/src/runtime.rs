@@ -19,7 +19,7 @@ use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
 use kairos_store::{BoxFuture, EncodedState, HistoryStore, StateWrite};
 
-use crate::access::{Access, Grants};
+use crate::access::{Access, Grants, Origins};
 use crate::live::{Counted, Live, RequestWorld};
 use crate::metrics::Metrics;
 use crate::offers_json::OfferFragments;
@@ -63,6 +63,8 @@ pub struct Config {
     pub store_budget: Duration,
     /// Touchpoint tokens; empty runs open (the banner says so).
     pub tokens: Vec<String>,
+    /// Origins whose pages may call from a browser (CORS), besides the group's.
+    pub cors_origins: Vec<String>,
     pub body_limit: usize,
     pub limits: Limits,
     /// The clock decisions use: the wall clock, or a fixed time in tests.
@@ -111,6 +113,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30 * 60),
             store_budget: Duration::from_millis(200),
             tokens: Vec::new(),
+            cors_origins: Vec::new(),
             body_limit: 64 * 1024,
             limits: Limits::default(),
             clock: kairos_api::wall_clock,
@@ -133,6 +136,7 @@ pub struct Runtime {
     /// The touchpoint tokens the control plane issued for this group's channels, and
     /// whether the group is open.
     grants: ArcSwap<Grants>,
+    origins: ArcSwap<Origins>,
     counter: AtomicU64,
     /// Per-process random keys: hashing a counter under them gives session IDs and random
     /// seeds nobody can predict, without a cryptography dependency.
@@ -157,6 +161,7 @@ pub struct Started {
 
 impl Runtime {
     pub fn new(store: HistoryStore, profiles: Box<dyn ProfileSource>, config: Config) -> Runtime {
+        let origins = Origins::new(&config.cors_origins);
         Runtime {
             channels: ArcSwap::from_pointee(HashMap::new()),
             profiles: ArcSwap::from_pointee(ProfileHandle(profiles)),
@@ -167,6 +172,7 @@ impl Runtime {
             metrics: Metrics::default(),
             config,
             grants: ArcSwap::from_pointee(Grants::open()),
+            origins: ArcSwap::from_pointee(origins),
             counter: AtomicU64::new(0),
             keys: RandomState::new(),
         }
@@ -236,6 +242,17 @@ impl Runtime {
     /// Replaces what the control plane says of the group: open or closed, and its tokens.
     pub fn set_grants(&self, grants: Grants) {
         self.grants.store(Arc::new(grants));
+    }
+
+    /// The group's browser origins, with those of the command line.
+    pub fn set_group_origins(&self, group: &[String]) {
+        let origins = Origins::new(self.config.cors_origins.iter().chain(group));
+        self.origins.store(Arc::new(origins));
+    }
+
+    /// Whether a page of `origin` may call from a browser.
+    pub fn allows_origin(&self, origin: &[u8]) -> bool {
+        self.origins.load().allow(origin)
     }
 
     /// Whether touchpoints may call without a token: the group is open and no token was

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{call, http, server};
+use common::{call, http, http_with_head, server};
 use kairos_engine::world::ResponseKind;
 use kairos_runtime::Config;
 use serde_json::{Value as J, json};
@@ -326,5 +326,81 @@ async fn interact_credentials_map_onto_touchpoint_tokens() {
     )
     .await;
     assert_eq!(status, 200);
+    s.stop().await;
+}
+
+/// A page of an allowed origin calls the runtime from a browser: its preflight is answered
+/// without a token, with its credentials headers allowed, and its calls carry the CORS
+/// headers; a page of another origin gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_allowed_origins_call_across_origins() {
+    let s = server(Config {
+        tokens: vec!["shop-token".into()],
+        cors_origins: vec!["https://Shop.example.com/".into()],
+        ..Config::default()
+    })
+    .await;
+    let addr = s.addr;
+    let preflight = async move |origin: &'static str| {
+        http_with_head(
+            addr,
+            "OPTIONS",
+            "/interact/servlet/RestServlet",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type,m_tokenid"),
+            ],
+            "",
+        )
+        .await
+    };
+    let (status, head, _) = preflight("https://shop.example.com").await;
+    assert_eq!(status, 200, "{head}");
+    for expected in [
+        "access-control-allow-origin: https://shop.example.com",
+        "access-control-allow-credentials: true",
+        "access-control-allow-headers: content-type,m_tokenid",
+    ] {
+        assert!(head.contains(expected), "{expected} in {head}");
+    }
+    assert!(
+        head.contains("access-control-allow-methods: ") && head.contains("post"),
+        "{head}"
+    );
+    let (_, head, _) = preflight("https://evil.example.com").await;
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    // The call itself, with Interact's token header, as sendBeacon sends it: text/plain.
+    let body = r#"{"sessionId":"x","commands":[{"action":"getVersion"}]}"#;
+    let (status, head, reply) = http_with_head(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[
+            ("origin", "https://shop.example.com"),
+            ("m_tokenId", "shop-token"),
+            ("content-type", "text/plain;charset=UTF-8"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        head.contains("access-control-allow-origin: https://shop.example.com"),
+        "{head}"
+    );
+    let reply: J = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["batchStatusCode"], 0, "{reply}");
+    // Without a token the call is refused even from an allowed origin.
+    let (status, _, _) = http_with_head(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[("origin", "https://shop.example.com")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 401);
     s.stop().await;
 }

@@ -114,6 +114,12 @@ pub(crate) const CONTROL: &[Migration] = &[
         sqlite: include_str!("../migrations/control/0002_review_and_tokens.sqlite.sql"),
         postgres: include_str!("../migrations/control/0002_review_and_tokens.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        description: "origins allowed to call a group's runtimes",
+        sqlite: include_str!("../migrations/control/0003_cors.sqlite.sql"),
+        postgres: include_str!("../migrations/control/0003_cors.postgres.sql"),
+    },
 ];
 
 /// The migrations of the profile store (imported tables' schemas).

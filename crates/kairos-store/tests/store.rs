@@ -555,6 +555,7 @@ async fn concurrent_starts_on_a_fresh_database_all_come_up(url: String) {
         [
             ("control", 1),
             ("control", 2),
+            ("control", 3),
             ("history", 1),
             ("profiles", 1)
         ]
@@ -584,7 +585,7 @@ async fn a_schema_newer_than_this_build_is_refused(url: String) {
             refused,
             StoreError::SchemaTooNew {
                 applied: 99,
-                known: 2,
+                known: 3,
                 ..
             }
         ),
@@ -624,9 +625,12 @@ async fn versions_deployments_and_reviews_are_recorded(url: String) {
         generation: 0,
         data: None,
         history: None,
+        cors_origins: vec!["https://shop.example.com".into(), "*".into()],
     };
     store.put_group(&qa).await.unwrap();
-    assert!(store.group("qa").await.unwrap().unwrap().open);
+    let read = store.group("qa").await.unwrap().unwrap();
+    assert!(read.open);
+    assert_eq!(read.cors_origins, qa.cors_origins);
     assert!(
         !store.group("production").await.unwrap().unwrap().open,
         "production starts closed"

@@ -21,6 +21,44 @@ fn internal(e: serde_json::Error) -> Problem {
     Problem::internal(e.to_string())
 }
 
+/// At most this many origins per group.
+const MOST_ORIGINS: usize = 100;
+
+/// Origins as browsers send them: `*`, or `http(s)://host[:port]` (a trailing `/` is
+/// dropped, scheme and host are lowercased), each once.
+fn cors_origins(given: Vec<String>) -> Result<Vec<String>, Problem> {
+    if given.len() > MOST_ORIGINS {
+        return Err(Problem::bad_request(format!(
+            "cors_origins: {} origins, more than {MOST_ORIGINS}",
+            given.len()
+        )));
+    }
+    let mut origins: Vec<String> = Vec::new();
+    for (i, origin) in given.iter().enumerate() {
+        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        let host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = origin == "*"
+            || host.is_some_and(|h| {
+                !h.is_empty()
+                    && h.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    })
+            });
+        if !valid {
+            return Err(Problem::bad_request(format!(
+                "cors_origins[{i}]: '{}' is not an origin: https://host[:port], or * for any",
+                given[i]
+            )));
+        }
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
+}
+
 /// The longest a long poll waits for a change, in seconds (runtimes wait 5).
 const LONGEST_WAIT: i64 = 20;
 
@@ -55,6 +93,7 @@ impl ControlPlane {
                 production: g.production,
                 data: g.data,
                 history: g.history,
+                cors_origins: g.cors_origins,
             });
         }
         Ok(out)
@@ -121,6 +160,13 @@ impl ControlPlane {
             .open
             .or(existing.as_ref().map(|g| g.open))
             .unwrap_or(!production);
+        let cors_origins = match request.cors_origins {
+            Some(origins) => cors_origins(origins)?,
+            None => existing
+                .as_ref()
+                .map(|g| g.cors_origins.clone())
+                .unwrap_or_default(),
+        };
         let group = Group {
             name: name.to_string(),
             production,
@@ -134,6 +180,7 @@ impl ControlPlane {
                 Some(url) => Some(url),
                 None => existing.and_then(|g| g.history),
             },
+            cors_origins,
         };
         self.store.put_group(&group).await.map_err(storage)?;
         self.signal();
@@ -142,9 +189,10 @@ impl ControlPlane {
             "group",
             name,
             format!(
-                "production: {production}, open: {open}, gates: {}, data: {}",
+                "production: {production}, open: {open}, gates: {}, data: {}, cors: [{}]",
                 group.gates,
-                group.data.as_deref().unwrap_or("shared")
+                group.data.as_deref().unwrap_or("shared"),
+                group.cors_origins.join(" ")
             ),
         )
         .await?;
@@ -155,6 +203,7 @@ impl ControlPlane {
             open,
             data: group.data,
             history: group.history,
+            cors_origins: group.cors_origins,
         })
     }
 
@@ -411,6 +460,7 @@ impl ControlPlane {
             deployments,
             open: g.open,
             touchpoint_tokens,
+            cors_origins: g.cors_origins,
         })
     }
 

@@ -16,7 +16,7 @@ pub(super) async fn groups_page(State(cp): Shared, Signed(caller): Signed) -> Re
             .collect();
         let _ = write!(
             body,
-            r#"<section class="card"><h2>{}{}</h2><p>Active: {} · gates {} · data {}</p>"#,
+            r#"<section class="card"><h2>{}{}</h2><p>Active: {} · gates {} · data {} · {} · browser pages from: {}</p>"#,
             esc(&g.name),
             if g.production { " (production)" } else { "" },
             if active.is_empty() {
@@ -25,7 +25,17 @@ pub(super) async fn groups_page(State(cp): Shared, Signed(caller): Signed) -> Re
                 active.join(", ")
             },
             esc(&serde_json::to_string(&g.gates).unwrap_or_default()),
-            g.data.as_deref().map_or("shared".to_string(), esc)
+            g.data.as_deref().map_or("shared".to_string(), esc),
+            if g.open {
+                "open to any touchpoint"
+            } else {
+                "touchpoints need a token"
+            },
+            if g.cors_origins.is_empty() {
+                "no other origin".to_string()
+            } else {
+                esc(&g.cors_origins.join(", "))
+            }
         );
         body.push_str(r#"<div class="scroll"><table><thead><tr><th scope="col">Instance</th><th scope="col">Address</th><th scope="col">Runs</th><th scope="col">Last report</th></tr></thead><tbody>"#);
         for i in &g.instances {

@@ -20,7 +20,7 @@ use serde_json::{Value as J, json};
 #[path = "http.rs"]
 mod raw_http;
 #[allow(unused_imports)] // each test file uses its own part
-pub use raw_http::{call, http};
+pub use raw_http::{call, http, http_with_head};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

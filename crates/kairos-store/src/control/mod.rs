@@ -81,6 +81,9 @@ pub struct Group {
     pub data: Option<String>,
     /// Where the group's runtimes keep contact and response history, for reports.
     pub history: Option<String>,
+    /// The origins whose pages may call the group's runtimes from a browser (CORS); `*`
+    /// allows any.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +201,11 @@ fn group(row: &AnyRow) -> Result<Group, StoreError> {
         generation: row.try_get("generation")?,
         data: row.try_get("data")?,
         history: row.try_get("history")?,
+        cors_origins: row
+            .try_get::<String, _>("cors_origins")?
+            .lines()
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -594,10 +602,11 @@ impl ControlStore {
     /// Creates or changes a group; its runtimes are told to fetch again.
     pub async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO kc_groups (name, production, gates, generation, data, history, open) VALUES ($1, $2, $3, 1, $4, $5, $6) \
+            "INSERT INTO kc_groups (name, production, gates, generation, data, history, open, cors_origins) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET production = excluded.production, gates = excluded.gates, \
              data = excluded.data, history = excluded.history, open = excluded.open, \
-             generation = kc_groups.generation + 1",
+             cors_origins = excluded.cors_origins, generation = kc_groups.generation + 1",
         )
         .bind(&group.name)
         .bind(i64::from(group.production))
@@ -605,6 +614,7 @@ impl ControlStore {
         .bind(group.data.as_deref())
         .bind(group.history.as_deref())
         .bind(i64::from(group.open))
+        .bind(group.cors_origins.join("\n"))
         .execute(&self.pool)
         .await?;
         Ok(())
