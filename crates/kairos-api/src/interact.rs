@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value as J};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::Code;
 
@@ -75,6 +77,7 @@ pub fn message_title(number: u32) -> Option<&'static str> {
 
 /// An advisory message: Interact's number and text, Kairos' code and detail in `detailMsg`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractMessage)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub msg_code: u32,
@@ -100,6 +103,7 @@ impl Message {
 
 /// A name/value pair's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractNvpType)]
 #[serde(rename_all = "lowercase")]
 pub enum NvpType {
     String,
@@ -109,6 +113,7 @@ pub enum NvpType {
 
 /// A value of an answer's name/value pair: a number for `numeric`, text otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractNvpValue)]
 #[serde(untagged)]
 pub enum NvpValue {
     Int(i64),
@@ -119,34 +124,61 @@ pub enum NvpValue {
 
 /// A name/value pair of an answer (offer attributes, the profile).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractNvp)]
 pub struct Nvp {
     pub n: String,
     pub t: NvpType,
+    /// A number for `numeric`, text (or null) otherwise.
+    #[schema(value_type = Value)]
     pub v: NvpValue,
 }
 
 /// A name/value pair as a touchpoint sends it: the type may be left out (a string) or in
 /// any case; the value is read by the type.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractNvpIn)]
+#[serde(try_from = "Map<String, J>")]
 pub struct NvpIn {
     #[serde(default)]
     pub n: Option<String>,
     #[serde(default)]
     pub t: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Value)]
     pub v: J,
 }
 
+/// A pair is an object: serde would read a list as the fields in order.
+impl TryFrom<Map<String, J>> for NvpIn {
+    type Error = String;
+
+    fn try_from(fields: Map<String, J>) -> Result<NvpIn, String> {
+        // A pair is read for its name, type and value; other fields are ignored.
+        #[derive(Deserialize)]
+        struct Pair {
+            #[serde(default)]
+            n: Option<String>,
+            #[serde(default)]
+            t: Option<String>,
+            #[serde(default)]
+            v: J,
+        }
+        let Pair { n, t, v } = Pair::deserialize(J::Object(fields)).map_err(|e| e.to_string())?;
+        Ok(NvpIn { n, t, v })
+    }
+}
+
 /// A count given as a number or as its text (`"3"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(value_type = u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Count(pub u32);
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
         match J::deserialize(d)? {
             J::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            J::String(s) => s.trim().parse().ok(),
+            J::String(s) if (1..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
             _ => None,
         }
         .map(Count)
@@ -155,8 +187,7 @@ impl<'de> Deserialize<'de> for Count {
 }
 
 /// A flag given as a boolean or as its text (`"true"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(value_type = bool)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Flag(pub bool);
 
 impl<'de> Deserialize<'de> for Flag {
@@ -173,8 +204,7 @@ impl<'de> Deserialize<'de> for Flag {
 }
 
 /// A session ID given as text or as a number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(value_type = String)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SessionId(pub String);
 
 impl<'de> Deserialize<'de> for SessionId {
@@ -189,8 +219,67 @@ impl<'de> Deserialize<'de> for SessionId {
     }
 }
 
+/// What a lenient scalar takes, for the API document.
+fn one_of(kinds: impl IntoIterator<Item = ObjectBuilder>, description: &str) -> RefOr<Schema> {
+    kinds
+        .into_iter()
+        .fold(OneOfBuilder::new(), OneOfBuilder::item)
+        .description(Some(description))
+        .into()
+}
+
+impl PartialSchema for Count {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            [
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(u32::MAX)),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]{1,9}$")),
+            ],
+            "A whole number, or its digits",
+        )
+    }
+}
+
+impl ToSchema for Count {}
+
+impl PartialSchema for Flag {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            [
+                ObjectBuilder::new().schema_type(Type::Boolean),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")),
+            ],
+            "true or false, or its text",
+        )
+    }
+}
+
+impl ToSchema for Flag {}
+
+impl PartialSchema for SessionId {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            [
+                ObjectBuilder::new().schema_type(Type::String),
+                ObjectBuilder::new().schema_type(Type::Number),
+            ],
+            "A session ID, as text or a number",
+        )
+    }
+}
+
+impl ToSchema for SessionId {}
+
 /// One interaction point of a get offers for several.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractGetOfferRequest)]
 #[serde(rename_all = "camelCase")]
 pub struct GetOfferRequest {
     #[serde(alias = "ipName")]
@@ -209,6 +298,7 @@ pub struct GetOfferRequest {
 
 /// A RestServlet command: its `action` and the fields that action reads.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractCommand)]
 #[serde(rename_all = "camelCase")]
 pub struct Command {
     pub action: String,
@@ -236,6 +326,7 @@ pub struct Command {
 
 /// `POST /interact/servlet/RestServlet`, and a v2 batch in the same shape.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractServletRequest)]
 #[serde(rename_all = "camelCase")]
 pub struct ServletRequest {
     #[serde(default)]
@@ -248,6 +339,7 @@ pub struct ServletRequest {
 /// The query of the v2 paths: a session start's channel and audience (HCL's form), get
 /// offers' `number`. Other query parameters are ignored.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Query)]
 #[serde(rename_all = "camelCase")]
 pub struct V2Query {
     #[serde(default)]
@@ -263,6 +355,7 @@ pub struct V2Query {
 
 /// The body of `POST /interact/v2/sessions/{id}` (and a v2 batch's `startSession`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Start)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2Start {
     /// The audience ID's values.
@@ -284,6 +377,7 @@ pub struct V2Start {
 
 /// The body of `PUT /interact/v2/audiences/{id}` (and a v2 batch's `setAudience`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Audience)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2Audience {
     #[serde(default, rename = "audienceID", alias = "audienceId")]
@@ -298,6 +392,7 @@ pub struct V2Audience {
 
 /// A v2 batch's `getOffers` (HCL spells the field `interationPointID`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2GetOffers)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2GetOffers {
     #[serde(
@@ -316,6 +411,7 @@ pub struct V2GetOffers {
 /// The body of `POST /interact/v2/offers/{id}` (and a v2 batch's
 /// `getOffersForMultipleInteractionPoints`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2MultipleOffers)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2MultipleOffers {
     pub get_offer_requests: Vec<GetOfferRequest>,
@@ -326,6 +422,7 @@ pub struct V2MultipleOffers {
 /// The body of `POST /interact/v2/events/{id}/{event}` (and a v2 batch's `postEvent`, which
 /// names its event).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Event)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2Event {
     #[serde(default)]
@@ -336,6 +433,7 @@ pub struct V2Event {
 
 /// A v2 batch's `setDebug`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Debug)]
 #[serde(deny_unknown_fields)]
 pub struct V2Debug {
     pub debug: Flag,
@@ -344,6 +442,7 @@ pub struct V2Debug {
 /// `POST /interact/v2/batch/{id}` in HCL's documented shape: one field per command, run in
 /// the order below; a flag command runs when `true`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractV2Batch)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct V2Batch {
     #[serde(default)]
@@ -368,6 +467,7 @@ pub struct V2Batch {
 
 /// An interaction point's offers in an answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractOfferList)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferList {
     pub ip: String,
@@ -376,6 +476,7 @@ pub struct OfferList {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractOffer)]
 #[serde(rename_all = "camelCase")]
 pub struct Offer {
     /// The offer's name (its code when it has none).
@@ -389,6 +490,7 @@ pub struct Offer {
 
 /// The answer of one command.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractResponse)]
 #[serde(rename_all = "camelCase")]
 pub struct Response {
     pub session_id: String,
@@ -427,6 +529,7 @@ impl Response {
 
 /// The answer of a batch: one response per command, every command run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InteractBatchResponse)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchResponse {
     pub batch_status_code: u8,

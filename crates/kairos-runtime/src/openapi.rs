@@ -1,22 +1,22 @@
 //! The runtime's OpenAPI document, served at `/openapi.json`: the native API from its routes'
-//! annotations and the wire types of `kairos_api::runtime`, the Unica Interact API (whose
-//! bodies are HCL's, described as objects) from the table below, and every problem each
-//! operation can answer with.
+//! annotations and the wire types of `kairos_api::runtime`, the Unica Interact API from the
+//! table below and the types of `kairos_api::interact`, and every problem each operation can
+//! answer with.
 
 use std::sync::LazyLock;
 
 use kairos_api::Code;
+use kairos_api::interact;
 use kairos_api::openapi::{BODY, Refusal, add_refusals, each_operation};
 use kairos_api::problem::ProblemDocument;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{
-    ArrayBuilder, ContentBuilder, ObjectBuilder, OpenApi as Document, PathItem, Required,
-    ResponseBuilder, Type,
+    ContentBuilder, ObjectBuilder, OpenApi as Document, PathItem, Ref, Required, ResponseBuilder,
+    Type,
 };
 use utoipa::{Modify, OpenApi};
 
@@ -39,7 +39,12 @@ use crate::native;
         native::batch, native::version, native::channel,
         crate::healthz, crate::readyz, crate::metrics,
     ),
-    components(schemas(ProblemDocument, kairos_api::runtime::Command)),
+    components(schemas(
+        ProblemDocument, kairos_api::runtime::Command,
+        interact::ServletRequest, interact::V2Start, interact::V2Audience,
+        interact::V2MultipleOffers, interact::V2Event, interact::V2Batch,
+        interact::Response, interact::BatchResponse,
+    )),
     modifiers(&Interact, &Refusals),
 )]
 struct RuntimeApi;
@@ -53,14 +58,16 @@ pub fn document() -> &'static Document {
 /// Operations anyone may call: no token.
 const PUBLIC: &[&str] = &["healthz", "readyz", "metrics"];
 
-/// One of Interact's operations.
+/// One of Interact's operations: its request body's schema (when it takes one) and its
+/// answer's, both of `kairos_api::interact`.
 struct InteractOperation {
     method: HttpMethod,
     path: &'static str,
     id: &'static str,
     summary: &'static str,
     parameters: &'static [&'static str],
-    body: bool,
+    body: Option<&'static str>,
+    answer: &'static str,
 }
 
 const INTERACT: &[InteractOperation] = &[
@@ -68,17 +75,19 @@ const INTERACT: &[InteractOperation] = &[
         method: HttpMethod::Post,
         path: "/interact/servlet/RestServlet",
         id: "interact_servlet",
-        summary: "A batch of Interact commands (startSession, getOffers, postEvent, ...), run in order",
+        summary: "A batch of Interact commands (startSession, getOffers, postEvent, ...), every one run in order",
         parameters: &[],
-        body: true,
+        body: Some("InteractServletRequest"),
+        answer: "InteractBatchResponse",
     },
     InteractOperation {
         method: HttpMethod::Post,
         path: "/interact/v2/sessions/{id}",
         id: "interact_start_session",
-        summary: "Starts a session",
+        summary: "Starts a session (`ic`, `audienceLevel`, `audienceIDField` may be in the query)",
         parameters: &["id"],
-        body: true,
+        body: Some("InteractV2Start"),
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Delete,
@@ -86,7 +95,8 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_end_session",
         summary: "Ends a session",
         parameters: &["id"],
-        body: false,
+        body: None,
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Put,
@@ -94,7 +104,8 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_set_audience",
         summary: "Sets the session's audience",
         parameters: &["id"],
-        body: true,
+        body: Some("InteractV2Audience"),
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Get,
@@ -102,7 +113,8 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_get_offers",
         summary: "Offers for one interaction point (`number` in the query)",
         parameters: &["id", "ip"],
-        body: false,
+        body: None,
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Post,
@@ -110,7 +122,8 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_get_offers_for_points",
         summary: "Offers for several interaction points",
         parameters: &["id"],
-        body: true,
+        body: Some("InteractV2MultipleOffers"),
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Post,
@@ -118,7 +131,8 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_post_event",
         summary: "Posts an event",
         parameters: &["id", "event"],
-        body: true,
+        body: Some("InteractV2Event"),
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Get,
@@ -126,27 +140,29 @@ const INTERACT: &[InteractOperation] = &[
         id: "interact_get_profile",
         summary: "The session's profile",
         parameters: &["id"],
-        body: false,
+        body: None,
+        answer: "InteractResponse",
     },
     InteractOperation {
         method: HttpMethod::Post,
         path: "/interact/v2/batch/{id}",
         id: "interact_batch",
-        summary: "A batch of commands on one session",
+        summary: "A batch on one session: named commands (HCL's form) or a `commands` list",
         parameters: &["id"],
-        body: true,
+        body: Some("InteractV2Batch"),
+        answer: "InteractBatchResponse",
     },
 ];
 
-/// Interact's paths: its answers are HCL's shapes (a `statusCode` of 0, 1 or 2 and Interact's
-/// messages), documented as objects.
+/// Interact's paths: HCL's request and answer shapes, as the types of
+/// `kairos_api::interact` describe them.
 struct Interact;
 
 impl Modify for Interact {
     fn modify(&self, document: &mut Document) {
-        let object = || {
+        let schema = |name: &str| {
             ContentBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .schema(Some(Ref::from_schema_name(name)))
                 .build()
         };
         for InteractOperation {
@@ -155,7 +171,8 @@ impl Modify for Interact {
             id,
             summary,
             parameters,
-            body: has_body,
+            body,
+            answer,
         } in INTERACT
         {
             let mut operation = OperationBuilder::new()
@@ -166,7 +183,7 @@ impl Modify for Interact {
                     "200",
                     ResponseBuilder::new()
                         .description("Interact's answer: `statusCode` 0 (success), 1 (warning) or 2 (error), with its messages")
-                        .content("application/json", object()),
+                        .content("application/json", schema(answer)),
                 );
             for name in *parameters {
                 operation = operation.parameter(
@@ -177,33 +194,18 @@ impl Modify for Interact {
                         .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
                 );
             }
-            if *has_body {
-                // The servlet needs its commands; a v2 path's body may be left out (its
-                // fields then missing are Interact errors, in its answer).
-                let (schema, required) = if *id == "interact_servlet" {
-                    let commands = ObjectBuilder::new()
-                        .schema_type(Type::Object)
-                        // Each is Interact's command object; one that is not is its error.
-                        .property(
-                            "commands",
-                            ArrayBuilder::new()
-                                .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue)),
-                        )
-                        .required("commands");
-                    (commands, Required::True)
-                } else {
-                    (
-                        ObjectBuilder::new().schema_type(Type::Object),
-                        Required::False,
-                    )
-                };
+            if let Some(body) = body {
+                // The servlet and a batch need their commands; a v2 path's body may be left
+                // out (its fields then missing are Interact errors, in its answer).
+                let required = matches!(*id, "interact_servlet" | "interact_batch");
                 operation = operation.request_body(Some(
                     RequestBodyBuilder::new()
-                        .content(
-                            "application/json",
-                            ContentBuilder::new().schema(Some(schema)).build(),
-                        )
-                        .required(Some(required))
+                        .content("application/json", schema(body))
+                        .required(Some(if required {
+                            Required::True
+                        } else {
+                            Required::False
+                        }))
                         .build(),
                 ));
             }
