@@ -304,6 +304,42 @@ await page.getByText(/^token [0-9a-f]{12} is revoked$/).waitFor();
 await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
 assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible());
 
+// A page of another origin calls the staging runtime's Interact API from the browser once
+// the group allows its origin: the preflight (for m_tokenId) passes and the answer is read.
+// Pages of origins the group does not allow are refused by the browser.
+const runtime = base.replace(':7700', ':7701');
+const allowed = runtime.replace('127.0.0.1', 'localhost');
+const session = await (await fetch(base + '/api/login', {
+  method: 'POST', headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ user: 'admin', password: process.env.KAIROS_ADMIN_PASSWORD }),
+})).json();
+const saved = await fetch(base + '/api/groups/staging', {
+  method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${session.token}` },
+  body: JSON.stringify({ cors_origins: [allowed] }),
+});
+assert.equal(saved.status, 200);
+// Tried until the runtime has followed the group (a poll), or twice for a refusal.
+const callFrom = async (origin, tries) => {
+  await page.goto(origin + '/healthz');
+  return page.evaluate(async ([url, tries]) => {
+    for (let tried = 0; tried < tries; tried++) {
+      try {
+        const answer = await fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', m_tokenId: 'unused-on-an-open-group' },
+          body: JSON.stringify({ sessionId: 'cors-1', commands: [{ action: 'getVersion' }] }),
+        });
+        return (await answer.json()).responses[0].version;
+      } catch (refused) {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    return 'refused';
+  }, [runtime + '/interact/servlet/RestServlet', tries]);
+};
+assert.match(await callFrom(allowed, 40), /^Kairos .*Interact API/);
+assert.equal(await callFrom(base.replace(':7700', ':7702'), 2), 'refused');
+
 // A phone: the pages fit the width; wide tables and charts scroll inside their box.
 await page.setViewportSize({ width: 390, height: 844 });
 for (const [path, name] of [['/ui/channels/web', 'channel-phone'],
