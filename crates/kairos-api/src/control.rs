@@ -613,6 +613,16 @@ pub struct GroupView {
     pub instances: Vec<InstanceView>,
 }
 
+impl InstanceView {
+    /// Runtimes report at least every 5 s while they can reach their control plane; one not
+    /// heard from for longer than this is taken for down.
+    pub const LIVE_SECONDS: i64 = 30;
+
+    pub fn is_live(&self) -> bool {
+        self.seconds_since_seen <= InstanceView::LIVE_SECONDS
+    }
+}
+
 impl GroupView {
     /// The address of the instance that reported last.
     pub fn freshest_address(&self) -> Option<&str> {

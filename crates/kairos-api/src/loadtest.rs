@@ -13,7 +13,7 @@ use serde_json::Map;
 
 use crate::runtime::{ChannelAnswer, EventRequest, StartRequest, Started, Values};
 use crate::testrun::{IdRange, LoadProgress, LoadtestPlan, LoadtestSummary};
-use crate::{Client, ClientError};
+use crate::{Client, ClientError, Code};
 
 /// Why a load test could not start.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,9 @@ impl Calls {
 struct Totals {
     requests: AtomicU64,
     errors: AtomicU64,
+    sessions: AtomicU64,
+    /// Sessions whose audience ID had no profile: IDs of another channel, or of no one.
+    without_profile: AtomicU64,
 }
 
 /// One virtual touchpoint's connection, timing each call.
@@ -136,11 +139,18 @@ fn visitor(
             rely_on_existing_session: None,
             debug: None,
         };
-        let Some(Started { session_id, .. }) =
-            tp.timed(|c| c.call("POST", "/v1/sessions", Some(&start)))
+        let Some(Started {
+            session_id,
+            messages,
+            ..
+        }) = tp.timed(|c| c.call("POST", "/v1/sessions", Some(&start)))
         else {
             continue;
         };
+        totals.sessions.fetch_add(1, Ordering::Relaxed);
+        if messages.iter().any(|m| m.code == Code::ProfileNotFound) {
+            totals.without_profile.fetch_add(1, Ordering::Relaxed);
+        }
         for _ in 0..1 + rng.next_u64() % 3 {
             let ip = &calls.ips[(rng.next_u64() % calls.ips.len() as u64) as usize];
             let offers = format!("/v1/sessions/{session_id}/offers?ip={ip}&count=3");
@@ -237,6 +247,16 @@ pub fn drive(
     }
     if errors > 0 {
         failures.push(format!("{errors} requests failed"));
+    }
+    // A load on visitors with no profile measures another workload: say so, and fail.
+    let sessions = totals.sessions.load(Ordering::Relaxed);
+    let without_profile = totals.without_profile.load(Ordering::Relaxed);
+    if without_profile * 2 > sessions {
+        failures.push(format!(
+            "{without_profile} of {sessions} sessions found no profile: audience IDs {}-{} \
+             are not in channel {}'s profile table (give the IDs of its visitors)",
+            plan.audience_ids.first, plan.audience_ids.last, plan.channel
+        ));
     }
     let mut report = format!(
         "channel {} at {url}: {requests} requests in {elapsed:.1}s with {} sessions at once\n  \

@@ -82,10 +82,14 @@ struct SavedLogin {
     ca_file: Option<PathBuf>,
 }
 
+/// What `kairos login` saved last, for whichever control plane.
+fn last_login() -> Option<SavedLogin> {
+    serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()
+}
+
 /// What `kairos login` saved, when it was for this control plane.
 fn saved_login(control: &str) -> Option<SavedLogin> {
-    let saved: SavedLogin = serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()?;
-    (saved.control == control).then_some(saved)
+    last_login().filter(|saved| saved.control == control)
 }
 
 /// A logged-in connection to the control plane.
@@ -250,6 +254,16 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
         token: logged_in.token,
         ca_file,
     };
+    // One login is kept: say whose this one replaced.
+    if let Some(before) =
+        last_login().filter(|b| b.user != saved.user || b.control != saved.control)
+    {
+        eprintln!(
+            "this replaces the saved login of {} at {} (set KAIROS_CONFIG_DIR to another folder \
+             to keep both)",
+            before.user, before.control
+        );
+    }
     std::fs::write(&path, serde_json::to_string(&saved)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
@@ -452,7 +466,7 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
                 .map(|(c, v)| format!("{c} v{}", v.version))
                 .collect();
             println!(
-                "  instance {} at {}: runs {}; last seen {}s ago",
+                "  instance {} at {}: runs {}; last seen {}s ago{}",
                 i.instance,
                 i.address,
                 if running.is_empty() {
@@ -460,7 +474,8 @@ pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
                 } else {
                     running.join(", ")
                 },
-                i.seconds_since_seen
+                i.seconds_since_seen,
+                if i.is_live() { "" } else { " (DOWN?)" }
             );
         }
     }

@@ -111,13 +111,17 @@ async fn open_control(database: &str) -> Result<Arc<ControlPlane>> {
     let password = given
         .clone()
         .unwrap_or_else(kairos_control::auth::new_password);
-    if control.ensure_admin(&password).await? {
-        match given {
-            Some(_) => println!("created user admin (password from KAIROS_ADMIN_PASSWORD)"),
-            None => println!(
-                "created user admin with password {password} (shown once; set KAIROS_ADMIN_PASSWORD to choose it)"
-            ),
-        }
+    match (control.ensure_admin(&password).await?, given) {
+        (true, Some(_)) => println!("created user admin (password from KAIROS_ADMIN_PASSWORD)"),
+        (true, None) => println!(
+            "created user admin with password {password} (shown once; set KAIROS_ADMIN_PASSWORD to choose it)"
+        ),
+        // The admin exists: its password is what it was set to, not this variable's.
+        (false, Some(_)) => eprintln!(
+            "KAIROS_ADMIN_PASSWORD is ignored: user admin exists already with its own password \
+             (to change it, stop kairos and run: kairos user reset-password admin)"
+        ),
+        (false, None) => {}
     }
     Ok(Arc::new(control))
 }

@@ -482,11 +482,21 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     }
     cli(&["apply", "examples/bank/channel.yaml"]);
     cli(&["deploy", "--channel", "web", "--group", "staging"]);
-    let qa = cli(&["group", "qa", "--approvals", "2", "--history", &database]);
+    let qa = cli(&[
+        "group",
+        "qa",
+        "--approvals",
+        "2",
+        "--history",
+        &database,
+        "--cors-origin",
+        "https://QA.example.com/",
+    ]);
     assert_eq!(
         qa.trim(),
         format!(
-            "group qa: open, gates 2 approval(s) by a reviewer, data shared, history {database}"
+            "group qa: open, gates 2 approval(s) by a reviewer, data shared, history {database}, \
+             browser origins https://qa.example.com"
         )
     );
     assert!(cli(&["groups"]).contains("qa: nothing active"));

@@ -126,7 +126,7 @@ async fn only_results_the_control_plane_ran_and_that_prove_something_pass_the_ga
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_closed_group_is_tested_with_a_token_that_ends_with_the_run() {
+async fn a_closed_group_is_tested_with_tokens_that_end_with_their_runs() {
     let c = control().await;
     let (status, body) = api(
         c.addr,
@@ -151,7 +151,22 @@ async fn a_closed_group_is_tested_with_a_token_that_ends_with_the_run() {
             && report.contains("NO_SUCH_OFFER"),
         "{report}"
     );
-    // The runtime refused nothing for want of a token, and the run's token is gone.
+    // A load on audience IDs the channel's profile table lacks measures something else: it
+    // fails, saying so.
+    let strangers = json!({
+        "kind": "loadtest", "channel": "web", "duration_seconds": 1, "concurrency": 1,
+        "max_p99_ms": 1000, "audience_ids": { "first": 1, "last": 50 },
+    });
+    let load = test_run(&c, &c.admin, "staging", strangers).await;
+    assert_eq!(load["state"], "failed", "{load}");
+    assert!(
+        load["report"]
+            .as_str()
+            .unwrap()
+            .contains("found no profile: audience IDs 1-50 are not in channel web's profile table"),
+        "{load}"
+    );
+    // The runtime refused nothing for want of a token, and the run's tokens are gone.
     assert!(!report.contains("UNAUTHORIZED"), "{report}");
     let (_, tokens) = api(c.addr, "GET", "/api/tokens", &c.admin, J::Null).await;
     let touchpoint: Vec<&J> = tokens

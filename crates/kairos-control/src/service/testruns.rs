@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kairos_api::control::TokenKind;
+use kairos_api::control::{InstanceView, TokenKind};
 use kairos_api::loadtest;
 use kairos_api::remote::Remote;
 use kairos_api::testrun::{
@@ -41,8 +41,6 @@ const MOST_CONNECTIONS: u32 = 256;
 const CATCH_UP: Duration = Duration::from_secs(15);
 /// How long a runtime that just started takes to report (it reports on its first poll).
 const FIRST_REPORT: Duration = Duration::from_secs(5);
-/// A runtime not heard from for this long is not asked to run anything.
-const STALE_SECONDS: i64 = 30;
 /// How long a run's token outlives the run's planned end, should the control plane stop
 /// before revoking it.
 const TOKEN_SLACK_SECONDS: i64 = 600;
@@ -348,11 +346,7 @@ impl ControlPlane {
                 .into_iter()
                 .find(|g| g.name == group.name)
                 .ok_or_else(|| format!("there is no server group '{}'", group.name))?;
-            let fresh: Vec<_> = view
-                .instances
-                .iter()
-                .filter(|i| i.seconds_since_seen <= STALE_SECONDS)
-                .collect();
+            let fresh: Vec<_> = view.instances.iter().filter(|i| i.is_live()).collect();
             let serving = fresh
                 .iter()
                 .filter(|i| {
@@ -379,8 +373,9 @@ impl ControlPlane {
                     .collect();
                 return Err(match fresh.is_empty() {
                     true => format!(
-                        "no runtime of server group {} has reported in the last {STALE_SECONDS} s",
-                        group.name
+                        "no runtime of server group {} has reported in the last {} s",
+                        group.name,
+                        InstanceView::LIVE_SECONDS
                     ),
                     false => format!(
                         "no runtime of server group {} serves {} yet; try again when it does",

@@ -46,12 +46,17 @@ pub(super) async fn groups_page(State(cp): Shared, Signed(caller): Signed) -> Re
                 .collect();
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({}s ago)</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({}s ago){}</td></tr>",
                 esc(&i.instance),
                 esc(&i.address),
                 runs.join(", "),
                 when(&i.seen_at),
-                i.seconds_since_seen
+                i.seconds_since_seen,
+                if i.is_live() {
+                    ""
+                } else {
+                    r#" <span class="fail">not heard from: down?</span>"#
+                }
             );
         }
         body.push_str("</tbody></table></div></section>");
