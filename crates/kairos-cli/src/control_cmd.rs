@@ -101,12 +101,8 @@ impl Control {
     pub fn connect(args: &ControlArgs) -> Result<Control> {
         // Read once: it holds both the token and the CA file.
         let saved = saved_login(&args.control);
-        let token = user_token(saved.as_ref()).with_context(|| {
-            format!(
-                "not logged in to {}: run kairos login --user NAME (or set KAIROS_TOKEN)",
-                args.control
-            )
-        })?;
+        let token = user_token(saved.as_ref())
+            .ok_or_else(|| crate::exit::NotLoggedIn(args.control.clone()))?;
         Ok(Control {
             client: args.client(Some(token), saved.as_ref())?,
         })
@@ -158,7 +154,7 @@ impl Control {
             Some(request),
         )?;
         let mut printed = 0;
-        let bar = std::io::stderr().is_terminal();
+        let bar = crate::loadtest_cmd::shows_progress();
         loop {
             // The report only grows; print what is new.
             if let Some(new) = run.report.get(printed..) {

@@ -48,6 +48,11 @@ pub struct Args {
     token: Option<String>,
 }
 
+/// Progress bars only on a terminal, and never with `NO_COLOR`.
+pub fn shows_progress() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 /// Redraws the progress bar on standard error.
 pub fn draw_progress(p: LoadProgress) {
     let done = (p.elapsed_seconds / p.duration_seconds.max(0.001)).min(1.0);
@@ -99,7 +104,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             .context("give --group GROUP or --url URL")?;
         return Control::connect(&args.control)?.run_tests(group, &TestRunRequest::Loadtest(plan));
     };
-    let bar = std::io::stderr().is_terminal();
+    let bar = shows_progress();
     let measured = loadtest::drive(
         url,
         args.token.as_deref(),

@@ -5,6 +5,7 @@ mod allocator;
 mod control_cmd;
 mod data_cmd;
 mod demo;
+mod exit;
 mod impact_cmd;
 mod loadtest_cmd;
 mod runtime_cmd;
@@ -167,7 +168,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            exit::code_of(&e)
         }
     }
 }

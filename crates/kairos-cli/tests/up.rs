@@ -198,12 +198,19 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "examples/bank/customers.csv",
     ];
     let out = as_user(&dana, &import, &[]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a role refused: {}", text(&out));
     assert!(
         text(&out).contains("needs the data_administrator role"),
         "{}",
         text(&out)
     );
+    // A server that cannot be reached, or no login: 4.
+    let out = as_user(&dana, &["groups", "--control", "http://127.0.0.1:9"], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let nobody = data.join("nobody");
+    let out = as_user(&nobody, &["groups"], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("not logged in"), "{}", text(&out));
     let out = as_user(&admin, &import, &[]);
     assert!(
         text(&out).starts_with("imported 3000 rows into table customers ("),
@@ -222,7 +229,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "1",
     ];
     let out = as_user(&admin, &promote, &[]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a refusal: {}", text(&out));
     let refused = text(&out);
     assert!(
         refused.contains("3 gate(s) failed") && refused.contains("approvals:"),
@@ -248,7 +255,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         &["test", scenarios.to_str().unwrap(), "--group", "qa"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         text(&out).contains("there is no server group 'qa'"),
         "{}",
