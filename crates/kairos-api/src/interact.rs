@@ -219,63 +219,49 @@ impl<'de> Deserialize<'de> for SessionId {
     }
 }
 
-/// What a lenient scalar takes, for the API document.
-fn one_of(kinds: impl IntoIterator<Item = ObjectBuilder>, description: &str) -> RefOr<Schema> {
-    kinds
-        .into_iter()
-        .fold(OneOfBuilder::new(), OneOfBuilder::item)
-        .description(Some(description))
-        .into()
+/// A lenient scalar's schema for the API document: one of the kinds it is read from.
+macro_rules! one_of_schema {
+    ($type:ty, $description:literal, $($kind:expr),+ $(,)?) => {
+        impl PartialSchema for $type {
+            fn schema() -> RefOr<Schema> {
+                OneOfBuilder::new()
+                    $(.item($kind))+
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $type {}
+    };
 }
 
-impl PartialSchema for Count {
-    fn schema() -> RefOr<Schema> {
-        one_of(
-            [
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(0))
-                    .maximum(Some(u32::MAX)),
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some("^[0-9]{1,9}$")),
-            ],
-            "A whole number, or its digits",
-        )
-    }
-}
+one_of_schema!(
+    Count,
+    "A whole number, or its digits",
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u32::MAX)),
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[0-9]{1,9}$")),
+);
 
-impl ToSchema for Count {}
+one_of_schema!(
+    Flag,
+    "true or false, or its text",
+    ObjectBuilder::new().schema_type(Type::Boolean),
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")),
+);
 
-impl PartialSchema for Flag {
-    fn schema() -> RefOr<Schema> {
-        one_of(
-            [
-                ObjectBuilder::new().schema_type(Type::Boolean),
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some("^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")),
-            ],
-            "true or false, or its text",
-        )
-    }
-}
-
-impl ToSchema for Flag {}
-
-impl PartialSchema for SessionId {
-    fn schema() -> RefOr<Schema> {
-        one_of(
-            [
-                ObjectBuilder::new().schema_type(Type::String),
-                ObjectBuilder::new().schema_type(Type::Number),
-            ],
-            "A session ID, as text or a number",
-        )
-    }
-}
-
-impl ToSchema for SessionId {}
+one_of_schema!(
+    SessionId,
+    "A session ID, as text or a number",
+    ObjectBuilder::new().schema_type(Type::String),
+    ObjectBuilder::new().schema_type(Type::Number),
+);
 
 /// One interaction point of a get offers for several.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

@@ -12,25 +12,26 @@ use kairos_api::interact::{
 
 use super::*;
 
-/// The audience ID of a start: `audienceID`, or `auIdParams` whose pairs without a name take
-/// the query's `audienceIDField`.
-fn start_audience(
+/// The audience of a start or a set audience: its level from the query or the body, its ID
+/// from `audienceID`, or from `auIdParams` whose pairs without a name take the query's
+/// `audienceIDField`.
+fn audience_of(
+    query: &V2Query,
     level: Option<String>,
     audience_id: Option<Vec<NvpIn>>,
     au_id_params: Option<Vec<NvpIn>>,
-    id_field: Option<&str>,
 ) -> Result<AudienceId, Problem> {
     let pairs = match (audience_id, au_id_params) {
         (Some(pairs), _) => pairs,
         (None, Some(mut pairs)) => {
             for pair in pairs.iter_mut().filter(|p| p.n.is_none()) {
-                pair.n = id_field.map(str::to_string);
+                pair.n.clone_from(&query.audience_id_field);
             }
             pairs
         }
         (None, None) => Vec::new(),
     };
-    audience(level, Some(&pairs))
+    audience(query.audience_level.clone().or(level), Some(&pairs))
 }
 
 fn start(body: V2Start, query: &V2Query) -> Result<Call, Problem> {
@@ -42,11 +43,11 @@ fn start(body: V2Start, query: &V2Query) -> Result<Call, Problem> {
         .ok_or_else(|| malformed("ic: the interactive channel is required".into()))?;
     Ok(Call::Start {
         channel,
-        audience: start_audience(
-            query.audience_level.clone().or(body.audience_level),
+        audience: audience_of(
+            query,
+            body.audience_level,
             body.audience_id,
             body.au_id_params,
-            query.audience_id_field.as_deref(),
         )?,
         params: params("parameters", body.parameters.as_deref())?,
         rely_on_existing_session: body.rely_on_existing_session.is_some_and(|f| f.0),
@@ -56,11 +57,11 @@ fn start(body: V2Start, query: &V2Query) -> Result<Call, Problem> {
 
 fn set_audience(body: V2Audience, query: &V2Query) -> Result<Call, Problem> {
     Ok(Call::Audience {
-        audience: start_audience(
-            query.audience_level.clone().or(body.audience_level),
+        audience: audience_of(
+            query,
+            body.audience_level,
             body.audience_id,
             body.au_id_params,
-            query.audience_id_field.as_deref(),
         )?,
         params: params("parameters", body.parameters.as_deref())?,
     })
