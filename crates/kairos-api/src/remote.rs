@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Map;
 
 use crate::runtime::{
-    AudienceRequest, EventAnswer, EventRequest, IpExplainView, Message, MessagesAnswer, OfferAsk,
-    OffersAnswer, OffersRequest, ProfileAnswer, StartRequest, Started, Values,
+    AudienceRequest, ChannelAnswer, EventAnswer, EventRequest, IpExplainView, Message,
+    MessagesAnswer, OfferAsk, OffersAnswer, OffersRequest, ProfileAnswer, StartRequest, Started,
+    Values,
 };
 use crate::{Client, ClientError, value_json};
 
@@ -30,6 +31,8 @@ pub struct Remote {
     client: Client,
     channel: String,
     session: Option<String>,
+    /// The channel's offer codes, read once.
+    offers: Option<Vec<String>>,
 }
 
 impl Remote {
@@ -38,6 +41,7 @@ impl Remote {
             client,
             channel: channel.to_string(),
             session: None,
+            offers: None,
         }
     }
 
@@ -169,6 +173,15 @@ impl Target for Remote {
         let path = format!("/v1/sessions/{}/profile", self.session()?);
         let profile: ProfileAnswer = self.call_api("GET", &path, None::<&()>)?;
         Ok(profile.segments)
+    }
+
+    fn offer_codes(&mut self) -> Result<Vec<String>, String> {
+        if self.offers.is_none() {
+            let path = format!("/v1/channels/{}", self.channel);
+            let described: ChannelAnswer = self.call_api("GET", &path, None::<&()>)?;
+            self.offers = Some(described.offers);
+        }
+        Ok(self.offers.clone().unwrap_or_default())
     }
 }
 

@@ -355,6 +355,9 @@ pub struct ChannelAnswer {
     pub audience_levels: Vec<LevelView>,
     pub interaction_points: Vec<String>,
     pub events: Vec<EventView>,
+    /// The offers' codes (a runtime of an earlier version sends none).
+    #[serde(default)]
+    pub offers: Vec<String>,
     pub messages: Vec<Message>,
 }
 

@@ -137,6 +137,24 @@ fn scenario_failures_are_reported_with_expected_actual_and_explain() {
     );
 }
 
+/// An expectation naming an offer the channel lacks (a typo) would pass vacuously: it fails,
+/// naming the offer.
+#[test]
+fn an_expectation_naming_no_offer_of_the_channel_fails() {
+    let scenarios = temp_file(
+        "typo.scenarios.yaml",
+        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: a typo\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { absent: [ SLIVER ], contains: [ gold ] }\n",
+    );
+    let (code, stdout) = test_on_shop(&scenarios.display().to_string());
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            ":7: step 1 (get_offers): expect offers: expected offers of the channel, got no such offer: SLIVER"
+        ),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn the_shop_scenarios_pass_through_the_binary() {
     let (code, stdout) = test_on_shop("tests/scenarios/shop/arbitration.scenarios.yaml");

@@ -855,6 +855,11 @@ impl Deployment {
         self.event_index.find(name).is_some()
     }
 
+    /// The offers' codes, in channel order.
+    pub fn offer_codes(&self) -> impl Iterator<Item = &str> {
+        self.offers.iter().map(|o| &*o.code)
+    }
+
     /// The interaction points, in channel order.
     pub fn interaction_points(&self) -> impl Iterator<Item = &str> {
         self.ips.iter().map(|ip| &*ip.name)

@@ -366,4 +366,8 @@ impl Target for InProcess<'_> {
         let (dep, now) = (self.dep, self.now);
         Ok(self.session()?.segments(dep, now))
     }
+
+    fn offer_codes(&mut self) -> Result<Vec<String>, String> {
+        Ok(self.dep.offer_codes().map(str::to_string).collect())
+    }
 }

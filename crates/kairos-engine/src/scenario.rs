@@ -54,6 +54,9 @@ pub trait Target {
     fn call(&mut self, call: &Call) -> Result<Outcome, String>;
     /// The current session's segments.
     fn segments(&mut self) -> Result<Vec<String>, String>;
+    /// The codes of the channel's offers: an expectation naming another is a mistake in the
+    /// scenario, not a pass.
+    fn offer_codes(&mut self) -> Result<Vec<String>, String>;
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -274,6 +277,31 @@ fn check(
     target: &mut dyn Target,
 ) -> Vec<(&'static str, String, String)> {
     let mut failures = Vec::new();
+    let named: Vec<&String> = [&expect.codes, &expect.contains, &expect.absent]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    if !named.is_empty() {
+        match target.offer_codes() {
+            Ok(known) => {
+                let known = upper_set(&known);
+                let unknown: Vec<String> = named
+                    .into_iter()
+                    .filter(|n| !known.contains(&n.to_ascii_uppercase()))
+                    .cloned()
+                    .collect();
+                if !unknown.is_empty() {
+                    failures.push((
+                        "offers",
+                        "offers of the channel".to_string(),
+                        format!("no such offer: {}", unknown.join(", ")),
+                    ));
+                }
+            }
+            Err(e) => failures.push(("offers", "the channel's offers".to_string(), e)),
+        }
+    }
     let served: Vec<String> = outcome
         .offers
         .iter()

@@ -359,6 +359,7 @@ pub async fn channel(
         audience_levels,
         interaction_points: dep.interaction_points().map(str::to_string).collect(),
         events,
+        offers: dep.offer_codes().map(str::to_string).collect(),
         messages: Vec::new(),
     }))
 }
