@@ -11,27 +11,7 @@ use kairos_control::ControlPlane;
 use serde::de::IgnoredAny;
 
 use crate::control_cmd::{Control, ControlArgs, names, secret, token_file};
-
-/// `table` for people, `json` for scripts.
-#[derive(clap::Args)]
-pub struct Output {
-    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
-    format: String,
-}
-
-impl Output {
-    /// Prints `rows` as JSON, or each as the line `line` makes of it.
-    fn print<T: serde::Serialize>(&self, rows: &[T], line: impl Fn(&T) -> String) -> Result<()> {
-        if self.format == "json" {
-            println!("{}", serde_json::to_string_pretty(rows)?);
-        } else {
-            for row in rows {
-                println!("{}", line(row));
-            }
-        }
-        Ok(())
-    }
-}
+use crate::list_cmd::Output;
 
 #[derive(clap::Subcommand)]
 pub enum UserCommand {

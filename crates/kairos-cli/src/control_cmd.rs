@@ -12,7 +12,7 @@ use kairos_api::Client;
 use kairos_api::control::{
     Applied, ApplyRequest, AuditView, Decision, DeployRequest, Deployed, Diff, Gates, GroupRequest,
     GroupSaved, GroupView, LoggedIn, LoginRequest, ReviewRequest, Reviewed, Role, RollbackRequest,
-    RolledBack, UnknownNameView, VersionView,
+    RolledBack,
 };
 use kairos_api::problem::problem_text;
 use kairos_api::testrun::{RunState, TestRun, TestRunRequest};
@@ -371,124 +371,6 @@ pub fn deploy(args: &DeployArgs) -> Result<ExitCode> {
         "deployed {} version {} (hash {}) to {}",
         args.channel, deployed.version, deployed.hash, args.group
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct ChannelArgs {
-    #[arg(long)]
-    channel: String,
-    #[command(flatten)]
-    control: ControlArgs,
-}
-
-pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
-    let mut control = Control::connect(&args.control)?;
-    let versions: Vec<VersionView> =
-        control.get(&format!("/api/channels/{}/versions", args.channel))?;
-    if versions.is_empty() {
-        println!(
-            "{} has no versions yet (kairos deploy snapshots one)",
-            args.channel
-        );
-    }
-    for v in &versions {
-        println!(
-            "version {}  {}  by {}  hash {}{}",
-            v.number,
-            v.created_at,
-            v.author,
-            v.hash,
-            if v.active_in.is_empty() {
-                String::new()
-            } else {
-                format!("  ACTIVE on {}", v.active_in.join(", "))
-            }
-        );
-        if !v.note.is_empty() {
-            println!("  note: {}", v.note);
-        }
-        for d in &v.deployments {
-            println!(
-                "  {} to {} by {} at {}{}",
-                d.action,
-                d.group,
-                d.by,
-                d.at,
-                d.reason
-                    .as_deref()
-                    .map_or_else(String::new, |r| format!(" ({r})"))
-            );
-        }
-        for r in &v.results {
-            println!(
-                "  {} on {}: {} ({})",
-                r.kind,
-                r.group,
-                if r.passed { "passed" } else { "FAILED" },
-                r.summary["text"].as_str().unwrap_or_default()
-            );
-        }
-        for r in &v.reviews {
-            println!("  {} by {}: {}", r.decision, r.reviewer, r.comment);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn groups(args: &ControlArgs) -> Result<ExitCode> {
-    let mut control = Control::connect(args)?;
-    let groups: Vec<GroupView> = control.get("/api/groups")?;
-    for g in &groups {
-        let active: Vec<String> = g
-            .active
-            .iter()
-            .map(|a| format!("{} v{}", a.channel, a.version))
-            .collect();
-        println!(
-            "{}{}: {}",
-            g.name,
-            if g.production { " (production)" } else { "" },
-            if active.is_empty() {
-                "nothing active".to_string()
-            } else {
-                active.join(", ")
-            }
-        );
-        for i in &g.instances {
-            let running: Vec<String> = i
-                .running
-                .iter()
-                .map(|(c, v)| format!("{c} v{}", v.version))
-                .collect();
-            println!(
-                "  instance {} at {}: runs {}; last seen {}s ago{}",
-                i.instance,
-                i.address,
-                if running.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    running.join(", ")
-                },
-                i.seconds_since_seen,
-                if i.is_live() { "" } else { " (DOWN?)" }
-            );
-        }
-    }
-    let unknown: Vec<UnknownNameView> = control.get("/api/unknown-names")?;
-    if !unknown.is_empty() {
-        println!("names touchpoints called that their channel does not define:");
-        for u in &unknown {
-            println!(
-                "  {} {} in {}: {} call(s), last at {}",
-                u.kind.replace('_', " "),
-                u.name,
-                u.channel,
-                u.calls,
-                u.last_at
-            );
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }
 

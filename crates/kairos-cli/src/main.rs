@@ -7,6 +7,7 @@ mod data_cmd;
 mod demo;
 mod exit;
 mod impact_cmd;
+mod list_cmd;
 mod loadtest_cmd;
 mod runtime_cmd;
 mod segments_cmd;
@@ -49,10 +50,14 @@ enum Command {
     Export(control_cmd::ExportArgs),
     /// Deploy a channel to a server group (production groups check their gates)
     Deploy(control_cmd::DeployArgs),
+    /// The channels of the design environment
+    Channels(list_cmd::ListArgs),
+    /// The imported profile and dimension tables, with their columns
+    Tables(list_cmd::TablesArgs),
     /// A channel's versions: who, when, note, hash, where active, test results, reviews
-    Deployments(control_cmd::ChannelArgs),
+    Deployments(list_cmd::ChannelArgs),
     /// Server groups: what each runs, and each runtime instance's status
-    Groups(control_cmd::ControlArgs),
+    Groups(list_cmd::ListArgs),
     /// Create or change a server group: production, gates, its own data source (administrators)
     Group(control_cmd::GroupArgs),
     /// The audit log: every change, deployment, review and rollback, newest first
@@ -136,9 +141,11 @@ fn main() -> ExitCode {
         Command::Apply(args) => control_cmd::apply(&args),
         Command::Export(args) => control_cmd::export(&args),
         Command::Deploy(args) => control_cmd::deploy(&args),
-        Command::Deployments(args) => control_cmd::deployments(&args),
+        Command::Channels(args) => list_cmd::channels(&args),
+        Command::Tables(args) => list_cmd::tables(&args),
+        Command::Deployments(args) => list_cmd::deployments(&args),
         Command::Diff(args) => control_cmd::diff(&args),
-        Command::Groups(args) => control_cmd::groups(&args),
+        Command::Groups(args) => list_cmd::groups(&args),
         Command::Group(args) => control_cmd::group(&args),
         Command::Audit(args) => control_cmd::audit(&args),
         Command::Approve(args) => control_cmd::review(&args, Decision::Approve),

@@ -164,6 +164,32 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "{}",
         text(&out)
     );
+    // Every list command takes -o json: the control plane's answer, for scripts.
+    let json = |args: &[&str]| {
+        let out = as_user(&admin, args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(json(&["channels", "-o", "json"])[0]["name"], "web");
+    assert_eq!(
+        json(&["deployments", "--channel", "web", "-o", "json"])[0]["active_in"],
+        serde_json::json!(["staging"])
+    );
+    let groups = json(&["groups", "-o", "json"]);
+    assert!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "staging"),
+        "{groups}"
+    );
+    let out = as_user(&admin, &["tables"], &[]);
+    assert!(
+        text(&out).contains("customers: customer_id "),
+        "{}",
+        text(&out)
+    );
 
     // Roles: a designer cannot deploy, a reviewer cannot edit.
     let out = as_user(

@@ -1,0 +1,229 @@
+//! The list commands, each with `-o table|json`: `channels`, `tables`, `deployments` (a
+//! channel's versions) and `groups`. JSON is the control plane's answer as it is; a table
+//! is for people.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use kairos_api::control::{ChannelSummary, GroupView, TableView, UnknownNameView, VersionView};
+
+use crate::control_cmd::{Control, ControlArgs};
+
+/// `table` for people, `json` for scripts.
+#[derive(clap::Args)]
+pub struct Output {
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+impl Output {
+    pub fn json(&self) -> bool {
+        self.format == "json"
+    }
+
+    /// Prints `rows` as JSON, or as `table` prints them.
+    pub fn show<T: serde::Serialize>(&self, rows: &[T], table: impl FnOnce(&[T])) -> Result<()> {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(rows)?);
+        } else {
+            table(rows);
+        }
+        Ok(())
+    }
+
+    /// Prints `rows` as JSON, or each as the line `line` makes of it.
+    pub fn print<T: serde::Serialize>(
+        &self,
+        rows: &[T],
+        line: impl Fn(&T) -> String,
+    ) -> Result<()> {
+        self.show(rows, |rows| {
+            for row in rows {
+                println!("{}", line(row));
+            }
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    output: Output,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// The channels of the design environment.
+pub fn channels(args: &ListArgs) -> Result<ExitCode> {
+    let channels: Vec<ChannelSummary> = Control::connect(&args.control)?.get("/api/channels")?;
+    args.output.print(&channels, |c| {
+        format!(
+            "{}  revision {}  changed by {} at {}",
+            c.name, c.revision, c.updated_by, c.updated_at
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct TablesArgs {
+    /// The tables of this group's own data source (the default one otherwise)
+    #[arg(long)]
+    group: Option<String>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+/// The imported profile and dimension tables, with their columns.
+pub fn tables(args: &TablesArgs) -> Result<ExitCode> {
+    let path = match &args.group {
+        Some(group) => format!("/api/tables?group={group}"),
+        None => "/api/tables".to_string(),
+    };
+    let tables: Vec<TableView> = Control::connect(&args.list.control)?.get(&path)?;
+    args.list.output.print(&tables, |t| {
+        let columns: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty))
+            .collect();
+        format!("{}: {}", t.name, columns.join(", "))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ChannelArgs {
+    #[arg(long)]
+    channel: String,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+/// A channel's versions: who, when, where active, deployments, results, reviews.
+pub fn deployments(args: &ChannelArgs) -> Result<ExitCode> {
+    let mut control = Control::connect(&args.list.control)?;
+    let versions: Vec<VersionView> =
+        control.get(&format!("/api/channels/{}/versions", args.channel))?;
+    args.list.output.show(&versions, |versions| {
+        if versions.is_empty() {
+            println!(
+                "{} has no versions yet (kairos deploy snapshots one)",
+                args.channel
+            );
+        }
+        for v in versions {
+            print_version(v);
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_version(v: &VersionView) {
+    println!(
+        "version {}  {}  by {}  hash {}{}",
+        v.number,
+        v.created_at,
+        v.author,
+        v.hash,
+        if v.active_in.is_empty() {
+            String::new()
+        } else {
+            format!("  ACTIVE on {}", v.active_in.join(", "))
+        }
+    );
+    if !v.note.is_empty() {
+        println!("  note: {}", v.note);
+    }
+    for d in &v.deployments {
+        println!(
+            "  {} to {} by {} at {}{}",
+            d.action,
+            d.group,
+            d.by,
+            d.at,
+            d.reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(" ({r})"))
+        );
+    }
+    for r in &v.results {
+        println!(
+            "  {} on {}: {} ({})",
+            r.kind,
+            r.group,
+            if r.passed { "passed" } else { "FAILED" },
+            r.summary["text"].as_str().unwrap_or_default()
+        );
+    }
+    for r in &v.reviews {
+        println!("  {} by {}: {}", r.decision, r.reviewer, r.comment);
+    }
+}
+
+/// Server groups, their instances (one not heard from for 30 s marked down), and the names
+/// touchpoints called that their channels lack.
+pub fn groups(args: &ListArgs) -> Result<ExitCode> {
+    let mut control = Control::connect(&args.control)?;
+    let groups: Vec<GroupView> = control.get("/api/groups")?;
+    args.output.show(&groups, |groups| {
+        for g in groups {
+            print_group(g);
+        }
+    })?;
+    if args.output.json() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let unknown: Vec<UnknownNameView> = control.get("/api/unknown-names")?;
+    if !unknown.is_empty() {
+        println!("names touchpoints called that their channel does not define:");
+        for u in &unknown {
+            println!(
+                "  {} {} in {}: {} call(s), last at {}",
+                u.kind.replace('_', " "),
+                u.name,
+                u.channel,
+                u.calls,
+                u.last_at
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_group(g: &GroupView) {
+    let active: Vec<String> = g
+        .active
+        .iter()
+        .map(|a| format!("{} v{}", a.channel, a.version))
+        .collect();
+    println!(
+        "{}{}: {}",
+        g.name,
+        if g.production { " (production)" } else { "" },
+        if active.is_empty() {
+            "nothing active".to_string()
+        } else {
+            active.join(", ")
+        }
+    );
+    for i in &g.instances {
+        let running: Vec<String> = i
+            .running
+            .iter()
+            .map(|(c, v)| format!("{c} v{}", v.version))
+            .collect();
+        println!(
+            "  instance {} at {}: runs {}; last seen {}s ago{}",
+            i.instance,
+            i.address,
+            if running.is_empty() {
+                "nothing".to_string()
+            } else {
+                running.join(", ")
+            },
+            i.seconds_since_seen,
+            if i.is_live() { "" } else { " (DOWN?)" }
+        );
+    }
+}
