@@ -98,6 +98,11 @@ enum Command {
     /// Demo data for the example channel
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Print a completion script for a shell: kairos completion bash > /etc/bash_completion.d/kairos
+    Completion {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +174,24 @@ fn main() -> ExitCode {
         }) => demo::write_profiles(&out, seed, customers),
         Command::Demo(DemoCommand::Synthetic { out, customers }) => {
             demo::write_synthetic(&out, customers)
+        }
+        Command::Completion { shell } => {
+            let shell = match shell.as_str() {
+                "zsh" => clap_complete::Shell::Zsh,
+                "fish" => clap_complete::Shell::Fish,
+                _ => clap_complete::Shell::Bash,
+            };
+            // Written whole, then printed: a closed pipe is an error, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "kairos",
+                &mut script,
+            );
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
         }
     };
     match result {

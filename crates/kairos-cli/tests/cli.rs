@@ -333,3 +333,22 @@ fn reset_password_works_on_the_database_with_the_server_stopped() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("there is no"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completion_scripts_name_every_command() {
+    for (shell, marker) in [
+        ("bash", "_kairos()"),
+        ("zsh", "#compdef kairos"),
+        ("fish", "complete -c kairos"),
+    ] {
+        let out = kairos().args(["completion", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["loadtest", "deployments", "completion"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let out = kairos().args(["completion", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+}
