@@ -5,7 +5,8 @@
 #
 #   tests/api/run.sh [path/to/kairos]     (default: target/debug/kairos)
 #
-# Needs `st` (pip install schemathesis) and the ports of `kairos up` (7700-7702) free.
+# Needs `st` (pip install schemathesis). Runs its `kairos up` on three free ports, so it runs
+# beside another.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kairos="${1:-target/debug/kairos}"
@@ -19,14 +20,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for port in 7700 7701 7702; do
-  if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))!=0)"; then
-    echo "port $port is taken: is a kairos up running?" >&2
-    exit 1
-  fi
-done
+# Three consecutive ports nobody listens on: the control plane, staging, production.
+base=$(python3 - <<'PY'
+import random, socket
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+while True:
+    base = random.randrange(30000, 60000, 3)
+    if all(free(base + n) for n in range(3)):
+        print(base)
+        break
+PY
+)
+control="http://127.0.0.1:$base"
+staging="http://127.0.0.1:$((base + 1))"
 
-KAIROS_ADMIN_PASSWORD="$password" "$kairos" up --data "$work/kairos-data" >"$work/up.log" 2>&1 &
+KAIROS_ADMIN_PASSWORD="$password" "$kairos" up --data "$work/kairos-data" --ports "$base" >"$work/up.log" 2>&1 &
 up=$!
 
 # JSON over HTTP without curl: python3 is on every machine this runs on.
@@ -44,14 +58,14 @@ PY
 }
 
 for _ in $(seq 1 600); do
-  if call GET http://127.0.0.1:7701/readyz >/dev/null 2>&1; then break; fi
+  if call GET $staging/readyz >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
-call GET http://127.0.0.1:7701/readyz >/dev/null
+call GET $staging/readyz >/dev/null
 
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-admin=$(call POST http://127.0.0.1:7700/api/login "{\"user\":\"admin\",\"password\":\"$password\"}" | field token)
-touchpoint=$(call POST http://127.0.0.1:7700/api/tokens '{"kind":"touchpoint","for":"web","label":"schemathesis"}' "$admin" | field token)
+admin=$(call POST $control/api/login "{\"user\":\"admin\",\"password\":\"$password\"}" | field token)
+touchpoint=$(call POST $control/api/tokens '{"kind":"touchpoint","for":"web","label":"schemathesis"}' "$admin" | field token)
 
 status=0
 run() { # NAME URL CONFIG TOKEN
@@ -69,19 +83,19 @@ run() { # NAME URL CONFIG TOKEN
   fi
 }
 
-run control http://127.0.0.1:7700/api/openapi.json "$here/control.toml" "$admin"
+run control $control/api/openapi.json "$here/control.toml" "$admin"
 
 # Staging is open under `kairos up` (and the control plane's run changed its settings at
 # random): close it, so the runtime requires the token.
-call PUT http://127.0.0.1:7700/api/groups/staging '{"open":false}' "$admin" >/dev/null
+call PUT $control/api/groups/staging '{"open":false}' "$admin" >/dev/null
 
 # The runtime learns of the touchpoint token within a poll; then it requires it.
 for _ in $(seq 1 100); do
-  if ! call GET http://127.0.0.1:7701/v1/version >/dev/null 2>&1; then break; fi
+  if ! call GET $staging/v1/version >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
-call POST http://127.0.0.1:7701/v1/sessions \
+call POST $staging/v1/sessions \
   '{"session_id":"schemathesis-session","channel":"web","audience_id":{"customer_id":1001}}' \
   "$touchpoint" >/dev/null
-run runtime http://127.0.0.1:7701/openapi.json "$here/runtime.toml" "$touchpoint"
+run runtime $staging/openapi.json "$here/runtime.toml" "$touchpoint"
 exit "$status"

@@ -307,7 +307,9 @@ assert.ok(await page.getByRole('cell', { name: 'rollback' }).first().isVisible()
 // A page of another origin calls the staging runtime's Interact API from the browser once
 // the group allows its origin: the preflight (for m_tokenId) passes and the answer is read.
 // Pages of origins the group does not allow are refused by the browser.
-const runtime = base.replace(':7700', ':7701');
+// kairos up serves staging on the control plane's port + 1, production on + 2.
+const portAfter = (n) => { const u = new URL(base); u.port = String(Number(u.port) + n); return u.origin; };
+const runtime = portAfter(1);
 const allowed = runtime.replace('127.0.0.1', 'localhost');
 const session = await (await fetch(base + '/api/login', {
   method: 'POST', headers: { 'content-type': 'application/json' },
@@ -338,7 +340,7 @@ const callFrom = async (origin, tries) => {
   }, [runtime + '/interact/servlet/RestServlet', tries]);
 };
 assert.match(await callFrom(allowed, 40), /^Kairos .*Interact API/);
-assert.equal(await callFrom(base.replace(':7700', ':7702'), 2), 'refused');
+assert.equal(await callFrom(portAfter(2), 2), 'refused');
 
 // A phone: the pages fit the width; wide tables and charts scroll inside their box.
 await page.setViewportSize({ width: 390, height: 844 });

@@ -1,6 +1,6 @@
 //! `kairos up`: Kairos on one machine. The control plane on 127.0.0.1:7700, the `staging`
-//! runtime on 127.0.0.1:7701 and the `production` runtime on 127.0.0.1:7702, each runtime
-//! following its group like any other; storage embedded in `--data`. On first start: the
+//! runtime on 127.0.0.1:7701 and the `production` runtime on 127.0.0.1:7702 (three ports from
+//! `--ports`), each runtime following its group like any other; storage embedded in `--data`. On first start: the
 //! `admin` user and, unless `--no-demo`, the demo channel with its profiles, on staging.
 //!
 //! `kairos control --listen ADDR --database URL` is the control plane alone.
@@ -25,8 +25,6 @@ use kairos_runtime::follow::Follow;
 
 const DEMO_CHANNEL: &str = include_str!("../../../examples/bank/channel.yaml");
 const CONTROL: &str = "127.0.0.1:7700";
-const STAGING: &str = "127.0.0.1:7701";
-const PRODUCTION: &str = "127.0.0.1:7702";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,6 +34,17 @@ pub struct Args {
     /// Start without the demo channel and its profiles
     #[arg(long)]
     no_demo: bool,
+    /// The control plane's port; staging listens on the next one, production on the one
+    /// after
+    #[arg(long, value_name = "PORT", default_value_t = 7700, value_parser = clap::value_parser!(u16).range(1..65534))]
+    ports: u16,
+}
+
+impl Args {
+    /// The control plane's address, staging's and production's.
+    fn addresses(&self) -> [String; 3] {
+        [0, 1, 2].map(|n| format!("127.0.0.1:{}", self.ports + n))
+    }
 }
 
 #[derive(clap::Args)]
@@ -160,6 +169,7 @@ async fn group_runtime(
     address: &str,
     database: &str,
 ) -> Result<Arc<Runtime>> {
+    let [control_address, ..] = args.addresses();
     let history = history_url(args, group);
     let store = HistoryStore::open(&history)
         .await
@@ -175,7 +185,7 @@ async fn group_runtime(
         .issue_token(TokenKind::Runtime, group, "kairos up", "admin", None)
         .await?;
     let follow = Follow {
-        control: format!("http://{CONTROL}"),
+        control: format!("http://{control_address}"),
         ca_file: None,
         token: Some(token),
         group: group.to_string(),
@@ -199,9 +209,10 @@ async fn up(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
     let database = format!("sqlite://{}", args.data.join("kairos.db").display());
-    let control_listener = bind(CONTROL).await?;
-    let staging_listener = bind(STAGING).await?;
-    let production_listener = bind(PRODUCTION).await?;
+    let [control_address, staging_address, production_address] = args.addresses();
+    let control_listener = bind(&control_address).await?;
+    let staging_listener = bind(&staging_address).await?;
+    let production_listener = bind(&production_address).await?;
     println!("kairos up: data in {}", args.data.display());
     let control = open_control(&database).await?;
     if !args.no_demo {
@@ -217,13 +228,22 @@ async fn up(args: Args) -> Result<ExitCode> {
             .await
             .map_err(|p| anyhow::anyhow!("cannot configure {group}: {}", p.detail))?;
     }
-    let staging = group_runtime(&args, &control, "staging", STAGING, &database).await?;
-    let production = group_runtime(&args, &control, "production", PRODUCTION, &database).await?;
+    let staging = group_runtime(&args, &control, "staging", &staging_address, &database).await?;
+    let production = group_runtime(
+        &args,
+        &control,
+        "production",
+        &production_address,
+        &database,
+    )
+    .await?;
 
-    println!("  design UI           http://{CONTROL}/   (log in as admin)");
-    println!("  control plane API   http://{CONTROL}/api/   (described at /api/openapi.json)");
-    println!("  staging runtime     http://{STAGING}");
-    println!("  production runtime  http://{PRODUCTION}");
+    println!("  design UI           http://{control_address}/   (log in as admin)");
+    println!(
+        "  control plane API   http://{control_address}/api/   (described at /api/openapi.json)"
+    );
+    println!("  staging runtime     http://{staging_address}");
+    println!("  production runtime  http://{production_address}");
     // The runtime API's contract: a set-up that runs open says so.
     let groups = control
         .groups()
@@ -240,14 +260,21 @@ async fn up(args: Args) -> Result<ExitCode> {
     );
     println!();
     println!("Try it:");
+    if args.ports != 7700 {
+        println!("  export KAIROS_CONTROL=http://{control_address}");
+    }
     println!("  kairos login --user admin");
     println!("  kairos deployments --channel web");
     if !args.no_demo {
-        println!("  curl -s http://{STAGING}/v1/sessions -H 'content-type: application/json' \\");
+        println!(
+            "  curl -s http://{staging_address}/v1/sessions -H 'content-type: application/json' \\"
+        );
         println!(
             "       -d '{{\"channel\":\"web\",\"audience_id\":{{\"customer_id\":1001}},\"debug\":true}}'"
         );
-        println!("  curl -s 'http://{STAGING}/v1/sessions/SESSION_ID/offers?ip=hero&count=2'");
+        println!(
+            "  curl -s 'http://{staging_address}/v1/sessions/SESSION_ID/offers?ip=hero&count=2'"
+        );
         println!("  kairos test examples/bank/staging.scenarios.yaml --group staging");
     }
 

@@ -22,12 +22,12 @@ fn the_design_ui_works_in_a_browser() {
     }
     let data = std::env::temp_dir().join(format!("kairos-browser-{}", std::process::id()));
     let password = "browser-admin-secret";
-    let _up = kairos_up(&data, password);
+    let up = kairos_up(&data, password);
     let screenshots = repo().join("tests/browser/screenshots");
     let out = Command::new("node")
         .current_dir(repo())
         .arg("tests/browser/ui.mjs")
-        .arg("http://127.0.0.1:7700")
+        .arg(up.control_url())
         .arg(&screenshots)
         .env("KAIROS_ADMIN_PASSWORD", password)
         .env("CHROMIUM", &chromium)

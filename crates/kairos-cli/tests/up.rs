@@ -62,7 +62,15 @@ fn wait_for_version_with(port: u16, version: i64, token: Option<&str>) -> Durati
 #[test]
 fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let data = std::env::temp_dir().join(format!("kairos-up-{}", std::process::id()));
-    let _up = common::kairos_up(&data, "admin-secret");
+    let up = common::kairos_up(&data, "admin-secret");
+    let (staging, production) = (up.staging(), up.production());
+    // Every command below talks to this kairos up's control plane.
+    let control = up.control_url();
+    let as_user = |config: &Path, args: &[&str], env: &[(&str, &str)]| {
+        let mut env = env.to_vec();
+        env.push(("KAIROS_CONTROL", &control));
+        as_user(config, args, &env)
+    };
     let banner = std::fs::read_to_string(data.with_extension("out")).unwrap();
     assert!(
         banner.contains("touchpoint tokens   staging open, production closed"),
@@ -75,7 +83,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     assert_eq!(mode(&data), 0o700, "the data folder");
     assert_eq!(mode(&data.join("kairos.db")), 0o600, "the database");
     let (status, started) = http(
-        7701,
+        staging,
         "POST",
         "/v1/sessions",
         r#"{"channel":"web","audience_id":{"customer_id":1001},"debug":true}"#,
@@ -97,7 +105,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     );
     let id = started["session_id"].as_str().unwrap();
     let (status, offers) = http(
-        7701,
+        staging,
         "GET",
         &format!("/v1/sessions/{id}/offers?ip=hero&count=2"),
         "",
@@ -110,7 +118,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "{offers}"
     );
     assert_eq!(
-        http(7702, "GET", "/readyz", "").map(|r| r.0),
+        http(production, "GET", "/readyz", "").map(|r| r.0),
         Some(503),
         "production has nothing deployed"
     );
@@ -298,6 +306,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let load = |extra: &[&str]| {
         kairos()
             .env("KAIROS_CONFIG_DIR", &admin)
+            .env("KAIROS_CONTROL", &control)
             .args([
                 "loadtest",
                 "--group",
@@ -360,9 +369,9 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
     let out = as_user(&admin, &["token", "issue", "--touchpoint", "web"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let production_token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let live_after = wait_for_version_with(7702, 1, Some(&production_token));
+    let live_after = wait_for_version_with(production, 1, Some(&production_token));
     assert_eq!(
-        http(7702, "GET", "/v1/version", "").map(|r| r.0),
+        http(production, "GET", "/v1/version", "").map(|r| r.0),
         Some(401),
         "production takes no call without a token"
     );
@@ -399,7 +408,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "{}",
         text(&out)
     );
-    wait_for_version(7701, 2);
+    wait_for_version(staging, 2);
     let out = as_user(&rex, &["diff", "--channel", "web", "1", "2"], &[]);
     let diff = text(&out);
     assert!(diff.starts_with("changed offers/GOLD_CARD\n"), "{diff}");
@@ -417,7 +426,7 @@ fn up_serves_the_demo_and_the_whole_workflow_runs_through_the_cli() {
         "{}",
         text(&out)
     );
-    wait_for_version(7701, 1);
+    wait_for_version(staging, 1);
     let out = as_user(&admin, &["deployments", "--channel", "web"], &[]);
     let history = text(&out);
     for expected in [

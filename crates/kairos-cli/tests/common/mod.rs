@@ -86,40 +86,69 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `kairos up` over a fresh `data` folder, with this admin password, once staging serves;
-/// what it prints goes to `data` with the extension `out`.
-/// It holds the fixed ports 7700-7702: the tests that run it are in different test binaries,
-/// which cargo runs one after another.
-pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> KillOnDrop {
-    let _ = std::fs::remove_dir_all(data);
-    // Checked first: another `kairos up` would answer the readiness check below itself.
-    for port in 7700..=7702 {
-        assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            "port {port} is taken: is another kairos up running?"
-        );
+/// A running `kairos up`: the control plane on `port`, staging on `port + 1`, production on
+/// `port + 2`. Stopped when dropped.
+pub struct Up {
+    pub port: u16,
+    pub process: KillOnDrop,
+}
+
+impl Up {
+    pub fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
-    let mut up = KillOnDrop(
+
+    pub fn staging(&self) -> u16 {
+        self.port + 1
+    }
+
+    pub fn production(&self) -> u16 {
+        self.port + 2
+    }
+}
+
+/// Three consecutive free ports, away from `kairos up`'s own 7700-7702 so that the tests run
+/// beside one.
+fn free_ports() -> u16 {
+    let start = 20_000 + (std::process::id() % 10_000) as u16 * 3;
+    (0..1000u16)
+        .map(|n| 20_000 + (start - 20_000 + n * 3) % 30_000)
+        .find(|&base| {
+            (base..base + 3).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        })
+        .expect("three free ports")
+}
+
+/// `kairos up` over a fresh `data` folder on free ports, with this admin password, once
+/// staging serves; what it prints goes to `data` with the extension `out`.
+pub fn kairos_up(data: &std::path::Path, admin_password: &str) -> Up {
+    let _ = std::fs::remove_dir_all(data);
+    let port = free_ports();
+    let up = KillOnDrop(
         kairos()
             .current_dir(repo())
             .arg("up")
             .arg("--data")
             .arg(data)
+            .arg("--ports")
+            .arg(port.to_string())
             .env("KAIROS_ADMIN_PASSWORD", admin_password)
             .stdout(std::fs::File::create(data.with_extension("out")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
+    let mut up = Up { port, process: up };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http(7701, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
+    while http(up.staging(), "GET", "/readyz", "").map(|r| r.0) != Some(200) {
         assert!(Instant::now() < deadline, "staging did not become ready");
+        assert!(
+            up.process.0.try_wait().unwrap().is_none(),
+            "kairos up exited: did another process take ports {port}-{}?",
+            port + 2
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        up.0.try_wait().unwrap().is_none(),
-        "kairos up exited: is another one holding ports 7700-7702?"
-    );
     up
 }
 
