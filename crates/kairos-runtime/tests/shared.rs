@@ -17,6 +17,40 @@ use kairos_runtime::Config;
 use kairos_runtime::shared::RedisSessions;
 use serde_json::{Value as J, json};
 
+/// A test's Redis keys (those under its prefix), deleted when it ends, passed or not.
+struct Keys(String);
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
+            return;
+        };
+        let pattern = format!("{}*", self.0);
+        // Dropped inside the test's runtime: a thread of its own talks to Redis.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let client = redis::Client::open(url)?;
+                let mut redis = client.get_multiplexed_async_connection().await?;
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&pattern)
+                    .query_async(&mut redis)
+                    .await?;
+                if !keys.is_empty() {
+                    redis::cmd("DEL")
+                        .arg(keys)
+                        .query_async::<()>(&mut redis)
+                        .await?;
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+    }
+}
+
 async fn shared(prefix: &str) -> Option<RedisSessions> {
     shared_for(prefix, Duration::from_secs(60)).await
 }
@@ -34,19 +68,20 @@ async fn shared_for(prefix: &str, ttl: Duration) -> Option<RedisSessions> {
 }
 
 /// Two instances over one history database and one Redis key space.
-async fn group(name: &str) -> Option<(common::Server, common::Server)> {
+async fn group(name: &str) -> Option<(common::Server, common::Server, Keys)> {
     group_with(name, Config::default).await
 }
 
 async fn group_with(
     name: &str,
     config: impl Fn() -> Config,
-) -> Option<(common::Server, common::Server)> {
+) -> Option<(common::Server, common::Server, Keys)> {
     let prefix = format!("kairos-test-{name}-{}", std::process::id());
     let store = empty_history(&prefix).await;
+    let keys = Keys(prefix.clone());
     let a = instance(config(), store.clone(), Some(shared(&prefix).await?)).await;
     let b = instance(config(), store, Some(shared(&prefix).await?)).await;
-    Some((a, b))
+    Some((a, b, keys))
 }
 
 async fn sessions_live(addr: std::net::SocketAddr) -> String {
@@ -60,7 +95,7 @@ async fn sessions_live(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_continues_on_another_instance() {
-    let Some((a, b)) = group("continue").await else {
+    let Some((a, b, _keys)) = group("continue").await else {
         return;
     };
     let (_, started) = call(
@@ -121,7 +156,7 @@ async fn a_session_continues_on_another_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_for_one_session_are_serialised_across_instances() {
-    let Some((a, b)) = group("serial").await else {
+    let Some((a, b, _keys)) = group("serial").await else {
         return;
     };
     contacts_from_concurrent_calls(&[a.addr, b.addr], &a.runtime.store).await;
@@ -132,6 +167,7 @@ async fn calls_for_one_session_are_serialised_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_whose_call_was_dropped_is_released_all_the_same() {
     let prefix = format!("kairos-test-droplock-{}", std::process::id());
+    let _keys = Keys(prefix.clone());
     let Some(sessions) = shared(&prefix).await else {
         return;
     };
@@ -154,7 +190,7 @@ async fn a_lock_whose_call_was_dropped_is_released_all_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_group_counts_its_sessions_together_and_keeps_one_maximum() {
-    let Some((a, b)) = group_with("maximum", || Config {
+    let Some((a, b, _keys)) = group_with("maximum", || Config {
         max_sessions: 2,
         ..Config::default()
     })
@@ -197,7 +233,7 @@ async fn the_group_counts_its_sessions_together_and_keeps_one_maximum() {
 /// the other did to the customer's state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_on_two_instances_keep_each_others_state() {
-    let Some((a, b)) = group("audience").await else {
+    let Some((a, b, _keys)) = group("audience").await else {
         return;
     };
     common::two_sessions_of_one_customer_keep_each_others_state(a.addr, b.addr).await;
@@ -208,6 +244,7 @@ async fn concurrent_sessions_on_two_instances_keep_each_others_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_whose_keys_expired_no_longer_count() {
     let prefix = format!("kairos-test-expiry-{}", std::process::id());
+    let _keys = Keys(prefix.clone());
     let Some(sessions) = shared_for(&prefix, Duration::from_millis(100)).await else {
         return;
     };

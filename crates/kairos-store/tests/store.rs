@@ -38,8 +38,34 @@ fn sqlite() -> Option<String> {
     Some(format!("sqlite://{}", dir.join("kairos.db").display()))
 }
 
-/// A URL whose connections use a fresh schema of the PostgreSQL server.
-async fn postgres() -> Option<String> {
+/// A test's PostgreSQL schema, dropped when the test ends, passed or not.
+struct Schema {
+    server: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Dropped inside the test's runtime: a thread of its own talks to the server.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await?;
+                admin
+                    .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A URL whose connections use a fresh schema of the PostgreSQL server, and that schema.
+async fn postgres() -> Option<(String, Schema)> {
     let Ok(url) = std::env::var("KAIROS_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -57,8 +83,13 @@ async fn postgres() -> Option<String> {
         .await
         .unwrap();
     let separator = if url.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{url}{separator}options=-c%20search_path%3D{schema}"
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    Some((
+        scoped,
+        Schema {
+            server: url,
+            name: schema,
+        },
     ))
 }
 
@@ -1022,10 +1053,10 @@ macro_rules! suite {
         }
         mod on_postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-                if let Some(url) = super::postgres().await { super::$name(super::history(url).await).await; }
+                if let Some((url, _schema)) = super::postgres().await { super::$name(super::history(url).await).await; }
             } )*
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $pname() {
-                if let Some(url) = super::postgres().await { super::$pname(url).await; }
+                if let Some((url, _schema)) = super::postgres().await { super::$pname(url).await; }
             } )*
         }
     };
