@@ -193,7 +193,7 @@ impl ControlPlane {
             results: Vec::new(),
         };
         {
-            let mut book = self.runs.lock().expect("run book");
+            let mut book = self.book();
             if book.running().count() >= MOST_RUNNING {
                 return Err(Problem::new(
                     Code::LimitExceeded,
@@ -228,7 +228,7 @@ impl ControlPlane {
                     (RunState::Error, Vec::new())
                 }
             };
-            cp.runs.lock().expect("run book").update(&id, |r| {
+            cp.book().update(&id, |r| {
                 r.state = state;
                 r.results = results;
             });
@@ -239,7 +239,7 @@ impl ControlPlane {
     /// A test run, as far as it has got.
     pub fn test_run(&self, caller: &Caller, id: &str) -> Result<TestRun, Problem> {
         caller.may_read()?;
-        let book = self.runs.lock().expect("run book");
+        let book = self.book();
         book.runs
             .iter()
             .find(|r| r.id == id)
@@ -251,11 +251,16 @@ impl ControlPlane {
             })
     }
 
-    fn report(&self, id: &str, text: &str) {
+    /// The runs, whatever a thread that panicked while holding them left: each change to
+    /// them is whole.
+    fn book(&self) -> std::sync::MutexGuard<'_, RunBook> {
         self.runs
             .lock()
-            .expect("run book")
-            .update(id, |r| r.report.push_str(text));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn report(&self, id: &str, text: &str) {
+        self.book().update(id, |r| r.report.push_str(text));
     }
 
     /// Runs the work and records what it found; an error says why it could not run.
@@ -268,9 +273,7 @@ impl ControlPlane {
     ) -> Result<Vec<RecordedResult>, String> {
         let channels = work.channels();
         let target = self.target(group, &channels).await?;
-        self.runs
-            .lock()
-            .expect("run book")
+        self.book()
             .update(id, |r| r.runtime = Some(target.url.clone()));
         let token = match group.open {
             true => None,
@@ -506,10 +509,7 @@ impl ControlPlane {
         plan: &LoadtestPlan,
     ) -> Result<Vec<Outcome>, String> {
         let mut progress = |p: LoadProgress| {
-            self.runs
-                .lock()
-                .expect("run book")
-                .update(id, |r| r.progress = Some(p));
+            self.book().update(id, |r| r.progress = Some(p));
         };
         let measured = loadtest::drive(url, token.as_deref(), plan, &mut progress, &self.stopping)
             .map_err(|e| e.to_string())?;
