@@ -369,7 +369,7 @@ fn expectation(d: &mut Decoder, node: &Node) -> Expect {
                 other,
                 "expect",
                 &[
-                    "codes", "contains", "absent", "default", "segments", "warnings",
+                    "codes", "contains", "absent", "default", "segments", "warnings", "error",
                 ],
             ),
             None => {}
