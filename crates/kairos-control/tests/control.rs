@@ -708,8 +708,8 @@ async fn a_groups_browser_origins_reach_its_runtimes() {
     assert_eq!(body["cors_origins"], json!(["https://shop.example.com"]));
     apply(&c, &c.admin, BANK).await;
     let runtime = runtime(&c, "staging").await;
-    let (status, _) = deploy(&c, "staging", json!({ "channel": "web" })).await;
-    assert_eq!(status, 200);
+    let (status, body) = deploy(&c, "staging", json!({ "channel": "web" })).await;
+    assert_eq!(status, 200, "{body}");
     let allowed = async || {
         let (_, head, _) = common::http_with_head(
             runtime,

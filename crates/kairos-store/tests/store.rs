@@ -597,6 +597,45 @@ async fn concurrent_starts_on_a_fresh_database_all_come_up(url: String) {
     );
 }
 
+/// Snapshots read the last version's number and then write: they are not refused while
+/// runtimes report (other connections committing in between), as SQLite would at once for a
+/// transaction that read first.
+async fn snapshots_land_while_runtimes_report(url: String) {
+    let store = std::sync::Arc::new(control(&url).await);
+    let reporter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for at in 0..200 {
+                store
+                    .report_instance(&Instance {
+                        group: "staging".into(),
+                        instance: format!("i-{}", at % 4),
+                        address: "127.0.0.1:7701".into(),
+                        running: serde_json::json!({}),
+                        stats: serde_json::json!({}),
+                        seen_at: Timestamp(at),
+                    })
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for n in 1..=40 {
+        let version = Version {
+            channel: "web".into(),
+            number: 0,
+            yaml: "channel: web\n".into(),
+            hash: format!("h{n}"),
+            author: "ana".into(),
+            created_at: Timestamp(n),
+            note: String::new(),
+            report: serde_json::json!({}),
+        };
+        assert_eq!(store.create_version(&version).await.unwrap(), n);
+    }
+    reporter.await.unwrap();
+}
+
 /// A database a newer Kairos migrated is refused with a message that says so, not written to.
 async fn a_schema_newer_than_this_build_is_refused(url: String) {
     control(&url).await;
@@ -1082,6 +1121,7 @@ suite!(
     concurrent_creates_of_different_components_all_land,
     concurrent_starts_on_a_fresh_database_all_come_up,
     a_schema_newer_than_this_build_is_refused,
+    snapshots_land_while_runtimes_report,
     versions_deployments_and_reviews_are_recorded,
     users_and_token_digests_are_kept,
     performance_is_counted_per_offer_segment_zone_day_and_kind,

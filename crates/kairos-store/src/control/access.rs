@@ -78,7 +78,7 @@ impl ControlStore {
     /// Creates or replaces a user. A changed password or a disabled user ends every token
     /// of theirs, in the same transaction.
     pub async fn put_user(&self, user: &User, at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let before = sqlx::query("SELECT password_hash FROM kc_users WHERE name = $1")
             .bind(&user.name)
             .fetch_optional(&mut *tx)
@@ -106,7 +106,7 @@ impl ControlStore {
 
     /// Deletes a user and every token of theirs; whether there was one.
     pub async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM kc_users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -170,7 +170,7 @@ impl ControlStore {
         if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let found = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM kc_tokens WHERE digest LIKE $1"
         ))

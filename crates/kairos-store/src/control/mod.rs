@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Row};
 use crate::StoreError;
 use crate::migrate::{self, migrate};
 use crate::sql::connect;
+use crate::statements::Dialect;
 
 mod access;
 
@@ -151,6 +152,7 @@ pub struct AuditEntry {
 
 pub struct ControlStore {
     pool: AnyPool,
+    dialect: Dialect,
 }
 
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
@@ -227,7 +229,7 @@ impl ControlStore {
     pub async fn open(url: &str, default_gates: &Json) -> Result<ControlStore, StoreError> {
         let (pool, dialect) = connect(url).await?;
         migrate(&pool, dialect, "control", migrate::CONTROL).await?;
-        let store = ControlStore { pool };
+        let store = ControlStore { pool, dialect };
         store
             .ensure_group("staging", false, &Json::Object(Default::default()))
             .await?;
@@ -235,6 +237,17 @@ impl ControlStore {
             .ensure_group("production", true, default_gates)
             .await?;
         Ok(store)
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): one that read first and then wrote would fail at once with SQLITE_BUSY if
+    /// another connection (a runtime's heartbeat, a table import) committed in between,
+    /// rather than wait its turn.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
     }
 
     // ---- the design ----
@@ -309,7 +322,7 @@ impl ControlStore {
         author: &str,
         at: Timestamp,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let revision = Self::bump(&mut tx, channel, author, at).await?;
         let current = Self::current_revision(&mut tx, channel, component).await?;
         check_expect(expect, current, &component.path())?;
@@ -436,7 +449,7 @@ impl ControlStore {
             name: name.to_string(),
             body: Json::Null,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let revision = Self::bump(&mut tx, channel, author, at).await?;
         let current = Self::current_revision(&mut tx, channel, &component).await?;
         if current.is_none() {
@@ -465,7 +478,7 @@ impl ControlStore {
         at: Timestamp,
     ) -> Result<i64, StoreError> {
         let before: Vec<StoredComponent> = self.components(channel).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let revision = Self::bump(&mut tx, channel, author, at).await?;
         sqlx::query("DELETE FROM kc_components WHERE channel = $1")
             .bind(channel)
@@ -530,7 +543,7 @@ impl ControlStore {
 
     /// Snapshots a version; its number is one more than the channel's last.
     pub async fn create_version(&self, v: &Version) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query(
             "SELECT COALESCE(MAX(number), 0) AS last FROM kc_versions WHERE channel = $1",
         )
@@ -641,7 +654,7 @@ impl ControlStore {
 
     /// Makes `version` the one `group` runs for its channel, and records it.
     pub async fn activate(&self, a: &Activation) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE kc_groups SET generation = generation + 1 WHERE name = $1")
             .bind(&a.group)
             .execute(&mut *tx)
