@@ -31,6 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::Listener;
+use tower::ServiceExt;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_layer::Layer;
 
@@ -65,9 +66,7 @@ where
     // route, as `Router::layer` would: a route's layers are cloned for every request it serves.
     let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
     let checked = middleware::from_fn_with_state(runtime.clone(), authenticate).layer(routes);
-    let observed = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
-    // Outermost: a browser's preflight is answered before any token is asked for.
-    let app = cors(runtime.clone()).layer(observed);
+    let app = middleware::from_fn_with_state(runtime.clone(), observe).layer(checked);
     let result =
         kairos_api::serve::serve(listener, app, runtime.config.limits.connections, shutdown).await;
     sweeper.abort();
@@ -78,10 +77,10 @@ where
 /// CORS for pages of the origins the group (or the command line) allows: their preflights
 /// answered, their credentials headers (a bearer token, Interact's `m_tokenId`,
 /// `m_user_name` and `m_user_password`) allowed, a cookie-free credentialed call allowed.
-fn cors(runtime: Arc<Runtime>) -> CorsLayer {
+fn cors(origins: Arc<arc_swap::ArcSwap<access::Origins>>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
-            runtime.allows_origin(origin.as_bytes())
+            origins.load().allow(origin.as_bytes())
         }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers(AllowHeaders::mirror_request())
@@ -205,6 +204,13 @@ fn access_of(rt: &Runtime, request: &Request) -> Result<Access, Problem> {
 /// form `/v1/sessions/{id}/offers` with an ID that needs no decoding comes this way; any
 /// other request, or any other spelling of this one, goes through the router.
 async fn dispatch(rt: &Runtime, request: Request, next: Next) -> Response {
+    // Browsers mark their calls with `Origin`: only those go through CORS (a preflight is
+    // answered before any token is asked for; answers carry its headers). Calls from servers,
+    // most touchpoints' and the hot path's, skip it and its headers.
+    if request.headers().contains_key(header::ORIGIN) {
+        let Ok(response) = rt.cors().layer(next).oneshot(request).await;
+        return response.into_response();
+    }
     let direct = (request.method() == Method::GET)
         .then(|| plain_offers_path(request.uri().path()))
         .flatten();

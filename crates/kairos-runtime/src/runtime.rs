@@ -136,7 +136,9 @@ pub struct Runtime {
     /// The touchpoint tokens the control plane issued for this group's channels, and
     /// whether the group is open.
     grants: ArcSwap<Grants>,
-    origins: ArcSwap<Origins>,
+    origins: Arc<ArcSwap<Origins>>,
+    /// CORS over `origins`, for calls from browsers.
+    cors: tower_http::cors::CorsLayer,
     counter: AtomicU64,
     /// Per-process random keys: hashing a counter under them gives session IDs and random
     /// seeds nobody can predict, without a cryptography dependency.
@@ -161,7 +163,8 @@ pub struct Started {
 
 impl Runtime {
     pub fn new(store: HistoryStore, profiles: Box<dyn ProfileSource>, config: Config) -> Runtime {
-        let origins = Origins::new(&config.cors_origins);
+        let origins = Arc::new(ArcSwap::from_pointee(Origins::new(&config.cors_origins)));
+        let cors = crate::cors(origins.clone());
         Runtime {
             channels: ArcSwap::from_pointee(HashMap::new()),
             profiles: ArcSwap::from_pointee(ProfileHandle(profiles)),
@@ -172,7 +175,8 @@ impl Runtime {
             metrics: Metrics::default(),
             config,
             grants: ArcSwap::from_pointee(Grants::open()),
-            origins: ArcSwap::from_pointee(origins),
+            origins,
+            cors,
             counter: AtomicU64::new(0),
             keys: RandomState::new(),
         }
@@ -250,9 +254,9 @@ impl Runtime {
         self.origins.store(Arc::new(origins));
     }
 
-    /// Whether a page of `origin` may call from a browser.
-    pub fn allows_origin(&self, origin: &[u8]) -> bool {
-        self.origins.load().allow(origin)
+    /// CORS for a call from a browser.
+    pub(crate) fn cors(&self) -> &tower_http::cors::CorsLayer {
+        &self.cors
     }
 
     /// Whether touchpoints may call without a token: the group is open and no token was

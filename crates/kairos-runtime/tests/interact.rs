@@ -392,6 +392,16 @@ async fn pages_of_allowed_origins_call_across_origins() {
     );
     let reply: J = serde_json::from_str(&reply).unwrap();
     assert_eq!(reply["batchStatusCode"], 0, "{reply}");
+    // A call from a server (no Origin) carries no CORS headers.
+    let (_, head, _) = http_with_head(
+        s.addr,
+        "POST",
+        "/interact/servlet/RestServlet",
+        &[("m_tokenId", "shop-token")],
+        body,
+    )
+    .await;
+    assert!(!head.contains("access-control-"), "{head}");
     // Without a token the call is refused even from an allowed origin.
     let (status, _, _) = http_with_head(
         s.addr,
