@@ -324,8 +324,7 @@ pub struct ServletRequest {
 
 /// The query of the v2 paths: a session start's channel and audience (HCL's form), get
 /// offers' `number`. Other query parameters are ignored.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
-#[schema(as = InteractV2Query)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct V2Query {
     #[serde(default)]
