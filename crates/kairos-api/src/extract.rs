@@ -59,16 +59,23 @@ pub fn read_value<T: DeserializeOwned>(mut value: J, at: &str) -> Result<T, Prob
 }
 
 fn json_content_type(request: &Request) -> bool {
-    request
-        .headers()
+    media_type(request.headers()).is_some_and(is_json)
+}
+
+/// The media type of a request's body (`text/plain` of `text/plain;charset=UTF-8`), if it
+/// names one.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
+        .map(str::trim)
+}
+
+/// Whether a media type is JSON, as axum's own extractor reads it.
+pub fn is_json(mime: &str) -> bool {
+    mime.eq_ignore_ascii_case("application/json")
+        || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// `5.0` as `5`, everywhere in `value`: a field of an integer type then reads it.

@@ -16,7 +16,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use kairos_api::extract::read_value;
+use kairos_api::extract::{is_json, media_type, read_body, read_value};
 use kairos_api::interact::{
     BatchResponse, Command, ERROR, GetOfferRequest, Message, NvpIn, Offer, OfferList, Response,
     ServletRequest, WARNING,
@@ -385,19 +385,9 @@ fn lenient_body<T: DeserializeOwned>(
     body: &Bytes,
     empty: impl FnOnce() -> Option<T>,
 ) -> Result<T, Problem> {
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let readable = match mime.as_deref() {
-        None | Some("" | "text/plain" | "application/json") => true,
-        Some(other) => other.starts_with("application/") && other.ends_with("+json"),
+    let readable = match media_type(headers) {
+        None | Some("") => true,
+        Some(mime) => mime.eq_ignore_ascii_case("text/plain") || is_json(mime),
     };
     if !readable {
         return Err(Problem {
@@ -413,12 +403,7 @@ fn lenient_body<T: DeserializeOwned>(
     {
         return Ok(default);
     }
-    let value: J = serde_json::from_slice(body)
-        .map_err(|e| malformed(format!("the body is not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(malformed("the body must be a JSON object".to_string()));
-    }
-    read_value(value, "")
+    read_body(body)
 }
 
 /// `POST /interact/servlet/RestServlet`
