@@ -31,8 +31,6 @@ pub struct Remote {
     client: Client,
     channel: String,
     session: Option<String>,
-    /// The channel's offer codes, read once.
-    offers: Option<Vec<String>>,
 }
 
 impl Remote {
@@ -41,7 +39,6 @@ impl Remote {
             client,
             channel: channel.to_string(),
             session: None,
-            offers: None,
         }
     }
 
@@ -176,12 +173,9 @@ impl Target for Remote {
     }
 
     fn offer_codes(&mut self) -> Result<Vec<String>, String> {
-        if self.offers.is_none() {
-            let path = format!("/v1/channels/{}", self.channel);
-            let described: ChannelAnswer = self.call_api("GET", &path, None::<&()>)?;
-            self.offers = Some(described.offers);
-        }
-        Ok(self.offers.clone().unwrap_or_default())
+        let path = format!("/v1/channels/{}", self.channel);
+        let described: ChannelAnswer = self.call_api("GET", &path, None::<&()>)?;
+        Ok(described.offers)
     }
 }
 

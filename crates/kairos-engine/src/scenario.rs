@@ -54,8 +54,8 @@ pub trait Target {
     fn call(&mut self, call: &Call) -> Result<Outcome, String>;
     /// The current session's segments.
     fn segments(&mut self) -> Result<Vec<String>, String>;
-    /// The codes of the channel's offers: an expectation naming another is a mistake in the
-    /// scenario, not a pass.
+    /// The codes of the channel's offers (asked once per file): an expectation naming another
+    /// is a mistake in the scenario, not a pass.
     fn offer_codes(&mut self) -> Result<Vec<String>, String>;
 }
 
@@ -167,13 +167,22 @@ fn resolve(action: &StepAction, codes: &Codes) -> Result<Call, String> {
 
 /// Runs every scenario of a file in order against one target (they share its state).
 pub fn run_file(file: &ScenarioFile, target: &mut dyn Target) -> Vec<ScenarioReport> {
+    let mut known = None;
     file.scenarios
         .iter()
-        .map(|s| run_scenario(s, target))
+        .map(|s| run_scenario(s, target, &mut known))
         .collect()
 }
 
-fn run_scenario(scenario: &Scenario, target: &mut dyn Target) -> ScenarioReport {
+/// The channel's offer codes in upper case, asked of the target when an expectation first
+/// names an offer, and kept for the rest of the file once read.
+type KnownOffers = Option<BTreeSet<String>>;
+
+fn run_scenario(
+    scenario: &Scenario,
+    target: &mut dyn Target,
+    known: &mut KnownOffers,
+) -> ScenarioReport {
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
         steps: scenario.steps.len(),
@@ -248,7 +257,7 @@ fn run_scenario(scenario: &Scenario, target: &mut dyn Target) -> ScenarioReport 
             }
         }
         // The step's explain output goes with its first failure only.
-        for (i, (what, expected, actual)) in check(&step.expect, &outcome, target)
+        for (i, (what, expected, actual)) in check(&step.expect, &outcome, target, known)
             .into_iter()
             .enumerate()
         {
@@ -275,6 +284,7 @@ fn check(
     expect: &Expect,
     outcome: &Outcome,
     target: &mut dyn Target,
+    known: &mut KnownOffers,
 ) -> Vec<(&'static str, String, String)> {
     let mut failures = Vec::new();
     let named: Vec<&String> = [&expect.codes, &expect.contains, &expect.absent]
@@ -283,9 +293,14 @@ fn check(
         .flatten()
         .collect();
     if !named.is_empty() {
-        match target.offer_codes() {
+        let read = match known {
+            Some(known) => Ok(&*known),
+            None => target
+                .offer_codes()
+                .map(|codes| &*known.insert(upper_set(&codes))),
+        };
+        match read {
             Ok(known) => {
-                let known = upper_set(&known);
                 let unknown: Vec<String> = named
                     .into_iter()
                     .filter(|n| !known.contains(&n.to_ascii_uppercase()))
