@@ -152,9 +152,14 @@ pub async fn start_session(
 /// At most this many offers per interaction point in one request.
 const MAX_COUNT: u32 = 100;
 
-/// An interaction point's ask with its count checked; `field` names the count in errors.
-fn checked(ask: OfferAsk, field: impl Fn() -> String) -> Result<OfferRequest, Problem> {
-    match ask.count.unwrap_or(1) {
+/// How many offers an interaction point asks for (1 when unsaid), checked against the
+/// bounds; `field` names it in errors (made only then: get offers is the hot path). The
+/// Interact paths check theirs the same way.
+pub(crate) fn offer_count(
+    given: Option<u32>,
+    field: impl FnOnce() -> String,
+) -> Result<usize, Problem> {
+    match given.unwrap_or(1) {
         0 => Err(Problem::bad_request(format!(
             "{}: must be at least 1",
             field()
@@ -163,11 +168,16 @@ fn checked(ask: OfferAsk, field: impl Fn() -> String) -> Result<OfferRequest, Pr
             "{}: at most {MAX_COUNT}",
             field()
         ))),
-        n => Ok(OfferRequest {
-            allow_duplicates: ask.allow_duplicates,
-            ..OfferRequest::new(ask.ip, n as usize)
-        }),
+        n => Ok(n as usize),
     }
+}
+
+/// An interaction point's ask with its count checked; `field` names the count in errors.
+fn checked(ask: OfferAsk, field: impl FnOnce() -> String) -> Result<OfferRequest, Problem> {
+    Ok(OfferRequest {
+        allow_duplicates: ask.allow_duplicates,
+        ..OfferRequest::new(ask.ip, offer_count(ask.count, field)?)
+    })
 }
 
 fn offers_request(body: wire::OffersRequest) -> Result<OffersRequest, Problem> {

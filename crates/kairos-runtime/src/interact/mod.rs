@@ -29,15 +29,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as J};
 
 use crate::access::Access;
-use crate::native::JsonOut;
+use crate::native::{JsonOut, offer_count};
 use crate::runtime::{Runtime, StartCall, limit_exceeded};
 
 pub use v2::v2;
 
 type Shared = State<Arc<Runtime>>;
-
-/// At most this many offers per interaction point, as on the native API.
-const MAX_COUNT: u32 = 100;
 
 /// One Interact command, read from whichever form it came in.
 enum Call {
@@ -90,14 +87,6 @@ fn audience(level: Option<String>, pairs: Option<&[NvpIn]>) -> Result<AudienceId
     })
 }
 
-fn count(field: &str, given: Option<u32>) -> Result<usize, Problem> {
-    match given.unwrap_or(1) {
-        0 => Err(malformed(format!("{field}: must be at least 1"))),
-        n if n > MAX_COUNT => Err(malformed(format!("{field}: at most {MAX_COUNT}"))),
-        n => Ok(n as usize),
-    }
-}
-
 /// A get offers for several interaction points, with Interact's duplication policies per
 /// request: NO_DUPLICATION (1) leaves out the offers of the requests before it,
 /// ALLOW_DUPLICATION (2) does not.
@@ -122,14 +111,15 @@ fn offer_requests(
                     &format!("getOfferRequests[{i}].offerAttributes: offer attribute requirements are not applied"),
                 ));
             }
-            let field = format!("getOfferRequests[{i}].numberRequested");
             Ok(OfferRequest {
                 allow_duplicates: match r.dup_policy.map(|p| p.0) {
                     Some(1) => Some(false),
                     Some(2) => Some(true),
                     _ => None,
                 },
-                ..OfferRequest::new(r.ip.clone(), count(&field, r.number_requested.map(|n| n.0))?)
+                ..OfferRequest::new(r.ip.clone(), offer_count(r.number_requested.map(|n| n.0), || {
+                    format!("getOfferRequests[{i}].numberRequested")
+                })?)
             })
         })
         .collect::<Result<_, Problem>>()?;
@@ -159,7 +149,9 @@ fn servlet_call(cmd: Command) -> Result<Call, Problem> {
         "getOffers" => Call::Offers {
             requests: vec![OfferRequest::new(
                 required(cmd.ip.clone(), "ip", "the interaction point")?,
-                count("numberRequested", cmd.number_requested.map(|n| n.0))?,
+                offer_count(cmd.number_requested.map(|n| n.0), || {
+                    "numberRequested".into()
+                })?,
             )],
             params: parameters()?,
             notes: Vec::new(),

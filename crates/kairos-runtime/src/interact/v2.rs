@@ -86,7 +86,10 @@ fn get_offers(
         .filter(|ip| !ip.is_empty())
         .ok_or_else(|| malformed("interationPointID: the interaction point is required".into()))?;
     Ok(Call::Offers {
-        requests: vec![OfferRequest::new(ip, count("numberRequested", number)?)],
+        requests: vec![OfferRequest::new(
+            ip,
+            offer_count(number, || "numberRequested".into())?,
+        )],
         params: params("parameters", pairs)?,
         notes: Vec::new(),
     })
