@@ -45,6 +45,14 @@ pub struct ProblemMessage {
     pub message: String,
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
 impl Problem {
     /// A problem with `code`'s status.
     pub fn new(code: Code, detail: impl Into<String>) -> Self {

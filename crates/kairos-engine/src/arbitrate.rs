@@ -578,10 +578,7 @@ impl Session {
         }
         for &k in &dep.constraints_by_offer[o] {
             let constraint = &dep.constraints[k];
-            let since = match constraint.per_seconds {
-                Some(s) => Timestamp(now.0.saturating_sub(seconds(s))),
-                None => Timestamp(i64::MIN),
-            };
+            let since = constraint.since(now);
             let used: u64 = constraint
                 .offers
                 .iter()

@@ -161,6 +161,17 @@ pub(crate) struct Constraint {
     pub per_seconds: Option<i64>,
 }
 
+impl Constraint {
+    /// Since when contacts count against this constraint at `now`: its period back, or
+    /// forever without one.
+    pub fn since(&self, now: Timestamp) -> Timestamp {
+        match self.per_seconds {
+            Some(s) => Timestamp(now.0.saturating_sub(s.saturating_mul(NANOS_PER_SECOND))),
+            None => Timestamp(i64::MIN),
+        }
+    }
+}
+
 pub(crate) struct Learning {
     pub thompson: bool,
     /// Share of requests served with pure exploration, in [0, 1].
@@ -879,6 +890,19 @@ impl Deployment {
 
     pub fn offer_count(&self) -> usize {
         self.offers.len()
+    }
+
+    /// Every (offer, since) whose contact count a get offers at `now` may ask of
+    /// [`World::offer_contacts_since`](crate::world::World::offer_contacts_since): one per
+    /// offer of each global constraint. A shell that keeps these counts away from the process
+    /// (shared by a server group) fetches them before deciding.
+    pub fn constraint_windows(&self, now: Timestamp) -> impl Iterator<Item = (&str, Timestamp)> {
+        self.constraints.iter().flat_map(move |k| {
+            let since = k.since(now);
+            k.offers
+                .iter()
+                .map(move |&o| (&*self.offers[o].code, since))
+        })
     }
 }
 

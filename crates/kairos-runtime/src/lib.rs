@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod follow;
+mod group;
 pub mod interact;
 mod live;
 mod metrics;
@@ -54,14 +55,20 @@ where
     let sweep_every = (runtime.config.idle_timeout / 4)
         .clamp(Duration::from_millis(100), Duration::from_secs(10));
     let sweeper_runtime = runtime.clone();
-    // Drives idle expiry on a timer: an idle session expires even if no request comes.
+    // Drives idle expiry on a timer: an idle session expires even if no request comes. And
+    // learning statistics written last, with no write after them, get published.
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(sweep_every);
         loop {
             tick.tick().await;
             sweeper_runtime.expire_idle().await;
+            sweeper_runtime.live.publish_changes();
         }
     });
+    let group = runtime
+        .live
+        .follow_group(runtime.store.clone(), runtime.config.clock)
+        .map(tokio::spawn);
     // Timing, panic catching, tokens and the body limit wrap the router once rather than each
     // route, as `Router::layer` would: a route's layers are cloned for every request it serves.
     let routes = DefaultBodyLimit::max(runtime.config.body_limit).layer(router(runtime.clone()));
@@ -70,6 +77,9 @@ where
     let result =
         kairos_api::serve::serve(listener, app, runtime.config.limits.connections, shutdown).await;
     sweeper.abort();
+    if let Some(group) = group {
+        group.abort();
+    }
     runtime.close_all().await;
     result
 }

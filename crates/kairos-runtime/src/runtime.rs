@@ -182,24 +182,18 @@ impl Runtime {
         }
     }
 
-    /// Keeps sessions in Redis, shared with the group's other instances.
+    /// Keeps sessions in Redis, shared with the group's other instances, and counts
+    /// contacts and learning statistics with them.
     pub fn with_shared_sessions(mut self, shared: RedisSessions) -> Runtime {
+        self.live = Arc::new(Live::shared(shared.group_counts()));
         self.shared = Some(Arc::new(shared));
         self
     }
 
-    /// Loads learning statistics and recent contact counts from history (at start-up).
-    pub async fn warm(&self) -> Result<(), kairos_store::StoreError> {
-        let month_ago = Timestamp(
-            self.now()
-                .0
-                .saturating_sub(31 * 86_400 * kairos_rules::time::NANOS_PER_SECOND),
-        );
-        self.live.warm(
-            self.store.offer_stats().await?,
-            self.store.contacts_since(month_ago).await?,
-        );
-        Ok(())
+    /// Loads learning statistics and recent contact counts from history (at start-up); an
+    /// instance of a group fills the group's counters from it if they are missing.
+    pub async fn warm(&self) -> Result<(), Problem> {
+        self.live.warm(&self.store, self.now()).await
     }
 
     /// Swaps in a deployment: requests already running finish on the version they hold, new
@@ -563,11 +557,12 @@ impl Runtime {
             self.check_params(entry.session.params_after(&request.params), &request.params)?;
             let loaded = self.loaded(&entry.channel)?;
             let dep = &loaded.deployment;
-            let world = RequestWorld::new(&self.live, None);
-            let response =
-                entry
-                    .session
-                    .get_offers(dep, &world, &mut self.rng(), &request, self.now());
+            let now = self.now();
+            let group_contacts = self.live.group_contacts(dep, now).await?;
+            let world = RequestWorld::new(&self.live, None).with_group_contacts(group_contacts);
+            let response = entry
+                .session
+                .get_offers(dep, &world, &mut self.rng(), &request, now);
             self.metrics
                 .offers_served(response.offer_lists.iter().map(|l| l.offers.len()).sum());
             for r in request
@@ -779,7 +774,7 @@ impl QueuedWrite {
             self.commit = None;
             committed.map_err(storage)?;
         }
-        self.live.record(&self.counted);
+        self.live.commit(&self.counted).await;
         Ok(())
     }
 }
@@ -794,7 +789,7 @@ impl Drop for QueuedWrite {
             let (counted, live) = (std::mem::take(&mut self.counted), self.live.clone());
             runtime.spawn(async move {
                 if commit.await.is_ok() {
-                    live.record(&counted);
+                    live.commit(&counted).await;
                 }
             });
         }

@@ -19,6 +19,8 @@ use serde_json::{Map, Value as J, json};
 
 use kairos_api::{Code, Problem};
 
+use crate::group::GroupCounts;
+
 /// How long a call may hold a session's lock before another instance may take it.
 const LOCK_MS: u64 = 10_000;
 /// How long a call waits for a session another call holds.
@@ -26,6 +28,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 pub struct RedisSessions {
     conn: ConnectionManager,
+    client: redis::Client,
     prefix: String,
     ttl: Duration,
     unlock: redis::Script,
@@ -66,6 +69,7 @@ impl RedisSessions {
         );
         Ok(RedisSessions {
             conn,
+            client,
             prefix: prefix.to_string(),
             ttl,
             unlock,
@@ -85,6 +89,11 @@ impl RedisSessions {
                 "{NOW_MS}{PRUNE}return redis.call('zcard', KEYS[1])"
             )),
         })
+    }
+
+    /// The group's shared counts, over the same server and key prefix.
+    pub fn group_counts(&self) -> GroupCounts {
+        GroupCounts::new(self.conn.clone(), self.client.clone(), &self.prefix)
     }
 
     fn live_key(&self) -> String {

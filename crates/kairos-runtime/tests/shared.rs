@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::{
-    call, codes, contacts_from_concurrent_calls, empty_history, get_offers, http, instance,
+    Keys, call, codes, contacts_from_concurrent_calls, empty_history, get_offers, http, instance,
+    shared_for,
 };
 use kairos_engine::SessionSnapshot;
 use kairos_engine::world::{AudienceId, AudienceState};
@@ -17,58 +18,8 @@ use kairos_runtime::Config;
 use kairos_runtime::shared::RedisSessions;
 use serde_json::{Value as J, json};
 
-/// A test's Redis keys (those under its prefix), deleted when it ends, passed or not.
-struct Keys(String);
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
-            return;
-        };
-        let pattern = format!("{}*", self.0);
-        // Dropped inside the test's runtime: a thread of its own talks to Redis.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let client = redis::Client::open(url)?;
-                let mut redis = client.get_multiplexed_async_connection().await?;
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(&pattern)
-                    .query_async(&mut redis)
-                    .await?;
-                if !keys.is_empty() {
-                    redis::cmd("DEL")
-                        .arg(keys)
-                        .query_async::<()>(&mut redis)
-                        .await?;
-                }
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-    }
-}
-
 async fn shared(prefix: &str) -> Option<RedisSessions> {
     shared_for(prefix, Duration::from_secs(60)).await
-}
-
-async fn shared_for(prefix: &str, ttl: Duration) -> Option<RedisSessions> {
-    let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set KAIROS_TEST_REDIS_URL"
-        );
-        // Written past the test harness's capture: a skip shows in every run, passed or not.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED KAIROS_TEST_REDIS_URL is not set: the shared-session tests\n",
-        );
-        return None;
-    };
-    Some(RedisSessions::connect(&url, prefix, ttl).await.unwrap())
 }
 
 /// Two instances over one history database and one Redis key space.

@@ -18,6 +18,10 @@ use kairos_store::control::{
     UnknownName, User, Version,
 };
 use kairos_store::{EncodedState, HistoryStore, OfferStats, ProfileStore, StateWrite, StoreError};
+
+#[path = "support/postgres.rs"]
+mod postgres;
+use postgres::postgres;
 use sqlx::Executor;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -36,65 +40,6 @@ fn sqlite() -> Option<String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Some(format!("sqlite://{}", dir.join("kairos.db").display()))
-}
-
-/// A test's PostgreSQL schema, dropped when the test ends, passed or not.
-struct Schema {
-    server: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Dropped inside the test's runtime: a thread of its own talks to the server.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await?;
-                admin
-                    .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
-                    .await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-    }
-}
-
-/// A URL whose connections use a fresh schema of the PostgreSQL server, and that schema.
-async fn postgres() -> Option<(String, Schema)> {
-    let Ok(url) = std::env::var("KAIROS_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set KAIROS_TEST_POSTGRES_URL"
-        );
-        // Written past the test harness's capture: a skip shows in every run, passed or not.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED KAIROS_TEST_POSTGRES_URL is not set: the PostgreSQL run\n",
-        );
-        return None;
-    };
-    let schema = unique("kairos_test");
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    admin
-        .execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    Some((
-        scoped,
-        Schema {
-            server: url,
-            name: schema,
-        },
-    ))
 }
 
 async fn history(url: String) -> HistoryStore {

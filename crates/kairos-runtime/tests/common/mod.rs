@@ -13,7 +13,7 @@ use kairos_engine::channel_hash;
 use kairos_engine::inprocess::MemoryTables;
 use kairos_model::table::read_csv;
 use kairos_runtime::shared::RedisSessions;
-use kairos_runtime::{Config, Runtime};
+use kairos_runtime::{Config, ProfileSource, Runtime};
 use kairos_store::HistoryStore;
 use serde_json::{Value as J, json};
 
@@ -88,8 +88,23 @@ pub async fn empty_history(name: &str) -> HistoryStore {
         .unwrap()
 }
 
-/// One runtime instance over `store`, with sessions in memory or shared through Redis.
+/// One runtime instance over `store` serving the shop channel, with sessions in memory or
+/// shared through Redis.
 pub async fn instance(
+    config: Config,
+    store: HistoryStore,
+    shared: Option<RedisSessions>,
+) -> Server {
+    let mut tables = tables();
+    let (dep, hash) = shop(&mut tables, 1);
+    instance_of((dep, hash), Box::new(tables), config, store, shared).await
+}
+
+/// One runtime instance serving `deployment`, on mid-June 2026, warmed from `store` as the
+/// command line does.
+pub async fn instance_of(
+    (dep, hash): (Deployment, String),
+    profiles: Box<dyn ProfileSource>,
     config: Config,
     store: HistoryStore,
     shared: Option<RedisSessions>,
@@ -98,13 +113,12 @@ pub async fn instance(
         clock: june_15,
         ..config
     };
-    let mut tables = tables();
-    let (dep, hash) = shop(&mut tables, 1);
-    let mut runtime = Runtime::new(store, Box::new(tables), config);
+    let mut runtime = Runtime::new(store, profiles, config);
     if let Some(shared) = shared {
         runtime = runtime.with_shared_sessions(shared);
     }
     let runtime = Arc::new(runtime);
+    runtime.warm().await.unwrap();
     runtime.deploy(dep, hash);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -130,6 +144,71 @@ impl Server {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
     }
+
+    /// Stops serving at once: calls in flight are dropped where they are, sessions are not
+    /// ended.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// A test's Redis keys (those under its prefix), deleted when it ends, passed or not.
+pub struct Keys(pub String);
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
+            return;
+        };
+        let pattern = format!("{}*", self.0);
+        // Dropped inside the test's runtime: a thread of its own talks to Redis.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(delete_keys(&url, &pattern))
+        })
+        .join();
+    }
+}
+
+/// Deletes the keys of the Redis server at `url` that match `pattern`.
+pub async fn delete_keys(
+    url: &str,
+    pattern: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = redis::Client::open(url)?;
+    let mut redis = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut redis)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut redis)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sessions shared through the Redis server `KAIROS_TEST_REDIS_URL` names, under `prefix`;
+/// none, the skip reported, when it is not set (never in CI).
+pub async fn shared_for(prefix: &str, ttl: std::time::Duration) -> Option<RedisSessions> {
+    let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set KAIROS_TEST_REDIS_URL"
+        );
+        // Written past the test harness's capture: a skip shows in every run, passed or not.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED KAIROS_TEST_REDIS_URL is not set: the shared-session tests\n",
+        );
+        return None;
+    };
+    Some(RedisSessions::connect(&url, prefix, ttl).await.unwrap())
 }
 
 /// Get offers by GET: `query` is `ip=hero&count=3`.

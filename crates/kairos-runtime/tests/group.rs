@@ -1,0 +1,211 @@
+//! Several runtime instances of one server group decide as one instance would: history in
+//! PostgreSQL (`KAIROS_TEST_POSTGRES_URL`), sessions and the group's counts in Redis
+//! (`KAIROS_TEST_REDIS_URL`). The group channel caps LIMITED at 50 contacts a day and lets
+//! learning choose between SLOW and STEADY.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Keys, Server, call, codes, instance_of, shared_for};
+use kairos_engine::inprocess::MemoryTables;
+use kairos_engine::random::{Random, SplitMix64};
+use kairos_engine::world::ResponseKind;
+use kairos_engine::{Deployment, channel_hash};
+use kairos_runtime::Config;
+use kairos_store::HistoryStore;
+use serde_json::{Value as J, json};
+
+#[path = "../../kairos-store/tests/support/postgres.rs"]
+mod postgres;
+
+fn group_channel() -> (Deployment, String) {
+    let path = common::scenarios().join("group/channel.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let schemas = MemoryTables::new([]).schemas();
+    let channel = kairos_model::parse_channel("channel.yaml", &text, &schemas).unwrap();
+    let dep = Deployment::compile(&channel, &schemas, 1).unwrap();
+    (dep, channel_hash(&channel))
+}
+
+/// A group over one PostgreSQL schema and one Redis key prefix; instances join with
+/// [`Group::instance`].
+struct Group {
+    database: String,
+    prefix: String,
+    _schema: postgres::Schema,
+    _keys: Keys,
+}
+
+impl Group {
+    async fn new(name: &str) -> Option<Group> {
+        let (database, schema) = postgres::postgres().await?;
+        let prefix = format!("kairos-test-group-{name}-{}", std::process::id());
+        let keys = Keys(prefix.clone());
+        // Skipped (and said so) without Redis.
+        shared_for(&prefix, Duration::from_secs(60)).await?;
+        Some(Group {
+            database,
+            prefix,
+            _schema: schema,
+            _keys: keys,
+        })
+    }
+
+    /// An instance of its own (its own connections to both stores), warmed as at start-up.
+    async fn instance(&self) -> Server {
+        let store = self.history().await;
+        let shared = shared_for(&self.prefix, Duration::from_secs(60)).await;
+        let profiles = Box::new(MemoryTables::new([]));
+        instance_of(group_channel(), profiles, Config::default(), store, shared).await
+    }
+
+    async fn history(&self) -> HistoryStore {
+        HistoryStore::open(&self.database).await.unwrap()
+    }
+
+    /// Contacts of `offer` in history.
+    async fn contacts(&self, offer: &str) -> usize {
+        let history = self.history().await.history().await.unwrap();
+        history
+            .iter()
+            .filter(|r| r.kind == ResponseKind::Contact && &*r.treatment.origin.offer == offer)
+            .count()
+    }
+}
+
+async fn start(addr: SocketAddr, visitor: u64) -> String {
+    let body = json!({ "channel": "group", "audience_id": { "visitor_id": visitor } });
+    let (status, started) = call(addr, "POST", "/v1/sessions", body).await;
+    assert_eq!(status, 200, "{started}");
+    started["session_id"].as_str().unwrap().to_string()
+}
+
+async fn offers(addr: SocketAddr, session: &str, query: &str) -> J {
+    let path = format!("/v1/sessions/{session}/offers?{query}");
+    let (status, offers) = call(addr, "GET", &path, J::Null).await;
+    assert_eq!(status, 200, "{offers}");
+    offers
+}
+
+async fn event(addr: SocketAddr, session: &str, name: &str, code: Option<&str>) {
+    let params = code.map_or(json!({}), |c| json!({ "treatment_code": c }));
+    let body = json!({ "event": name, "params": params });
+    let path = format!("/v1/sessions/{session}/events");
+    let (status, answer) = call(addr, "POST", &path, body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+async fn end(addr: SocketAddr, session: &str) {
+    let (status, _) = call(addr, "DELETE", &format!("/v1/sessions/{session}"), J::Null).await;
+    assert_eq!(status, 200);
+}
+
+/// A visit to the banner: LIMITED, while the cap allows, is shown and its contact logged.
+/// Whether it was.
+async fn banner_visit(addr: SocketAddr, visitor: u64) -> bool {
+    let session = start(addr, visitor).await;
+    let shown = codes(&offers(addr, &session, "ip=banner&count=1").await) == ["LIMITED"];
+    if shown {
+        event(addr, &session, "shown", None).await;
+    }
+    end(addr, &session).await;
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_holds_for_the_group_not_for_each_instance() {
+    let Some(group) = Group::new("cap").await else {
+        return;
+    };
+    let (a, b) = (group.instance().await, group.instance().await);
+    let mut shown = 0;
+    for visitor in 0..300 {
+        let addr = if visitor % 2 == 0 { a.addr } else { b.addr };
+        shown += usize::from(banner_visit(addr, visitor).await);
+    }
+    assert_eq!(
+        shown, 50,
+        "the group showed LIMITED as often as its cap allows"
+    );
+    assert_eq!(group.contacts("LIMITED").await, 50);
+
+    // An instance that joins later counts what the group logged.
+    let c = group.instance().await;
+    assert!(!banner_visit(c.addr, 1000).await);
+
+    // Redis loses the group's counters (it keeps nothing on disk): an instance that starts
+    // then fills them from history, and the cap still holds for everyone.
+    let url = std::env::var("KAIROS_TEST_REDIS_URL").unwrap();
+    common::delete_keys(&url, &format!("{}:contacts:*", group.prefix))
+        .await
+        .unwrap();
+    common::delete_keys(&url, &format!("{}:counts:*", group.prefix))
+        .await
+        .unwrap();
+    let d = group.instance().await;
+    for (visitor, addr) in [(1001, d.addr), (1002, a.addr), (1003, b.addr)] {
+        assert!(!banner_visit(addr, visitor).await, "visit {visitor}");
+    }
+    assert_eq!(group.contacts("LIMITED").await, 50);
+    for server in [a, b, c, d] {
+        server.stop().await;
+    }
+}
+
+/// Learning on one instance: two offers shown together, STEADY accepted half the time, SLOW
+/// one time in twenty.
+async fn train(addr: SocketAddr, visits: u64) {
+    let mut rng = SplitMix64(11);
+    for visitor in 0..visits {
+        let session = start(addr, visitor).await;
+        let shown = offers(addr, &session, "ip=hero&count=2").await;
+        event(addr, &session, "shown", None).await;
+        for offer in shown["offer_lists"][0]["offers"].as_array().unwrap() {
+            let rate = if offer["code"] == "STEADY" { 0.5 } else { 0.05 };
+            if rng.unit() < rate {
+                let code = offer["treatment_code"].as_str().unwrap();
+                event(addr, &session, "clicked", Some(code)).await;
+            }
+        }
+        end(addr, &session).await;
+    }
+}
+
+/// The offer one new visitor is shown at the hero.
+async fn hero_pick(addr: SocketAddr, visitor: u64) -> String {
+    let session = start(addr, visitor).await;
+    let pick = codes(&offers(addr, &session, "ip=hero&count=1").await);
+    end(addr, &session).await;
+    pick.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_instance_learns_every_instance_uses() {
+    let Some(group) = Group::new("learning").await else {
+        return;
+    };
+    let (a, b) = (group.instance().await, group.instance().await);
+    // B has served nothing: without the group's statistics its scores tie, and learning,
+    // which waits for 20 contacts of each offer, leaves them so.
+    train(a.addr, 40).await;
+    // B follows the group's statistics within about a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut visitor = 10_000;
+    while hero_pick(b.addr, visitor).await != "STEADY" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never picked STEADY"
+        );
+        visitor += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut steady = 0;
+    for visitor in 20_000..20_050 {
+        steady += usize::from(hero_pick(b.addr, visitor).await == "STEADY");
+    }
+    assert!(steady >= 45, "B picked STEADY {steady} times in 50");
+    a.stop().await;
+    b.stop().await;
+}
