@@ -521,6 +521,49 @@ pub struct InstanceStats {
     #[serde(default)]
     #[schema(maximum = 4_294_967_295_f64)]
     pub sessions_live: Option<u32>,
+    /// Its sessions are the group's, shared in Redis: `sessions_live` counts the group's.
+    #[serde(default)]
+    pub sessions_shared: bool,
+}
+
+/// A group's instances taken together: those heard from in the last
+/// [`InstanceView::LIVE_SECONDS`], summed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupTotals {
+    pub live_instances: u32,
+    pub requests_per_second: f64,
+    #[schema(format = Int64, minimum = 0)]
+    pub requests_total: u64,
+    /// Unknown when an instance could not count its own; counted once for sessions shared
+    /// by the group.
+    #[schema(maximum = 4_294_967_295_f64)]
+    pub sessions_live: Option<u32>,
+}
+
+impl GroupTotals {
+    pub fn of(instances: &[InstanceView]) -> GroupTotals {
+        let live: Vec<&InstanceStats> = instances
+            .iter()
+            .filter(|i| i.is_live())
+            .map(|i| &i.stats)
+            .collect();
+        let own: Option<u32> = live
+            .iter()
+            .filter(|s| !s.sessions_shared)
+            .try_fold(0u32, |sum, s| Some(sum.saturating_add(s.sessions_live?)));
+        // Every instance sharing sessions reports the group's count: the freshest is one.
+        let shared = live
+            .iter()
+            .filter(|s| s.sessions_shared)
+            .filter_map(|s| s.sessions_live)
+            .max();
+        GroupTotals {
+            live_instances: live.len() as u32,
+            requests_per_second: live.iter().map(|s| s.requests_per_second).sum(),
+            requests_total: live.iter().map(|s| s.requests_total).sum(),
+            sessions_live: own.map(|n| n.saturating_add(shared.unwrap_or(0))),
+        }
+    }
 }
 
 /// A runtime of a group, as it last reported.
@@ -611,6 +654,8 @@ pub struct GroupView {
     pub cors_origins: Vec<String>,
     pub active: Vec<ActiveVersion>,
     pub instances: Vec<InstanceView>,
+    /// Its live instances summed.
+    pub totals: GroupTotals,
 }
 
 impl InstanceView {

@@ -226,4 +226,15 @@ fn print_group(g: &GroupView) {
             if i.is_live() { "" } else { " (DOWN?)" }
         );
     }
+    if !g.instances.is_empty() {
+        let t = &g.totals;
+        println!(
+            "  {} live instance(s): {:.1} requests/s, {} requests, {} live sessions",
+            t.live_instances,
+            t.requests_per_second,
+            t.requests_total,
+            t.sessions_live
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string())
+        );
+    }
 }

@@ -271,6 +271,7 @@ impl Follow {
                             .block_on(runtime.live_sessions())
                             .ok()
                             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                        sessions_shared: runtime.shares_sessions(),
                     },
                 };
                 let path = format!("/api/groups/{}/instances/{}", self.group, self.instance);

@@ -491,6 +491,11 @@ impl Runtime {
         )
     }
 
+    /// Whether its sessions are shared with the group's other instances.
+    pub fn shares_sessions(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Live sessions: this runtime's in memory or, with shared sessions, the group's.
     pub async fn live_sessions(&self) -> Result<usize, Problem> {
         match &self.shared {

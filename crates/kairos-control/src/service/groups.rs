@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use kairos_api::control::{
     ActiveAnswer, ActiveDeployment, ActiveQuery, ActiveVersion, DeployRequest, Deployed,
-    GroupRequest, GroupSaved, GroupView, Heartbeat, InstanceView, RollbackRequest, RolledBack,
+    GroupRequest, GroupSaved, GroupTotals, GroupView, Heartbeat, InstanceView, RollbackRequest,
+    RolledBack,
 };
 use kairos_api::control::{Gates, TouchpointGrant};
 use kairos_api::{Code, Problem};
@@ -68,25 +69,30 @@ impl ControlPlane {
         let mut out = Vec::new();
         for g in self.store.groups().await.map_err(storage)? {
             let active = self.store.active(&g.name).await.map_err(storage)?;
-            let instances = self.store.instances(&g.name).await.map_err(storage)?;
+            let instances: Vec<InstanceView> = self
+                .store
+                .instances(&g.name)
+                .await
+                .map_err(storage)?
+                .into_iter()
+                .map(|i| InstanceView {
+                    seconds_since_seen: (now.0 - i.seen_at.0) / 1_000_000_000,
+                    seen_at: time(i.seen_at),
+                    instance: i.instance,
+                    address: i.address,
+                    // As the instance reported them; a report this version cannot read
+                    // shows as nothing rather than hiding the instance.
+                    running: serde_json::from_value(i.running).unwrap_or_default(),
+                    stats: serde_json::from_value(i.stats).unwrap_or_default(),
+                })
+                .collect();
             out.push(GroupView {
                 active: active
                     .into_iter()
                     .map(|(channel, version)| ActiveVersion { channel, version })
                     .collect(),
-                instances: instances
-                    .into_iter()
-                    .map(|i| InstanceView {
-                        seconds_since_seen: (now.0 - i.seen_at.0) / 1_000_000_000,
-                        seen_at: time(i.seen_at),
-                        instance: i.instance,
-                        address: i.address,
-                        // As the instance reported them; a report this version cannot read
-                        // shows as nothing rather than hiding the instance.
-                        running: serde_json::from_value(i.running).unwrap_or_default(),
-                        stats: serde_json::from_value(i.stats).unwrap_or_default(),
-                    })
-                    .collect(),
+                totals: GroupTotals::of(&instances),
+                instances,
                 gates: gates_of(&g)?,
                 open: g.open,
                 name: g.name,

@@ -230,6 +230,17 @@ pub(super) async fn reports_page(
             s.sessions_live.map_or(String::new(), |n| n.to_string())
         );
     }
+    if let Some(g) = shown.filter(|g| g.instances.len() > 1) {
+        let t = &g.totals;
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\">The group ({} live)</th><td>{:.1}</td><td>{}</td><td></td><td></td><td>{}</td></tr>",
+            t.live_instances,
+            t.requests_per_second,
+            t.requests_total,
+            t.sessions_live.map_or(String::new(), |n| n.to_string())
+        );
+    }
     body.push_str("</tbody></table></div>");
 
     // Segment sizes: a flowchart test run of each version the group runs.
