@@ -19,8 +19,12 @@ use serde_json::{Value as J, json};
 
 #[path = "http.rs"]
 mod raw_http;
+#[path = "redis_keys.rs"]
+mod redis_keys;
 #[allow(unused_imports)] // each test file uses its own part
 pub use raw_http::{call, http, http_with_head};
+#[allow(unused_imports)] // each test file uses its own part
+pub use redis_keys::{Keys, delete_keys};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -151,46 +155,6 @@ impl Server {
         self.task.abort();
         let _ = self.task.await;
     }
-}
-
-/// A test's Redis keys (those under its prefix), deleted when it ends, passed or not.
-pub struct Keys(pub String);
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let Ok(url) = std::env::var("KAIROS_TEST_REDIS_URL") else {
-            return;
-        };
-        let pattern = format!("{}*", self.0);
-        // Dropped inside the test's runtime: a thread of its own talks to Redis.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(delete_keys(&url, &pattern))
-        })
-        .join();
-    }
-}
-
-/// Deletes the keys of the Redis server at `url` that match `pattern`.
-pub async fn delete_keys(
-    url: &str,
-    pattern: &str,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let client = redis::Client::open(url)?;
-    let mut redis = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query_async(&mut redis)
-        .await?;
-    if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(keys)
-            .query_async::<()>(&mut redis)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Sessions shared through the Redis server `KAIROS_TEST_REDIS_URL` names, under `prefix`;
