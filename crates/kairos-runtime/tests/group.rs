@@ -154,11 +154,12 @@ async fn a_cap_holds_for_the_group_not_for_each_instance() {
     }
 }
 
-/// Learning on one instance: two offers shown together, STEADY accepted half the time, SLOW
-/// one time in twenty.
-async fn train(addr: SocketAddr, visits: u64) {
+/// Learning spread over instances, a visit on each in turn: two offers shown together,
+/// STEADY accepted half the time, SLOW one time in twenty.
+async fn train(instances: &[SocketAddr], visits: u64) {
     let mut rng = SplitMix64(11);
     for visitor in 0..visits {
+        let addr = instances[visitor as usize % instances.len()];
         let session = start(addr, visitor).await;
         let shown = offers(addr, &session, "ip=hero&count=2").await;
         event(addr, &session, "shown", None).await;
@@ -181,31 +182,50 @@ async fn hero_pick(addr: SocketAddr, visitor: u64) -> String {
     pick.into_iter().next().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_one_instance_learns_every_instance_uses() {
-    let Some(group) = Group::new("learning").await else {
-        return;
-    };
-    let (a, b) = (group.instance().await, group.instance().await);
-    // B has served nothing: without the group's statistics its scores tie, and learning,
-    // which waits for 20 contacts of each offer, leaves them so.
-    train(a.addr, 40).await;
-    // B follows the group's statistics within about a second.
+/// How often of 50 new visitors `addr` shows STEADY, once it has shown it to one (the
+/// group's statistics reach an instance within about a second).
+async fn steady_share(addr: SocketAddr, first_visitor: u64) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut visitor = 10_000;
-    while hero_pick(b.addr, visitor).await != "STEADY" {
+    let mut visitor = first_visitor;
+    while hero_pick(addr, visitor).await != "STEADY" {
         assert!(
             std::time::Instant::now() < deadline,
-            "B never picked STEADY"
+            "{addr} never picked STEADY"
         );
         visitor += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut steady = 0;
-    for visitor in 20_000..20_050 {
-        steady += usize::from(hero_pick(b.addr, visitor).await == "STEADY");
+    for visitor in visitor + 1..=visitor + 50 {
+        steady += usize::from(hero_pick(addr, visitor).await == "STEADY");
     }
-    assert!(steady >= 45, "B picked STEADY {steady} times in 50");
-    a.stop().await;
-    b.stop().await;
+    steady
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_learns_from_the_visits_of_all_its_instances() {
+    let Some(group) = Group::new("learning").await else {
+        return;
+    };
+    let (a, b, c) = (
+        group.instance().await,
+        group.instance().await,
+        group.instance().await,
+    );
+    // Learning waits for 20 contacts of each offer: A and B see 15 each, the group 30. On
+    // their own their scores tie; with the group's statistics STEADY wins.
+    train(&[a.addr, b.addr], 30).await;
+    for (n, server) in [&a, &b].into_iter().enumerate() {
+        let steady = steady_share(server.addr, 10_000 * (n as u64 + 1)).await;
+        assert!(
+            steady >= 45,
+            "instance {n} picked STEADY {steady} times in 50"
+        );
+    }
+    // C, which served nothing of it, knows as much.
+    let steady = steady_share(c.addr, 30_000).await;
+    assert!(steady >= 45, "C picked STEADY {steady} times in 50");
+    for server in [a, b, c] {
+        server.stop().await;
+    }
 }
