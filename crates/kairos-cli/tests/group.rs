@@ -236,4 +236,19 @@ fn a_group_behind_a_load_balancer_survives_losing_an_instance() {
         (50..=50 + WORKERS).contains(&limited),
         "LIMITED was logged {limited} times for a cap of 50"
     );
+    // The group's count is history's, short at most of the contacts the killed instance had
+    // committed but not yet counted.
+    let counted: usize = tokio.block_on(async {
+        let client = redis::Client::open(redis.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("GET")
+            .arg(format!("kairos:{channel}:contacts:LIMITED:all"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert!(
+        (limited.saturating_sub(WORKERS)..=limited).contains(&counted),
+        "the group counted {counted} contacts of LIMITED, history holds {limited}"
+    );
 }

@@ -155,13 +155,17 @@ async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
 }
 
 /// Prometheus metrics: requests and latency per call, sessions, offers served, unknown names,
-/// the history writer.
+/// the history writer, records the group's shared counts missed.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
 async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     // Unknown when the shared session store cannot be reached: NaN, not a made-up zero.
     let live = rt.live_sessions().await.ok();
-    let body = rt.metrics.render(live, &rt.store.writer_stats());
+    let body = rt.metrics.render(
+        live,
+        &rt.store.writer_stats(),
+        rt.live.group_uncounted_records(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

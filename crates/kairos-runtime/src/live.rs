@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ pub struct Live {
     contacts: Vec<Mutex<ContactCounts>>,
     hasher: foldhash::fast::RandomState,
     group: Option<Arc<GroupCounts>>,
+    /// Records committed to history that the group's counts missed.
+    group_uncounted: AtomicU64,
 }
 
 impl Default for Live {
@@ -113,6 +115,7 @@ impl Default for Live {
             contacts: (0..CONTACT_SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             group: None,
+            group_uncounted: AtomicU64::new(0),
         }
     }
 }
@@ -206,6 +209,8 @@ impl Live {
             Some(group) => {
                 if let Err(e) = group.record(records).await {
                     eprintln!("{e}; the group's counts miss {} records", records.len());
+                    self.group_uncounted
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
                 }
             }
             None => self.record(records),
@@ -292,6 +297,13 @@ impl Live {
             let segment = (!segment.is_empty()).then(|| Arc::from(segment));
             add_stats(map, &Arc::from(offer), segment.as_ref(), change);
         }
+    }
+
+    /// Records committed to history that the group's counts missed; `None` outside a group.
+    pub fn group_uncounted_records(&self) -> Option<u64> {
+        self.group
+            .as_ref()
+            .map(|_| self.group_uncounted.load(Ordering::Relaxed))
     }
 
     /// The group's contact counts a get offers on `dep` at `now` may read, fetched now; none

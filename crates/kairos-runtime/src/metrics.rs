@@ -139,8 +139,14 @@ impl Metrics {
             .map(|(bound, _)| *bound)
     }
 
-    /// `sessions_live` is `None` when it cannot be known (the shared session store is down).
-    pub fn render(&self, sessions_live: Option<usize>, writer: &WriterStats) -> String {
+    /// `sessions_live` is `None` when it cannot be known (the shared session store is down);
+    /// `group_uncounted` is `None` for a runtime that is not part of a group sharing counts.
+    pub fn render(
+        &self,
+        sessions_live: Option<usize>,
+        writer: &WriterStats,
+        group_uncounted: Option<u64>,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP kairos_requests_total Requests by call and HTTP status.\n# TYPE kairos_requests_total counter\n");
         for (call, counts) in self.statuses.iter().enumerate() {
@@ -247,6 +253,15 @@ impl Metrics {
             "Contact and response records committed.",
             writer.records,
         );
+        if let Some(uncounted) = group_uncounted {
+            single(
+                &mut out,
+                "kairos_group_uncounted_records_total",
+                "counter",
+                "Committed records the server group's shared counts missed (Redis failed after the commit).",
+                uncounted,
+            );
+        }
         out
     }
 }
@@ -279,7 +294,7 @@ mod tests {
         for micros in [50, 300, 2_000_000] {
             m.observe(offers, 200, Duration::from_micros(micros));
         }
-        let text = m.render(Some(0), &WriterStats::default());
+        let text = m.render(Some(0), &WriterStats::default(), None);
         let bucket = |le: &str| {
             let line = format!(
                 "kairos_request_duration_seconds_bucket{{call=\"get_offers\",le=\"{le}\"}} "
