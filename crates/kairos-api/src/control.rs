@@ -666,15 +666,25 @@ impl InstanceView {
     pub fn is_live(&self) -> bool {
         self.seconds_since_seen <= InstanceView::LIVE_SECONDS
     }
+
+    /// Where to call it: its address, which names its scheme (older runtimes reported
+    /// `host:port` only, meaning http).
+    pub fn url(&self) -> String {
+        if self.address.contains("://") {
+            self.address.clone()
+        } else {
+            format!("http://{}", self.address)
+        }
+    }
 }
 
 impl GroupView {
-    /// The address of the instance that reported last.
-    pub fn freshest_address(&self) -> Option<&str> {
+    /// The URL of the instance that reported last.
+    pub fn freshest_url(&self) -> Option<String> {
         self.instances
             .iter()
             .min_by_key(|i| i.seconds_since_seen)
-            .map(|i| i.address.as_str())
+            .map(InstanceView::url)
     }
 }
 

@@ -13,6 +13,7 @@ mod runtime_cmd;
 mod segments_cmd;
 mod tables;
 mod test_cmd;
+mod tls_args;
 mod up_cmd;
 mod validate;
 
@@ -83,7 +84,7 @@ enum Command {
     /// Check channel files offline and print every error as file:line:column: message
     Validate(validate::Args),
     /// Serve the runtime API: offline mode serves channel files directly
-    Runtime(runtime_cmd::Args),
+    Runtime(Box<runtime_cmd::Args>),
     /// Profile and dimension tables
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -165,7 +166,7 @@ fn main() -> ExitCode {
         Command::Impact(args) => impact_cmd::run(&args),
         Command::Segments(args) => segments_cmd::run(&args),
         Command::Loadtest(args) => loadtest_cmd::run(&args),
-        Command::Runtime(args) => runtime_cmd::run(args),
+        Command::Runtime(args) => runtime_cmd::run(*args),
         Command::Data(command) => data_cmd::run(command),
         Command::Demo(DemoCommand::Profiles {
             out,

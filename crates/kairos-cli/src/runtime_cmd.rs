@@ -18,7 +18,10 @@ use kairos_runtime::{Config, Limits, ProfileSource, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::tables::{compile_channel_file, read_tables};
+use kairos_api::tls::TlsListener;
 use kairos_runtime::follow::Follow;
+
+use crate::tls_args::TlsArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -88,6 +91,8 @@ pub struct Args {
     /// with what it has and a warning
     #[arg(long, default_value_t = Config::default().store_budget.as_millis() as u64)]
     store_budget_ms: u64,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -299,8 +304,9 @@ async fn serve(args: Args) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!(
-        "kairos runtime (offline) serving {} on http://{}",
+        "kairos runtime (offline) serving {} on {}://{}",
         names.join(", "),
+        args.tls.scheme(),
         listener.local_addr()?
     );
     print_common(&args, &db);
@@ -308,8 +314,20 @@ async fn serve(args: Args) -> Result<ExitCode> {
         println!("  profiles: the tables imported into {db} (kairos data import)");
     }
     println!("  watching the channel and profile files; edits are validated and swapped in live");
+    let listener = args.tls.listener(listener)?;
     tokio::spawn(watch(args, runtime.clone()));
-    kairos_runtime::run(listener, runtime, shutdown_signal()).await?;
+    run_until_signal(listener, runtime).await
+}
+
+/// Serves until Ctrl-C or SIGTERM, through TLS or not, then writes what sessions hold.
+async fn run_until_signal(
+    listener: Result<TlsListener, tokio::net::TcpListener>,
+    runtime: Arc<Runtime>,
+) -> Result<ExitCode> {
+    match listener {
+        Ok(tls) => kairos_runtime::run(tls, runtime, shutdown_signal()).await?,
+        Err(plain) => kairos_runtime::run(plain, runtime, shutdown_signal()).await?,
+    }
     println!("kairos runtime stopped; history flushed");
     Ok(ExitCode::SUCCESS)
 }
@@ -329,7 +347,9 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?.to_string();
+    // Reported with its scheme: the control plane calls it for test runs and the simulator.
+    let bound = listener.local_addr()?.to_string();
+    let address = format!("{}://{bound}", args.tls.scheme());
     let follow = Follow {
         control: args
             .control
@@ -338,14 +358,14 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
         ca_file: args.ca_file.clone(),
         token: args.control_token.clone(),
         group: group.clone(),
-        instance: args.instance.clone().unwrap_or_else(|| address.clone()),
+        instance: args.instance.clone().unwrap_or(bound),
         address: address.clone(),
         cache: args.data.join("cache"),
         database: db.clone(),
     };
     let cached = follow.serve_cached(&runtime).await;
     println!(
-        "kairos runtime of group {group} on http://{address}, following {}",
+        "kairos runtime of group {group} on {address}, following {}",
         follow.control
     );
     if cached {
@@ -353,9 +373,7 @@ async fn serve_group(args: Args, group: String) -> Result<ExitCode> {
     }
     print_common(&args, &db);
     follow.spawn(runtime.clone(), tokio::runtime::Handle::current());
-    kairos_runtime::run(listener, runtime, shutdown_signal()).await?;
-    println!("kairos runtime stopped; history flushed");
-    Ok(ExitCode::SUCCESS)
+    run_until_signal(args.tls.listener(listener)?, runtime).await
 }
 
 /// Polls the files; a change that validates is deployed as the next version, one that does

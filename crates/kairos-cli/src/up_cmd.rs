@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use kairos_api::control::TokenKind;
-use kairos_api::tls::TlsListener;
 use kairos_control::ControlPlane;
 use kairos_model::table::read_csv;
 use kairos_runtime::profiles::StoreProfiles;
@@ -21,6 +20,7 @@ use kairos_runtime::{Config, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::demo;
+use crate::tls_args::TlsArgs;
 use kairos_runtime::follow::Follow;
 
 const DEMO_CHANNEL: &str = include_str!("../../../examples/bank/channel.yaml");
@@ -59,12 +59,8 @@ pub struct ControlArgs {
         default_value = "sqlite://./kairos-data/kairos.db"
     )]
     database: String,
-    /// Serve https:// with this certificate chain (PEM); needs --tls-key
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key of --tls-cert (PEM)
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 fn tokio() -> Result<tokio::runtime::Runtime> {
@@ -92,19 +88,14 @@ pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let shutdown = crate::runtime_cmd::shutdown_signal();
-        match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => {
-                let tls = TlsListener::new(listener, cert, key)?;
+        println!("kairos control plane on {}://{address}", args.tls.scheme());
+        println!("  design repository: {}", args.database);
+        match args.tls.listener(listener)? {
+            Ok(tls) => {
                 control.set_serves_tls();
-                println!("kairos control plane on https://{address}");
-                println!("  design repository: {}", args.database);
                 kairos_control::run(tls, control, shutdown).await?;
             }
-            _ => {
-                println!("kairos control plane on http://{address}");
-                println!("  design repository: {}", args.database);
-                kairos_control::run(listener, control, shutdown).await?;
-            }
+            Err(plain) => kairos_control::run(plain, control, shutdown).await?,
         }
         Ok(ExitCode::SUCCESS)
     })

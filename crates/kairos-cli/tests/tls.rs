@@ -9,6 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{KillOnDrop, free_port, http, kairos, repo};
+use kairos_api::runtime::VersionAnswer;
 
 /// A CA, and a certificate it signed for 127.0.0.1 and localhost: (ca.pem, cert.pem, key.pem).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -137,6 +138,10 @@ fn the_cli_and_a_runtime_talk_to_a_control_plane_over_tls() {
             .args(["runtime", "--group", "staging", "--control", &control])
             .args(["--ca-file", ca, "--control-token", &runtime_token])
             .args(["--listen", &format!("127.0.0.1:{runtime_port}")])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
             .arg("--data")
             .arg(dir.join("runtime"))
             .arg("--database")
@@ -146,11 +151,18 @@ fn the_cli_and_a_runtime_talk_to_a_control_plane_over_tls() {
             .spawn()
             .unwrap(),
     );
+    // It serves https:// too: touchpoints trusting the CA call it, plain HTTP gets nothing.
+    let touchpoint = kairos_api::Client::with_ca_file(
+        &format!("https://127.0.0.1:{runtime_port}"),
+        None,
+        Some(Path::new(ca)),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let version = http(runtime_port, "GET", "/v1/version", "");
-        if let Some((200, body)) = &version
-            && body["channels"]["web"]["deployment"] == 1
+        let version = touchpoint.call::<VersionAnswer>("GET", "/v1/version", None::<&()>);
+        if let Ok(answer) = &version
+            && answer.channels.get("web").map(|c| c.deployment) == Some(1)
         {
             break;
         }
@@ -160,5 +172,13 @@ fn the_cli_and_a_runtime_talk_to_a_control_plane_over_tls() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(http(runtime_port, "GET", "/healthz", ""), None);
+    // The control plane knows to call it by https.
+    let groups = cli(&config, &control, &["groups"]);
+    assert!(
+        text(&groups).contains(&format!("at https://127.0.0.1:{runtime_port}")),
+        "{}",
+        text(&groups)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -574,7 +574,8 @@ fn a_group_runtime_keeps_serving_when_the_control_plane_is_down_even_after_a_res
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let groups = cli(&["groups"]);
-        if groups.contains("instance host-a at 127.0.0.1:") && groups.contains("runs web v1") {
+        if groups.contains("instance host-a at http://127.0.0.1:") && groups.contains("runs web v1")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "{groups}");

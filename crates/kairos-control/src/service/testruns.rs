@@ -361,11 +361,10 @@ impl ControlPlane {
                 })
                 .min_by_key(|i| i.seconds_since_seen);
             if let Some(instance) = serving {
-                let url = match instance.address.contains("://") {
-                    true => instance.address.clone(),
-                    false => format!("http://{}", instance.address),
-                };
-                return Ok(Target { url, versions });
+                return Ok(Target {
+                    url: instance.url(),
+                    versions,
+                });
             }
             // With no runtime at all, wait only as long as a starting one takes to report.
             let now = tokio::time::Instant::now();

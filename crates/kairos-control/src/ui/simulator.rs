@@ -155,11 +155,10 @@ pub(super) async fn simulator_submit(
         Ok(g) => g,
         Err(p) => return error_page(&caller, &p),
     };
-    let address = groups
+    let url = groups
         .iter()
         .find(|g| g.name == f.group)
-        .and_then(|g| g.freshest_address())
-        .map(str::to_string);
+        .and_then(|g| g.freshest_url());
     let form = simulator_form(&name, &groups, &f);
     let fail = |message: String| {
         page(
@@ -171,7 +170,7 @@ pub(super) async fn simulator_submit(
             ),
         )
     };
-    let Some(address) = address else {
+    let Some(url) = url else {
         return fail(format!(
             "no runtime of group '{}' has reported to the control plane",
             f.group
@@ -236,8 +235,7 @@ pub(super) async fn simulator_submit(
     };
     // Blocking HTTP calls to the runtime: off the async workers.
     let played = tokio::task::spawn_blocking(move || {
-        let client = kairos_api::Client::new(&format!("http://{address}"), token)
-            .map_err(|e| e.to_string())?;
+        let client = kairos_api::Client::new(&url, token).map_err(|e| e.to_string())?;
         let mut remote = kairos_api::remote::Remote::new(client, &channel);
         let mut played = Vec::new();
         for (label, call) in calls() {
