@@ -28,6 +28,11 @@ async fn logins_and_roles_are_checked_on_every_action() {
     assert_eq!(status, 401);
     let (status, openapi) = common::call(c.addr, "GET", "/api/openapi.json", J::Null).await;
     assert_eq!(status, 200, "the API description needs no login");
+    let (status, _) = common::call(c.addr, "GET", "/readyz", J::Null).await;
+    assert_eq!(
+        status, 200,
+        "readiness needs no login: its database answers"
+    );
     assert!(openapi["paths"]["/api/groups/{group}/deployments"]["post"].is_object());
 
     let designer = user(&c, "dana", &["designer"]).await;

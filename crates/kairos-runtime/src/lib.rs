@@ -143,14 +143,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// A deployment is loaded: the runtime can serve.
+/// The runtime can serve: a deployment is loaded and its stores answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "`ready`", body = String, content_type = "text/plain")))]
 async fn readyz(State(rt): State<Arc<Runtime>>) -> Response {
-    if rt.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        Problem::new(Code::NotReady, "no deployment is loaded yet").into_response()
+    match rt.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(problem) => problem.into_response(),
     }
 }
 

@@ -268,7 +268,11 @@ impl Modify for Refusals {
         add_refusals(document, |id, has_body| {
             let mut refusals: Vec<Refusal> = vec![(Code::Internal, None)];
             if id == "readyz" {
-                refusals.push((Code::NotReady, None));
+                refusals.extend([
+                    (Code::NotReady, None),
+                    (Code::StorageUnavailable, None),
+                    (Code::SessionsUnavailable, None),
+                ]);
             }
             if PUBLIC.contains(&id) {
                 return refusals;

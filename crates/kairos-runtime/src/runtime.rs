@@ -224,6 +224,36 @@ impl Runtime {
         !self.channels.load().is_empty()
     }
 
+    /// Whether a load balancer may send it calls: a deployment is loaded, and the history
+    /// database and (for a group sharing them) the session store answer within a second.
+    pub async fn readiness(&self) -> Result<(), Problem> {
+        if !self.ready() {
+            return Err(Problem::new(Code::NotReady, "no deployment is loaded yet"));
+        }
+        let budget = Duration::from_secs(1);
+        match tokio::time::timeout(budget, self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(storage(e)),
+            Err(_) => {
+                return Err(Problem::new(
+                    Code::StorageUnavailable,
+                    format!("the history database did not answer within {budget:?}"),
+                ));
+            }
+        }
+        if self.shared.is_some() {
+            tokio::time::timeout(budget, self.live_sessions())
+                .await
+                .map_err(|_| {
+                    Problem::new(
+                        Code::SessionsUnavailable,
+                        format!("the shared session store did not answer within {budget:?}"),
+                    )
+                })??;
+        }
+        Ok(())
+    }
+
     /// The deployment serving `channel`; sessions keep the lowercase key, so the request
     /// path looks it up without allocating.
     fn loaded(&self, channel: &str) -> Result<Arc<Loaded>, Problem> {

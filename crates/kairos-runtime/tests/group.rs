@@ -229,3 +229,38 @@ async fn a_group_learns_from_the_visits_of_all_its_instances() {
         server.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_ready_only_while_its_stores_answer() {
+    let Some(group) = Group::new("ready").await else {
+        return;
+    };
+    let a = group.instance().await;
+    let ready = || async { call(a.addr, "GET", "/readyz", J::Null).await };
+    assert_eq!(ready().await.0, 200);
+    // The history table gone, as with a database that fails: the load balancer is told.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&group.database)
+        .await
+        .unwrap();
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    sqlx::Executor::execute(
+        &mut admin,
+        rename("kairos_history", "kairos_history_away").as_str(),
+    )
+    .await
+    .unwrap();
+    let (status, problem) = ready().await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("STORAGE_UNAVAILABLE")),
+        "{problem}"
+    );
+    sqlx::Executor::execute(
+        &mut admin,
+        rename("kairos_history_away", "kairos_history").as_str(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ready().await.0, 200);
+    a.stop().await;
+}

@@ -450,6 +450,11 @@ impl HistoryStore {
         self.backend.contacts_since(since).await
     }
 
+    /// Whether the history database answers: one indexed read.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.backend.find_contact("").await.map(|_| ())
+    }
+
     pub async fn history(&self) -> Result<Vec<HistoryRecord>, StoreError> {
         self.backend.history().await
     }

@@ -216,6 +216,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
             get(|| async { Json(crate::openapi::document()) }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .fallback(|| async {
             Problem::new(Code::NotFound, "no such endpoint; see /api/openapi.json")
         })
@@ -225,6 +226,11 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         ))
         .layer(middleware::map_response(crate::ui::security_headers))
         .with_state(control)
+}
+
+/// Ready to serve: the design database answers (503 `STORAGE_UNAVAILABLE` when it does not).
+async fn readyz(State(control): State<Arc<ControlPlane>>) -> Result<&'static str, Problem> {
+    control.ready().await.map(|()| "ready\n")
 }
 
 /// Every route but login needs a token: `Authorization: Bearer <token>`; the caller it

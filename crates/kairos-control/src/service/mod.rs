@@ -192,6 +192,11 @@ impl ControlPlane {
         (self.clock)()
     }
 
+    /// Whether it can serve: its design database answers.
+    pub async fn ready(&self) -> Result<(), Problem> {
+        self.store.groups().await.map(|_| ()).map_err(storage)
+    }
+
     fn signal(&self) {
         self.changed.send_modify(|n| *n += 1);
     }
