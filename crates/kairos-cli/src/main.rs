@@ -9,6 +9,7 @@ mod exit;
 mod impact_cmd;
 mod list_cmd;
 mod loadtest_cmd;
+mod logging;
 mod runtime_cmd;
 mod segments_cmd;
 mod tables;

@@ -21,6 +21,7 @@ use crate::tables::{compile_channel_file, read_tables};
 use kairos_api::tls::TlsListener;
 use kairos_runtime::follow::Follow;
 
+use crate::logging::LogArgs;
 use crate::tls_args::TlsArgs;
 
 #[derive(clap::Args)]
@@ -93,6 +94,8 @@ pub struct Args {
     store_budget_ms: u64,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -210,6 +213,7 @@ fn watched(args: &Args) -> Vec<PathBuf> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    args.log.init()?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -394,11 +398,11 @@ async fn watch(args: Args, runtime: Arc<Runtime>) {
                 version += 1;
                 runtime.set_profiles(profiles);
                 for (deployment, hash) in deployments {
-                    println!("reloaded {} as version {version}", deployment.channel);
+                    tracing::info!(channel = %deployment.channel, "reloaded as version {version}");
                     runtime.deploy(deployment, hash);
                 }
             }
-            Err(e) => eprintln!("not reloaded, still serving version {version}: {e:#}"),
+            Err(e) => tracing::warn!("not reloaded, still serving version {version}: {e:#}"),
         }
     }
 }

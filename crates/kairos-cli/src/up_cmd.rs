@@ -20,6 +20,7 @@ use kairos_runtime::{Config, Runtime};
 use kairos_store::{HistoryStore, ProfileStore};
 
 use crate::demo;
+use crate::logging::LogArgs;
 use crate::tls_args::TlsArgs;
 use kairos_runtime::follow::Follow;
 
@@ -38,6 +39,8 @@ pub struct Args {
     /// after
     #[arg(long, value_name = "PORT", default_value_t = 7700, value_parser = clap::value_parser!(u16).range(1..65534))]
     ports: u16,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 impl Args {
@@ -61,6 +64,8 @@ pub struct ControlArgs {
     database: String,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn tokio() -> Result<tokio::runtime::Runtime> {
@@ -70,10 +75,12 @@ fn tokio() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    args.log.init()?;
     tokio()?.block_on(up(args))
 }
 
 pub fn run_control(args: ControlArgs) -> Result<ExitCode> {
+    args.log.init()?;
     tokio()?.block_on(async {
         if let Some(path) = args.database.strip_prefix("sqlite://")
             && let Some(dir) = std::path::Path::new(path).parent()

@@ -74,9 +74,9 @@ impl Follow {
             Err(e) => Err(FollowError::Cache(e)),
         };
         if let Err(e) = &served {
-            eprintln!(
-                "not serving the cached versions in {}: {e}",
-                self.cache_file().display()
+            tracing::warn!(
+                cache = %self.cache_file().display(),
+                "not serving the cached versions: {e}"
             );
         }
         served.is_ok()
@@ -175,7 +175,7 @@ impl Follow {
         ) {
             Ok(client) => client,
             Err(e) => {
-                eprintln!("cannot follow {}: {e}", self.control);
+                tracing::error!(control = %self.control, "cannot follow the control plane: {e}");
                 return;
             }
         };
@@ -187,7 +187,7 @@ impl Follow {
             match control.call::<ActiveAnswer>("GET", &path, None::<&()>) {
                 Ok(answer) => {
                     if down_since.take().is_some() {
-                        println!("control plane {} reachable again", self.control);
+                        tracing::info!(control = %self.control, "control plane reachable again");
                     }
                     let next = answer.generation;
                     if next != generation {
@@ -199,16 +199,16 @@ impl Follow {
                                 swapped |= !changed.is_empty();
                                 data = Some(answer.data.clone());
                                 for shown in changed {
-                                    println!("{}: now serving {shown}", self.group);
+                                    tracing::info!(group = %self.group, "now serving {shown}");
                                 }
                                 if let Err(e) = self.write_cache(&answer) {
-                                    eprintln!("cannot cache the group's versions: {e}");
+                                    tracing::warn!("cannot cache the group's versions: {e}");
                                 }
                             }
                             Err(e) => {
-                                eprintln!(
-                                    "{}: not swapped in, still serving what ran: {e}",
-                                    self.group
+                                tracing::error!(
+                                    group = %self.group,
+                                    "not swapped in, still serving what ran: {e}"
                                 );
                                 std::thread::sleep(Duration::from_secs(POLL_SECONDS));
                             }
@@ -216,16 +216,19 @@ impl Follow {
                     }
                 }
                 Err(ClientError::Refused { text, .. }) => {
-                    eprintln!("control plane refused {path}: {text}");
+                    tracing::error!(control = %self.control, "control plane refused {path}: {text}");
                     std::thread::sleep(Duration::from_secs(POLL_SECONDS));
                 }
                 Err(e @ ClientError::Unexpected { .. }) => {
-                    eprintln!("{e}; still serving what ran");
+                    tracing::warn!("{e}; still serving what ran");
                     std::thread::sleep(Duration::from_secs(POLL_SECONDS));
                 }
                 Err(e) => {
                     if down_since.is_none() {
-                        eprintln!("control plane unreachable ({e}); still serving what ran");
+                        tracing::warn!(
+                            control = %self.control,
+                            "control plane unreachable ({e}); still serving what ran"
+                        );
                         down_since = Some(Instant::now());
                     }
                     std::thread::sleep(Duration::from_secs(1));

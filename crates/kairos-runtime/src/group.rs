@@ -414,7 +414,7 @@ impl GroupCounts {
     ) {
         loop {
             if let Err(e) = self.follow_once(&live, &store, clock).await {
-                eprintln!("following the server group's learning statistics: {e}; retrying");
+                tracing::warn!("following the server group's learning statistics: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -35,6 +35,7 @@ use axum::serve::Listener;
 use tower::ServiceExt;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_layer::Layer;
+use tracing::Instrument;
 
 pub use access::Access;
 pub use runtime::{Config, Limits, ProfileSource, Runtime};
@@ -272,19 +273,51 @@ fn call_of(method: &Method, path: &str) -> usize {
     Metrics::call_index(call)
 }
 
-/// Times every request, and turns a panic into a 500 problem instead of a dropped connection.
+/// A call's ID: logged with everything the call logs, and answered in this header.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Times every request, runs it in a `request` span with its ID (logged by the call's name,
+/// not its path, which may hold a session ID), and turns a panic into a 500 problem instead
+/// of a dropped connection.
 async fn observe(State(rt): State<Arc<Runtime>>, request: Request, next: Next) -> Response {
     let call = call_of(request.method(), request.uri().path());
     let started = Instant::now();
-    let response = match (CatchUnwind(Box::pin(dispatch(&rt, request, next)))).await {
+    let id = request_id(&rt, &request);
+    let span = tracing::info_span!(
+        "request",
+        id = id.to_str().unwrap_or_default(),
+        call = metrics::CALLS[call]
+    );
+    let running = dispatch(&rt, request, next).instrument(span.clone());
+    let response = match CatchUnwind(Box::pin(running)).await {
         Ok(response) => response,
-        Err(_) => Problem::internal("the server failed on this request; it has been counted")
-            .into_response(),
+        Err(_) => {
+            tracing::error!(parent: &span, "the call panicked; answered 500");
+            Problem::internal("the server failed on this request; it has been counted")
+                .into_response()
+        }
     };
-    let response = kairos_api::problem::bare_error_as_problem(response).await;
-    rt.metrics
-        .observe(call, response.status().as_u16(), started.elapsed());
+    let mut response = kairos_api::problem::bare_error_as_problem(response).await;
+    let status = response.status().as_u16();
+    rt.metrics.observe(call, status, started.elapsed());
+    tracing::debug!(parent: &span, status, micros = started.elapsed().as_micros() as u64, "answered");
+    response.headers_mut().insert(REQUEST_ID, id);
     response
+}
+
+/// The caller's `x-request-id` when it is a short token, so that a touchpoint's own ID reaches
+/// these logs; else a new one.
+fn request_id(rt: &Runtime, request: &Request) -> header::HeaderValue {
+    if let Some(given) = request.headers().get(&REQUEST_ID)
+        && (1..=64).contains(&given.len())
+        && given
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    {
+        return given.clone();
+    }
+    header::HeaderValue::from_str(&rt.request_id()).expect("hex digits make a header value")
 }
 
 struct CatchUnwind<F>(Pin<Box<F>>);

@@ -208,7 +208,7 @@ impl Live {
         match &self.group {
             Some(group) => {
                 if let Err(e) = group.record(records).await {
-                    eprintln!("{e}; the group's counts miss {} records", records.len());
+                    tracing::error!(records = records.len(), "{e}; the group's counts miss them");
                     self.group_uncounted
                         .fetch_add(records.len() as u64, Ordering::Relaxed);
                 }

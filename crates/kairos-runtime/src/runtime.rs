@@ -364,6 +364,11 @@ impl Runtime {
         SplitMix64(self.unpredictable())
     }
 
+    /// A request's ID, for logs.
+    pub fn request_id(&self) -> String {
+        format!("{:016x}", self.unpredictable())
+    }
+
     /// A session ID nobody can guess from another.
     fn new_session_id(&self) -> String {
         format!("{:016x}{:016x}", self.unpredictable(), self.unpredictable())

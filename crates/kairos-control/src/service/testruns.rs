@@ -444,7 +444,7 @@ impl ControlPlane {
 
     async fn end_token(&self, token_id: &str) {
         if let Err(e) = self.store.revoke_token(token_id).await {
-            eprintln!("cannot revoke the test run's token {token_id}: {e}");
+            tracing::error!(token = %token_id, "cannot revoke the test run's token: {e}");
             return;
         }
         if self.store.touch_groups().await.is_ok() {
