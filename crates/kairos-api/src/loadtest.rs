@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kairos_engine::random::{Random, SplitMix64};
 use serde::de::IgnoredAny;
-use serde_json::Map;
+use serde_json::{Map, Value as J};
 
 use crate::runtime::{ChannelAnswer, EventRequest, StartRequest, Started, Values};
 use crate::testrun::{IdRange, LoadProgress, LoadtestPlan, LoadtestSummary};
@@ -29,8 +29,44 @@ pub enum LoadtestError {
     NoInteractionPoint(String),
     #[error("audience IDs: the first, {}, is above the last, {}", .0.first, .0.last)]
     Ids(IdRange),
+    #[error("channel '{channel}' has no profile table to read audience IDs from; give them")]
+    NoTable { channel: String },
+    #[error("reading the audience IDs of table {table}: {reason}")]
+    Table { table: String, reason: String },
+    #[error("table {table} holds no audience ID for the load test")]
+    EmptyTable { table: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+}
+
+/// Reads up to `limit` values of a table's column: the audience IDs of a channel's profile
+/// table, for a load test of its visitors. (table, column, limit) -> values.
+pub type ReadIds<'a> = &'a mut dyn FnMut(&str, &str, usize) -> Result<Vec<J>, String>;
+
+/// The most audience IDs read from a profile table.
+const MOST_TABLE_IDS: usize = 10_000;
+
+/// The audience IDs sessions draw from.
+enum Ids {
+    Range(IdRange),
+    /// Read from the profile table named.
+    Table(String, Vec<J>),
+}
+
+impl Ids {
+    fn draw(&self, rng: &mut SplitMix64) -> J {
+        match self {
+            Ids::Range(r) => (r.first + rng.next_u64() % (r.last - r.first + 1)).into(),
+            Ids::Table(_, ids) => ids[(rng.next_u64() % ids.len() as u64) as usize].clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Ids::Range(r) => format!("audience IDs {}-{}", r.first, r.last),
+            Ids::Table(table, _) => format!("the IDs of table {table}"),
+        }
+    }
 }
 
 /// What the sessions call: read from the runtime's description of the channel.
@@ -40,14 +76,20 @@ struct Calls {
     id_field: String,
     ips: Vec<String>,
     contact_event: Option<String>,
-    ids: IdRange,
+    ids: Ids,
 }
 
 impl Calls {
-    fn read(client: &Client, plan: &LoadtestPlan) -> Result<Calls, LoadtestError> {
+    fn read(
+        client: &Client,
+        plan: &LoadtestPlan,
+        read_ids: Option<ReadIds>,
+    ) -> Result<Calls, LoadtestError> {
         let channel = plan.channel.clone();
-        if plan.audience_ids.first > plan.audience_ids.last {
-            return Err(LoadtestError::Ids(plan.audience_ids));
+        if let Some(range) = plan.audience_ids
+            && range.first > range.last
+        {
+            return Err(LoadtestError::Ids(range));
         }
         let described: ChannelAnswer = client
             .call("GET", &format!("/v1/channels/{channel}"), None::<&()>)
@@ -56,13 +98,36 @@ impl Calls {
                 source,
             })?;
         let level = described.default_audience_level;
-        let id_field = described
+        let (id_field, table) = described
             .audience_levels
             .into_iter()
             .find(|l| Some(&l.name) == level.as_ref())
-            .and_then(|l| l.id_fields.into_iter().next());
+            .map_or((None, None), |l| {
+                (l.id_fields.into_iter().next(), l.profile_table)
+            });
         let (Some(level), Some(id_field)) = (level, id_field) else {
             return Err(LoadtestError::NoAudience(channel));
+        };
+        let ids = match (plan.audience_ids, table, read_ids) {
+            (Some(range), _, _) => Ids::Range(range),
+            (None, Some(table), Some(read)) => {
+                let ids = read(&table, &id_field, MOST_TABLE_IDS).map_err(|reason| {
+                    LoadtestError::Table {
+                        table: table.clone(),
+                        reason,
+                    }
+                })?;
+                if ids.is_empty() {
+                    return Err(LoadtestError::EmptyTable { table });
+                }
+                Ids::Table(table, ids)
+            }
+            // Visitors without a profile table: any ID is one.
+            (None, None, _) => Ids::Range(IdRange {
+                first: 1,
+                last: 1_000_000,
+            }),
+            (None, Some(_), None) => return Err(LoadtestError::NoTable { channel }),
         };
         if described.interaction_points.is_empty() {
             return Err(LoadtestError::NoInteractionPoint(channel));
@@ -78,7 +143,7 @@ impl Calls {
             id_field,
             ips: described.interaction_points,
             contact_event,
-            ids: plan.audience_ids,
+            ids,
         })
     }
 }
@@ -129,12 +194,12 @@ fn visitor(
     };
     let nothing = None::<&()>;
     while !stop.load(Ordering::Relaxed) {
-        let id = calls.ids.first + rng.next_u64() % (calls.ids.last - calls.ids.first + 1);
+        let id = calls.ids.draw(&mut rng);
         let start = StartRequest {
             session_id: None,
             channel: calls.channel.clone(),
             audience_level: Some(calls.level.clone()),
-            audience_id: Values(Map::from_iter([(calls.id_field.clone(), id.into())])),
+            audience_id: Values(Map::from_iter([(calls.id_field.clone(), id)])),
             params: None,
             rely_on_existing_session: None,
             debug: None,
@@ -185,16 +250,18 @@ pub struct Measured {
 
 /// Runs `plan` against the runtime at `url`, calling `progress` about five times a second,
 /// until its duration is over or `cancel` is set; the summary says whether it met the
-/// plan's thresholds (`failures` empty).
+/// plan's thresholds (`failures` empty). A plan without audience IDs draws them from the
+/// channel's profile table through `read_ids`.
 pub fn drive(
     url: &str,
     token: Option<&str>,
     plan: &LoadtestPlan,
+    read_ids: Option<ReadIds>,
     progress: &mut dyn FnMut(LoadProgress),
     cancel: &AtomicBool,
 ) -> Result<Measured, LoadtestError> {
     let client = |_| Client::new(url, token.map(str::to_string));
-    let calls = Arc::new(Calls::read(&client(())?, plan)?);
+    let calls = Arc::new(Calls::read(&client(())?, plan, read_ids)?);
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
     let duration = Duration::from_secs(u64::from(plan.duration_seconds));
@@ -253,9 +320,10 @@ pub fn drive(
     let without_profile = totals.without_profile.load(Ordering::Relaxed);
     if without_profile * 2 > sessions {
         failures.push(format!(
-            "{without_profile} of {sessions} sessions found no profile: audience IDs {}-{} \
-             are not in channel {}'s profile table (give the IDs of its visitors)",
-            plan.audience_ids.first, plan.audience_ids.last, plan.channel
+            "{without_profile} of {sessions} sessions found no profile: {} are not in \
+             channel {}'s profile table (give the IDs of its visitors)",
+            calls.ids.describe(),
+            plan.channel
         ));
     }
     let mut report = format!(

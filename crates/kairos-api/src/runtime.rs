@@ -336,6 +336,9 @@ pub struct VersionAnswer {
 pub struct LevelView {
     pub name: String,
     pub id_fields: Vec<String>,
+    /// The table its profiles are read from, if any.
+    #[serde(default)]
+    pub profile_table: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -70,16 +70,6 @@ pub struct IdRange {
     pub last: u64,
 }
 
-impl Default for IdRange {
-    /// The demo's customers.
-    fn default() -> IdRange {
-        IdRange {
-            first: 1001,
-            last: 4000,
-        }
-    }
-}
-
 /// A load test: sessions (start, get offers, a contact event, end) one after another on
 /// `concurrency` connections for `duration_seconds`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -98,8 +88,10 @@ pub struct LoadtestPlan {
     /// Fails when fewer requests per second were served.
     #[serde(default)]
     pub min_rps: Option<f64>,
+    /// Numbers to draw audience IDs from; absent, the IDs of the channel's profile table
+    /// (up to the first 10,000 of its rows).
     #[serde(default)]
-    pub audience_ids: IdRange,
+    pub audience_ids: Option<IdRange>,
 }
 
 fn default_concurrency() -> u32 {

@@ -40,9 +40,10 @@ pub struct Args {
     /// Fail when fewer requests per second were served
     #[arg(long)]
     min_rps: Option<f64>,
-    /// Audience IDs to draw from, as FIRST-LAST (the demo's customers are 1001-4000)
-    #[arg(long, default_value = "1001-4000")]
-    audience_ids: String,
+    /// Audience IDs to draw from, as FIRST-LAST; with --group, without it, the IDs of the
+    /// channel's profile table (the demo's customers are 1001-4000)
+    #[arg(long, value_name = "FIRST-LAST")]
+    audience_ids: Option<String>,
     /// Touchpoint token for the runtime at --url
     #[arg(long, env = "KAIROS_TOUCHPOINT_TOKEN")]
     token: Option<String>,
@@ -73,14 +74,22 @@ fn plan(args: &Args) -> Result<LoadtestPlan> {
         .ok()
         .filter(|s| *s > 0)
         .context("--duration must be positive")?;
-    let (first, last) = args
-        .audience_ids
-        .split_once('-')
-        .context("--audience-ids takes FIRST-LAST")?;
     let number = |text: &str, which| {
         text.trim()
             .parse::<u64>()
             .with_context(|| format!("--audience-ids: {which} is a number"))
+    };
+    let audience_ids = match &args.audience_ids {
+        Some(range) => {
+            let (first, last) = range
+                .split_once('-')
+                .context("--audience-ids takes FIRST-LAST")?;
+            Some(IdRange {
+                first: number(first, "FIRST")?,
+                last: number(last, "LAST")?,
+            })
+        }
+        None => None,
     };
     Ok(LoadtestPlan {
         channel: args.channel.clone(),
@@ -88,10 +97,7 @@ fn plan(args: &Args) -> Result<LoadtestPlan> {
         concurrency: args.concurrency,
         max_p99_ms: args.max_p99_ms,
         min_rps: args.min_rps,
-        audience_ids: IdRange {
-            first: number(first, "FIRST")?,
-            last: number(last, "LAST")?,
-        },
+        audience_ids,
     })
 }
 
@@ -105,10 +111,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         return Control::connect(&args.control)?.run_tests(group, &TestRunRequest::Loadtest(plan));
     };
     let bar = shows_progress();
+    // From here the profile tables are out of reach: a channel with one needs the IDs given.
     let measured = loadtest::drive(
         url,
         args.token.as_deref(),
         &plan,
+        None,
         &mut |p| {
             if bar {
                 draw_progress(p);

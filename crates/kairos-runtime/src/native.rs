@@ -346,12 +346,16 @@ pub async fn channel(
     let dep = &loaded.deployment;
     let audience_levels = dep
         .audience_levels()
-        .map(|level| LevelView {
-            name: level.to_string(),
-            id_fields: dep
-                .profile_tables(level)
-                .map(|t| t.id_fields.to_vec())
-                .unwrap_or_default(),
+        .map(|level| {
+            let tables = dep.profile_tables(level);
+            LevelView {
+                name: level.to_string(),
+                id_fields: tables
+                    .as_ref()
+                    .map(|t| t.id_fields.to_vec())
+                    .unwrap_or_default(),
+                profile_table: tables.and_then(|t| t.table.map(str::to_string)),
+            }
         })
         .collect();
     let events = dep

@@ -21,7 +21,10 @@ use kairos_api::{Client, Code, Problem};
 use kairos_engine::scenario::{FilesRun, run_file, run_files};
 use kairos_model::Rejected;
 use kairos_model::scenario::{ScenarioFile, parse_scenarios};
+use kairos_model::table::TableSchema;
+use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
+use kairos_store::ProfileStore;
 use kairos_store::control::{Group, TestResult};
 use serde_json::Value as J;
 
@@ -149,7 +152,7 @@ fn checked(request: TestRunRequest) -> Result<Work, Problem> {
                     )));
                 }
             }
-            if plan.audience_ids.first > plan.audience_ids.last {
+            if plan.audience_ids.is_some_and(|ids| ids.first > ids.last) {
                 return Err(Problem::bad_request(
                     "audience_ids: first is above last".to_string(),
                 ));
@@ -275,6 +278,15 @@ impl ControlPlane {
         let target = self.target(group, &channels).await?;
         self.book()
             .update(id, |r| r.runtime = Some(target.url.clone()));
+        // A load test's visitors are those of the group's data source.
+        let profiles = match &work {
+            Work::Loadtest(_) => Some(
+                self.profiles_for(Some(&group.name))
+                    .await
+                    .map_err(|p| p.detail)?,
+            ),
+            Work::Scenarios(_) => None,
+        };
         let token = match group.open {
             true => None,
             false => Some(self.run_token(id, by, &channels, &work, &target).await?),
@@ -282,11 +294,27 @@ impl ControlPlane {
         let secret = token.as_ref().map(|(secret, _)| secret.clone());
         let cp = self.clone();
         let (run_id, url) = (id.to_string(), target.url.clone());
-        let outcomes = tokio::task::spawn_blocking(move || match work {
-            Work::Scenarios(files) => Ok(cp.run_scenarios(&run_id, &url, secret, &files)),
-            Work::Loadtest(plan) => cp.run_loadtest(&run_id, &url, secret, &plan),
-        })
-        .await
+        let outcomes = match work {
+            Work::Scenarios(files) => {
+                tokio::task::spawn_blocking(move || {
+                    Ok(cp.run_scenarios(&run_id, &url, secret, &files))
+                })
+                .await
+            }
+            Work::Loadtest(plan) => {
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    let mut read_ids = profiles.map(|profiles| {
+                        move |table: &str, column: &str, limit: usize| {
+                            handle.block_on(column_values(&profiles, table, column, limit))
+                        }
+                    });
+                    let read_ids = read_ids.as_mut().map(|r| r as loadtest::ReadIds);
+                    cp.run_loadtest(&run_id, &url, secret, &plan, read_ids)
+                })
+                .await
+            }
+        }
         .map_err(|e| format!("the run failed: {e}"))?;
         if let Some((_, token_id)) = token {
             self.end_token(&token_id).await;
@@ -506,12 +534,20 @@ impl ControlPlane {
         url: &str,
         token: Option<String>,
         plan: &LoadtestPlan,
+        read_ids: Option<loadtest::ReadIds>,
     ) -> Result<Vec<Outcome>, String> {
         let mut progress = |p: LoadProgress| {
             self.book().update(id, |r| r.progress = Some(p));
         };
-        let measured = loadtest::drive(url, token.as_deref(), plan, &mut progress, &self.stopping)
-            .map_err(|e| e.to_string())?;
+        let measured = loadtest::drive(
+            url,
+            token.as_deref(),
+            plan,
+            read_ids,
+            &mut progress,
+            &self.stopping,
+        )
+        .map_err(|e| e.to_string())?;
         self.report(id, &measured.report);
         let mut summary = measured.summary;
         summary.run = Some(id.to_string());
@@ -555,4 +591,44 @@ impl ControlPlane {
         )
         .await
     }
+}
+
+/// Up to `limit` values of `column` in `table`: a load test's audience IDs.
+async fn column_values(
+    profiles: &ProfileStore,
+    table: &str,
+    column: &str,
+    limit: usize,
+) -> Result<Vec<J>, String> {
+    let schema = profiles
+        .schemas()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|s| s.name.eq_ignore_ascii_case(table))
+        .ok_or_else(|| format!("table {table} is not imported"))?;
+    let key = schema
+        .column(column)
+        .ok_or_else(|| format!("table {table} has no column {column}"))?
+        .clone();
+    let narrowed = TableSchema {
+        name: schema.name,
+        columns: vec![key],
+    };
+    let rows = profiles
+        .table(&narrowed, limit as i64)
+        .await
+        .map_err(|e| e.to_string())?
+        .rows;
+    Ok(rows
+        .into_iter()
+        .filter_map(|mut row| row.pop().flatten())
+        .map(|value| match value {
+            Value::Int(n) => n.into(),
+            Value::Double(d) => d.into(),
+            Value::Bool(b) => b.into(),
+            Value::String(s) => s.to_string().into(),
+            other => other.to_string().into(),
+        })
+        .collect())
 }

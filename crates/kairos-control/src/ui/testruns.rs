@@ -2,9 +2,7 @@
 //! staging group's runtime and records for the gates, and a page following a run (it
 //! reloads itself while the run goes on: no script).
 
-use kairos_api::testrun::{
-    IdRange, LoadtestPlan, RunState, SubmittedFile, TestRun, TestRunRequest,
-};
+use kairos_api::testrun::{LoadtestPlan, RunState, SubmittedFile, TestRun, TestRunRequest};
 
 use super::*;
 
@@ -62,7 +60,7 @@ fn request(channel: &str, f: RunForm) -> Result<TestRunRequest, String> {
         concurrency: number("sessions at once", f.concurrency.as_deref())?.unwrap_or(8),
         max_p99_ms: number("most p99", f.max_p99_ms.as_deref())?,
         min_rps: number("fewest requests/s", f.min_rps.as_deref())?,
-        audience_ids: IdRange::default(),
+        audience_ids: None,
     }))
 }
 
