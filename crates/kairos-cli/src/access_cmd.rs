@@ -18,6 +18,7 @@ pub enum UserCommand {
     /// Create or replace a user (password from KAIROS_NEW_PASSWORD or a prompt); a new
     /// password ends the user's tokens
     Add {
+        /// The user's name, as they log in
         name: String,
         /// designer, administrator, data_administrator, reviewer, manager (repeatable)
         #[arg(long = "role", required = true)]
@@ -34,18 +35,21 @@ pub enum UserCommand {
     },
     /// Disable a user: they cannot log in, and their tokens end now
     Disable {
+        /// The user's name
         name: String,
         #[command(flatten)]
         control: ControlArgs,
     },
     /// Enable a disabled user again (they log in anew)
     Enable {
+        /// The user's name
         name: String,
         #[command(flatten)]
         control: ControlArgs,
     },
     /// Delete a user and their tokens; the audit log keeps what they did
     Delete {
+        /// The user's name
         name: String,
         #[command(flatten)]
         control: ControlArgs,
@@ -54,6 +58,7 @@ pub enum UserCommand {
     /// on the database directly: for an administrator who lost theirs. Stop the control plane
     /// first; the user's tokens end.
     ResetPassword {
+        /// The user's name
         name: String,
         /// The folder of `kairos up`
         #[arg(long, default_value = "kairos-data")]
@@ -169,6 +174,7 @@ pub enum TokenCommand {
         /// It stops working after this long: 90d, 12h, 30m, 45s
         #[arg(long, value_parser = parse_expiry)]
         expires: Option<u64>,
+        /// What the token is for, shown by `kairos token list`
         #[arg(long, default_value = "")]
         label: String,
         #[command(flatten)]
@@ -183,6 +189,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token by the ID `kairos token list` shows; it fails at once everywhere
     Revoke {
+        /// The token's ID, as `kairos token list` shows it
         id: String,
         #[command(flatten)]
         control: ControlArgs,

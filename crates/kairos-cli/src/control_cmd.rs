@@ -315,6 +315,7 @@ pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
+    /// The channel to print
     #[arg(long)]
     channel: String,
     /// A deployed version instead of the current design
@@ -338,13 +339,16 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct DeployArgs {
+    /// The channel to deploy
     #[arg(long)]
     channel: String,
+    /// The server group to make it active on
     #[arg(long)]
     group: String,
     /// Deploy this version; without it, the current design is snapshotted as a new version
     #[arg(long)]
     version: Option<i64>,
+    /// Why: kept with the version it makes
     #[arg(long, default_value = "")]
     note: String,
     /// Administrators only: deploy past failed gates, recording this reason
@@ -546,6 +550,7 @@ fn describe_gates(gates: &Gates) -> String {
 
 #[derive(clap::Args)]
 pub struct DiffArgs {
+    /// The channel whose versions to compare
     #[arg(long)]
     channel: String,
     /// A version number, or `design`
@@ -577,10 +582,12 @@ pub fn diff(args: &DiffArgs) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct ReviewArgs {
+    /// The channel of the version
     #[arg(long)]
     channel: String,
     #[arg(long)]
     version: i64,
+    /// What the reviewer says about it, shown with the review
     #[arg(long, default_value = "")]
     comment: String,
     #[command(flatten)]
@@ -616,8 +623,10 @@ pub fn review(args: &ReviewArgs, decision: Decision) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct RollbackArgs {
+    /// The channel to roll back
     #[arg(long)]
     channel: String,
+    /// The server group it is rolled back on
     #[arg(long)]
     group: String,
     /// The version to return to; without it, the one active before the current one

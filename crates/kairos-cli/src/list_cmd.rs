@@ -12,7 +12,8 @@ use crate::control_cmd::{Control, ControlArgs};
 /// `table` for people, `json` for scripts.
 #[derive(clap::Args)]
 pub struct Output {
-    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+    /// How to print: table, for people, or json, for scripts
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
     format: String,
 }
 
@@ -94,6 +95,7 @@ pub fn tables(args: &TablesArgs) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct ChannelArgs {
+    /// The channel
     #[arg(long)]
     channel: String,
     #[command(flatten)]

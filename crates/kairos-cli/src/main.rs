@@ -102,6 +102,7 @@ enum Command {
     Demo(DemoCommand),
     /// Print a completion script for a shell: kairos completion bash > /etc/bash_completion.d/kairos
     Completion {
+        /// The shell: bash, zsh or fish
         #[arg(value_parser = ["bash", "zsh", "fish"])]
         shell: String,
     },
@@ -202,5 +203,36 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             exit::code_of(&e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every flag or argument of every command says what it is for.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "kairos", &mut missing);
+        assert!(missing.is_empty(), "without help:\n{}", missing.join("\n"));
     }
 }
