@@ -481,17 +481,12 @@ impl Runtime {
         let segments = call.debug.then(|| session.segments(dep, now));
         if let Some(shared) = &self.shared {
             // A replaced session had nothing left to write: each call wrote what it produced.
-            let lock = shared.lock(&session_id, self.new_session_id()).await?;
-            let saved = match shared
+            let started = shared
                 .start(&channel, &session.snapshot(dep), self.sessions.max)
-                .await
-            {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(self.too_many_sessions("the server group holds")),
-                Err(e) => Err(e),
-            };
-            lock.release().await;
-            saved?;
+                .await?;
+            if !started {
+                return Err(self.too_many_sessions("the server group holds"));
+            }
             return Ok(Started {
                 session_id,
                 messages,
@@ -564,12 +559,9 @@ impl Runtime {
             access.check(&entry.channel)?;
             return f(&mut entry).await;
         };
-        let mut lock = shared.lock(id, self.new_session_id()).await?;
-        let result = async {
-            let (channel, snapshot) = shared
-                .load(id)
-                .await?
-                .ok_or_else(|| Problem::session_not_found(id))?;
+        let (lock, found) = shared.lock_and_load(id, self.new_session_id()).await?;
+        let done = async {
+            let (channel, snapshot) = found.ok_or_else(|| Problem::session_not_found(id))?;
             access.check(&channel)?;
             let mut entry = Entry {
                 session: Session::restore(snapshot),
@@ -578,12 +570,19 @@ impl Runtime {
             let value = f(&mut entry).await?;
             let loaded = self.loaded(&entry.channel)?;
             let snapshot = entry.session.snapshot(&loaded.deployment);
-            lock.save(entry.channel, snapshot).await?;
-            Ok(value)
+            Ok((value, entry.channel, snapshot))
         }
         .await;
-        lock.release().await;
-        result
+        match done {
+            Ok((value, channel, snapshot)) => {
+                lock.save_and_release(channel, snapshot).await?;
+                Ok(value)
+            }
+            Err(problem) => {
+                lock.release().await;
+                Err(problem)
+            }
+        }
     }
 
     /// Decides the offers, and hands back the deployment that did, for its rendered fragments.
@@ -724,10 +723,7 @@ impl Runtime {
             return self.close(slot).await;
         };
         // Every call already wrote what it produced: ending is forgetting.
-        let lock = shared.lock(id, self.new_session_id()).await?;
-        let removed = shared.remove(id).await;
-        lock.release().await;
-        if removed? {
+        if shared.remove(id).await? {
             Ok(())
         } else {
             Err(Problem::session_not_found(id))

@@ -32,8 +32,9 @@ pub struct RedisSessions {
     prefix: String,
     ttl: Duration,
     unlock: redis::Script,
+    lock_load: redis::Script,
+    save_release: redis::Script,
     start: redis::Script,
-    save: redis::Script,
     remove: redis::Script,
     live: redis::Script,
 }
@@ -45,8 +46,13 @@ const NOW_MS: &str =
 const PRUNE: &str = "redis.call('zremrangebyscore', KEYS[1], '-inf', now) ";
 /// Stores a snapshot and counts its session live until it expires. KEYS[1] is the set,
 /// KEYS[2] the session's key; ARGV: session ID, time to live (ms), snapshot.
-const SAVE: &str = "redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
-     redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) return 1";
+const STORE: &str = "redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2]) \
+     redis.call('zadd', KEYS[1], now + ARGV[2], ARGV[1]) ";
+/// Answers -1 while another call holds the session's lock (KEYS[3]).
+const UNLESS_HELD: &str = "if redis.call('exists', KEYS[3]) == 1 then return -1 end ";
+
+/// A script's answer while another call holds the session.
+const HELD: i64 = -1;
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::new(
@@ -64,27 +70,40 @@ impl RedisSessions {
             .get_connection_manager()
             .await
             .map_err(|e| format!("cannot reach {url}: {e}"))?;
-        let unlock = redis::Script::new(
-            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
-        );
+        // Each call on a session is two round trips: take its lock and read it in one script,
+        // store it and release the lock in another; start and end are one each.
         Ok(RedisSessions {
             conn,
             client,
             prefix: prefix.to_string(),
             ttl,
-            unlock,
-            // As `save`, with ARGV[4] the group's maximum: 0, storing nothing, when full.
+            // KEYS[1] the lock; ARGV[1] the caller's token.
+            unlock: redis::Script::new(
+                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+            ),
+            // KEYS[1] the lock, KEYS[2] the session; ARGV: token, lock time (ms). Nothing
+            // while another call holds the lock, else the session (false when there is none).
+            lock_load: redis::Script::new(
+                "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then \
+                    return { redis.call('get', KEYS[2]) } end return false",
+            ),
+            // KEYS as `start`; ARGV as `STORE`, and ARGV[4] the token whose lock goes.
+            save_release: redis::Script::new(&format!(
+                "{NOW_MS}{STORE}\
+                 if redis.call('get', KEYS[3]) == ARGV[4] then redis.call('del', KEYS[3]) end return 1"
+            )),
+            // KEYS: the set, the session, its lock; ARGV as `STORE`, and ARGV[4] the group's
+            // maximum: 0, storing nothing, when full.
             start: redis::Script::new(&format!(
-                "{NOW_MS}{PRUNE}\
+                "{UNLESS_HELD}{NOW_MS}{PRUNE}\
                  if not redis.call('zscore', KEYS[1], ARGV[1]) \
                     and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end \
-                 {SAVE}"
+                 {STORE}return 1"
             )),
-            save: redis::Script::new(&format!("{NOW_MS}{SAVE}")),
-            // KEYS[2] is the session's key; ARGV[1] the session ID. The keys removed.
-            remove: redis::Script::new(
-                "redis.call('zrem', KEYS[1], ARGV[1]) return redis.call('del', KEYS[2])",
-            ),
+            // KEYS as `start`; ARGV[1] the session ID. The keys removed.
+            remove: redis::Script::new(&format!(
+                "{UNLESS_HELD}redis.call('zrem', KEYS[1], ARGV[1]) return redis.call('del', KEYS[2])"
+            )),
             live: redis::Script::new(&format!(
                 "{NOW_MS}{PRUNE}return redis.call('zcard', KEYS[1])"
             )),
@@ -104,24 +123,75 @@ impl RedisSessions {
         self.ttl.as_millis() as u64
     }
 
+    fn key(&self, id: &str) -> String {
+        format!("{}:session:{id}", self.prefix)
+    }
+
+    fn lock_key(&self, id: &str) -> String {
+        format!("{}:lock:{id}", self.prefix)
+    }
+
+    /// Runs `attempt` until it finds session `id` free of other calls (it answers `Some`),
+    /// waiting a little longer each time; after [`LOCK_WAIT`], the session is busy.
+    async fn when_free<T, F: Future<Output = Result<Option<T>, Problem>>>(
+        &self,
+        id: &str,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, Problem> {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if let Some(done) = attempt().await? {
+                return Ok(done);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Problem::new(
+                    Code::SessionBusy,
+                    format!("session '{id}' is busy; retry"),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// `script` called with the keys and arguments [`STORE`] takes, and the session's lock.
+    fn store_call<'s>(
+        &self,
+        script: &'s redis::Script,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut call = script.key(self.live_key());
+        call.key(self.key(&snapshot.id))
+            .key(self.lock_key(&snapshot.id))
+            .arg(&snapshot.id)
+            .arg(self.ttl_ms())
+            .arg(encode(channel, snapshot));
+        call
+    }
+
     /// Stores a new session's first snapshot and counts it among the group's, unless the
     /// group holds `max` already (then stores nothing, and answers false); a session already
     /// counted (restarted under its ID) is always let in. One script: admission and storage
-    /// cannot part.
+    /// cannot part, and a call holding the session is waited for.
     pub async fn start(
         &self,
         channel: &str,
         snapshot: &SessionSnapshot,
         max: usize,
     ) -> Result<bool, Problem> {
-        let mut conn = self.conn.clone();
-        let started: i64 = self
-            .save_call(&self.start, channel, snapshot)
-            .arg(max)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(started == 1)
+        let mut call = self.store_call(&self.start, channel, snapshot);
+        call.arg(max);
+        let call = &call;
+        self.when_free(&snapshot.id, || {
+            let mut conn = self.conn.clone();
+            async move {
+                let started: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+                Ok((started != HELD).then_some(started == 1))
+            }
+        })
+        .await
     }
 
     /// The group's live sessions.
@@ -134,18 +204,15 @@ impl RedisSessions {
             .map_err(unavailable)
     }
 
-    fn key(&self, id: &str) -> String {
-        format!("{}:session:{id}", self.prefix)
-    }
-
-    fn lock_key(&self, id: &str) -> String {
-        format!("{}:lock:{id}", self.prefix)
-    }
-
-    /// Takes the session's lock; calls for one session are serialised across instances. The
-    /// lock is held from before it is asked for: a call dropped at any await from here on
-    /// still releases it (see [`SessionLock`]).
-    pub async fn lock(self: &Arc<Self>, id: &str, token: String) -> Result<SessionLock, Problem> {
+    /// Takes the session's lock (calls for one session are serialised across instances) and
+    /// reads the session: its channel and snapshot, or none. The lock is held from before it
+    /// is asked for: a call dropped at any await from here on still releases it (see
+    /// [`SessionLock`]).
+    pub async fn lock_and_load(
+        self: &Arc<Self>,
+        id: &str,
+        token: String,
+    ) -> Result<(SessionLock, Option<(String, SessionSnapshot)>), Problem> {
         let mut lock = SessionLock {
             sessions: self.clone(),
             id: id.to_string(),
@@ -153,33 +220,38 @@ impl RedisSessions {
             unsaved: None,
             released: false,
         };
-        let key = self.lock_key(id);
-        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
-        let mut pause = Duration::from_micros(200);
-        loop {
-            let mut conn = self.conn.clone();
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&lock.token)
-                .arg("NX")
-                .arg("PX")
-                .arg(LOCK_MS)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if taken.is_some() {
-                return Ok(lock);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // Another call holds it: nothing of this one's to release.
+        let mut call = self.lock_load.key(self.lock_key(id));
+        call.key(self.key(id)).arg(&lock.token).arg(LOCK_MS);
+        let call = &call;
+        let found = self
+            .when_free(id, || {
+                let mut conn = self.conn.clone();
+                async move {
+                    let taken: Option<(Option<String>,)> =
+                        call.invoke_async(&mut conn).await.map_err(unavailable)?;
+                    Ok(taken.map(|(text,)| text))
+                }
+            })
+            .await;
+        let text = match found {
+            Ok(text) => text,
+            Err(problem) => {
+                // Not taken: nothing of this call's to release.
                 lock.released = true;
-                return Err(Problem::new(
-                    Code::SessionBusy,
-                    format!("session '{id}' is busy; retry"),
-                ));
+                return Err(problem);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(10));
+        };
+        let session = text
+            .map(|t: String| {
+                decode(&t).ok_or_else(|| unavailable(format!("session '{id}' is unreadable")))
+            })
+            .transpose();
+        match session {
+            Ok(session) => Ok((lock, session)),
+            Err(problem) => {
+                lock.release().await;
+                Err(problem)
+            }
         }
     }
 
@@ -194,62 +266,48 @@ impl RedisSessions {
             .await;
     }
 
-    pub async fn load(&self, id: &str) -> Result<Option<(String, SessionSnapshot)>, Problem> {
-        let mut conn = self.conn.clone();
-        let text: Option<String> = conn.get(self.key(id)).await.map_err(unavailable)?;
-        text.map(|t| decode(&t).ok_or_else(|| unavailable(format!("session '{id}' is unreadable"))))
-            .transpose()
-    }
-
     pub async fn exists(&self, id: &str) -> Result<bool, Problem> {
         let mut conn = self.conn.clone();
         conn.exists(self.key(id)).await.map_err(unavailable)
     }
 
-    async fn save(&self, channel: &str, snapshot: &SessionSnapshot) -> Result<(), Problem> {
+    async fn save_release(
+        &self,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+        token: &str,
+    ) -> Result<(), Problem> {
         let mut conn = self.conn.clone();
         let _: i64 = self
-            .save_call(&self.save, channel, snapshot)
+            .store_call(&self.save_release, channel, snapshot)
+            .arg(token)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
     }
 
-    /// `script` called with the keys and arguments [`SAVE`] takes.
-    fn save_call<'s>(
-        &self,
-        script: &'s redis::Script,
-        channel: &str,
-        snapshot: &SessionSnapshot,
-    ) -> redis::ScriptInvocation<'s> {
-        let mut call = script.key(self.live_key());
-        call.key(self.key(&snapshot.id))
-            .arg(&snapshot.id)
-            .arg(self.ttl_ms())
-            .arg(encode(channel, snapshot));
-        call
-    }
-
+    /// Ends a session once no call holds it; whether there was one.
     pub async fn remove(&self, id: &str) -> Result<bool, Problem> {
-        let mut conn = self.conn.clone();
-        let removed: i64 = self
-            .remove
-            .key(self.live_key())
-            .key(self.key(id))
-            .arg(id)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(removed > 0)
+        let mut call = self.remove.key(self.live_key());
+        call.key(self.key(id)).key(self.lock_key(id)).arg(id);
+        let call = &call;
+        self.when_free(id, || {
+            let mut conn = self.conn.clone();
+            async move {
+                let removed: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+                Ok((removed != HELD).then_some(removed > 0))
+            }
+        })
+        .await
     }
 }
 
 /// One call's hold on a session's lock. A call whose caller hangs up is dropped at whatever
-/// await it is in; dropped before [`SessionLock::release`], this leaves the rest to a task of
-/// its own: storing the state the call had ready to store, then releasing the lock. Without
-/// it the session would stay locked for the lock's time to live (10 s), its next calls
-/// failing as busy, and lose what the call had done.
+/// await it is in; dropped before it is released, this leaves the rest to a task of its own:
+/// storing the state the call had ready to store, then releasing the lock. Without it the
+/// session would stay locked for the lock's time to live (10 s), its next calls failing as
+/// busy, and lose what the call had done.
 pub struct SessionLock {
     sessions: Arc<RedisSessions>,
     id: String,
@@ -260,15 +318,18 @@ pub struct SessionLock {
 }
 
 impl SessionLock {
-    /// Stores the session's state (of `channel`) while holding its lock.
-    pub async fn save(
-        &mut self,
+    /// Stores the session's state (of `channel`) and releases its lock, in one round trip.
+    pub async fn save_and_release(
+        mut self,
         channel: String,
         snapshot: SessionSnapshot,
     ) -> Result<(), Problem> {
         let (channel, snapshot) = self.unsaved.insert((channel, snapshot));
-        self.sessions.save(channel, snapshot).await?;
+        self.sessions
+            .save_release(channel, snapshot, &self.token)
+            .await?;
         self.unsaved = None;
+        self.released = true;
         Ok(())
     }
 
@@ -294,10 +355,16 @@ impl Drop for SessionLock {
         );
         let unsaved = self.unsaved.take();
         runtime.spawn(async move {
-            if let Some((channel, snapshot)) = unsaved {
-                let _ = sessions.save(&channel, &snapshot).await;
+            let saved = match &unsaved {
+                Some((channel, snapshot)) => sessions
+                    .save_release(channel, snapshot, &token)
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !saved {
+                sessions.unlock(&id, &token).await;
             }
-            sessions.unlock(&id, &token).await;
         });
     }
 }

@@ -129,12 +129,18 @@ async fn a_lock_whose_call_was_dropped_is_released_all_the_same() {
     let sessions = std::sync::Arc::new(sessions);
     // A call dropped at an await while it holds the session's lock (its client hung up)
     // drops the lock unreleased.
-    let held = sessions.lock("s1", "first call".into()).await.unwrap();
+    let (held, _) = sessions
+        .lock_and_load("s1", "first call".into())
+        .await
+        .unwrap();
     drop(held);
     // The next call is not kept waiting for the lock's time to live (10 s; a call waits 5 s
     // for a busy session, then fails).
     let asked = std::time::Instant::now();
-    let next = sessions.lock("s1", "next call".into()).await.unwrap();
+    let (next, _) = sessions
+        .lock_and_load("s1", "next call".into())
+        .await
+        .unwrap();
     assert!(
         asked.elapsed() < Duration::from_secs(2),
         "the session stayed locked for {:?}",
@@ -203,6 +209,7 @@ async fn sessions_whose_keys_expired_no_longer_count() {
     let Some(sessions) = shared_for(&prefix, Duration::from_millis(100)).await else {
         return;
     };
+    let sessions = std::sync::Arc::new(sessions);
     let start = |id: &str| {
         let snapshot = SessionSnapshot {
             id: id.to_string(),
@@ -225,15 +232,20 @@ async fn sessions_whose_keys_expired_no_longer_count() {
         let sessions = &sessions;
         async move { sessions.start("shop", &snapshot, 1).await.unwrap() }
     };
+    let stored = |id: &'static str| {
+        let sessions = sessions.clone();
+        async move {
+            let (lock, found) = sessions.lock_and_load(id, "reader".into()).await.unwrap();
+            lock.release().await;
+            found.is_some()
+        }
+    };
     assert!(start("short").await);
     assert_eq!(sessions.live().await.unwrap(), 1);
     assert!(!start("another").await, "the group is full");
-    assert!(
-        sessions.load("another").await.unwrap().is_none(),
-        "a refused session is not stored"
-    );
+    assert!(!stored("another").await, "a refused session is not stored");
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(sessions.live().await.unwrap(), 0);
     assert!(start("another").await);
-    assert!(sessions.load("another").await.unwrap().is_some());
+    assert!(stored("another").await);
 }
