@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kairos_engine::scenario::{Call, Outcome, Target};
+use kairos_engine::scenario::{Call, ChannelNames, Outcome, Target};
 use kairos_engine::{CandidateExplain, Filter, IpExplain};
 use kairos_rules::Value;
 use serde::Serialize;
@@ -172,10 +172,14 @@ impl Target for Remote {
         Ok(profile.segments)
     }
 
-    fn offer_codes(&mut self) -> Result<Vec<String>, String> {
+    fn names(&mut self) -> Result<ChannelNames, String> {
         let path = format!("/v1/channels/{}", self.channel);
         let described: ChannelAnswer = self.call_api("GET", &path, None::<&()>)?;
-        Ok(described.offers)
+        Ok(ChannelNames {
+            offers: described.offers,
+            segments: described.segments,
+            interaction_points: described.interaction_points,
+        })
     }
 }
 

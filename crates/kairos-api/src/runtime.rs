@@ -361,6 +361,9 @@ pub struct ChannelAnswer {
     /// The offers' codes (a runtime of an earlier version sends none).
     #[serde(default)]
     pub offers: Vec<String>,
+    /// The segments' names (a runtime of an earlier version sends none).
+    #[serde(default)]
+    pub segments: Vec<String>,
     pub messages: Vec<Message>,
 }
 

@@ -11,7 +11,7 @@ use kairos_control::ControlPlane;
 use serde::de::IgnoredAny;
 
 use crate::control_cmd::{Control, ControlArgs, names, secret, token_file};
-use crate::list_cmd::Output;
+use crate::list_cmd::{Output, to_second};
 
 #[derive(clap::Subcommand)]
 pub enum UserCommand {
@@ -249,7 +249,7 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
                 issued.id,
                 issued
                     .expires_at
-                    .map_or_else(String::new, |at| format!(", expires {at}"))
+                    .map_or_else(String::new, |at| format!(", expires {}", to_second(&at)))
             );
         }
         TokenCommand::List { output, control } => {
@@ -262,10 +262,10 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
                     t.subject,
                     if t.label.is_empty() { "-" } else { &t.label },
                     t.created_by,
-                    t.created_at,
+                    to_second(&t.created_at),
                     t.expires_at
                         .as_deref()
-                        .map_or_else(String::new, |at| format!(", expires {at}"))
+                        .map_or_else(String::new, |at| format!(", expires {}", to_second(at)))
                 )
             })?;
         }

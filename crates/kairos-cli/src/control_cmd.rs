@@ -394,7 +394,7 @@ pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
     for e in &log {
         println!(
             "{}  {:<10} {:<12} {}{}",
-            e.at,
+            crate::list_cmd::to_second(&e.at),
             e.actor,
             e.action,
             e.target,

@@ -54,13 +54,27 @@ pub struct ListArgs {
     control: ControlArgs,
 }
 
+/// An RFC 3339 time as people read it: to the second, without the fraction.
+pub fn to_second(at: &str) -> String {
+    match at.split_once('.') {
+        Some((whole, fraction)) => {
+            let zone = fraction.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{whole}{zone}")
+        }
+        None => at.to_string(),
+    }
+}
+
 /// The channels of the design environment.
 pub fn channels(args: &ListArgs) -> Result<ExitCode> {
     let channels: Vec<ChannelSummary> = Control::connect(&args.control)?.get("/api/channels")?;
     args.output.print(&channels, |c| {
         format!(
             "{}  revision {}  changed by {} at {}",
-            c.name, c.revision, c.updated_by, c.updated_at
+            c.name,
+            c.revision,
+            c.updated_by,
+            to_second(&c.updated_at)
         )
     })?;
     Ok(ExitCode::SUCCESS)
@@ -125,7 +139,7 @@ fn print_version(v: &VersionView) {
     println!(
         "version {}  {}  by {}  hash {}{}",
         v.number,
-        v.created_at,
+        to_second(&v.created_at),
         v.author,
         v.hash,
         if v.active_in.is_empty() {
@@ -143,7 +157,7 @@ fn print_version(v: &VersionView) {
             d.action,
             d.group,
             d.by,
-            d.at,
+            to_second(&d.at),
             d.reason
                 .as_deref()
                 .map_or_else(String::new, |r| format!(" ({r})"))
@@ -186,7 +200,7 @@ pub fn groups(args: &ListArgs) -> Result<ExitCode> {
                 u.name,
                 u.channel,
                 u.calls,
-                u.last_at
+                to_second(&u.last_at)
             );
         }
     }
@@ -238,5 +252,23 @@ fn print_group(g: &GroupView) {
             t.sessions_live
                 .map_or_else(|| "unknown".to_string(), |n| n.to_string())
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_second;
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        assert_eq!(
+            to_second("2026-12-08T00:00:26.072458882Z"),
+            "2026-12-08T00:00:26Z"
+        );
+        assert_eq!(
+            to_second("2026-12-08T00:00:26.5+01:00"),
+            "2026-12-08T00:00:26+01:00"
+        );
+        assert_eq!(to_second("2026-12-08T00:00:26Z"), "2026-12-08T00:00:26Z");
     }
 }

@@ -137,21 +137,26 @@ fn scenario_failures_are_reported_with_expected_actual_and_explain() {
     );
 }
 
-/// An expectation naming an offer the channel lacks (a typo) would pass vacuously: it fails,
-/// naming the offer.
+/// An expectation naming an offer or a segment the channel lacks, or a call to an interaction
+/// point it lacks (typos), would pass vacuously: each fails, naming the name.
 #[test]
-fn an_expectation_naming_no_offer_of_the_channel_fails() {
+fn steps_naming_what_the_channel_lacks_fail() {
     let scenarios = temp_file(
         "typo.scenarios.yaml",
-        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: a typo\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { absent: [ SLIVER ], contains: [ gold ] }\n",
+        "channel: shop\nnow: 2026-06-15T12:00:00Z\nscenarios:\n  - name: typos\n    start: { audience_id: { customer_id: 2 } }\n    steps:\n      - get_offers: { ip: hero, count: 1 }\n        expect: { absent: [ SLIVER ], contains: [ gold ] }\n      - get_offers: { ip: heroo, count: 1 }\n      - post_event: { event: page_view }\n        expect: { segments: [ vipp ] }\n      - get_offers: { ip: promo_strip, count: 1 }\n        expect: { default: true, warnings: [ UNKNOWN_INTERACTION_POINT ] }\n",
     );
     let (code, stdout) = test_on_shop(&scenarios.display().to_string());
     assert_eq!(code, Some(1), "{stdout}");
+    for failure in [
+        ":7: step 1 (get_offers): expect names: expected offer of the channel, got no such offer: SLIVER",
+        ":9: step 2 (get_offers): expect names: expected interaction point of the channel, got no such interaction point: heroo",
+        ":10: step 3 (post_event): expect names: expected segment of the channel, got no such segment: vipp",
+    ] {
+        assert!(stdout.contains(failure), "{failure}\n{stdout}");
+    }
     assert!(
-        stdout.contains(
-            ":7: step 1 (get_offers): expect offers: expected offers of the channel, got no such offer: SLIVER"
-        ),
-        "{stdout}"
+        !stdout.contains("step 4"),
+        "a step that expects the unknown point's warning tests it: {stdout}"
     );
 }
 

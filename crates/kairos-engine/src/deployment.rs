@@ -871,6 +871,11 @@ impl Deployment {
         self.offers.iter().map(|o| &*o.code)
     }
 
+    /// The segments (defined, and populated by flowcharts), in deployment order.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|s| &**s)
+    }
+
     /// The interaction points, in channel order.
     pub fn interaction_points(&self) -> impl Iterator<Item = &str> {
         self.ips.iter().map(|ip| &*ip.name)

@@ -10,7 +10,7 @@ use kairos_rules::time::{NANOS_PER_SECOND, Timestamp};
 use crate::arbitrate::{OfferRequest, OffersRequest};
 use crate::deployment::Deployment;
 use crate::random::SplitMix64;
-use crate::scenario::{Call, Outcome, Target};
+use crate::scenario::{Call, ChannelNames, Outcome, Target};
 use crate::session::{Session, Start};
 use crate::world::{
     AudienceId, MemoryWorld, Profile, Row, assemble_profile, id_text, matches_audience,
@@ -367,7 +367,12 @@ impl Target for InProcess<'_> {
         Ok(self.session()?.segments(dep, now))
     }
 
-    fn offer_codes(&mut self) -> Result<Vec<String>, String> {
-        Ok(self.dep.offer_codes().map(str::to_string).collect())
+    fn names(&mut self) -> Result<ChannelNames, String> {
+        let names = |it: &mut dyn Iterator<Item = &str>| it.map(str::to_string).collect();
+        Ok(ChannelNames {
+            offers: names(&mut self.dep.offer_codes()),
+            segments: names(&mut self.dep.segment_names()),
+            interaction_points: names(&mut self.dep.interaction_points()),
+        })
     }
 }

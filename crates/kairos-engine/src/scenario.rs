@@ -54,9 +54,18 @@ pub trait Target {
     fn call(&mut self, call: &Call) -> Result<Outcome, String>;
     /// The current session's segments.
     fn segments(&mut self) -> Result<Vec<String>, String>;
-    /// The codes of the channel's offers (asked once per file): an expectation naming another
-    /// is a mistake in the scenario, not a pass.
-    fn offer_codes(&mut self) -> Result<Vec<String>, String>;
+    /// The names the channel defines (asked once per file): an expectation naming another
+    /// offer or segment, or a call to an interaction point it lacks (unless the step expects
+    /// the `UNKNOWN_INTERACTION_POINT` warning), is a mistake in the scenario, not a pass.
+    fn names(&mut self) -> Result<ChannelNames, String>;
+}
+
+/// The names a channel defines, as scenario files may name them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChannelNames {
+    pub offers: Vec<String>,
+    pub segments: Vec<String>,
+    pub interaction_points: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -174,14 +183,40 @@ pub fn run_file(file: &ScenarioFile, target: &mut dyn Target) -> Vec<ScenarioRep
         .collect()
 }
 
-/// The channel's offer codes in upper case, asked of the target when an expectation first
-/// names an offer, and kept for the rest of the file once read.
-type KnownOffers = Option<BTreeSet<String>>;
+/// The channel's names in upper case, asked of the target when a step first names one, and
+/// kept for the rest of the file once read.
+struct Known {
+    offers: BTreeSet<String>,
+    segments: BTreeSet<String>,
+    interaction_points: BTreeSet<String>,
+}
+
+type KnownNames = Option<Known>;
+
+/// The names of `kind` that `known` lacks, as a failure.
+fn unknown_names(
+    kind: &'static str,
+    named: &[&String],
+    known: &BTreeSet<String>,
+) -> Option<(&'static str, String, String)> {
+    let unknown: Vec<&str> = named
+        .iter()
+        .filter(|n| !known.contains(&n.to_ascii_uppercase()))
+        .map(|n| n.as_str())
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        (
+            "names",
+            format!("{kind} of the channel"),
+            format!("no such {kind}: {}", unknown.join(", ")),
+        )
+    })
+}
 
 fn run_scenario(
     scenario: &Scenario,
     target: &mut dyn Target,
-    known: &mut KnownOffers,
+    known: &mut KnownNames,
 ) -> ScenarioReport {
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
@@ -284,37 +319,47 @@ fn check(
     expect: &Expect,
     outcome: &Outcome,
     target: &mut dyn Target,
-    known: &mut KnownOffers,
+    known: &mut KnownNames,
 ) -> Vec<(&'static str, String, String)> {
     let mut failures = Vec::new();
-    let named: Vec<&String> = [&expect.codes, &expect.contains, &expect.absent]
+    let offers: Vec<&String> = [&expect.codes, &expect.contains, &expect.absent]
         .into_iter()
         .flatten()
         .flatten()
         .collect();
-    if !named.is_empty() {
+    let segments: Vec<&String> = expect.segments.iter().flatten().collect();
+    // Asking for a point the channel lacks is a test of that only when it says so.
+    let expects_unknown_ip = expect
+        .warnings
+        .iter()
+        .flatten()
+        .any(|w| w == "UNKNOWN_INTERACTION_POINT");
+    let ips: Vec<&String> = match expects_unknown_ip {
+        true => Vec::new(),
+        false => outcome.offers.iter().map(|(ip, _)| ip).collect(),
+    };
+    if !(offers.is_empty() && segments.is_empty() && ips.is_empty()) {
         let read = match known {
             Some(known) => Ok(&*known),
-            None => target
-                .offer_codes()
-                .map(|codes| &*known.insert(upper_set(&codes))),
+            None => target.names().map(|names| {
+                &*known.insert(Known {
+                    offers: upper_set(&names.offers),
+                    segments: upper_set(&names.segments),
+                    interaction_points: upper_set(&names.interaction_points),
+                })
+            }),
         };
         match read {
-            Ok(known) => {
-                let unknown: Vec<String> = named
-                    .into_iter()
-                    .filter(|n| !known.contains(&n.to_ascii_uppercase()))
-                    .cloned()
-                    .collect();
-                if !unknown.is_empty() {
-                    failures.push((
-                        "offers",
-                        "offers of the channel".to_string(),
-                        format!("no such offer: {}", unknown.join(", ")),
-                    ));
-                }
-            }
-            Err(e) => failures.push(("offers", "the channel's offers".to_string(), e)),
+            Ok(known) => failures.extend(
+                [
+                    unknown_names("offer", &offers, &known.offers),
+                    unknown_names("segment", &segments, &known.segments),
+                    unknown_names("interaction point", &ips, &known.interaction_points),
+                ]
+                .into_iter()
+                .flatten(),
+            ),
+            Err(e) => failures.push(("names", "the channel's names".to_string(), e)),
         }
     }
     let served: Vec<String> = outcome

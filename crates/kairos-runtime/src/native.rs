@@ -374,6 +374,7 @@ pub async fn channel(
         interaction_points: dep.interaction_points().map(str::to_string).collect(),
         events,
         offers: dep.offer_codes().map(str::to_string).collect(),
+        segments: dep.segment_names().map(str::to_string).collect(),
         messages: Vec::new(),
     }))
 }
