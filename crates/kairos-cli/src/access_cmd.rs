@@ -285,14 +285,18 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode> {
 pub fn whoami(control: &ControlArgs) -> Result<ExitCode> {
     let me: Me = Control::connect(control)?.get("/api/me")?;
     println!(
-        "{} on {} ({})",
+        "{} on {} ({}){}",
         me.user,
         control.control,
         if me.roles.is_empty() {
             "no role".to_string()
         } else {
             names(&me.roles)
-        }
+        },
+        control
+            .context
+            .as_deref()
+            .map_or_else(String::new, |c| format!(", context {c}"))
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -301,7 +305,7 @@ pub fn whoami(control: &ControlArgs) -> Result<ExitCode> {
 pub fn logout(control: &ControlArgs) -> Result<ExitCode> {
     let ended: Result<IgnoredAny> =
         Control::connect(control).and_then(|mut c| c.call("POST", "/api/logout", None::<&()>));
-    let file = token_file();
+    let file = token_file(control.context.as_deref());
     let forgot = match std::fs::remove_file(&file) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

@@ -34,6 +34,23 @@ pub struct ControlArgs {
     /// one given at `kairos login` is kept for later commands
     #[arg(long, value_name = "FILE", env = "KAIROS_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// A named login of its own (`kairos login --context rex`), so that several users or
+    /// control planes are used side by side; without it, the default login
+    #[arg(long, value_name = "NAME", env = "KAIROS_CONTEXT", value_parser = context_name)]
+    pub context: Option<String>,
+}
+
+/// A context's name: it names a file.
+fn context_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    match valid {
+        true => Ok(name.to_string()),
+        false => Err("letters, digits, - and _, at most 64".to_string()),
+    }
 }
 
 impl ControlArgs {
@@ -57,8 +74,12 @@ fn config_dir() -> PathBuf {
     home.join(".config").join("kairos")
 }
 
-pub fn token_file() -> PathBuf {
-    config_dir().join("token.json")
+/// Where the login of `context` (or the default one) is kept.
+pub fn token_file(context: Option<&str>) -> PathBuf {
+    match context {
+        Some(name) => config_dir().join("contexts").join(format!("{name}.json")),
+        None => config_dir().join("token.json"),
+    }
 }
 
 /// The user token: `KAIROS_TOKEN`, or the one `kairos login` saved for this control plane.
@@ -83,13 +104,13 @@ struct SavedLogin {
 }
 
 /// What `kairos login` saved last, for whichever control plane.
-fn last_login() -> Option<SavedLogin> {
-    serde_json::from_slice(&std::fs::read(token_file()).ok()?).ok()
+fn last_login(context: Option<&str>) -> Option<SavedLogin> {
+    serde_json::from_slice(&std::fs::read(token_file(context)).ok()?).ok()
 }
 
 /// What `kairos login` saved, when it was for this control plane.
-fn saved_login(control: &str) -> Option<SavedLogin> {
-    last_login().filter(|saved| saved.control == control)
+fn saved_login(args: &ControlArgs) -> Option<SavedLogin> {
+    last_login(args.context.as_deref()).filter(|saved| saved.control == args.control)
 }
 
 /// A logged-in connection to the control plane.
@@ -100,7 +121,7 @@ pub struct Control {
 impl Control {
     pub fn connect(args: &ControlArgs) -> Result<Control> {
         // Read once: it holds both the token and the CA file.
-        let saved = saved_login(&args.control);
+        let saved = saved_login(args);
         let token = user_token(saved.as_ref())
             .ok_or_else(|| crate::exit::NotLoggedIn(args.control.clone()))?;
         Ok(Control {
@@ -229,15 +250,16 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     let password = secret("KAIROS_PASSWORD", "password")?;
     let client = args
         .control
-        .client(None, saved_login(&args.control.control).as_ref())?;
+        .client(None, saved_login(&args.control).as_ref())?;
     let request = LoginRequest {
         user: args.user.clone(),
         password,
     };
     let logged_in: LoggedIn = client.call("POST", "/api/login", Some(&request))?;
-    let path = token_file();
-    std::fs::create_dir_all(config_dir())
-        .with_context(|| format!("cannot create {}", config_dir().display()))?;
+    let context = args.control.context.as_deref();
+    let path = token_file(context);
+    let dir = path.parent().expect("a login file is in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The CA file as an absolute path: later commands may run from another folder.
     let ca_file = args
         .control
@@ -252,11 +274,10 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     };
     // One login is kept: say whose this one replaced.
     if let Some(before) =
-        last_login().filter(|b| b.user != saved.user || b.control != saved.control)
+        last_login(context).filter(|b| b.user != saved.user || b.control != saved.control)
     {
         eprintln!(
-            "this replaces the saved login of {} at {} (set KAIROS_CONFIG_DIR to another folder \
-             to keep both)",
+            "this replaces the saved login of {} at {} (log in with --context NAME to keep both)",
             before.user, before.control
         );
     }
