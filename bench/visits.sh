@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Whole visits (start session, get offers, end session in one /v1/batch) on the synthetic
-# channel, against the runtime as one instance runs it (embedded SQLite, sessions in memory)
-# and as an instance of a server group runs it (history in PostgreSQL, sessions and the
-# group's counts in Redis), side by side in one run: visits/s, p99 and the server's own CPU per
+# channel, against the runtime as one instance runs it (`kairos up`'s way: history and the
+# imported profile table in embedded SQLite, sessions in memory) and as an instance of a
+# server group runs it (history and the profile table in PostgreSQL, sessions and the group's
+# counts in Redis), side by side in one run: visits/s, p99 and the server's own CPU per
 # visit from /proc (the group's figure leaves out PostgreSQL's and Redis's own CPU, which the
 # machine reports as busy). ROUNDS rounds (default 3) alternate the two; each figure is the
 # median of its rounds.
@@ -39,13 +40,16 @@ fi
 psql -q "$postgres" -c "CREATE SCHEMA $schema" >/dev/null
 separator='?'; [[ "$postgres" == *\?* ]] && separator='&'
 scoped="${postgres}${separator}options=-c%20search_path%3D${schema}"
-# The profiles are read from the same database as history, as a group's instance reads them.
+# Both read the profiles from the database that holds their history.
 "$kairos" data import --table customers --key customer_id --database "$scoped" "$work/customers.csv" >/dev/null
+mkdir -p "$work/data"
+"$kairos" data import --table customers --key customer_id --database "sqlite://$work/data/kairos.db" \
+  "$work/customers.csv" >/dev/null
 
 start() { # store: embedded | group
   local args=(--channel-file "$work/synthetic.yaml" --listen "127.0.0.1:$port")
   if [ "$1" = embedded ]; then
-    args+=(--profiles "customers=$work/customers.csv" --data "$work/data")
+    args+=(--data "$work/data")
   else
     redis-cli -u "$redis" flushdb >/dev/null
     args+=(--database "$scoped" --sessions "$redis" --data "$work/group")

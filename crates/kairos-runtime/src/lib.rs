@@ -7,6 +7,7 @@
 pub mod access;
 pub mod follow;
 mod group;
+mod held;
 pub mod interact;
 mod live;
 mod metrics;

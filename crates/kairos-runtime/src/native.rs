@@ -397,11 +397,21 @@ pub async fn batch(
             limits.batch_commands
         )));
     }
+    // The commands hold their session: with shared sessions it is read and stored once.
+    rt.holding_sessions(run_batch(&rt, &access, body)).await?
+}
+
+async fn run_batch(
+    rt: &Runtime,
+    access: &Access,
+    body: wire::BatchRequest,
+) -> Result<Response, Problem> {
+    let limits = rt.config.limits;
     let mut session_id = body.session_id;
     let mut responses = Vec::new();
     let mut answer_bytes = 0;
     for (i, command) in body.commands.into_iter().enumerate() {
-        let answered = run_command(&rt, &access, &mut session_id, i, command)
+        let answered = run_command(rt, access, &mut session_id, i, command)
             .await
             .and_then(|response| {
                 answer_bytes += serde_json::to_vec(&response).map_err(internal)?.len();

@@ -13,18 +13,19 @@ use kairos_engine::random::SplitMix64;
 use kairos_engine::world::{AudienceId, AudienceState, Profile};
 use kairos_engine::{
     Deployment, EventResponse, Message, MessageCode, OffersRequest, OffersResponse, ProfileView,
-    Session, Start,
+    Session, SessionSnapshot, Start,
 };
 use kairos_rules::Value;
 use kairos_rules::time::Timestamp;
 use kairos_store::{BoxFuture, EncodedState, HistoryStore, StateWrite};
 
 use crate::access::{Access, Grants, Origins};
+use crate::held;
 use crate::live::{Counted, Live, RequestWorld};
 use crate::metrics::Metrics;
 use crate::offers_json::OfferFragments;
 use crate::sessions::{Entry, Sessions};
-use crate::shared::RedisSessions;
+use crate::shared::{RedisSessions, SessionLock};
 use kairos_api::{Code, Problem};
 
 /// Where session profiles come from.
@@ -370,7 +371,7 @@ impl Runtime {
     }
 
     /// A session ID nobody can guess from another.
-    fn new_session_id(&self) -> String {
+    pub(crate) fn new_session_id(&self) -> String {
         format!("{:016x}{:016x}", self.unpredictable(), self.unpredictable())
     }
 
@@ -481,9 +482,15 @@ impl Runtime {
         let segments = call.debug.then(|| session.segments(dep, now));
         if let Some(shared) = &self.shared {
             // A replaced session had nothing left to write: each call wrote what it produced.
-            let started = shared
-                .start(&channel, &session.snapshot(dep), self.sessions.max)
-                .await?;
+            let started = if held::in_batch() {
+                let entry = Entry { session, channel };
+                self.start_held(shared, entry, loaded.deployment.clone())
+                    .await?
+            } else {
+                shared
+                    .start(&channel, &session.snapshot(dep), self.sessions.max)
+                    .await?
+            };
             if !started {
                 return Err(self.too_many_sessions("the server group holds"));
             }
@@ -519,6 +526,20 @@ impl Runtime {
                 self.sessions.max
             ),
         )
+    }
+
+    /// Takes session `id`'s shared lock and reads it.
+    pub(crate) async fn lock_shared(
+        &self,
+        id: &str,
+    ) -> Result<(SessionLock, Option<(String, SessionSnapshot)>), Problem> {
+        let shared = self.shared.as_ref().expect("only for shared sessions");
+        shared.lock_and_load(id, self.new_session_id()).await
+    }
+
+    /// The deployment serving `channel`.
+    pub(crate) fn deployment_of(&self, channel: &str) -> Result<Arc<Deployment>, Problem> {
+        Ok(self.loaded(channel)?.deployment.clone())
     }
 
     /// Whether its sessions are shared with the group's other instances.
@@ -559,6 +580,14 @@ impl Runtime {
             access.check(&entry.channel)?;
             return f(&mut entry).await;
         };
+        if held::in_batch() {
+            return self
+                .with_held(id, async move |entry: &mut Entry| {
+                    access.check(&entry.channel)?;
+                    f(entry).await
+                })
+                .await;
+        }
         let (lock, found) = shared.lock_and_load(id, self.new_session_id()).await?;
         let done = async {
             let (channel, snapshot) = found.ok_or_else(|| Problem::session_not_found(id))?;
@@ -722,6 +751,11 @@ impl Runtime {
                 .ok_or_else(|| Problem::session_not_found(id))?;
             return self.close(slot).await;
         };
+        if held::in_batch()
+            && let Some(ended) = self.end_held(id).await
+        {
+            return ended;
+        }
         // Every call already wrote what it produced: ending is forgetting.
         if shared.remove(id).await? {
             Ok(())

@@ -36,6 +36,7 @@ pub struct RedisSessions {
     save_release: redis::Script,
     start: redis::Script,
     remove: redis::Script,
+    remove_locked: redis::Script,
     live: redis::Script,
 }
 
@@ -92,18 +93,27 @@ impl RedisSessions {
                 "{NOW_MS}{STORE}\
                  if redis.call('get', KEYS[3]) == ARGV[4] then redis.call('del', KEYS[3]) end return 1"
             )),
-            // KEYS: the set, the session, its lock; ARGV as `STORE`, and ARGV[4] the group's
-            // maximum: 0, storing nothing, when full.
+            // KEYS: the set, the session, its lock; ARGV as `STORE`, ARGV[4] the group's
+            // maximum (0, storing nothing, when full), and ARGV[5] a token to hold the lock
+            // with from now on, or empty.
             start: redis::Script::new(&format!(
                 "{UNLESS_HELD}{NOW_MS}{PRUNE}\
                  if not redis.call('zscore', KEYS[1], ARGV[1]) \
                     and redis.call('zcard', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end \
-                 {STORE}return 1"
+                 {STORE}\
+                 if ARGV[5] ~= '' then redis.call('set', KEYS[3], ARGV[5], 'PX', {LOCK_MS}) end \
+                 return 1"
             )),
             // KEYS as `start`; ARGV[1] the session ID. The keys removed.
             remove: redis::Script::new(&format!(
                 "{UNLESS_HELD}redis.call('zrem', KEYS[1], ARGV[1]) return redis.call('del', KEYS[2])"
             )),
+            // KEYS as `start`; ARGV: the session ID, the token holding its lock.
+            remove_locked: redis::Script::new(
+                "redis.call('zrem', KEYS[1], ARGV[1]) redis.call('del', KEYS[2]) \
+                 if redis.call('get', KEYS[3]) == ARGV[2] then redis.call('del', KEYS[3]) end \
+                 return 1",
+            ),
             live: redis::Script::new(&format!(
                 "{NOW_MS}{PRUNE}return redis.call('zcard', KEYS[1])"
             )),
@@ -181,8 +191,37 @@ impl RedisSessions {
         snapshot: &SessionSnapshot,
         max: usize,
     ) -> Result<bool, Problem> {
+        self.start_with(channel, snapshot, max, "").await
+    }
+
+    /// As [`RedisSessions::start`], and the session's lock is held from then on with the
+    /// answer (none when the group is full).
+    pub async fn start_locked(
+        self: &Arc<Self>,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+        max: usize,
+        token: String,
+    ) -> Result<Option<SessionLock>, Problem> {
+        let started = self.start_with(channel, snapshot, max, &token).await?;
+        Ok(started.then(|| SessionLock {
+            sessions: self.clone(),
+            id: snapshot.id.clone(),
+            token,
+            unsaved: None,
+            released: false,
+        }))
+    }
+
+    async fn start_with(
+        &self,
+        channel: &str,
+        snapshot: &SessionSnapshot,
+        max: usize,
+        token: &str,
+    ) -> Result<bool, Problem> {
         let mut call = self.store_call(&self.start, channel, snapshot);
-        call.arg(max);
+        call.arg(max).arg(token);
         let call = &call;
         self.when_free(&snapshot.id, || {
             let mut conn = self.conn.clone();
@@ -336,6 +375,29 @@ impl SessionLock {
     pub async fn release(mut self) {
         self.sessions.unlock(&self.id, &self.token).await;
         self.released = true;
+    }
+
+    /// Ends the session while holding its lock: it is forgotten, and so is the lock.
+    pub async fn remove_session(mut self) -> Result<(), Problem> {
+        let sessions = &self.sessions;
+        let mut conn = sessions.conn.clone();
+        let _: i64 = sessions
+            .remove_locked
+            .key(sessions.live_key())
+            .key(sessions.key(&self.id))
+            .key(sessions.lock_key(&self.id))
+            .arg(&self.id)
+            .arg(&self.token)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        self.released = true;
+        Ok(())
+    }
+
+    /// The state to store if this lock is dropped unreleased.
+    pub fn keep_unsaved(&mut self, channel: String, snapshot: SessionSnapshot) {
+        self.unsaved = Some((channel, snapshot));
     }
 }
 

@@ -887,7 +887,14 @@ async fn a_deployed_channel_describes_what_touchpoints_may_call() {
     assert_eq!(body["default_audience_level"], "customer");
     assert_eq!(
         body["audience_levels"][0],
-        json!({ "name": "customer", "id_fields": ["customer_id"] })
+        json!({ "name": "customer", "id_fields": ["customer_id"], "profile_table": "people" })
+    );
+    assert!(
+        body["segments"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("high_value")),
+        "{body}"
     );
     let events = body["events"].as_array().unwrap();
     assert!(events.contains(&json!({ "name": "offer_shown", "logs_contact": true })));

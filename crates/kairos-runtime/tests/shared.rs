@@ -249,3 +249,74 @@ async fn sessions_whose_keys_expired_no_longer_count() {
     assert!(start("another").await);
     assert!(stored("another").await);
 }
+
+/// A batch holds its session for its commands: what they did is stored once at its end, and
+/// reaches the other instance; a batch that ends its session leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holds_its_session_and_stores_it_once() {
+    let Some((a, b, _keys)) = group("batch").await else {
+        return;
+    };
+    // Started and asked for offers in one batch on A, left open.
+    let (status, answer) = call(
+        a.addr,
+        "POST",
+        "/v1/batch",
+        json!({ "commands": [
+            { "start_session": { "channel": "shop", "audience_id": { "customer_id": 2 } } },
+            { "get_offers": { "requests": [ { "ip": "hero", "count": 1 } ] } },
+        ] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["session_id"].as_str().unwrap().to_string();
+    let code = answer["responses"][1]["offer_lists"][0]["offers"][0]["treatment_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(sessions_live(b.addr).await, "kairos_sessions_live 1");
+    // On B, a batch on that session: the treatment A issued is known (the session was stored
+    // with it), and the contact is logged.
+    let (status, answer) = call(
+        b.addr,
+        "POST",
+        "/v1/batch",
+        json!({ "session_id": id, "commands": [
+            { "post_event": { "event": "offer_shown", "params": { "treatment_code": code } } },
+            { "get_profile": {} },
+        ] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["responses"][0]["messages"], json!([]), "{answer}");
+    // A whole visit in one batch on B: started, served, ended; nothing is left of it.
+    let (status, answer) = call(
+        b.addr,
+        "POST",
+        "/v1/batch",
+        json!({ "commands": [
+            { "start_session": { "channel": "shop", "audience_id": { "customer_id": 3 } } },
+            { "get_offers": { "requests": [ { "ip": "hero", "count": 2 } ] } },
+            { "end_session": {} },
+        ] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let ended = answer["session_id"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        a.addr,
+        "GET",
+        &format!("/v1/sessions/{ended}/profile"),
+        J::Null,
+    )
+    .await;
+    assert_eq!(status, 404, "an ended session is gone on every instance");
+    assert_eq!(sessions_live(a.addr).await, "kairos_sessions_live 1");
+    // The first session goes on, on A, with what B's batch logged in it.
+    let (status, answer) = call(a.addr, "DELETE", &format!("/v1/sessions/{id}"), J::Null).await;
+    assert_eq!(status, 200, "{answer}");
+    let contacts = a.runtime.store.history().await.unwrap();
+    assert_eq!(contacts.len(), 1, "one contact logged: {contacts:?}");
+    a.stop().await;
+    b.stop().await;
+}

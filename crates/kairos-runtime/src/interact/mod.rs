@@ -326,7 +326,7 @@ async fn answer(
 async fn batch(
     rt: &Runtime,
     access: &Access,
-    mut session_id: String,
+    session_id: String,
     calls: Vec<Result<Call, Problem>>,
 ) -> Result<BatchResponse, Problem> {
     let limits = rt.config.limits;
@@ -337,6 +337,18 @@ async fn batch(
             limits.batch_commands
         )));
     }
+    // The commands hold their session: with shared sessions it is read and stored once.
+    rt.holding_sessions(run_batch(rt, access, session_id, calls))
+        .await
+}
+
+async fn run_batch(
+    rt: &Runtime,
+    access: &Access,
+    mut session_id: String,
+    calls: Vec<Result<Call, Problem>>,
+) -> BatchResponse {
+    let limits = rt.config.limits;
     let mut responses = Vec::with_capacity(calls.len());
     let mut answer_bytes = 0;
     for (i, call) in calls.into_iter().enumerate() {
@@ -358,7 +370,7 @@ async fn batch(
         }
         responses.push(response);
     }
-    Ok(BatchResponse::new(responses))
+    BatchResponse::new(responses)
 }
 
 /// RestServlet commands as calls, each read in turn: one that cannot be read fails alone.
