@@ -405,6 +405,8 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = 50)]
     limit: u32,
     #[command(flatten)]
+    output: crate::list_cmd::Output,
+    #[command(flatten)]
     control: ControlArgs,
 }
 
@@ -412,8 +414,8 @@ pub struct AuditArgs {
 pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
     let mut control = Control::connect(&args.control)?;
     let log: Vec<AuditView> = control.get(&format!("/api/audit?limit={}", args.limit))?;
-    for e in &log {
-        println!(
+    args.output.print(&log, |e| {
+        format!(
             "{}  {:<10} {:<12} {}{}",
             crate::list_cmd::to_second(&e.at),
             e.actor,
@@ -424,8 +426,8 @@ pub fn audit(args: &AuditArgs) -> Result<ExitCode> {
             } else {
                 format!(" ({})", e.detail)
             }
-        );
-    }
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
