@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use common::{Runtime, SHOP, http};
 
-use kairos_engine::world::ResponseKind;
-
 #[test]
 fn acknowledged_events_survive_sigkill() {
     let data = std::env::temp_dir().join(format!("kairos-crash-{}", std::process::id()));
@@ -66,15 +64,7 @@ fn acknowledged_events_survive_sigkill() {
         .unwrap();
         store.history().await.unwrap()
     });
-    let stored: std::collections::HashSet<&str> = history
-        .iter()
-        .filter(|r| r.kind == ResponseKind::Contact)
-        .map(|r| &*r.treatment.code)
-        .collect();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|c| !stored.contains(c.as_str()))
-        .collect();
+    let lost = common::lost_contacts(&history, &acknowledged);
     assert!(
         lost.is_empty(),
         "{} of {} acknowledged contacts were lost: {lost:?}",

@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{KillOnDrop, Runtime, free_port, http, repo, temp_file};
 use kairos_engine::world::ResponseKind;
@@ -62,11 +61,7 @@ fn load_balancer(haproxy: &str, port: u16, backends: &[u16]) -> KillOnDrop {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http(port, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "haproxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until_ready(port, "/readyz", "haproxy");
     process
 }
 
@@ -207,24 +202,16 @@ fn a_group_behind_a_load_balancer_survives_losing_an_instance() {
         let store = kairos_store::HistoryStore::open(&database).await.unwrap();
         store.history().await.unwrap()
     });
-    let contacts: Vec<_> = history
-        .iter()
-        .filter(|r| r.kind == ResponseKind::Contact)
-        .collect();
-    let stored: HashSet<&str> = contacts.iter().map(|r| &*r.treatment.code).collect();
     let acknowledged = seen.acknowledged.lock().unwrap();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|c| !stored.contains(c.as_str()))
-        .collect();
+    let lost = common::lost_contacts(&history, &acknowledged);
     assert!(
         lost.is_empty(),
         "{} acknowledged contacts lost: {lost:?}",
         lost.len()
     );
-    let limited = contacts
+    let limited = history
         .iter()
-        .filter(|r| &*r.treatment.origin.offer == "LIMITED")
+        .filter(|r| r.kind == ResponseKind::Contact && &*r.treatment.origin.offer == "LIMITED")
         .count();
     assert!(
         seen.limited.load(Ordering::Relaxed) >= 50 && acknowledged.len() > 150,

@@ -6,9 +6,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, SHOP, free_port, http, kairos, repo};
+use common::{KillOnDrop, SHOP, free_port, kairos, repo};
 
 /// A request with an `x-request-id`; the whole answer, head and body.
 fn call_with_id(port: u16, method: &str, path: &str, id: &str, body: &str) -> String {
@@ -43,11 +42,7 @@ fn calls_are_logged_as_json_with_their_request_id_and_no_visitor_data() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(port, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "the runtime did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until_ready(port, "/readyz", "the runtime");
     let start = r#"{"channel":"shop","audience_id":{"customer_id":2},"params":{"campaign":"secret-campaign-x"}}"#;
     let answer = call_with_id(port, "POST", "/v1/sessions", "touchpoint-42", start);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

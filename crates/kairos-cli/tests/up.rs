@@ -478,11 +478,7 @@ fn spawn_ready(args: &[&str], env: &[(&str, &str)], port: u16, path: &str) -> Ki
         command.env(k, v);
     }
     let child = KillOnDrop(command.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(port, "GET", path, "").map(|r| r.0) != Some(200) {
-        assert!(Instant::now() < deadline, "{args:?} did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until_ready(port, path, &format!("{args:?}"));
     child
 }
 

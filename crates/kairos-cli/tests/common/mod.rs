@@ -76,6 +76,31 @@ pub fn http_with(
     ))
 }
 
+/// Waits until `GET path` on `port` answers 200 (30 s at most; `what` names the server).
+pub fn wait_until_ready(port: u16, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", path, "").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "{what} did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The acknowledged treatment codes whose contact `history` lacks.
+pub fn lost_contacts<'a>(
+    history: &[kairos_engine::world::HistoryRecord],
+    acknowledged: &'a [String],
+) -> Vec<&'a String> {
+    let stored: std::collections::HashSet<&str> = history
+        .iter()
+        .filter(|r| r.kind == kairos_engine::world::ResponseKind::Contact)
+        .map(|r| &*r.treatment.code)
+        .collect();
+    acknowledged
+        .iter()
+        .filter(|c| !stored.contains(c.as_str()))
+        .collect()
+}
+
 /// A process stopped however the test ends: a leftover would hold its ports.
 pub struct KillOnDrop(pub Child);
 
@@ -180,14 +205,7 @@ impl Runtime {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http(port, "GET", "/readyz", "").map(|r| r.0) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "the runtime did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_ready(port, "/readyz", "the runtime");
         Runtime { child, port }
     }
 }
