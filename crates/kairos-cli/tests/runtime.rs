@@ -108,3 +108,63 @@ fn the_session_limit_is_set_on_the_command_line() {
         String::from_utf8_lossy(&zero.stderr)
     );
 }
+
+/// SIGTERM, as a container platform sends it: the runtime stops taking connections, writes what
+/// its sessions hold, and exits with success.
+#[test]
+fn sigterm_drains_flushes_and_exits() {
+    let data = std::env::temp_dir().join(format!("kairos-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let port = common::free_port();
+    let mut child = kairos()
+        .current_dir(repo())
+        .arg("runtime")
+        .args(SHOP)
+        .args(["--data", data.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_until_ready(port, "/readyz", "the runtime");
+    let start = r#"{"channel":"shop","audience_id":{"customer_id":2}}"#;
+    let (status, started) = http(port, "POST", "/v1/sessions", start).unwrap();
+    assert_eq!(status, 200, "{started}");
+    let id = started["session_id"].as_str().unwrap().to_string();
+    let body = format!(
+        r#"{{"session_id":"{id}","commands":[{{"get_offers":{{"requests":[{{"ip":"hero","count":2}}]}}}},{{"post_event":{{"event":"offer_shown"}}}}]}}"#
+    );
+    let (status, answer) = http(port, "POST", "/v1/batch", &body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    // SAFETY: a plain signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let exited = child.wait().unwrap();
+    assert!(exited.success(), "{exited:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains("kairos runtime stopped; history flushed"),
+        "{out}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens after the exit"
+    );
+    let history = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = kairos_store::HistoryStore::open(&format!(
+            "sqlite://{}",
+            data.join("kairos.db").display()
+        ))
+        .await
+        .unwrap();
+        store.history().await.unwrap()
+    });
+    assert_eq!(
+        history.len(),
+        2,
+        "both offers' contacts were written: {history:?}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
