@@ -15,6 +15,7 @@ pub mod scenario;
 mod segmentation;
 mod segments;
 mod session;
+pub mod simulation;
 pub mod synthetic;
 pub mod world;
 
