@@ -29,8 +29,11 @@ pub enum LoadtestError {
     NoInteractionPoint(String),
     #[error("audience IDs: the first, {}, is above the last, {}", .0.first, .0.last)]
     Ids(IdRange),
-    #[error("channel '{channel}' has no profile table to read audience IDs from; give them")]
-    NoTable { channel: String },
+    #[error(
+        "channel '{channel}' reads its visitors' profiles from table {table}, which cannot be \
+         read from here: give the audience IDs to draw (--audience-ids FIRST-LAST)"
+    )]
+    TableOutOfReach { channel: String, table: String },
     #[error("reading the audience IDs of table {table}: {reason}")]
     Table { table: String, reason: String },
     #[error("table {table} holds no audience ID for the load test")]
@@ -127,7 +130,9 @@ impl Calls {
                 first: 1,
                 last: 1_000_000,
             }),
-            (None, Some(_), None) => return Err(LoadtestError::NoTable { channel }),
+            (None, Some(table), None) => {
+                return Err(LoadtestError::TableOutOfReach { channel, table });
+            }
         };
         if described.interaction_points.is_empty() {
             return Err(LoadtestError::NoInteractionPoint(channel));
