@@ -231,6 +231,10 @@ struct Candidate {
     slot: usize,
     score: f64,
     final_score: f64,
+    /// Orders candidates of equal final scores: drawn at random when the channel learns, so
+    /// that tied offers share the traffic and each gathers the evidence learning needs;
+    /// zero otherwise (rule and offer order decide).
+    tie: u64,
 }
 
 fn seconds(s: i64) -> i64 {
@@ -465,6 +469,7 @@ impl Session {
                     slot,
                     score,
                     final_score: score,
+                    tie: 0,
                 };
                 match best.iter_mut().find(|c| c.offer == o) {
                     Some(existing) if existing.score >= score => {
@@ -495,6 +500,7 @@ impl Session {
         best.sort_by(|a, b| {
             b.final_score
                 .total_cmp(&a.final_score)
+                .then(b.tie.cmp(&a.tie))
                 .then(a.rule.cmp(&b.rule))
                 .then(a.offer.cmp(&b.offer))
         });
@@ -601,6 +607,9 @@ impl Session {
     ) -> bool {
         if !dep.learning.thompson || candidates.is_empty() {
             return false;
+        }
+        for c in candidates.iter_mut() {
+            c.tie = rng.next_u64();
         }
         if dep.learning.explore > 0.0 && rng.unit() < dep.learning.explore {
             for c in candidates.iter_mut() {
