@@ -55,15 +55,7 @@ fn acknowledged_events_survive_sigkill() {
         "the load produced events: {}",
         acknowledged.len()
     );
-    let history = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = kairos_store::HistoryStore::open(&format!(
-            "sqlite://{}",
-            data.join("kairos.db").display()
-        ))
-        .await
-        .unwrap();
-        store.history().await.unwrap()
-    });
+    let history = common::history_of(&format!("sqlite://{}", data.join("kairos.db").display()));
     let lost = common::lost_contacts(&history, &acknowledged);
     assert!(
         lost.is_empty(),

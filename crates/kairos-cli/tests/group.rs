@@ -198,10 +198,7 @@ fn a_group_behind_a_load_balancer_survives_losing_an_instance() {
     let after = seen.visits_after_kill.load(Ordering::Relaxed);
     assert!(after >= 20, "the two instances left served {after} visits");
 
-    let history = tokio.block_on(async {
-        let store = kairos_store::HistoryStore::open(&database).await.unwrap();
-        store.history().await.unwrap()
-    });
+    let history = common::history_of(&database);
     let acknowledged = seen.acknowledged.lock().unwrap();
     let lost = common::lost_contacts(&history, &acknowledged);
     assert!(

@@ -152,15 +152,7 @@ fn sigterm_drains_flushes_and_exits() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing listens after the exit"
     );
-    let history = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = kairos_store::HistoryStore::open(&format!(
-            "sqlite://{}",
-            data.join("kairos.db").display()
-        ))
-        .await
-        .unwrap();
-        store.history().await.unwrap()
-    });
+    let history = common::history_of(&format!("sqlite://{}", data.join("kairos.db").display()));
     assert_eq!(
         history.len(),
         2,

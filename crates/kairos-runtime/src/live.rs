@@ -222,6 +222,7 @@ impl Live {
             return;
         }
         let mut stats = self.pending.lock().expect("stats lock");
+        let mut changed = false;
         for r in records {
             let change = match r.kind {
                 ResponseKind::Contact => Stats {
@@ -240,8 +241,10 @@ impl Live {
                 r.origin.segment.as_ref(),
                 change,
             );
+            changed = true;
         }
-        self.publish_if_due(&stats, true);
+        // Rejects alone change nothing learning reads: no new snapshot for them.
+        self.publish_if_due(&stats, changed);
         drop(stats);
         for r in records.iter().filter(|r| r.kind == ResponseKind::Contact) {
             self.count_contact(&r.origin.offer, r.at, true);

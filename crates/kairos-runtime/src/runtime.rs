@@ -571,7 +571,7 @@ impl Runtime {
         access: &Access,
         f: impl AsyncFnOnce(&mut Entry) -> Result<R, Problem>,
     ) -> Result<R, Problem> {
-        let Some(shared) = &self.shared else {
+        if self.shared.is_none() {
             let slot = self
                 .sessions
                 .get(id)
@@ -579,7 +579,7 @@ impl Runtime {
             let mut entry = slot.entry.lock().await;
             access.check(&entry.channel)?;
             return f(&mut entry).await;
-        };
+        }
         if held::in_batch() {
             return self
                 .with_held(id, async move |entry: &mut Entry| {
@@ -588,7 +588,7 @@ impl Runtime {
                 })
                 .await;
         }
-        let (lock, found) = shared.lock_and_load(id, self.new_session_id()).await?;
+        let (lock, found) = self.lock_shared(id).await?;
         let done = async {
             let (channel, snapshot) = found.ok_or_else(|| Problem::session_not_found(id))?;
             access.check(&channel)?;

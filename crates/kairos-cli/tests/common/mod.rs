@@ -85,6 +85,15 @@ pub fn wait_until_ready(port: u16, path: &str, what: &str) {
     }
 }
 
+/// Every history record of the database at `url` (a test's own, read after its server
+/// stopped or while it runs).
+pub fn history_of(url: &str) -> Vec<kairos_engine::world::HistoryRecord> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = kairos_store::HistoryStore::open(url).await.unwrap();
+        store.history().await.unwrap()
+    })
+}
+
 /// The acknowledged treatment codes whose contact `history` lacks.
 pub fn lost_contacts<'a>(
     history: &[kairos_engine::world::HistoryRecord],
